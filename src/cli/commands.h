@@ -1,0 +1,23 @@
+// Subcommands of the tandem CLI. Each registers its options on the app and
+// sets a callback; a callback returns the process exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+
+namespace tandem::cli {
+
+// Set by a subcommand's callback: what main() runs after parsing.
+using Action = std::function<int()>;
+
+void register_inspect(CLI::App& app, Action& action);
+void register_tokenize(CLI::App& app, Action& action);
+void register_detokenize(CLI::App& app, Action& action);
+void register_synth(CLI::App& app, Action& action);
+
+// Prints "tandem: error: MESSAGE" on stderr and returns the exit code 1.
+int fail(const std::string& message);
+
+}  // namespace tandem::cli

@@ -1,0 +1,40 @@
+// A read-only memory map of a whole file. Move-only; unmaps on destruction.
+#pragma once
+
+#include "core/status.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace tandem {
+
+class MappedFile {
+ public:
+  MappedFile() = default;
+  MappedFile(MappedFile&& other) noexcept;
+  MappedFile& operator=(MappedFile&& other) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+
+  // Maps PATH read-only. An empty file maps to an empty span.
+  static Result<MappedFile> open(const std::string& path);
+
+  std::span<const uint8_t> bytes() const { return {data_, size_}; }
+  size_t size() const { return size_; }
+
+ private:
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Reads a whole file into a string (for small text files: JSON, fixtures).
+Result<std::string> read_file(const std::string& path);
+
+// Writes DATA to PATH atomically: a temporary file in the same folder,
+// fsync, then rename, so readers never see a half-written file.
+Status write_file_atomic(const std::string& path, std::span<const uint8_t> data);
+
+}  // namespace tandem

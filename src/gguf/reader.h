@@ -1,0 +1,91 @@
+// GGUF v2/v3 reader. The file is memory-mapped; metadata is parsed into
+// owned values and tensors are zero-copy views into the map.
+//
+// Files are untrusted input: every count, length, offset and size is checked
+// against the file before use, and a bad file gives an error naming the
+// problem, never a crash or an out-of-bounds read.
+//
+// Layout (little-endian):
+//   "GGUF" u32 version  u64 n_tensors  u64 n_kv
+//   n_kv x   { string key, u32 value_type, value }
+//   n_tensors x { string name, u32 n_dims, u64 dims[n_dims], u32 type, u64 offset }
+//   padding to `general.alignment` (default 32)
+//   tensor data; each tensor at data_start + offset (offset aligned)
+// string = u64 length + bytes (no terminator); array = u32 elem type, u64 count, elems.
+#pragma once
+
+#include "core/mapped_file.h"
+#include "core/status.h"
+#include "gguf/tensor_type.h"
+#include "gguf/value.h"
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace tandem::gguf {
+
+inline constexpr uint32_t kDefaultAlignment = 32;
+inline constexpr uint32_t kMaxDims = 4;
+
+struct TensorInfo {
+  std::string name;
+  TensorType type = TensorType::F32;
+  std::vector<uint64_t> dims;  // dims[0] is the contiguous (innermost) one, as GGML's ne[]
+  uint64_t offset = 0;         // from the start of the data section
+  uint64_t n_elements = 0;
+  uint64_t n_bytes = 0;
+  const uint8_t* data = nullptr;  // view into the mapped file
+
+  uint64_t rows() const { return dims.empty() || dims[0] == 0 ? 0 : n_elements / dims[0]; }
+  std::string shape_string() const;  // "[896, 151936]"
+};
+
+struct KeyValue {
+  std::string key;
+  Value value;
+};
+
+class GgufFile {
+ public:
+  // Maps and parses PATH.
+  static Result<GgufFile> open(const std::string& path);
+  // Parses BYTES, which the caller keeps alive as long as the result.
+  static Result<GgufFile> parse(std::span<const uint8_t> bytes);
+
+  uint32_t version() const { return version_; }
+  uint32_t alignment() const { return alignment_; }
+  uint64_t data_offset() const { return data_offset_; }
+  uint64_t file_size() const { return bytes_.size(); }
+
+  const std::vector<KeyValue>& metadata() const { return kvs_; }
+  const Value* find(std::string_view key) const;
+  // Typed look-ups: nullopt when the key is missing or holds another type.
+  std::optional<std::string> get_string(std::string_view key) const;
+  std::optional<uint64_t> get_uint(std::string_view key) const;
+  std::optional<double> get_float(std::string_view key) const;
+  std::optional<bool> get_bool(std::string_view key) const;
+  const Array* get_array(std::string_view key) const;
+
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const TensorInfo* find_tensor(std::string_view name) const;
+
+ private:
+  MappedFile map_;
+  std::span<const uint8_t> bytes_;
+  uint32_t version_ = 0;
+  uint32_t alignment_ = kDefaultAlignment;
+  uint64_t data_offset_ = 0;
+  std::vector<KeyValue> kvs_;
+  std::vector<TensorInfo> tensors_;
+  std::unordered_map<std::string_view, size_t> kv_index_;      // keys view kvs_ strings
+  std::unordered_map<std::string_view, size_t> tensor_index_;  // names view tensors_ strings
+
+  friend class Parser;
+};
+
+}  // namespace tandem::gguf

@@ -1,0 +1,47 @@
+#include "core/mapped_file.h"
+#include "core/status.h"
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+
+namespace tandem {
+namespace {
+
+Result<int> parse_positive(int x) {
+  if (x <= 0) return Status::errorf("{} is not positive", x);
+  return x;
+}
+
+Status chain(int x) {
+  TANDEM_RETURN_IF_ERROR(parse_positive(x).status());
+  return {};
+}
+
+TEST(Status, CarriesMessagesAndContext) {
+  EXPECT_TRUE(Status().ok());
+  auto r = parse_positive(-3);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.message(), "-3 is not positive");
+  EXPECT_EQ(r.status().with_context("arg").message(), "arg: -3 is not positive");
+  EXPECT_EQ(*parse_positive(4), 4);
+  EXPECT_FALSE(chain(0).ok());
+  EXPECT_TRUE(chain(1).ok());
+}
+
+TEST(MappedFile, MapsAndReportsErrors) {
+  const std::string dir = test::scratch_dir("mapped_file");
+  const std::string path = dir + "/x.bin";
+  const std::string text = "hello";
+  ASSERT_TRUE(write_file_atomic(path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}).ok());
+  auto m = MappedFile::open(path);
+  ASSERT_TRUE(m.ok()) << m.message();
+  EXPECT_EQ(m->size(), 5u);
+  EXPECT_EQ(*read_file(path), "hello");
+  auto missing = MappedFile::open(dir + "/missing");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.message().find("cannot open"), std::string::npos);
+  EXPECT_FALSE(MappedFile::open(dir).ok());  // a directory is not a regular file
+}
+
+}  // namespace
+}  // namespace tandem
