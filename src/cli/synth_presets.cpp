@@ -1,1 +1,119 @@
+#include "cli/synth_presets.h"
 
+#include <cmath>
+#include <numbers>
+
+namespace tandem::cli {
+
+std::vector<std::string> preset_names() { return {"qwen3-0.6b", "qwen2.5-0.5b", "llama-3.2-1b"}; }
+
+Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& o) {
+  ModelShape s;
+  s.preset = preset;
+  // Values from the models' config.json files on Hugging Face.
+  if (preset == "qwen3-0.6b") {
+    s.architecture = "qwen3";
+    s.name = "Qwen3 0.6B";
+    s.n_layers = 28, s.dim = 1024, s.n_heads = 16, s.n_kv_heads = 8, s.head_dim = 128, s.ffn_dim = 3072;
+    s.vocab = 151936, s.ctx = 40960, s.rms_eps = 1e-6f, s.rope_base = 1000000.f;
+    s.qk_norm = true;
+  } else if (preset == "qwen2.5-0.5b") {
+    s.architecture = "qwen2";
+    s.name = "Qwen2.5 0.5B Instruct";
+    s.n_layers = 24, s.dim = 896, s.n_heads = 14, s.n_kv_heads = 2, s.head_dim = 64, s.ffn_dim = 4864;
+    s.vocab = 151936, s.ctx = 32768, s.rms_eps = 1e-6f, s.rope_base = 1000000.f;
+    s.qkv_bias = true;
+  } else if (preset == "llama-3.2-1b") {
+    s.architecture = "llama";
+    s.name = "Llama 3.2 1B Instruct";
+    s.n_layers = 16, s.dim = 2048, s.n_heads = 32, s.n_kv_heads = 8, s.head_dim = 64, s.ffn_dim = 8192;
+    s.vocab = 128256, s.ctx = 131072, s.rms_eps = 1e-5f, s.rope_base = 500000.f;
+    s.rope_scale_factor = 32.f, s.rope_low_freq_factor = 1.f, s.rope_high_freq_factor = 4.f;
+    s.rope_original_ctx = 8192;
+  } else {
+    std::string known;
+    for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
+    return Status::errorf("unknown model '{}' (known: {})", preset, known);
+  }
+  if (o.n_layers) s.n_layers = o.n_layers;
+  if (o.dim) s.dim = o.dim;
+  if (o.n_heads) s.n_heads = o.n_heads;
+  if (o.n_kv_heads) s.n_kv_heads = o.n_kv_heads;
+  if (o.ffn_dim) s.ffn_dim = o.ffn_dim;
+  if (o.ctx) s.ctx = o.ctx;
+  if (o.head_dim) {
+    s.head_dim = o.head_dim;
+  } else if (o.dim || o.n_heads) {
+    // Changing the width without a head size: keep dim = heads x head_dim (qwen2/llama need it).
+    s.head_dim = s.dim / s.n_heads;
+  }
+  if (s.n_heads == 0 || s.n_kv_heads == 0 || s.n_heads % s.n_kv_heads != 0) {
+    return Status::errorf("heads ({}) must be a positive multiple of kv heads ({})", s.n_heads, s.n_kv_heads);
+  }
+  if (s.head_dim == 0 || s.head_dim % 2 != 0) return Status::errorf("head size {} must be even and positive", s.head_dim);
+  if (s.architecture != "qwen3" && s.head_dim * s.n_heads != s.dim) {
+    return Status::errorf("{} needs heads x head size = dim ({} x {} != {})", s.architecture, s.n_heads, s.head_dim,
+                          s.dim);
+  }
+  if (s.n_layers == 0 || s.dim == 0 || s.ffn_dim == 0 || s.ctx == 0) {
+    return Status::error("layers, dim, ffn and ctx must be positive");
+  }
+  return s;
+}
+
+std::vector<TensorSpec> tensor_specs(const ModelShape& s) {
+  using I = TensorSpec::Init;
+  const uint64_t q_dim = uint64_t{s.n_heads} * s.head_dim;
+  const uint64_t kv_dim = uint64_t{s.n_kv_heads} * s.head_dim;
+  std::vector<TensorSpec> out;
+  out.push_back({"token_embd.weight", {s.dim, s.vocab}, I::kMatrix});
+  if (s.rope_scale_factor > 0) out.push_back({"rope_freqs.weight", {s.head_dim / 2}, I::kRopeFreqs});
+  for (uint32_t l = 0; l < s.n_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    out.push_back({p + "attn_norm.weight", {s.dim}, I::kNorm});
+    out.push_back({p + "attn_q.weight", {s.dim, q_dim}, I::kMatrix});
+    out.push_back({p + "attn_k.weight", {s.dim, kv_dim}, I::kMatrix});
+    out.push_back({p + "attn_v.weight", {s.dim, kv_dim}, I::kMatrix});
+    if (s.qkv_bias) {
+      out.push_back({p + "attn_q.bias", {q_dim}, I::kBias});
+      out.push_back({p + "attn_k.bias", {kv_dim}, I::kBias});
+      out.push_back({p + "attn_v.bias", {kv_dim}, I::kBias});
+    }
+    if (s.qk_norm) {
+      out.push_back({p + "attn_q_norm.weight", {s.head_dim}, I::kNorm});
+      out.push_back({p + "attn_k_norm.weight", {s.head_dim}, I::kNorm});
+    }
+    out.push_back({p + "attn_output.weight", {q_dim, s.dim}, I::kMatrix});
+    out.push_back({p + "ffn_norm.weight", {s.dim}, I::kNorm});
+    out.push_back({p + "ffn_gate.weight", {s.dim, s.ffn_dim}, I::kMatrix});
+    out.push_back({p + "ffn_up.weight", {s.dim, s.ffn_dim}, I::kMatrix});
+    out.push_back({p + "ffn_down.weight", {s.ffn_dim, s.dim}, I::kMatrix});
+  }
+  out.push_back({"output_norm.weight", {s.dim}, I::kNorm});
+  if (!s.tied_embeddings) out.push_back({"output.weight", {s.dim, s.vocab}, I::kMatrix});
+  return out;
+}
+
+std::vector<float> llama3_rope_factors(const ModelShape& s) {
+  // Llama 3 "llama3" rope scaling: long wavelengths are slowed by `factor`,
+  // short ones kept, the band between interpolated smoothly.
+  const double low_wavelen = s.rope_original_ctx / s.rope_low_freq_factor;
+  const double high_wavelen = s.rope_original_ctx / s.rope_high_freq_factor;
+  std::vector<float> factors;
+  for (uint32_t i = 0; i < s.head_dim / 2; ++i) {
+    const double freq = std::pow(static_cast<double>(s.rope_base), -2.0 * i / s.head_dim);
+    const double wavelen = 2 * std::numbers::pi / freq;
+    double f = 1.0;
+    if (wavelen > low_wavelen) {
+      f = s.rope_scale_factor;
+    } else if (wavelen >= high_wavelen) {
+      const double smooth = (s.rope_original_ctx / wavelen - s.rope_low_freq_factor) /
+                            (s.rope_high_freq_factor - s.rope_low_freq_factor);
+      f = 1.0 / ((1 - smooth) / s.rope_scale_factor + smooth);
+    }
+    factors.push_back(static_cast<float>(f));
+  }
+  return factors;
+}
+
+}  // namespace tandem::cli

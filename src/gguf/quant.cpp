@@ -262,9 +262,11 @@ void quantize_q8_k(const float* src, uint8_t* dst, int64_t blocks) {
     // inverse in double: 127 / a subnormal max overflows float.
     const double iscale = max != 0.0f ? -127.0 / static_cast<double>(max) : 0.0;
     b.d = iscale != 0.0 ? static_cast<float>(1.0 / iscale) : 0.0f;
+    // Near FLT_MAX, d rounded up to float can make 127 * d overflow.
+    if (!std::isfinite(127.0f * b.d)) b.d = std::nextafter(b.d, 0.0f);
     const double id = b.d != 0.0f ? 1.0 / static_cast<double>(b.d) : 0.0;
     for (int j = 0; j < kQKK; ++j) {
-      const double v = std::clamp(static_cast<double>(src[j]) * id, -128.0, 127.0);
+      const double v = std::clamp(static_cast<double>(src[j]) * id, -127.0, 127.0);
       b.qs[j] = static_cast<int8_t>(std::nearbyint(v));
     }
     for (int g = 0; g < kQKK / 16; ++g) {

@@ -68,9 +68,11 @@ class BlockBytes {
   std::vector<uint8_t> written_;
 };
 
-// f16 bits of a value; the tests choose scales that f16 holds exactly unless
-// they say otherwise.
+// f16 bits of a value, and the value rounded through f16. Scales go through
+// as_f16 before they are used, so expected values use exactly what the
+// block stores.
 uint16_t f16_bits(float v) { return f32_to_f16(v); }
+float as_f16(float v) { return f16_to_f32(f32_to_f16(v)); }
 
 // Scales for the known-answer tests. The first set is exact in f16 and
 // keeps every product exact, so the expected values do not depend on the
@@ -113,7 +115,7 @@ TEST(QuantKnownAnswer, Q4_0) {
     std::vector<float> expected;
     for (int blk = 0; blk < kBlocks; ++blk) {
       const size_t base = 18 * blk;
-      const float d = s.d * static_cast<float>(blk + 1);  // 1x, 2x, 3x: exact in f16
+      const float d = as_f16(s.d * static_cast<float>(blk + 1));
       b.put_u16(base, f16_bits(d));
       const auto q = random_ints(rng, 32, 0, 15);
       for (int e = 0; e < 32; ++e) b.put_bits(base + 2 + e % 16, 4 * (e / 16), 4, q[e]);
@@ -131,8 +133,8 @@ TEST(QuantKnownAnswer, Q4_1) {
     std::vector<float> expected;
     for (int blk = 0; blk < kBlocks; ++blk) {
       const size_t base = 20 * blk;
-      const float d = s.d * static_cast<float>(blk + 1);
-      const float m = -s.dmin * static_cast<float>(2 * blk + 1);
+      const float d = as_f16(s.d * static_cast<float>(blk + 1));
+      const float m = as_f16(-s.dmin * static_cast<float>(2 * blk + 1));
       b.put_u16(base, f16_bits(d));
       b.put_u16(base + 2, f16_bits(m));
       const auto q = random_ints(rng, 32, 0, 15);
@@ -153,7 +155,7 @@ TEST(QuantKnownAnswer, Q5_0) {
     std::vector<float> expected;
     for (int blk = 0; blk < kBlocks; ++blk) {
       const size_t base = 22 * blk;
-      const float d = s.d * static_cast<float>(blk + 1);
+      const float d = as_f16(s.d * static_cast<float>(blk + 1));
       b.put_u16(base, f16_bits(d));
       const auto q = random_ints(rng, 32, 0, 31);
       for (int e = 0; e < 32; ++e) {
@@ -174,8 +176,8 @@ TEST(QuantKnownAnswer, Q5_1) {
     std::vector<float> expected;
     for (int blk = 0; blk < kBlocks; ++blk) {
       const size_t base = 24 * blk;
-      const float d = s.d * static_cast<float>(blk + 1);
-      const float m = s.dmin * static_cast<float>(blk) - 1.0f;
+      const float d = as_f16(s.d * static_cast<float>(blk + 1));
+      const float m = as_f16(s.dmin * static_cast<float>(blk) - 1.0f);
       b.put_u16(base, f16_bits(d));
       b.put_u16(base + 2, f16_bits(m));
       const auto q = random_ints(rng, 32, 0, 31);
@@ -183,7 +185,7 @@ TEST(QuantKnownAnswer, Q5_1) {
         b.put_bits(base + 4 + e / 8, e % 8, 1, q[e] >> 4);
         b.put_bits(base + 8 + e % 16, 4 * (e / 16), 4, q[e] & 15);
       }
-      for (int e = 0; e < 32; ++e) expected.push_back(static_cast<float>(q[e]) * d + f16_to_f32(f16_bits(m)));
+      for (int e = 0; e < 32; ++e) expected.push_back(static_cast<float>(q[e]) * d + m);
     }
     expect_dequantizes_to(TensorType::Q5_1, b, expected);
   }
@@ -197,7 +199,7 @@ TEST(QuantKnownAnswer, Q8_0) {
     std::vector<float> expected;
     for (int blk = 0; blk < kBlocks; ++blk) {
       const size_t base = 34 * blk;
-      const float d = s.d * static_cast<float>(blk + 1);
+      const float d = as_f16(s.d * static_cast<float>(blk + 1));
       b.put_u16(base, f16_bits(d));
       auto q = random_ints(rng, 32, -128, 127);
       q[blk] = -128;  // the extremes, at different positions per block
@@ -240,7 +242,7 @@ TEST(QuantKnownAnswer, Q2_K) {
     std::vector<float> expected;
     for (int blk = 0; blk < kBlocks; ++blk) {
       const size_t base = 84 * blk;
-      const float d = s.d * static_cast<float>(blk + 1), dmin = s.dmin;
+      const float d = as_f16(s.d * static_cast<float>(blk + 1)), dmin = s.dmin;
       const auto sc = random_ints(rng, 16, 0, 15), mn = random_ints(rng, 16, 0, 15), q = random_ints(rng, 256, 0, 3);
       for (int j = 0; j < 16; ++j) {
         b.put_bits(base + j, 0, 4, sc[j]);
@@ -271,7 +273,7 @@ TEST(QuantKnownAnswer, Q3_K) {
     std::vector<float> expected;
     for (int blk = 0; blk < kBlocks; ++blk) {
       const size_t base = 110 * blk;
-      const float d = s.d * static_cast<float>(blk + 1);
+      const float d = as_f16(s.d * static_cast<float>(blk + 1));
       auto sc = random_ints(rng, 16, -32, 31);
       sc[blk] = -32;
       sc[15 - blk] = 31;
@@ -324,7 +326,7 @@ TEST(QuantKnownAnswer, Q4_K) {
     std::vector<float> expected;
     for (int blk = 0; blk < kBlocks; ++blk) {
       const size_t base = 144 * blk;
-      const float d = s.d * static_cast<float>(blk + 1), dmin = s.dmin;
+      const float d = as_f16(s.d * static_cast<float>(blk + 1)), dmin = s.dmin;
       auto sc = random_ints(rng, 8, 0, 63), mn = random_ints(rng, 8, 0, 63);
       sc[7 - blk] = 63;  // all high bits set somewhere in the upper half
       mn[4 + blk] = 63;
@@ -351,7 +353,7 @@ TEST(QuantKnownAnswer, Q5_K) {
     std::vector<float> expected;
     for (int blk = 0; blk < kBlocks; ++blk) {
       const size_t base = 176 * blk;
-      const float d = s.d * static_cast<float>(blk + 1), dmin = s.dmin;
+      const float d = as_f16(s.d * static_cast<float>(blk + 1)), dmin = s.dmin;
       auto sc = random_ints(rng, 8, 0, 63), mn = random_ints(rng, 8, 0, 63);
       sc[4 + blk] = 63;
       mn[7 - blk] = 63;
@@ -383,7 +385,7 @@ TEST(QuantKnownAnswer, Q6_K) {
     std::vector<float> expected;
     for (int blk = 0; blk < kBlocks; ++blk) {
       const size_t base = 210 * blk;
-      const float d = s.d * static_cast<float>(blk + 1);
+      const float d = as_f16(s.d * static_cast<float>(blk + 1));
       auto sc = random_ints(rng, 16, -128, 127);
       sc[blk] = -128;
       sc[15 - blk] = 127;
@@ -419,34 +421,400 @@ TEST(QuantKnownAnswer, FloatFormats) {
     }
     std::vector<float> got(bits.size());
     ASSERT_TRUE(dequantize(t, bytes.data() + 1, got.data(), static_cast<int64_t>(got.size())).ok());
-    for (size_t i = 0; i < bits.size(); ++i) {
-      EXPECT_EQ(got[i], t == TensorType::F16 ? f16_to_f32(bits[i]) : bf16_to_f32(bits[i])) << type_name(t) << " " << i;
+    for (size_t i = 0; i < bits.size(); ++i) {  // bitwise: some of these are NaN or -0
+      const float want = t == TensorType::F16 ? f16_to_f32(bits[i]) : bf16_to_f32(bits[i]);
+      EXPECT_EQ(std::memcmp(&got[i], &want, 4), 0) << type_name(t) << " " << i;
     }
   }
 }
 
 // Block structs are read without alignment assumptions: decoding from an
-// odd address gives the same result.
+// odd address gives the same bits (random bytes, so NaNs are compared
+// bitwise too).
 TEST(QuantKnownAnswer, UnalignedSourceDecodesTheSame) {
   std::mt19937 rng(7);
   std::uniform_int_distribution<int> byte(0, 255);
-  for (TensorType t : {TensorType::Q4_0, TensorType::Q5_1, TensorType::Q3_K, TensorType::Q6_K, TensorType::Q8_K}) {
+  for (TensorType t : {TensorType::F16, TensorType::Q4_0, TensorType::Q5_1, TensorType::Q3_K, TensorType::Q5_K,
+                       TensorType::Q6_K, TensorType::Q8_K}) {
     const int64_t n = 512;
     const size_t size = *row_bytes(t, n);
     std::vector<uint8_t> buf(size + 1);
     for (auto& x : buf) x = static_cast<uint8_t>(byte(rng));
-    if (t == TensorType::Q8_K) {  // keep the f32 scales finite
-      const float d = 0.5f;
-      std::memcpy(buf.data() + 1, &d, 4);
-      std::memcpy(buf.data() + 1 + 292, &d, 4);
-    }
-    // Keep f16 scales finite: clear the exponent's top bit of every f16 is
-    // format specific, so instead compare NaN-aware.
-    std::vector<uint8_t> aligned(buf.begin() + 1, buf.end());
+    const std::vector<uint8_t> aligned(buf.begin() + 1, buf.end());
     std::vector<float> a(n), b(n);
     ASSERT_TRUE(dequantize(t, aligned.data(), a.data(), n).ok());
     ASSERT_TRUE(dequantize(t, buf.data() + 1, b.data(), n).ok());
     EXPECT_EQ(std::memcmp(a.data(), b.data(), n * sizeof(float)), 0) << type_name(t);
+  }
+}
+
+// ---- round trips -----------------------------------------------------------------
+
+// Largest f16 magnitude a quantizer may store for an exact scale v >= 0: the
+// quantizers round scales up to f16 (so the largest element stays in range),
+// which costs at most one f16 ulp: 2^-10 relative when normal, 2^-24
+// absolute when subnormal.
+double up16(double v) { return v * (1.0 + 0x1p-10) + 0x1p-24; }
+
+double absmax(const float* x, int n) {
+  double m = 0;
+  for (int i = 0; i < n; ++i) m = std::max(m, std::fabs(static_cast<double>(x[i])));
+  return m;
+}
+
+// Per-element error bound for element I of the type's block X.
+using BoundFn = std::function<double(const float* x, int i)>;
+
+// q8_0 / q4_0 / q5_0: d = max / -nmax rounded up to f16 (nmax = 127, 8, 16).
+// q8_0 is symmetric and rounds: error <= d/2. q4_0/q5_0 put the largest
+// magnitude on -nmax, so a value of the opposite sign near amax needs +nmax
+// and is clamped to nmax - 1: error <= d.
+BoundFn symmetric_bound(double nmax, bool clamps) {
+  return [=](const float* x, int) {
+    const double d = up16(absmax(x, 32) / nmax);
+    return (clamps ? d : d / 2) * (1 + 1e-6);
+  };
+}
+
+// q4_1 / q5_1: m = block min rounded to nearest f16 (error em), d = (max -
+// m) / nmax rounded up. Values within [m, max] round to within d/2; values
+// below m (when m rounded up) are off by at most em.
+BoundFn affine_bound(double nmax) {
+  return [=](const float* x, int) {
+    const double mn = *std::min_element(x, x + 32), mx = *std::max_element(x, x + 32);
+    const double em = std::fabs(mn) * 0x1p-11 + 0x1p-25;
+    return up16((mx - mn + em) / nmax) / 2 + em + (std::fabs(mn) + std::fabs(mx)) * 1e-6;
+  };
+}
+
+// K-quants, per element of sub-block j (LEN elements): the search may trade
+// the sub-block's extremes for a lower weighted squared error (as ggml's
+// does), so allow two steps of the sub-block's own plain grid (range / nmax
+// for the affine formats, amax / nmax for the symmetric ones); plus the
+// rounding of the sub-block scale and min to SCALE_MAX levels of the
+// super-block scales, which moves the ends of the grid by about
+// nmax * d/2 + dmin/2 <= 1.5 * amax / scale_max; plus the f16 floor of the
+// super-block scale (2^-24), which limits tiny inputs.
+BoundFn k_bound(int len, double nmax, bool affine, double scale_max) {
+  return [=](const float* x, int i) {
+    const float* sub = x + (i / len) * len;
+    double step;
+    if (affine) {
+      const double lo = std::min(0.0, static_cast<double>(*std::min_element(sub, sub + len)));
+      step = (*std::max_element(sub, sub + len) - lo) / nmax;
+    } else {
+      step = absmax(sub, len) / nmax;
+    }
+    return 2 * step + 1.5 * absmax(x, 256) / scale_max + (nmax + 2) * 0x1p-24;
+  };
+}
+
+struct RoundTripCase {
+  TensorType type;
+  BoundFn bound;
+  double rms_ratio;  // RMS error / RMS of N(0, 1) data must stay below this
+};
+
+// RMS limits: ~1.2x what the quantizers reach on N(0, 1). For reference, the
+// uniform rounding error of a step s is s / sqrt(12); e.g. q4_0 with 32
+// Gaussian values has amax ~ 2.1 so s ~ 0.26 and RMS ~ 0.077 before clamping.
+std::vector<RoundTripCase> round_trip_cases() {
+  return {
+      {TensorType::Q8_0, symmetric_bound(127, false), 0.0065},
+      {TensorType::Q4_0, symmetric_bound(8, true), 0.105},
+      {TensorType::Q5_0, symmetric_bound(16, true), 0.052},
+      {TensorType::Q4_1, affine_bound(15), 0.095},
+      {TensorType::Q5_1, affine_bound(31), 0.046},
+      {TensorType::Q8_K, [](const float* x, int) { return absmax(x, 256) / 127 / 2 * (1 + 1e-5); }, 0.0085},
+      {TensorType::Q2_K, k_bound(16, 3, true, 15), 0.33},
+      {TensorType::Q3_K, k_bound(16, 4, false, 32), 0.185},
+      {TensorType::Q4_K, k_bound(32, 15, true, 63), 0.087},
+      {TensorType::Q5_K, k_bound(32, 31, true, 63), 0.045},
+      {TensorType::Q6_K, k_bound(16, 32, false, 128), 0.022},
+  };
+}
+
+struct Dataset {
+  std::string name;
+  std::vector<float> x;
+};
+
+// 3 super-blocks (= 24 32-element blocks) per dataset.
+std::vector<Dataset> datasets() {
+  constexpr int n = 3 * 256;
+  std::mt19937 rng(12345);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  auto make = [&](const std::string& name, const std::function<float(int)>& f) {
+    Dataset d{name, std::vector<float>(n)};
+    for (int i = 0; i < n; ++i) d.x[i] = f(i);
+    return d;
+  };
+  std::vector<Dataset> out;
+  out.push_back(make("normal", [&](int) { return normal(rng); }));
+  out.push_back(make("uniform", [&](int) { return uniform(rng); }));
+  for (float mag : {1e-6f, 1e-3f, 1e3f, 1e4f}) {
+    out.push_back(make("normal*" + std::to_string(mag), [&](int) { return mag * normal(rng); }));
+  }
+  out.push_back(make("positive", [&](int) { return 1.0f + 0.5f * uniform(rng); }));
+  out.push_back(make("negative", [&](int) { return -1.0f - 0.5f * uniform(rng); }));
+  out.push_back(make("constant", [&](int i) { return i < 256 ? 0.7f : i < 512 ? -0.3f : 1e3f; }));
+  out.push_back(make("zero block", [&](int i) { return i < 256 ? 0.0f : normal(rng); }));
+  out.push_back(make("outlier", [&](int i) { return i == 100 ? 40.0f : i == 600 ? -60.0f : normal(rng); }));
+  // Neighbouring sub-blocks four orders of magnitude apart: stresses the
+  // rounding of sub-block scales to the super-block grid.
+  out.push_back(make("mixed scales", [&](int i) { return std::pow(10.0f, static_cast<float>(i / 32 % 5 - 2)) * normal(rng); }));
+  return out;
+}
+
+std::vector<float> round_trip(TensorType type, const std::vector<float>& x) {
+  const auto n = static_cast<int64_t>(x.size());
+  std::vector<uint8_t> q(*row_bytes(type, x.size()), 0xcd);
+  std::vector<float> y(x.size(), std::numeric_limits<float>::quiet_NaN());
+  EXPECT_TRUE(quantize(type, x.data(), q.data(), n).ok());
+  EXPECT_TRUE(dequantize(type, q.data(), y.data(), n).ok());
+  return y;
+}
+
+TEST(QuantRoundTrip, ErrorWithinPerElementBound) {
+  const auto data = datasets();
+  for (const auto& c : round_trip_cases()) {
+    const int block = static_cast<int>(type_info(c.type).block_size);
+    for (const auto& d : data) {
+      const auto y = round_trip(c.type, d.x);
+      double worst = 0;  // largest error / bound, for the failure message
+      for (size_t i = 0; i < d.x.size(); ++i) {
+        const float* blk = d.x.data() + (i / block) * block;
+        const double bound = c.bound(blk, static_cast<int>(i % block));
+        const double err = std::fabs(static_cast<double>(y[i]) - d.x[i]);
+        ASSERT_TRUE(std::isfinite(y[i])) << type_name(c.type) << " " << d.name << " element " << i;
+        worst = std::max(worst, err / bound);
+        EXPECT_LE(err, bound) << type_name(c.type) << " " << d.name << " element " << i << ": x " << d.x[i] << " y "
+                              << y[i];
+      }
+      EXPECT_LE(worst, 1.0) << type_name(c.type) << " " << d.name;
+    }
+  }
+}
+
+TEST(QuantRoundTrip, RmsErrorOnGaussianData) {
+  std::mt19937 rng(777);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(256 * 32);
+  for (float& v : x) v = normal(rng);
+  for (const auto& c : round_trip_cases()) {
+    const auto y = round_trip(c.type, x);
+    double se = 0, sx = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      se += (static_cast<double>(y[i]) - x[i]) * (static_cast<double>(y[i]) - x[i]);
+      sx += static_cast<double>(x[i]) * x[i];
+    }
+    const double ratio = std::sqrt(se / sx);
+    EXPECT_LT(ratio, c.rms_ratio) << type_name(c.type);
+    EXPECT_GT(ratio, 0.0) << type_name(c.type);  // a lossy format that loses nothing is suspicious
+  }
+}
+
+TEST(QuantRoundTrip, ZeroInputGivesZeroOutput) {
+  const std::vector<float> x(512, 0.0f);
+  for (const auto& c : round_trip_cases()) {
+    const auto y = round_trip(c.type, x);
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], 0.0f) << type_name(c.type) << " " << i;
+  }
+}
+
+// Finite inputs never decode to inf or NaN, however large or small: f16
+// scales saturate at 65504 instead of overflowing (the values then clamp).
+TEST(QuantRoundTrip, ExtremeFiniteInputsStayFinite) {
+  const float big = std::numeric_limits<float>::max();
+  const float tiny = std::numeric_limits<float>::denorm_min();
+  std::vector<float> x(3 * 256);
+  for (size_t i = 0; i < x.size(); ++i) {
+    const int k = static_cast<int>(i % 7);
+    x[i] = k == 0 ? big : k == 1 ? -big : k == 2 ? tiny : k == 3 ? -1e30f : k == 4 ? 1e-30f : k == 5 ? 0.0f : 1.0f;
+    if (i >= 256) x[i] = i >= 512 ? tiny * static_cast<float>(i % 5) : (i % 2 ? -1e20f : 3e19f);
+  }
+  for (const auto& c : round_trip_cases()) {
+    const auto y = round_trip(c.type, x);
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_TRUE(std::isfinite(y[i])) << type_name(c.type) << " " << i;
+  }
+}
+
+// Quantizing 3 blocks at once equals quantizing them one by one: each block
+// is independent and written at the right offset.
+TEST(QuantRoundTrip, BlocksAreIndependent) {
+  std::mt19937 rng(99);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (const auto& c : round_trip_cases()) {
+    const size_t block = type_info(c.type).block_size, bytes = type_info(c.type).block_bytes;
+    std::vector<float> x(3 * block);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = normal(rng) * static_cast<float>(1 + i / block);
+    std::vector<uint8_t> all(3 * bytes), one(bytes);
+    ASSERT_TRUE(quantize(c.type, x.data(), all.data(), static_cast<int64_t>(x.size())).ok());
+    for (size_t b = 0; b < 3; ++b) {
+      ASSERT_TRUE(quantize(c.type, x.data() + b * block, one.data(), static_cast<int64_t>(block)).ok());
+      EXPECT_EQ(std::memcmp(one.data(), all.data() + b * bytes, bytes), 0) << type_name(c.type) << " block " << b;
+    }
+  }
+}
+
+TEST(QuantRoundTrip, FloatFormatsMatchCoreConversions) {
+  std::mt19937 rng(16);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(300);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = normal(rng) * std::pow(10.0f, static_cast<float>(i % 12) - 6.0f);
+  x[0] = 0.0f;
+  x[1] = -0.0f;
+  x[2] = 65520.0f;  // rounds to inf in f16, by the core contract
+  x[3] = 1e-8f;     // f16 subnormal
+  const auto n = static_cast<int64_t>(x.size());
+
+  std::vector<uint8_t> f32(4 * x.size());
+  ASSERT_TRUE(quantize(TensorType::F32, x.data(), f32.data(), n).ok());
+  EXPECT_EQ(std::memcmp(f32.data(), x.data(), f32.size()), 0);
+
+  struct Half {
+    TensorType type;
+    uint16_t (*to)(float);
+    float (*from)(uint16_t);
+  };
+  for (const Half& h : {Half{TensorType::F16, f32_to_f16, f16_to_f32}, Half{TensorType::BF16, f32_to_bf16, bf16_to_f32}}) {
+    std::vector<uint8_t> raw(2 * x.size());
+    std::vector<float> y(x.size());
+    ASSERT_TRUE(quantize(h.type, x.data(), raw.data(), n).ok());
+    ASSERT_TRUE(dequantize(h.type, raw.data(), y.data(), n).ok());
+    for (size_t i = 0; i < x.size(); ++i) {
+      const uint16_t bits = static_cast<uint16_t>(raw[2 * i] | (raw[2 * i + 1] << 8));
+      ASSERT_EQ(bits, h.to(x[i])) << type_name(h.type) << " " << i;
+      ASSERT_EQ(y[i], h.from(h.to(x[i]))) << type_name(h.type) << " " << i;
+    }
+  }
+}
+
+// ---- ggml conventions in the quantized bytes ---------------------------------------
+
+std::vector<uint8_t> quantize_bytes(TensorType type, const std::vector<float>& x) {
+  std::vector<uint8_t> q(*row_bytes(type, x.size()));
+  EXPECT_TRUE(quantize(type, x.data(), q.data(), static_cast<int64_t>(x.size())).ok());
+  return q;
+}
+
+std::vector<float> normal_block(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(n);
+  for (float& v : x) v = normal(rng);
+  return x;
+}
+
+uint16_t u16_at(const std::vector<uint8_t>& b, size_t off) { return static_cast<uint16_t>(b[off] | (b[off + 1] << 8)); }
+
+// q8_0: d = amax / 127 (to within an f16 ulp), the largest element on +-127.
+TEST(QuantConventions, Q8_0ScaleIsAmaxOver127) {
+  auto x = normal_block(32, 1);
+  x[9] = -5.0f;
+  const auto q = quantize_bytes(TensorType::Q8_0, x);
+  const float d = f16_to_f32(u16_at(q, 0));
+  EXPECT_GE(d, 5.0f / 127);
+  EXPECT_LE(d, 5.0f / 127 * (1 + 0x1p-10f));
+  EXPECT_EQ(static_cast<int8_t>(q[2 + 9]), -127);
+}
+
+// q4_0: d = max / -8 with max the signed value of largest magnitude, which
+// lands on quant 0 (= -8 * d).
+TEST(QuantConventions, Q4_0MaxMapsToMinusEight) {
+  for (float sign : {1.0f, -1.0f}) {
+    auto x = normal_block(32, 2);
+    x[20] = 4.0f * sign;
+    const auto q = quantize_bytes(TensorType::Q4_0, x);
+    const float d = f16_to_f32(u16_at(q, 0));
+    EXPECT_EQ(d, -0.5f * sign);  // 4 / 8 is exact in f16
+    EXPECT_EQ(q[2 + 20 - 16] >> 4, 0);
+  }
+}
+
+// K-quants store the largest sub-block scale on the top 6-bit level (63),
+// and q6_K puts the largest-magnitude sub-block scale on -128.
+TEST(QuantConventions, KQuantScalesUseTheFullRange) {
+  const auto x = normal_block(256, 3);
+  for (TensorType t : {TensorType::Q4_K, TensorType::Q5_K}) {
+    const auto q = quantize_bytes(t, x);
+    int max_scale = 0;
+    for (int j = 0; j < 8; ++j) {  // 6-bit scales, layout as in QuantKnownAnswer.Q4_K
+      const int sc = j < 4 ? (q[4 + j] & 63) : ((q[4 + j + 4] & 15) | ((q[4 + j - 4] >> 6) << 4));
+      max_scale = std::max(max_scale, sc);
+    }
+    EXPECT_EQ(max_scale, 63) << type_name(t);
+  }
+  const auto q6 = quantize_bytes(TensorType::Q6_K, x);
+  int min_scale = 0;
+  for (int j = 0; j < 16; ++j) min_scale = std::min(min_scale, static_cast<int>(static_cast<int8_t>(q6[192 + j])));
+  EXPECT_EQ(min_scale, -128);
+}
+
+// q8_K: f32 scale max / -127 and bsums = sums of 16 quants.
+TEST(QuantConventions, Q8_KScaleAndBlockSums) {
+  auto x = normal_block(256, 4);
+  x[77] = 9.0f;
+  const auto q = quantize_bytes(TensorType::Q8_K, x);
+  float d;
+  std::memcpy(&d, q.data(), 4);
+  EXPECT_FLOAT_EQ(d, 9.0f / -127);
+  EXPECT_EQ(static_cast<int8_t>(q[4 + 77]), -127);
+  for (int g = 0; g < 16; ++g) {
+    int sum = 0;
+    for (int j = 0; j < 16; ++j) sum += static_cast<int8_t>(q[4 + 16 * g + j]);
+    EXPECT_EQ(static_cast<int16_t>(u16_at(q, 260 + 2 * g)), sum) << g;
+  }
+}
+
+// ---- errors and capabilities -----------------------------------------------------------
+
+TEST(QuantErrors, NotAMultipleOfTheBlockSize) {
+  std::vector<uint8_t> bytes(4096);
+  std::vector<float> f(1024);
+  const Status a = dequantize(TensorType::Q4_K, bytes.data(), f.data(), 100);
+  ASSERT_FALSE(a.ok());
+  EXPECT_NE(a.message().find("q4_k"), std::string::npos) << a.message();
+  EXPECT_NE(a.message().find("256"), std::string::npos) << a.message();
+  const Status b = quantize(TensorType::Q8_0, f.data(), bytes.data(), 33);
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.message().find("q8_0"), std::string::npos) << b.message();
+  EXPECT_FALSE(dequantize(TensorType::Q4_0, bytes.data(), f.data(), -32).ok());
+}
+
+TEST(QuantErrors, UnsupportedTypeIsNamed) {
+  std::vector<uint8_t> bytes(1024);
+  std::vector<float> f(256);
+  for (TensorType t : {TensorType::IQ2_XXS, TensorType::Q8_1, TensorType::IQ4_NL, TensorType::I32, TensorType::TQ2_0}) {
+    EXPECT_FALSE(can_dequantize(t));
+    EXPECT_FALSE(can_quantize(t));
+    const Status a = dequantize(t, bytes.data(), f.data(), 256);
+    ASSERT_FALSE(a.ok());
+    EXPECT_NE(a.message().find(std::string(type_name(t))), std::string::npos) << a.message();
+    const Status b = quantize(t, f.data(), bytes.data(), 256);
+    ASSERT_FALSE(b.ok());
+    EXPECT_NE(b.message().find(std::string(type_name(t))), std::string::npos) << b.message();
+  }
+  const Status c = dequantize(static_cast<TensorType>(99), bytes.data(), f.data(), 32);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.message().find("99"), std::string::npos) << c.message();
+}
+
+TEST(QuantErrors, ZeroElementsIsFine) {
+  EXPECT_TRUE(dequantize(TensorType::Q6_K, nullptr, nullptr, 0).ok());
+  EXPECT_TRUE(quantize(TensorType::Q4_0, nullptr, nullptr, 0).ok());
+}
+
+TEST(QuantCapabilities, DocumentedTypes) {
+  for (TensorType t : {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q8_0, TensorType::Q4_0,
+                       TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q2_K, TensorType::Q3_K,
+                       TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K, TensorType::Q8_K}) {
+    EXPECT_TRUE(can_dequantize(t)) << type_name(t);
+  }
+  for (TensorType t : {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q8_0, TensorType::Q4_0,
+                       TensorType::Q4_K, TensorType::Q6_K}) {
+    EXPECT_TRUE(can_quantize(t)) << type_name(t);
   }
 }
 

