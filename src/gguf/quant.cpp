@@ -3,8 +3,8 @@
 // in quant_k.cpp.
 //
 // Dequantization reproduces ggml's dequantize_row_* bit for bit: same block
-// layouts and the same float operations in the same order (int quant
-// converted to float, times the f32 scale, plus the f32 min).
+// layouts and the same float operations (int quant converted to float, times
+// the f32 scale, plus the f32 min).
 //
 // Quantization follows ggml's reference conventions (quantize_row_*_ref) with
 // one deliberate difference: quants are computed against the scale as stored

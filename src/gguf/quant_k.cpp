@@ -4,12 +4,15 @@
 // against one or two f16 super-block scales.
 //
 // Dequantization is bit-exact with ggml's dequantize_row_q*_K: same layouts,
-// same float operations in the same order. Quantization follows ggml's
-// reference quantizers (quantize_row_q*_K_ref): a per-sub-block scale search
-// (weighted least squares over a small grid of candidate scales), then the
-// sub-block scales rounded to 4/6/8 bits, then every element re-quantized
-// against the scale it will actually be decoded with. Sums run in double so
-// finite inputs of any magnitude cannot overflow the search into inf/NaN.
+// same float operations (products of an f16 scale and small integers are
+// exact in f32, so each value is rounded once, as in ggml).
+//
+// Quantization follows ggml's reference quantizers (quantize_row_q*_K_ref):
+// a per-sub-block scale search (weighted least squares over a small grid of
+// candidate scales), then the sub-block scales rounded to 4/6/8 bits, then
+// every element re-quantized against the scale it will actually be decoded
+// with. Sums run in double so finite inputs of any magnitude cannot
+// overflow the search into inf/NaN.
 #include "gguf/quant_blocks.h"
 
 #include <algorithm>
@@ -395,7 +398,8 @@ void dequantize_q6_k(const uint8_t* src, float* dst, int64_t blocks) {
     for (int e = 0; e < kQKK; ++e) {
       const int low = (b.ql[q6k_ql_index(e)] >> q6k_ql_shift(e)) & 0x0f;
       const int high = (b.qh[q6k_qh_index(e)] >> q6k_qh_shift(e)) & 3;
-      // ggml multiplies d by the scale first, then by the quant.
+      // As ggml: (d * scale) * q. d * scale is exact in f32 (11 x 8 bit
+      // significands), so the one rounding matches any evaluation order.
       dst[e] = d * static_cast<float>(b.scales[e / 16]) * static_cast<float>((low | (high << 4)) - 32);
     }
   }

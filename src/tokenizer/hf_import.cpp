@@ -29,7 +29,13 @@ void collect_pre(const json& pre, std::vector<std::string>& regexes, bool& byte_
   if (type == "Sequence" && pre.contains("pretokenizers")) {
     for (const auto& p : pre["pretokenizers"]) collect_pre(p, regexes, byte_level, byte_level_regex);
   } else if (type == "Split" && pre.contains("pattern") && pre["pattern"].contains("Regex")) {
-    regexes.push_back(pre["pattern"]["Regex"].get<std::string>());
+    // Some files write CR and LF as literal characters inside the regex:
+    // spell them as escapes so patterns compare equal to ours.
+    std::string re;
+    for (char c : pre["pattern"]["Regex"].get<std::string>()) {
+      re += c == '\r' ? std::string("\\r") : c == '\n' ? std::string("\\n") : std::string(1, c);
+    }
+    regexes.push_back(re);
   } else if (type == "ByteLevel") {
     byte_level = true;
     byte_level_regex = byte_level_regex || pre.value("use_regex", true);

@@ -23,7 +23,7 @@ constexpr const char* kQwen2 =
 // DeepSeek V3: digits in groups of three, then CJK runs, then words.
 constexpr const char* kDeepseekV3[] = {
     "\\p{N}{1,3}",
-    "[\\x{4E00}-\\x{9FA5}\\x{3040}-\\x{309F}\\x{30A0}-\\x{30FF}]+",
+    "[\u4E00-\u9FA5\u3040-\u309F\u30A0-\u30FF]+",  // literal characters, as tokenizer.json has them
     "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
     " ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
 };

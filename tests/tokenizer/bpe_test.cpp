@@ -35,7 +35,7 @@ TEST_P(BpeReference, MatchesJsTokenizer) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Tokenizers, BpeReference, ::testing::Values("qwen3", "llama3"));
+INSTANTIATE_TEST_SUITE_P(Tokenizers, BpeReference, ::testing::Values("qwen3", "llama3", "deepseek_v3"));
 
 TEST(Bpe, UserTextNeverBecomesControlTokens) {
   for (const std::string name : {"qwen3", "llama3"}) {
