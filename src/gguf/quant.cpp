@@ -231,8 +231,9 @@ void quantize_q8_0(const float* src, uint8_t* dst, int64_t blocks) {
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     for (int j = 0; j < kQK; ++j) {
       // ggml rounds half away from zero here (roundf), unlike the K-quants.
-      const float v = std::clamp(src[j] * id, -127.0f, 127.0f);
-      b.qs[j] = static_cast<int8_t>(std::round(v));
+      // The comparison form clamps NaN too, which must not reach the cast.
+      const float v = src[j] * id;
+      b.qs[j] = static_cast<int8_t>(v >= -127.0f ? (v <= 127.0f ? std::round(v) : 127.0f) : -127.0f);
     }
     store_block(dst, i, b);
   }
@@ -250,13 +251,7 @@ void dequantize_q8_k(const uint8_t* src, float* dst, int64_t blocks) {
 void quantize_q8_k(const float* src, uint8_t* dst, int64_t blocks) {
   for (int64_t i = 0; i < blocks; ++i, src += kQKK) {
     BlockQ8_K b{};
-    const float max = [&] {
-      float amax = 0.0f, m = 0.0f;
-      for (int j = 0; j < kQKK; ++j) {
-        if (std::fabs(src[j]) > amax) amax = std::fabs(src[j]), m = src[j];
-      }
-      return m;
-    }();
+    const float max = signed_absmax(src, kQKK);
     // ggml maps the largest-magnitude value to -127 (not -128, which its
     // IQ dot products cannot take). The scale stays f32, so compute the
     // inverse in double: 127 / a subnormal max overflows float.
@@ -266,8 +261,7 @@ void quantize_q8_k(const float* src, uint8_t* dst, int64_t blocks) {
     if (!std::isfinite(127.0f * b.d)) b.d = std::nextafter(b.d, 0.0f);
     const double id = b.d != 0.0f ? 1.0 / static_cast<double>(b.d) : 0.0;
     for (int j = 0; j < kQKK; ++j) {
-      const double v = std::clamp(static_cast<double>(src[j]) * id, -127.0, 127.0);
-      b.qs[j] = static_cast<int8_t>(std::nearbyint(v));
+      b.qs[j] = static_cast<int8_t>(round_clamp(static_cast<float>(src[j] * id), -127, 127));
     }
     for (int g = 0; g < kQKK / 16; ++g) {
       int sum = 0;

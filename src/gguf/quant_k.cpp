@@ -168,7 +168,10 @@ ScaleMin fit_scale_min(const float* x, int n, int nmax, Grid grid) {
 float fit_signed_scale(const float* x, int n, int nmax) {
   float max = 0.0f, amax = 0.0f;
   for (int i = 0; i < n; ++i) {
-    if (std::fabs(x[i]) > amax) amax = std::fabs(x[i]), max = x[i];
+    if (std::fabs(x[i]) > amax) {
+      amax = std::fabs(x[i]);
+      max = x[i];
+    }
   }
   if (amax == 0.0f) return 0.0f;
   auto sums = [&](double iscale, double& sum_lx, double& sum_l2) {
@@ -247,7 +250,10 @@ void quantize_signed_k(const float* x, int nmax, int scale_max, uint16_t& d16, i
   float max_scale = 0, amax = 0;
   for (int j = 0; j < 16; ++j) {
     scales[j] = fit_signed_scale(x + 16 * j, 16, nmax);
-    if (std::fabs(scales[j]) > amax) amax = std::fabs(scales[j]), max_scale = scales[j];
+    if (std::fabs(scales[j]) > amax) {
+      amax = std::fabs(scales[j]);
+      max_scale = scales[j];
+    }
   }
   d16 = f16_scale_at_least(max_scale / static_cast<float>(-scale_max));
   const float d = f16_to_f32(d16);

@@ -246,7 +246,7 @@ TEST(QuantKnownAnswer, Q3_K) {
       c.b.put_bits(c.base + 104 + j % 4, 2 * (j / 4), 2, u >> 4);
     }
     c.b.put_u16(c.base + 108, f16_bits(c.d));
-    for (int e = 0; e < 256; ++e) c.expected.push_back(c.d * static_cast<float>(sc[e / 16]) * static_cast<float>(v[e]));
+    for (int e = 0; e < 256; ++e) c.expected.push_back(c.d * float(sc[e / 16]) * float(v[e]));
   });
 }
 
@@ -314,7 +314,7 @@ TEST(QuantKnownAnswer, Q6_K) {
     }
     for (int j = 0; j < 16; ++j) c.b.put_u8(c.base + 192 + j, sc[j]);
     c.b.put_u16(c.base + 208, f16_bits(c.d));
-    for (int e = 0; e < 256; ++e) c.expected.push_back(c.d * static_cast<float>(sc[e / 16]) * static_cast<float>(v[e]));
+    for (int e = 0; e < 256; ++e) c.expected.push_back(c.d * float(sc[e / 16]) * float(v[e]));
   });
 }
 
@@ -473,7 +473,7 @@ std::vector<Dataset> datasets() {
   out.push_back(make("outlier", [&](int i) { return i == 100 ? 40.0f : i == 600 ? -60.0f : normal(rng); }));
   // Neighbouring sub-blocks four orders of magnitude apart: stresses the
   // rounding of sub-block scales to the super-block grid.
-  out.push_back(make("mixed scales", [&](int i) { return std::pow(10.0f, static_cast<float>(i / 32 % 5 - 2)) * normal(rng); }));
+  out.push_back(make("mixed scales", [&](int i) { return std::pow(10.0f, float(i / 32 % 5 - 2)) * normal(rng); }));
   return out;
 }
 
@@ -591,78 +591,59 @@ TEST(QuantRoundTrip, FloatFormatsMatchCoreConversions) {
 
 // ---- ggml conventions in the quantized bytes ---------------------------------------
 
-std::vector<uint8_t> quantize_bytes(TensorType type, const std::vector<float>& x) {
-  std::vector<uint8_t> q(*row_bytes(type, x.size()));
-  EXPECT_TRUE(quantize(type, x.data(), q.data(), static_cast<int64_t>(x.size())).ok());
-  return q;
-}
-
-std::vector<float> normal_block(size_t n, uint32_t seed) {
+std::vector<uint8_t> quantize_normal(TensorType type, size_t n, uint32_t seed, size_t at, float value) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> x(n);
   for (float& v : x) v = normal(rng);
-  return x;
+  x[at] = value;  // the value of largest magnitude
+  std::vector<uint8_t> q(*row_bytes(type, n));
+  EXPECT_TRUE(quantize(type, x.data(), q.data(), static_cast<int64_t>(n)).ok());
+  return q;
 }
 
-uint16_t u16_at(const std::vector<uint8_t>& b, size_t off) { return static_cast<uint16_t>(b[off] | (b[off + 1] << 8)); }
+float f16_at(const std::vector<uint8_t>& b, size_t off) { return f16_to_f32(uint16_t(b[off] | (b[off + 1] << 8))); }
 
-// q8_0: d = amax / 127 (to within an f16 ulp), the largest element on +-127.
-TEST(QuantConventions, Q8_0ScaleIsAmaxOver127) {
-  auto x = normal_block(32, 1);
-  x[9] = -5.0f;
-  const auto q = quantize_bytes(TensorType::Q8_0, x);
-  const float d = f16_to_f32(u16_at(q, 0));
-  EXPECT_GE(d, 5.0f / 127);
-  EXPECT_LE(d, 5.0f / 127 * (1 + 0x1p-10f));
-  EXPECT_EQ(static_cast<int8_t>(q[2 + 9]), -127);
-}
-
+// q8_0: d = amax / 127 (within an f16 ulp), the largest element on +-127.
 // q4_0: d = max / -8 with max the signed value of largest magnitude, which
 // lands on quant 0 (= -8 * d).
-TEST(QuantConventions, Q4_0MaxMapsToMinusEight) {
+TEST(QuantConventions, SymmetricBlocksPutTheLargestValueOnTheEdge) {
+  const auto q8 = quantize_normal(TensorType::Q8_0, 32, 1, 9, -5.0f);
+  EXPECT_GE(f16_at(q8, 0), 5.0f / 127);
+  EXPECT_LE(f16_at(q8, 0), 5.0f / 127 * (1 + 0x1p-10f));
+  EXPECT_EQ(static_cast<int8_t>(q8[2 + 9]), -127);
   for (float sign : {1.0f, -1.0f}) {
-    auto x = normal_block(32, 2);
-    x[20] = 4.0f * sign;
-    const auto q = quantize_bytes(TensorType::Q4_0, x);
-    const float d = f16_to_f32(u16_at(q, 0));
-    EXPECT_EQ(d, -0.5f * sign);  // 4 / 8 is exact in f16
-    EXPECT_EQ(q[2 + 20 - 16] >> 4, 0);
+    const auto q4 = quantize_normal(TensorType::Q4_0, 32, 2, 20, 4.0f * sign);
+    EXPECT_EQ(f16_at(q4, 0), -0.5f * sign);  // 4 / -8, exact in f16
+    EXPECT_EQ(q4[2 + 20 - 16] >> 4, 0);
   }
 }
 
-// K-quants store the largest sub-block scale on the top 6-bit level (63),
-// and q6_K puts the largest-magnitude sub-block scale on -128.
-TEST(QuantConventions, KQuantScalesUseTheFullRange) {
-  const auto x = normal_block(256, 3);
+// q4_K/q5_K put the largest sub-block scale on the top 6-bit level (63);
+// q6_K puts the largest-magnitude sub-block scale on -128; q8_K stores the
+// f32 scale max / -127 and bsums = sums of 16 quants.
+TEST(QuantConventions, KQuantScales) {
   for (TensorType t : {TensorType::Q4_K, TensorType::Q5_K}) {
-    const auto q = quantize_bytes(t, x);
+    const auto q = quantize_normal(t, 256, 3, 0, 0.5f);
     int max_scale = 0;
-    for (int j = 0; j < 8; ++j) {  // 6-bit scales, layout as in QuantKnownAnswer.Q4_K
-      const int sc = j < 4 ? (q[4 + j] & 63) : ((q[4 + j + 4] & 15) | ((q[4 + j - 4] >> 6) << 4));
-      max_scale = std::max(max_scale, sc);
+    for (int j = 0; j < 8; ++j) {  // layout as in QuantKnownAnswer.Q4_K
+      max_scale = std::max(max_scale, j < 4 ? (q[4 + j] & 63) : ((q[8 + j] & 15) | ((q[j] >> 6) << 4)));
     }
     EXPECT_EQ(max_scale, 63) << type_name(t);
   }
-  const auto q6 = quantize_bytes(TensorType::Q6_K, x);
-  int min_scale = 0;
-  for (int j = 0; j < 16; ++j) min_scale = std::min(min_scale, static_cast<int>(static_cast<int8_t>(q6[192 + j])));
-  EXPECT_EQ(min_scale, -128);
-}
-
-// q8_K: f32 scale max / -127 and bsums = sums of 16 quants.
-TEST(QuantConventions, Q8_KScaleAndBlockSums) {
-  auto x = normal_block(256, 4);
-  x[77] = 9.0f;
-  const auto q = quantize_bytes(TensorType::Q8_K, x);
+  const auto q6 = quantize_normal(TensorType::Q6_K, 256, 3, 0, 0.5f);
+  EXPECT_EQ(*std::min_element(q6.begin() + 192, q6.begin() + 208, [](uint8_t a, uint8_t b) {
+    return static_cast<int8_t>(a) < static_cast<int8_t>(b);
+  }), 0x80);
+  const auto q8 = quantize_normal(TensorType::Q8_K, 256, 4, 77, 9.0f);
   float d;
-  std::memcpy(&d, q.data(), 4);
+  std::memcpy(&d, q8.data(), 4);
   EXPECT_FLOAT_EQ(d, 9.0f / -127);
-  EXPECT_EQ(static_cast<int8_t>(q[4 + 77]), -127);
+  EXPECT_EQ(static_cast<int8_t>(q8[4 + 77]), -127);
   for (int g = 0; g < 16; ++g) {
     int sum = 0;
-    for (int j = 0; j < 16; ++j) sum += static_cast<int8_t>(q[4 + 16 * g + j]);
-    EXPECT_EQ(static_cast<int16_t>(u16_at(q, 260 + 2 * g)), sum) << g;
+    for (int j = 0; j < 16; ++j) sum += static_cast<int8_t>(q8[4 + 16 * g + j]);
+    EXPECT_EQ(static_cast<int16_t>(q8[260 + 2 * g] | (q8[261 + 2 * g] << 8)), sum) << g;
   }
 }
 
@@ -679,41 +660,33 @@ TEST(QuantErrors, NotAMultipleOfTheBlockSize) {
   ASSERT_FALSE(b.ok());
   EXPECT_NE(b.message().find("q8_0"), std::string::npos) << b.message();
   EXPECT_FALSE(dequantize(TensorType::Q4_0, bytes.data(), f.data(), -32).ok());
+  EXPECT_TRUE(dequantize(TensorType::Q6_K, nullptr, nullptr, 0).ok());  // nothing to do is fine
+  EXPECT_TRUE(quantize(TensorType::Q4_0, nullptr, nullptr, 0).ok());
 }
 
 TEST(QuantErrors, UnsupportedTypeIsNamed) {
   std::vector<uint8_t> bytes(1024);
   std::vector<float> f(256);
-  for (TensorType t : {TensorType::IQ2_XXS, TensorType::Q8_1, TensorType::IQ4_NL, TensorType::I32, TensorType::TQ2_0}) {
-    EXPECT_FALSE(can_dequantize(t));
-    EXPECT_FALSE(can_quantize(t));
-    const Status a = dequantize(t, bytes.data(), f.data(), 256);
-    ASSERT_FALSE(a.ok());
-    EXPECT_NE(a.message().find(std::string(type_name(t))), std::string::npos) << a.message();
-    const Status b = quantize(t, f.data(), bytes.data(), 256);
-    ASSERT_FALSE(b.ok());
-    EXPECT_NE(b.message().find(std::string(type_name(t))), std::string::npos) << b.message();
+  using enum TensorType;
+  for (TensorType t : {IQ2_XXS, Q8_1, IQ4_NL, I32, TQ2_0}) {
+    EXPECT_FALSE(can_dequantize(t) || can_quantize(t)) << type_name(t);
+    const std::string name(type_name(t));
+    const Status a = dequantize(t, bytes.data(), f.data(), 256), b = quantize(t, f.data(), bytes.data(), 256);
+    ASSERT_FALSE(a.ok() || b.ok()) << name;
+    EXPECT_NE(a.message().find(name), std::string::npos) << a.message();
+    EXPECT_NE(b.message().find(name), std::string::npos) << b.message();
   }
   const Status c = dequantize(static_cast<TensorType>(99), bytes.data(), f.data(), 32);
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.message().find("99"), std::string::npos) << c.message();
 }
 
-TEST(QuantErrors, ZeroElementsIsFine) {
-  EXPECT_TRUE(dequantize(TensorType::Q6_K, nullptr, nullptr, 0).ok());
-  EXPECT_TRUE(quantize(TensorType::Q4_0, nullptr, nullptr, 0).ok());
-}
-
 TEST(QuantCapabilities, DocumentedTypes) {
-  for (TensorType t : {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q8_0, TensorType::Q4_0,
-                       TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q2_K, TensorType::Q3_K,
-                       TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K, TensorType::Q8_K}) {
+  using enum TensorType;
+  for (TensorType t : {F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K}) {
     EXPECT_TRUE(can_dequantize(t)) << type_name(t);
   }
-  for (TensorType t : {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q8_0, TensorType::Q4_0,
-                       TensorType::Q4_K, TensorType::Q6_K}) {
-    EXPECT_TRUE(can_quantize(t)) << type_name(t);
-  }
+  for (TensorType t : {F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K}) EXPECT_TRUE(can_quantize(t)) << type_name(t);
 }
 
 }  // namespace

