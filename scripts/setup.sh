@@ -14,7 +14,6 @@ TANDEM_APT_PACKAGES=(
   libhwy-dev libpcre2-dev libutf8proc-dev libxxhash-dev libsqlite3-dev
   nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  nodejs npm
 )
 
 tandem_log() { printf 'tandem: %s\n' "$*" >&2; }
@@ -37,6 +36,10 @@ tandem_install_apt() {
   for p in "${TANDEM_APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
+  # Node.js may come from outside Debian (with its own npm, which conflicts
+  # with Debian's npm package): install Debian's only when the commands are missing.
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
   if [ ${#missing[@]} -gt 0 ]; then
     tandem_log "installing Debian packages: ${missing[*]}"
     tandem_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq

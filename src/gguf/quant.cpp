@@ -335,6 +335,7 @@ Status dequantize(TensorType type, const void* src, float* dst, int64_t n) {
   const Codec* codec = nullptr;
   int64_t blocks = 0;
   TANDEM_RETURN_IF_ERROR(check_args("dequantize", type, src, dst, n, codec, blocks));
+  if (blocks == 0) return Status();  // buffers may be null (an empty tensor)
   codec->dequantize(static_cast<const uint8_t*>(src), dst, blocks);
   return Status();
 }
@@ -343,6 +344,7 @@ Status quantize(TensorType type, const float* src, void* dst, int64_t n) {
   const Codec* codec = nullptr;
   int64_t blocks = 0;
   TANDEM_RETURN_IF_ERROR(check_args("quantize", type, src, dst, n, codec, blocks));
+  if (blocks == 0) return Status();
   codec->quantize(src, static_cast<uint8_t*>(dst), blocks);
   return Status();
 }

@@ -691,3 +691,18 @@ TEST(QuantCapabilities, DocumentedTypes) {
 
 }  // namespace
 }  // namespace tandem::gguf
+
+namespace tandem::gguf {
+namespace {
+
+// An empty tensor has no buffers: zero elements must succeed without
+// touching (null) pointers. Found by the GGUF fuzz test under UBSan.
+TEST(Quant, ZeroElementsWithNullBuffers) {
+  for (TensorType t : {TensorType::F32, TensorType::F16, TensorType::Q8_0, TensorType::Q4_K}) {
+    EXPECT_TRUE(dequantize(t, nullptr, nullptr, 0).ok()) << type_name(t);
+    EXPECT_TRUE(quantize(t, nullptr, nullptr, 0).ok()) << type_name(t);
+  }
+}
+
+}  // namespace
+}  // namespace tandem::gguf
