@@ -13,7 +13,7 @@ int fail(const std::string& message) {
 }  // namespace tandem::cli
 
 int main(int argc, char** argv) {
-  CLI::App app{"tandem: local LLM inference for many agents at once"};
+  CLI::App app{"tandem: local LLM inference for many agents at once", "tandem"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "tandem 0.1.0");
   tandem::cli::Action action;
