@@ -109,7 +109,11 @@ void split_isolated(const pcre2_code* re, std::string_view text, std::vector<std
     // NO_UTF_CHECK: the caller guarantees valid UTF-8 (invalid bytes are
     // never passed to the regex; see Tokenizer).
     const int rc = pcre2_match(re, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, ms.data, ms.context);
-    if (rc < 0) break;  // no more matches (or a match error: treat the rest as one piece)
+    // No more matches. A match error (the JIT stack limit, reached only by
+    // single runs of several million characters, e.g. 10M spaces; 1M work)
+    // also ends here: the rest becomes one piece, still lossless, but not
+    // split as Hugging Face would split it.
+    if (rc < 0) break;
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(ms.data);
     const size_t start = ov[0], end = ov[1];
     if (end == start) {  // empty match: step one character forward

@@ -194,6 +194,22 @@ TEST(Cli, SynthLlama32TinyAndTypes) {
   }
 }
 
+TEST(Cli, SynthQwen25TinyHasBiases) {
+  const std::string dir = tandem::test::scratch_dir("cli_synth_qwen25");
+  synth_tiny("qwen2.5-0.5b", kQwen3Tokenizer, "f16", "--dim 128 --heads 4 --kv-heads 2", dir + "/q.gguf");
+  auto f = gguf::GgufFile::open(dir + "/q.gguf");
+  ASSERT_TRUE(f.ok()) << f.message();
+  EXPECT_EQ(f->get_string("general.architecture"), "qwen2");
+  EXPECT_FALSE(f->get_uint("qwen2.attention.key_length").has_value());  // head size = dim / heads
+  ASSERT_NE(f->find_tensor("blk.0.attn_q.bias"), nullptr);
+  EXPECT_EQ(f->find_tensor("blk.0.attn_q.bias")->dims, (std::vector<uint64_t>{128}));
+  EXPECT_EQ(f->find_tensor("blk.1.attn_k.bias")->dims, (std::vector<uint64_t>{64}));  // 2 kv heads x 32
+  EXPECT_EQ(f->find_tensor("blk.1.attn_v.bias")->type, gguf::TensorType::F32);
+  EXPECT_EQ(f->find_tensor("blk.0.attn_output.bias"), nullptr);
+  EXPECT_EQ(f->find_tensor("blk.0.attn_q_norm.weight"), nullptr);
+  EXPECT_EQ(f->find_tensor("blk.0.ffn_gate.weight")->type, gguf::TensorType::F16);
+}
+
 TEST(Cli, SynthErrors) {
   const std::string out = tandem::test::scratch_dir("cli_synth_err") + "/x.gguf";
   CliRun bad_like = tandem("synth --like gpt-5 --tokenizer " + kQwen3Tokenizer + " -o " + out);
