@@ -10,6 +10,7 @@
 #include "tokenizer/model.h"
 
 #include <array>
+#include <charconv>
 #include <queue>
 
 namespace tandem::tokenizer {
@@ -40,8 +41,10 @@ class SpmModel final : public Model {
   std::string token_bytes(TokenId id) const override {
     const auto i = static_cast<size_t>(id);
     const std::string& t = vocab_.tokens[i];
-    if (vocab_.types[i] == TokenType::kByte && t.size() == 6 && t.starts_with("<0x")) {
-      return std::string(1, static_cast<char>(std::stoi(t.substr(3, 2), nullptr, 16)));
+    if (vocab_.types[i] == TokenType::kByte && t.size() == 6 && t.starts_with("<0x") && t[5] == '>') {
+      unsigned byte = 0;
+      const auto [end, ec] = std::from_chars(t.data() + 3, t.data() + 5, byte, 16);
+      if (ec == std::errc() && end == t.data() + 5) return std::string(1, static_cast<char>(byte));
     }
     std::string out;
     out.reserve(t.size());

@@ -6,6 +6,7 @@
 #include "core/utf8.h"
 #include "tokenizer/detokenizer.h"
 #include "tokenizer/unicode_nfc.h"
+#include "gguf/mutate.h"
 #include "tokenizer_test_util.h"
 
 #include <random>
@@ -95,6 +96,43 @@ TEST(TokenizerFuzz, RandomTextProperties) {
     check(llama3, text, false);
     if (HasFatalFailure()) return;
   }
+}
+
+// Vocabularies from mutated model files (tokens, scores, types, special
+// ids corrupted): loading either fails with a message or gives a tokenizer
+// that encodes and decodes anything without crashing.
+TEST(TokenizerFuzz, MutatedVocabularies) {
+  // The model's metadata alone (vocabulary included), as a small file to mutate.
+  auto real = gguf::GgufFile::open(tandem::test::shared_model("stories260K.gguf"));
+  ASSERT_TRUE(real.ok());
+  gguf::GgufWriter w;
+  for (const auto& kv : real->metadata()) w.set(kv.key, kv.value);
+  const std::vector<uint8_t> head = w.to_bytes().value();
+  std::mt19937_64 rng(7);
+  std::mt19937 text_rng(11);
+  int loaded = 0;
+  for (int it = 0; it < 1500; ++it) {
+    const auto bytes = gguf::test::mutate(head, rng);
+    auto f = gguf::GgufFile::parse(bytes);
+    if (!f.ok()) continue;
+    auto tok = Tokenizer::from_gguf(*f);
+    if (!tok.ok()) {
+      EXPECT_FALSE(tok.message().empty());
+      continue;
+    }
+    ++loaded;
+    const std::string text = random_text(text_rng);
+    EncodeOptions parse;
+    parse.special = SpecialTokens::kParse;
+    parse.add_bos = parse.add_eos = true;
+    const auto ids = tok->encode(text, parse);
+    for (auto id : ids) ASSERT_TRUE(id >= 0 && static_cast<size_t>(id) < tok->vocab().size());
+    StreamingDetokenizer stream(*tok, true, true);
+    for (auto id : ids) stream.push(id);
+    stream.finish();
+    tok->decode(ids);
+  }
+  EXPECT_GT(loaded, 100);
 }
 
 }  // namespace

@@ -85,3 +85,29 @@ TEST(Spm, ControlTokensOnlyWhenParsing) {
 
 }  // namespace
 }  // namespace tandem::tokenizer
+
+namespace tandem::tokenizer {
+namespace {
+
+// A hand-made vocabulary with malformed entries (untrusted GGUF content):
+// nothing may throw or read out of bounds.
+TEST(Spm, MalformedVocabularyIsHarmless) {
+  Vocab v;
+  v.kind = VocabKind::kSpm;
+  v.model = "llama";
+  v.tokens = {"<unk>", "<0xZZ>", "<0x41>", "\xE2\x96\x81" "a", ""};
+  v.types = {TokenType::kUnknown, TokenType::kByte, TokenType::kByte, TokenType::kNormal, TokenType::kControl};
+  v.scores = {0, 0, 0, -1, 0};
+  for (size_t i = 0; i < v.tokens.size(); ++i) v.token_to_id.emplace(v.tokens[i], static_cast<TokenId>(i));
+  v.unk = 0;
+  auto tok = Tokenizer::from_vocab(std::move(v));
+  ASSERT_TRUE(tok.ok()) << tok.message();
+  EXPECT_EQ(tok->token_bytes(1), "<0xZZ>");  // not a valid byte token: its text
+  EXPECT_EQ(tok->token_bytes(2), "A");
+  EXPECT_EQ(tok->encode("a", {}), (std::vector<TokenId>{3}));
+  EXPECT_EQ(tok->encode("A", {}), (std::vector<TokenId>{0, 2}));  // "▁" unknown -> unk; "A" -> <0x41>
+  EXPECT_EQ(tok->token_bytes(99), "");
+}
+
+}  // namespace
+}  // namespace tandem::tokenizer
