@@ -1,0 +1,54 @@
+// Matrix multiplication of a (quantized) weight matrix with a batch of
+// activation rows:
+//
+//   Y[m, n] = sum_k X[m, k] * W[n, k]      m < M (batch rows), n < N, k < K
+//
+// W is stored row by row in a GGML block format (W[n] is one row of K
+// elements, `row_bytes` each). Every weight row is read once for all M
+// activation rows: with a batch of decode tokens this is what turns memory
+// bandwidth into throughput.
+//
+// Determinism: Y[m, n] depends only on X[m] and W[n]. The reduction order
+// is fixed by K and the weight type, never by M, by the other rows in the
+// batch, or by how threads split the work. (It may differ between CPU
+// targets: the same binary on AVX2 and AVX-512 machines can give other bits.)
+#pragma once
+
+#include "gguf/tensor_type.h"
+#include "kernels/thread_pool.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace tandem::kernels {
+
+// A weight matrix view: N rows of K elements in a GGML block format.
+struct Matrix {
+  const uint8_t* data = nullptr;
+  gguf::TensorType type = gguf::TensorType::F32;
+  int64_t rows = 0;  // N
+  int64_t cols = 0;  // K (a multiple of the type's block size)
+  size_t row_bytes = 0;
+};
+
+// Per-call scratch owned by the caller, sized once for the largest batch and
+// K (no allocation inside the decode loop).
+struct MatmulScratch {
+  std::vector<uint8_t> bytes;  // quantized activations
+  std::vector<float> floats;   // dequantized weight rows, per thread
+  void reserve(int64_t max_rows, int64_t max_cols, int n_threads);
+};
+
+// True when matmul() supports the type.
+bool matmul_supports(gguf::TensorType type);
+
+// Y (M rows, stride y_stride floats) = X (M rows, stride x_stride) * W^T.
+void matmul(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
+            ThreadPool& pool, MatmulScratch& scratch);
+
+// Scalar reference twin: dequantizes each weight row to f32 (gguf/quant.h)
+// and accumulates in double. Slow; for tests.
+void matmul_reference(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride);
+
+}  // namespace tandem::kernels

@@ -1,0 +1,64 @@
+#include "kernels/ops.h"
+
+#include <cmath>
+
+namespace tandem::kernels {
+
+void rmsnorm(const float* x, const float* w, float eps, float* out, size_t n) {
+  double ss = 0;  // double: a 4096-wide row of large activations must not lose precision
+  for (size_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  if (w != nullptr) {
+    for (size_t i = 0; i < n; ++i) out[i] = x[i] * inv * w[i];
+  } else {
+    for (size_t i = 0; i < n; ++i) out[i] = x[i] * inv;
+  }
+}
+
+void silu_mul(const float* gate, const float* up, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void gelu_tanh_mul(const float* gate, const float* up, float* out, size_t n) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  for (size_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = 0.5f * g * (1.0f + std::tanh(kSqrt2OverPi * (g + 0.044715f * g * g * g))) * up[i];
+  }
+}
+
+void add_inplace(float* out, const float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] += x[i];
+}
+
+void scale_inplace(float* x, float s, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] *= s;
+}
+
+void rope(float* x, const float* cos, const float* sin, int n_rot, RopePairing pairing) {
+  const int half = n_rot / 2;
+  for (int i = 0; i < half; ++i) {
+    const int a = pairing == RopePairing::kAdjacent ? 2 * i : i;
+    const int b = pairing == RopePairing::kAdjacent ? 2 * i + 1 : i + half;
+    const float x0 = x[a], x1 = x[b];
+    x[a] = x0 * cos[i] - x1 * sin[i];
+    x[b] = x0 * sin[i] + x1 * cos[i];
+  }
+}
+
+void rope_cos_sin(int64_t pos, int n_rot, float base, const float* factors, float linear_scale, float* cos,
+                  float* sin) {
+  const double p = static_cast<double>(pos) / linear_scale;
+  for (int i = 0; i < n_rot / 2; ++i) {
+    double theta = std::pow(static_cast<double>(base), -2.0 * i / n_rot);
+    if (factors != nullptr) theta /= factors[i];
+    const double angle = p * theta;
+    cos[i] = static_cast<float>(std::cos(angle));
+    sin[i] = static_cast<float>(std::sin(angle));
+  }
+}
+
+}  // namespace tandem::kernels

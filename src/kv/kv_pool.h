@@ -1,0 +1,74 @@
+// KV cache storage: one pool of fixed-size blocks allocated once from a byte
+// budget. A block holds K and V of `block_tokens` consecutive positions for
+// every layer, so it is the unit of sharing, eviction and spilling later.
+//
+// Layout of one block (T = block_tokens, H = kv heads, D = head size):
+//
+//   | layer 0: K[H][T][D] V[H][T][D] | layer 1: K V | ... |
+//
+// Storage only: which sequence owns a block is the caller's business (the
+// prefix cache of the engine). Blocks are handed out by a free list.
+#pragma once
+
+#include "core/status.h"
+#include "kernels/attention.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace tandem::kv {
+
+using BlockId = int32_t;
+
+struct KvShape {
+  int n_layers = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  int block_tokens = 32;
+  kernels::KvType type = kernels::KvType::kF16;
+
+  size_t elem_bytes() const { return type == kernels::KvType::kF16 ? 2 : 4; }
+  // K (or V) of one layer in one block.
+  size_t half_layer_bytes() const {
+    return static_cast<size_t>(n_kv_heads) * static_cast<size_t>(block_tokens) * static_cast<size_t>(head_dim) *
+           elem_bytes();
+  }
+  size_t block_bytes() const { return 2 * half_layer_bytes() * static_cast<size_t>(n_layers); }
+};
+
+class KvPool {
+ public:
+  // A pool of as many blocks as BUDGET_BYTES holds (at least one).
+  static Result<std::unique_ptr<KvPool>> create(const KvShape& shape, size_t budget_bytes);
+
+  const KvShape& shape() const { return shape_; }
+  int32_t n_blocks() const { return n_blocks_; }
+  int32_t n_free() const { return static_cast<int32_t>(free_.size()); }
+
+  // A free block, or nullopt when none is left (expected: the caller evicts).
+  std::optional<BlockId> allocate();
+  void release(BlockId id);
+
+  uint8_t* k(BlockId id, int layer) { return base(id, layer); }
+  uint8_t* v(BlockId id, int layer) { return base(id, layer) + shape_.half_layer_bytes(); }
+
+  // Writes the K and V rows of one token at POS (within its block) for LAYER.
+  // K_ROW and V_ROW hold n_kv_heads * head_dim floats.
+  void write(BlockId id, int layer, int slot, const float* k_row, const float* v_row);
+
+ private:
+  uint8_t* base(BlockId id, int layer) {
+    return data_.get() + static_cast<size_t>(id) * shape_.block_bytes() +
+           static_cast<size_t>(layer) * 2 * shape_.half_layer_bytes();
+  }
+
+  KvShape shape_;
+  int32_t n_blocks_ = 0;
+  std::unique_ptr<uint8_t[]> data_;
+  std::vector<BlockId> free_;
+};
+
+}  // namespace tandem::kv

@@ -1,0 +1,46 @@
+#include "model/model.h"
+
+#include <fmt/format.h>
+
+namespace tandem::model {
+
+Result<std::unique_ptr<Model>> Model::load(const std::string& path, const Options& options) {
+  auto file = gguf::GgufFile::open(path);
+  if (!file) return file.status();
+  std::unique_ptr<Model> m(new Model());
+  m->file_ = std::move(*file);
+  auto config = read_config(m->file_, options.ctx);
+  if (!config) return config.status().with_context(path);
+  m->config_ = *config;
+  auto weights = load_weights(m->file_, &m->config_);
+  if (!weights) return weights.status().with_context(path);
+  m->weights_ = std::move(*weights);
+  if (options.limits.max_tokens <= 0 || options.limits.max_sequences <= 0) {
+    return Status::error("forward limits must be positive");
+  }
+  m->limits_ = options.limits;
+  m->pool_ = std::make_unique<kernels::ThreadPool>(options.n_threads);
+  m->init_state();
+  return m;
+}
+
+kv::KvShape Model::kv_shape(kernels::KvType type, int block_tokens) const {
+  kv::KvShape s;
+  s.n_layers = config_.n_layers;
+  s.n_kv_heads = config_.n_kv_heads;
+  s.head_dim = config_.head_dim;
+  s.block_tokens = block_tokens;
+  s.type = type;
+  return s;
+}
+
+uint64_t Model::weight_bytes() const {
+  auto bytes = [](const kernels::Matrix& m) { return static_cast<uint64_t>(m.row_bytes) * static_cast<uint64_t>(m.rows); };
+  uint64_t total = bytes(weights_.output);
+  for (const auto& L : weights_.layers) {
+    total += bytes(L.wq) + bytes(L.wk) + bytes(L.wv) + bytes(L.wo) + bytes(L.w_gate) + bytes(L.w_up) + bytes(L.w_down);
+  }
+  return total;
+}
+
+}  // namespace tandem::model

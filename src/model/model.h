@@ -1,0 +1,78 @@
+// A loaded model and its batched forward pass over the paged KV cache.
+//
+// One forward() call runs a batch of sequences. Each sequence brings new
+// tokens (one for decode, a chunk for prefill), the position of the first
+// of them, and its block table: the KV blocks holding positions
+// [0, start_pos + n_tokens), in order. forward() writes the new tokens' K/V
+// into those blocks and returns logits for the positions that asked.
+//
+// A sequence's logits never depend on the rest of the batch or on how its
+// prompt was chunked: every kernel reduces each row in a fixed order.
+#pragma once
+
+#include "core/status.h"
+#include "gguf/reader.h"
+#include "kernels/matmul.h"
+#include "kernels/thread_pool.h"
+#include "kv/kv_pool.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace tandem::model {
+
+struct SequenceBatch {
+  std::span<const int32_t> tokens;          // the new tokens
+  int64_t start_pos = 0;                    // position of tokens[0]
+  std::span<const kv::BlockId> blocks;      // blocks for positions [0, start_pos + tokens.size())
+  enum class Logits { kNone, kLast, kAll } logits = Logits::kLast;
+};
+
+struct ForwardLimits {
+  int max_tokens = 512;     // tokens in one forward() call (all sequences)
+  int max_sequences = 16;   // sequences in one call
+};
+
+class Model {
+ public:
+  struct Options {
+    int64_t ctx = 0;    // 0: the model's context length
+    int n_threads = 0;  // 0: one per core
+    ForwardLimits limits;
+  };
+
+  static Result<std::unique_ptr<Model>> load(const std::string& path, const Options& options);
+  ~Model();
+
+  const ModelConfig& config() const { return config_; }
+  const gguf::GgufFile& file() const { return file_; }
+  kv::KvShape kv_shape(kernels::KvType type, int block_tokens = 32) const;
+  kernels::ThreadPool& pool() { return *pool_; }
+  // Bytes of weights a decode step streams (all matrices; the embedding only when tied).
+  uint64_t weight_bytes() const;
+
+  // Runs the batch. Logit rows are written in order: for each sequence that
+  // asked, its last token's row (kLast) or one row per token (kAll); each row
+  // holds config().vocab floats. Returns the number of rows, or an error for
+  // a malformed batch (too many tokens, positions beyond the blocks...).
+  Result<int> forward(std::span<const SequenceBatch> batch, kv::KvPool& kv, std::vector<float>& logits);
+
+ private:
+  Model();
+  // Activations and scratch, sized once for ForwardLimits (forward.cpp).
+  struct State;
+  void init_state();
+
+  gguf::GgufFile file_;
+  ModelConfig config_;
+  Weights weights_;
+  ForwardLimits limits_;
+  std::unique_ptr<kernels::ThreadPool> pool_;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace tandem::model

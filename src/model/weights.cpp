@@ -1,0 +1,106 @@
+#include "model/weights.h"
+
+#include "gguf/quant.h"
+
+#include <fmt/format.h>
+
+namespace tandem::model {
+namespace {
+
+std::string shape_str(const std::vector<uint64_t>& d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);
+  return s + "]";
+}
+
+class Loader {
+ public:
+  explicit Loader(const gguf::GgufFile& f) : f_(f) {}
+
+  // A 2-D matrix of OUT rows x IN columns (GGML dims [IN, OUT]).
+  Status matrix(const std::string& name, int64_t in, int64_t out, kernels::Matrix* m) {
+    const gguf::TensorInfo* t = f_.find_tensor(name);
+    if (t == nullptr) return Status::errorf("tensor {} is missing", name);
+    const std::vector<uint64_t> want{static_cast<uint64_t>(in), static_cast<uint64_t>(out)};
+    if (t->dims != want) return Status::errorf("tensor {} has shape {}, expected {}", name, t->shape_string(), shape_str(want));
+    if (!kernels::matmul_supports(t->type)) {
+      return Status::errorf("tensor {} has type {}, which tandem cannot compute with", name, gguf::type_name(t->type));
+    }
+    m->data = t->data;
+    m->type = t->type;
+    m->rows = out;
+    m->cols = in;
+    m->row_bytes = static_cast<size_t>(t->n_bytes / static_cast<uint64_t>(out));
+    return {};
+  }
+
+  // A vector of N values, converted to f32.
+  Status vector(const std::string& name, int64_t n, std::vector<float>* v) {
+    const gguf::TensorInfo* t = f_.find_tensor(name);
+    if (t == nullptr) return Status::errorf("tensor {} is missing", name);
+    if (t->dims != std::vector<uint64_t>{static_cast<uint64_t>(n)}) {
+      return Status::errorf("tensor {} has shape {}, expected [{}]", name, t->shape_string(), n);
+    }
+    v->resize(static_cast<size_t>(n));
+    Status st = gguf::dequantize(t->type, t->data, v->data(), n);
+    return st.ok() ? st : st.with_context(name);
+  }
+
+  bool has(const std::string& name) const { return f_.find_tensor(name) != nullptr; }
+
+ private:
+  const gguf::GgufFile& f_;
+};
+
+}  // namespace
+
+Result<Weights> load_weights(const gguf::GgufFile& file, ModelConfig* c) {
+  Loader ld(file);
+  Weights w;
+  const gguf::TensorInfo* emb = file.find_tensor("token_embd.weight");
+  if (emb == nullptr) return Status::error("tensor token_embd.weight is missing");
+  if (emb->dims.size() != 2 || emb->dims[0] != static_cast<uint64_t>(c->dim) || emb->dims[1] == 0 ||
+      emb->dims[1] > (1u << 24)) {
+    return Status::errorf("tensor token_embd.weight has shape {}, expected [{}, vocab]", emb->shape_string(), c->dim);
+  }
+  c->vocab = static_cast<int>(emb->dims[1]);
+  TANDEM_RETURN_IF_ERROR(ld.matrix("token_embd.weight", c->dim, c->vocab, &w.token_embd));
+  if (ld.has("output.weight")) {
+    TANDEM_RETURN_IF_ERROR(ld.matrix("output.weight", c->dim, c->vocab, &w.output));
+  } else {
+    w.output = w.token_embd;  // tied embeddings
+  }
+  TANDEM_RETURN_IF_ERROR(ld.vector("output_norm.weight", c->dim, &w.output_norm));
+  if (ld.has("rope_freqs.weight")) TANDEM_RETURN_IF_ERROR(ld.vector("rope_freqs.weight", c->n_rot / 2, &w.rope_factors));
+
+  w.layers.resize(static_cast<size_t>(c->n_layers));
+  for (int l = 0; l < c->n_layers; ++l) {
+    LayerWeights& L = w.layers[static_cast<size_t>(l)];
+    const std::string p = fmt::format("blk.{}.", l);
+    TANDEM_RETURN_IF_ERROR(ld.vector(p + "attn_norm.weight", c->dim, &L.attn_norm));
+    TANDEM_RETURN_IF_ERROR(ld.matrix(p + "attn_q.weight", c->dim, c->q_dim(), &L.wq));
+    TANDEM_RETURN_IF_ERROR(ld.matrix(p + "attn_k.weight", c->dim, c->kv_dim(), &L.wk));
+    TANDEM_RETURN_IF_ERROR(ld.matrix(p + "attn_v.weight", c->dim, c->kv_dim(), &L.wv));
+    TANDEM_RETURN_IF_ERROR(ld.matrix(p + "attn_output.weight", c->q_dim(), c->dim, &L.wo));
+    if (c->qkv_bias) {
+      TANDEM_RETURN_IF_ERROR(ld.vector(p + "attn_q.bias", c->q_dim(), &L.bq));
+      TANDEM_RETURN_IF_ERROR(ld.vector(p + "attn_k.bias", c->kv_dim(), &L.bk));
+      TANDEM_RETURN_IF_ERROR(ld.vector(p + "attn_v.bias", c->kv_dim(), &L.bv));
+    }
+    if (c->qk_norm) {
+      TANDEM_RETURN_IF_ERROR(ld.vector(p + "attn_q_norm.weight", c->head_dim, &L.q_norm));
+      TANDEM_RETURN_IF_ERROR(ld.vector(p + "attn_k_norm.weight", c->head_dim, &L.k_norm));
+    }
+    if (c->post_norms) {
+      TANDEM_RETURN_IF_ERROR(ld.vector(p + "post_attention_norm.weight", c->dim, &L.post_attn_norm));
+      TANDEM_RETURN_IF_ERROR(ld.vector(p + "post_ffw_norm.weight", c->dim, &L.post_ffn_norm));
+    }
+    TANDEM_RETURN_IF_ERROR(ld.vector(p + "ffn_norm.weight", c->dim, &L.ffn_norm));
+    TANDEM_RETURN_IF_ERROR(ld.matrix(p + "ffn_gate.weight", c->dim, c->ffn_dim, &L.w_gate));
+    TANDEM_RETURN_IF_ERROR(ld.matrix(p + "ffn_up.weight", c->dim, c->ffn_dim, &L.w_up));
+    TANDEM_RETURN_IF_ERROR(ld.matrix(p + "ffn_down.weight", c->ffn_dim, c->dim, &L.w_down));
+  }
+  return w;
+}
+
+}  // namespace tandem::model

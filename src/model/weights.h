@@ -1,0 +1,38 @@
+// Model weights: matrices are zero-copy views into the mapped GGUF file;
+// 1-D tensors (norms, biases, rope factors) are converted to f32 copies at
+// load, whatever their stored type.
+#pragma once
+
+#include "core/status.h"
+#include "gguf/reader.h"
+#include "kernels/matmul.h"
+#include "model/config.h"
+
+#include <vector>
+
+namespace tandem::model {
+
+struct LayerWeights {
+  std::vector<float> attn_norm;        // [dim]
+  kernels::Matrix wq, wk, wv, wo;      // [q_dim x dim], [kv_dim x dim] x2, [dim x q_dim]
+  std::vector<float> bq, bk, bv;       // qwen2: [q_dim], [kv_dim], [kv_dim]
+  std::vector<float> q_norm, k_norm;   // qwen3, gemma3: [head_dim]
+  std::vector<float> post_attn_norm;   // gemma3: [dim]
+  std::vector<float> ffn_norm;         // [dim]
+  kernels::Matrix w_gate, w_up, w_down;  // [ffn x dim] x2, [dim x ffn]
+  std::vector<float> post_ffn_norm;    // gemma3: [dim]
+};
+
+struct Weights {
+  kernels::Matrix token_embd;  // [vocab x dim]
+  kernels::Matrix output;      // [vocab x dim]; the embedding when tied
+  std::vector<float> output_norm;  // [dim]
+  std::vector<float> rope_factors;  // llama 3 rope scaling, [n_rot / 2] or empty
+  std::vector<LayerWeights> layers;
+};
+
+// Checks every tensor's presence, shape and type; errors name the tensor.
+// Sets config->vocab from the embedding.
+Result<Weights> load_weights(const gguf::GgufFile& file, ModelConfig* config);
+
+}  // namespace tandem::model

@@ -1,0 +1,65 @@
+// Greedy ids and first-position logits against the reference outputs in
+// shared/models/reference (each agrees with an independent implementation;
+// see shared/MODEL_NOTES.md for the conventions they pin down).
+#include "core/mapped_file.h"
+#include "model_test_util.h"
+
+#include <nlohmann/json.hpp>
+
+namespace tandem::model {
+namespace {
+
+using tandem::test::shared_model;
+
+struct Golden {
+  const char* model;
+  const char* reference;
+};
+
+class GoldenTest : public ::testing::TestWithParam<Golden> {};
+
+nlohmann::json reference(const Golden& g) {
+  return nlohmann::json::parse(read_file(shared_model(std::string("reference/") + g.reference)).value());
+}
+
+// Exact greedy ids with the default f16 KV cache.
+TEST_P(GoldenTest, GreedyIdsWithF16Kv) {
+  auto m = test::load(shared_model(GetParam().model));
+  ASSERT_NE(m, nullptr);
+  auto pool = test::make_pool(*m, kernels::KvType::kF16);
+  for (const auto& r : reference(GetParam())["results"]) {
+    const auto prompt = r["prompt_ids"].get<std::vector<int32_t>>();
+    const auto want = r["generated_ids"].get<std::vector<int32_t>>();
+    EXPECT_EQ(test::greedy(*m, *pool, prompt, static_cast<int>(want.size())), want) << r["prompt"];
+  }
+}
+
+// Top-5 logits at the first generated position within 1e-3 with an f32 KV cache.
+TEST_P(GoldenTest, FirstLogitsWithF32Kv) {
+  auto m = test::load(shared_model(GetParam().model));
+  ASSERT_NE(m, nullptr);
+  auto pool = test::make_pool(*m, kernels::KvType::kF32);
+  for (const auto& r : reference(GetParam())["results"]) {
+    std::vector<float> logits;
+    const auto want = r["generated_ids"].get<std::vector<int32_t>>();
+    EXPECT_EQ(test::greedy(*m, *pool, r["prompt_ids"].get<std::vector<int32_t>>(), static_cast<int>(want.size()),
+                           1 << 30, &logits),
+              want);
+    for (const auto& t : r["top5_first"]) {
+      EXPECT_NEAR(logits[t[0].get<size_t>()], t[1].get<double>(), 1e-3) << r["prompt"] << " token " << t[0];
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, GoldenTest,
+                         ::testing::Values(Golden{"stories260K.gguf", "stories260K_greedy.json"},
+                                           Golden{"qwen2-tiny-random.gguf", "qwen2_tiny_greedy.json"},
+                                           Golden{"qwen3-tiny-random.gguf", "qwen3_tiny_greedy.json"},
+                                           Golden{"gemma3-tiny-random.gguf", "gemma3_tiny_greedy.json"}),
+                         [](const auto& info) {
+                           std::string n = info.param.model;
+                           return n.substr(0, n.find_first_of("-."));
+                         });
+
+}  // namespace
+}  // namespace tandem::model
