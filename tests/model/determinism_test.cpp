@@ -1,0 +1,135 @@
+// A sequence's logits must not depend on what else is in the batch, on how
+// its prompt was chunked, or on the number of threads: bit for bit.
+#include "model_test_util.h"
+
+#include <cstring>
+#include <map>
+#include <random>
+
+namespace tandem::model {
+namespace {
+
+using tandem::test::shared_model;
+using Logits = SequenceBatch::Logits;
+
+// Logits per position of one sequence: position p -> the row that predicts token p+1.
+using Trace = std::map<int64_t, std::vector<float>>;
+
+std::vector<int32_t> random_tokens(std::mt19937& rng, int n, int vocab) {
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (auto& x : t) x = static_cast<int32_t>(3 + rng() % static_cast<uint32_t>(vocab - 3));
+  return t;
+}
+
+// Runs a set of sequences together. Each step every unfinished sequence
+// contributes a prefill chunk (random size, all logits) or one decode token
+// (its greedy next); returns the trace of every sequence.
+std::vector<Trace> run_together(Model& m, kv::KvPool& pool, std::vector<std::vector<int32_t>> prompts, int n_new,
+                                std::mt19937& rng, int max_chunk) {
+  const int vocab = m.config().vocab;
+  std::vector<test::Seq> seqs(prompts.size());
+  std::vector<Trace> traces(prompts.size());
+  std::vector<int> generated(prompts.size(), 0);
+  for (size_t i = 0; i < prompts.size(); ++i) seqs[i].tokens = prompts[i];
+  std::vector<float> logits;
+  for (;;) {
+    std::vector<SequenceBatch> batch;
+    std::vector<size_t> who;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      if (generated[i] >= n_new) continue;
+      const int64_t left = static_cast<int64_t>(seqs[i].tokens.size()) - seqs[i].computed;
+      const int64_t n = left > 1 ? 1 + static_cast<int64_t>(rng() % static_cast<uint32_t>(max_chunk)) : 1;
+      batch.push_back(seqs[i].next(pool, n, Logits::kAll));
+      who.push_back(i);
+    }
+    if (batch.empty()) break;
+    // Shuffle the order of sequences in the batch: rows land in other places.
+    std::vector<size_t> order(batch.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), rng);
+    std::vector<SequenceBatch> shuffled;
+    std::vector<size_t> shuffled_who;
+    for (size_t o : order) {
+      shuffled.push_back(batch[o]);
+      shuffled_who.push_back(who[o]);
+    }
+    auto r = m.forward(shuffled, pool, logits);
+    EXPECT_TRUE(r.ok()) << r.message();
+    if (!r.ok()) return traces;
+    size_t row = 0;
+    for (size_t b = 0; b < shuffled.size(); ++b) {
+      const size_t i = shuffled_who[b];
+      for (size_t t = 0; t < shuffled[b].tokens.size(); ++t, ++row) {
+        const float* l = logits.data() + row * static_cast<size_t>(vocab);
+        traces[i][shuffled[b].start_pos + static_cast<int64_t>(t)].assign(l, l + vocab);
+      }
+      // Prompt done: append the greedy next token.
+      if (seqs[i].computed == static_cast<int64_t>(seqs[i].tokens.size())) {
+        const float* last = logits.data() + (row - 1) * static_cast<size_t>(vocab);
+        seqs[i].tokens.push_back(test::argmax(last, vocab));
+        ++generated[i];
+      }
+    }
+  }
+  for (auto& s : seqs) s.release(pool);
+  return traces;
+}
+
+void expect_same(const Trace& a, const Trace& b, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (const auto& [pos, row] : a) {
+    ASSERT_TRUE(b.count(pos)) << what << " position " << pos;
+    ASSERT_EQ(std::memcmp(row.data(), b.at(pos).data(), row.size() * sizeof(float)), 0)
+        << what << ": logits differ at position " << pos;
+  }
+}
+
+class Determinism : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(Determinism, BatchChunkingAndThreadsDoNotChangeLogits) {
+  auto m = test::load(shared_model(GetParam()), 2, 256, 16);
+  auto m1 = test::load(shared_model(GetParam()), 1, 256, 16);
+  ASSERT_TRUE(m && m1);
+  auto pool = test::make_pool(*m, kernels::KvType::kF16, 1024);
+  std::mt19937 rng(1234);
+  const int vocab = m->config().vocab;
+  const auto prompt = random_tokens(rng, 45, vocab);
+
+  // Alone, whole prompt at once.
+  std::mt19937 r0(1);
+  const Trace alone = run_together(*m, *pool, {prompt}, 6, r0, 1 << 20)[0];
+  ASSERT_EQ(alone.size(), prompt.size() + 5);
+
+  // Prompt chunked by 1, 7, 32 (run_together draws chunk sizes up to max_chunk;
+  // max_chunk 1 means one token at a time).
+  for (int chunk : {1, 7, 32}) {
+    std::mt19937 rc(static_cast<unsigned>(chunk));
+    expect_same(alone, run_together(*m, *pool, {prompt}, 6, rc, chunk)[0], "chunk " + std::to_string(chunk));
+  }
+  // One thread instead of two.
+  std::mt19937 r1(1);
+  auto pool1 = test::make_pool(*m1, kernels::KvType::kF16, 1024);
+  expect_same(alone, run_together(*m1, *pool1, {prompt}, 6, r1, 1 << 20)[0], "1 thread");
+
+  // Inside batches of 2..16 sequences with other prompts, mixed prefill and
+  // decode, random chunk sizes and order.
+  for (int n : {2, 3, 5, 8, 16}) {
+    std::vector<std::vector<int32_t>> prompts{prompt};
+    for (int i = 1; i < n; ++i) prompts.push_back(random_tokens(rng, 5 + static_cast<int>(rng() % 40), vocab));
+    std::mt19937 rb(static_cast<unsigned>(n));
+    const auto traces = run_together(*m, *pool, prompts, 6, rb, 9);
+    expect_same(alone, traces[0], "batch of " + std::to_string(n));
+  }
+  EXPECT_EQ(pool->n_free(), pool->n_blocks());
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, Determinism,
+                         ::testing::Values("stories260K.gguf", "qwen2-tiny-random.gguf", "qwen3-tiny-random.gguf",
+                                           "gemma3-tiny-random.gguf"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           return n.substr(0, n.find_first_of("-."));
+                         });
+
+}  // namespace
+}  // namespace tandem::model
