@@ -16,6 +16,10 @@ void register_inspect(CLI::App& app, Action& action);
 void register_tokenize(CLI::App& app, Action& action);
 void register_detokenize(CLI::App& app, Action& action);
 void register_synth(CLI::App& app, Action& action);
+void register_run(CLI::App& app, Action& action);
+
+// models/stories260K.gguf next to the executable's build folder.
+std::string default_model_path();
 
 // Prints "tandem: error: MESSAGE" on stderr and returns the exit code 1.
 int fail(const std::string& message);

@@ -210,6 +210,37 @@ TEST(Cli, SynthQwen25TinyHasBiases) {
   EXPECT_EQ(f->find_tensor("blk.0.ffn_gate.weight")->type, gguf::TensorType::F16);
 }
 
+TEST(Cli, RunGreedyMatchesGoldenWithTheShippedModel) {
+  // No -m: the model shipped in models/ (stories260K), whose greedy
+  // continuation is in shared/models/reference/stories260K_greedy.json.
+  CliRun r = tandem("run -p 'Once upon a time' -n 32 --temp 0 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["prompt_ids"], (json{1, 403, 407, 261, 378}));
+  EXPECT_EQ(j["ids"], (json{432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337, 410, 408,
+                             419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432, 358, 394}));
+  EXPECT_EQ(j["text"], ", there was a little girl named Lily. She loved to play outside in the park. One day, she saw");
+  EXPECT_NE(r.err.find("generation: 32 tokens"), std::string::npos);
+  // Streaming text mode prints the same text.
+  CliRun text = tandem("run -p 'Once upon a time' -n 32 --temp 0");
+  EXPECT_EQ(text.out, j["text"].get<std::string>() + "\n");
+  // Sampling: a seed fixes the output.
+  const std::string a = tandem("run -p 'Once upon a time' -n 24 --seed 5 --json").out;
+  EXPECT_EQ(json::parse(a)["ids"], json::parse(tandem("run -p 'Once upon a time' -n 24 --seed 5 --json").out)["ids"]);
+}
+
+TEST(Cli, RunErrors) {
+  EXPECT_NE(tandem("run -p hi --kv-type q3").err.find("unknown --kv-type 'q3'"), std::string::npos);
+  EXPECT_NE(tandem("run -p hi -n -1").err.find("-n must be >= 0"), std::string::npos);
+  EXPECT_NE(tandem("run -m /nonexistent.gguf -p hi").err.find("cannot open /nonexistent.gguf"), std::string::npos);
+  CliRun ctx = tandem("run -p hi -n 100 --ctx 16");
+  EXPECT_EQ(ctx.code, 1);
+  EXPECT_NE(ctx.err.find("exceeds the context of 16"), std::string::npos);
+  CliRun not_model = tandem("run -m " + tandem::test::shared_model("llama2c/tok512.bin") + " -p hi");
+  EXPECT_EQ(not_model.code, 1);
+  EXPECT_EQ(count_lines(not_model.err), 1u);
+}
+
 TEST(Cli, SynthErrors) {
   const std::string out = tandem::test::scratch_dir("cli_synth_err") + "/x.gguf";
   CliRun bad_like = tandem("synth --like gpt-5 --tokenizer " + kQwen3Tokenizer + " -o " + out);
