@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace tandem::cli {
+namespace tandem::model {
 
 struct ModelShape {
   std::string preset;        // "qwen3-0.6b"
@@ -54,4 +54,4 @@ std::vector<TensorSpec> tensor_specs(const ModelShape& shape);
 // Llama 3 rope frequency factors (head_dim / 2 values).
 std::vector<float> llama3_rope_factors(const ModelShape& shape);
 
-}  // namespace tandem::cli
+}  // namespace tandem::model

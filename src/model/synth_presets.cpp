@@ -1,9 +1,9 @@
-#include "cli/synth_presets.h"
+#include "model/synth_presets.h"
 
 #include <cmath>
 #include <numbers>
 
-namespace tandem::cli {
+namespace tandem::model {
 
 std::vector<std::string> preset_names() { return {"qwen3-0.6b", "qwen2.5-0.5b", "llama-3.2-1b"}; }
 
@@ -116,4 +116,4 @@ std::vector<float> llama3_rope_factors(const ModelShape& s) {
   return factors;
 }
 
-}  // namespace tandem::cli
+}  // namespace tandem::model
