@@ -1,0 +1,232 @@
+// SIMD pieces shared by the matmul kernels (matmul_q8.cpp, matmul_kq.cpp,
+// matmul_f16.cpp), compiled once per CPU target through foreach_target.
+//
+// Kernels exist for the x86 targets AVX2, AVX3 (AVX-512) and AVX3_DL
+// (AVX-512 + VNNI); elsewhere kMatmulX86 is 0 and matmul() takes the generic
+// path. All three run the same 256-bit code. AVX-512 adds registers (32
+// instead of 16, so bigger register tiles) and, with VNNI, a one-instruction
+// int8 dot for Q8_0; the integer sums and every float operation per output
+// are the same, so an output has the same bits on all three targets. (Zen 4
+// splits 512-bit instructions into two 256-bit halves anyway.)
+//
+// Structure of every kernel (per thread, over its static share of the N
+// weight rows):
+//
+//   for each tile of R <= 4 weight rows:
+//     prepare: unpack the R rows once into the thread's work area (L1/L2)
+//     for each group of C activation rows:       (all M rows, C at a time)
+//       R x C register tile over the whole of K, then one horizontal sum
+//
+// Each weight row is read from memory once per call, whatever M. Each
+// output (m, n) has its own accumulator and sees the same instruction
+// sequence whatever R, C, M or the thread split, hence determinism.
+
+// Per-target include guard (Highway's toggle idiom).
+#if defined(TANDEM_KERNELS_MATMUL_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef TANDEM_KERNELS_MATMUL_INL_H_
+#undef TANDEM_KERNELS_MATMUL_INL_H_
+#else
+#define TANDEM_KERNELS_MATMUL_INL_H_
+#endif
+
+#ifndef HWY_WANT_AVX3_DL
+#error "define HWY_WANT_AVX3_DL before including Highway (all matmul files must compile the same targets)"
+#endif
+
+#include <hwy/highway.h>
+
+#include "kernels/matmul_internal.h"
+#include "kernels/thread_pool.h"
+
+#include <cstdint>
+#include <cstring>
+
+#undef TANDEM_MATMUL_X86
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#define TANDEM_MATMUL_X86 1
+#include <immintrin.h>
+#else
+#define TANDEM_MATMUL_X86 0
+#endif
+
+HWY_BEFORE_NAMESPACE();
+#if HWY_TARGET == HWY_AVX3_DL
+// Highway 1.0.3 compiles this target with "avxvnni" (the VEX form that Zen 4
+// lacks) but its CPUID check requires AVX512_VNNI: enable the EVEX form so
+// _mm256_dpbusd_epi32 is available and encoded as the CPU expects.
+#pragma GCC target("avx512vnni")
+#endif
+namespace tandem::kernels {
+namespace HWY_NAMESPACE {
+
+constexpr bool kMatmulX86 = TANDEM_MATMUL_X86;
+constexpr bool kVnni = HWY_TARGET == HWY_AVX3_DL;
+// 16 ymm registers on AVX2, 32 with AVX-512 (EVEX): the tiles grow.
+constexpr bool kWideRegs = HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL;
+
+const char* MatmulTargetName() { return hwy::TargetName(HWY_TARGET); }
+
+#if TANDEM_MATMUL_X86
+
+HWY_INLINE __m256i LoadI(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+HWY_INLINE void StoreI(void* p, __m256i v) { _mm256_storeu_si256(static_cast<__m256i*>(p), v); }
+
+// Horizontal sum in a fixed order (halves, then pairs, then the last two).
+HWY_INLINE float ReduceF(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// ---- activation quantization (quantize_act.h has the scalar twin) -------------
+
+HWY_INLINE __m256 AbsMax32(const float* x) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 a = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x)),
+                                 _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8)));
+  const __m256 b = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 16)),
+                                 _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 24)));
+  return _mm256_max_ps(a, b);
+}
+
+HWY_INLINE float MaxLanes(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+// Scale and inverse scale of a block with max |x| = AMAX. Blocks below
+// 1e-30 (and NaN) quantize to zero: 127 / amax would overflow.
+HWY_INLINE void BlockScales(float amax, float* d, float* id) {
+  const bool ok = amax >= 1e-30f;
+  *d = ok ? amax / 127.0f : 0.0f;
+  *id = ok ? 127.0f / amax : 0.0f;
+}
+
+// 32 floats -> 32 int8 in [-127, 127]; cvtps rounds to nearest even.
+HWY_INLINE __m256i Quantize32(const float* x, __m256 id) {
+  __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), id));
+  const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), id));
+  __m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16), id));
+  const __m256i e = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 24), id));
+  a = _mm256_packs_epi32(a, b);  // per 128-bit lane: a0-3 b0-3 | a4-7 b4-7
+  c = _mm256_packs_epi32(c, e);
+  a = _mm256_packs_epi16(a, c);  // dwords: a0-3 b0-3 c0-3 e0-3 | a4-7 b4-7 c4-7 e4-7
+  return _mm256_permutevar8x32_epi32(a, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// Q8_0-style row: qs int8[K] | d f32[K/32]. With VNNI the quants are stored
+// biased by +128 (u8), the operand order vpdpbusd wants (see matmul_q8.cpp).
+HWY_INLINE void QuantizeRowB32(const float* x, int64_t k, uint8_t* out) {
+  float* ds = reinterpret_cast<float*>(out + k);
+  const __m256i flip = _mm256_set1_epi8(kVnni ? static_cast<char>(0x80) : 0);
+  for (int64_t b = 0; b < k / 32; ++b) {
+    float d, id;
+    BlockScales(MaxLanes(AbsMax32(x + 32 * b)), &d, &id);
+    StoreI(out + 32 * b, _mm256_xor_si256(Quantize32(x + 32 * b, _mm256_set1_ps(id)), flip));
+    ds[b] = d;
+  }
+}
+
+// Q8_K-style row: qs int8[K] | d f32[K/256] | bsums int16[K/16] (sums of
+// each 16 quants, for the K-quants' min / offset terms).
+HWY_INLINE void QuantizeRowB256(const float* x, int64_t k, uint8_t* out) {
+  const int64_t nsb = k / 256;
+  float* ds = reinterpret_cast<float*>(out + k);
+  int16_t* bsums = reinterpret_cast<int16_t*>(out + k + 4 * nsb);
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    const float* xs = x + 256 * sb;
+    __m256 m = AbsMax32(xs);
+    for (int j = 1; j < 8; ++j) m = _mm256_max_ps(m, AbsMax32(xs + 32 * j));
+    float d, id;
+    BlockScales(MaxLanes(m), &d, &id);
+    ds[sb] = d;
+    for (int j = 0; j < 8; ++j) {
+      const __m256i q = Quantize32(xs + 32 * j, _mm256_set1_ps(id));
+      StoreI(out + 256 * sb + 32 * j, q);
+      // Sums of 4 quants (exact in int16 / int32), then of 16.
+      alignas(32) int32_t s4[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(s4), _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, q), ones16));
+      bsums[16 * sb + 2 * j] = static_cast<int16_t>(s4[0] + s4[1] + s4[2] + s4[3]);
+      bsums[16 * sb + 2 * j + 1] = static_cast<int16_t>(s4[4] + s4[5] + s4[6] + s4[7]);
+    }
+  }
+}
+
+#endif  // TANDEM_MATMUL_X86
+
+// Calls FN(row) for rows [0, M): on the pool when there is enough work to
+// pay for a wake-up (~2 us), else on the caller (decode: M * K is small).
+template <class Fn>
+HWY_INLINE void ForEachRow(ThreadPool& pool, int64_t m, int64_t k, const Fn& fn) {
+  if (pool.size() == 1 || m < 2 || m * k < (int64_t{1} << 16)) {
+    for (int64_t i = 0; i < m; ++i) fn(i);
+    return;
+  }
+  pool.run([&](int t, int nt) {
+    int64_t begin, end;
+    ThreadPool::split(m, t, nt, &begin, &end);
+    for (int64_t i = begin; i < end; ++i) fn(i);
+  });
+}
+
+// ---- tile driver ------------------------------------------------------------------
+//
+// KERN provides kRows (R), kCols (C), and
+//   void Prepare(int64_t n0, int rows, uint8_t* work) const;   unpack rows n0..n0+rows-1
+//   template <int R, int C> void Tile(int64_t n0, int64_t m0, const uint8_t* work) const;
+//     computes Y[m0 .. m0+C-1][n0 .. n0+R-1] from the prepared rows.
+
+template <class Kern, int R, int C>
+HWY_INLINE void TileTail(const Kern& kern, int64_t cols, int64_t n0, int64_t m0, const uint8_t* work) {
+  if constexpr (C >= 1) {
+    if (cols == C) {
+      kern.template Tile<R, C>(n0, m0, work);
+    } else {
+      TileTail<Kern, R, C - 1>(kern, cols, n0, m0, work);
+    }
+  }
+}
+
+template <class Kern, int R>
+HWY_INLINE void TileAllCols(const Kern& kern, int64_t n0, int64_t m, const uint8_t* work) {
+  int64_t m0 = 0;
+  for (; m0 + Kern::kCols <= m; m0 += Kern::kCols) kern.template Tile<R, Kern::kCols>(n0, m0, work);
+  if (m0 < m) TileTail<Kern, R, Kern::kCols - 1>(kern, m - m0, n0, m0, work);
+}
+
+// Weight rows [n_begin, n_end) against all M activation rows.
+template <class Kern>
+HWY_INLINE void RunRows(const Kern& kern, int64_t n_begin, int64_t n_end, int64_t m, uint8_t* work) {
+  int64_t n0 = n_begin;
+  for (; n0 + Kern::kRows <= n_end; n0 += Kern::kRows) {
+    kern.Prepare(n0, Kern::kRows, work);
+    TileAllCols<Kern, Kern::kRows>(kern, n0, m, work);
+  }
+  for (; n0 < n_end; ++n0) {
+    kern.Prepare(n0, 1, work);
+    TileAllCols<Kern, 1>(kern, n0, m, work);
+  }
+}
+
+// Static split of the N weight rows over the pool, in whole tiles.
+template <class Kern>
+HWY_INLINE void RunAll(const Kern& kern, int64_t n, int64_t m, ThreadPool& pool, const detail::ScratchView& s) {
+  const int64_t tiles = (n + Kern::kRows - 1) / Kern::kRows;
+  pool.run([&](int t, int nt) {
+    int64_t begin, end;
+    ThreadPool::split(tiles, t, nt, &begin, &end);
+    begin *= Kern::kRows;
+    end = end * Kern::kRows < n ? end * Kern::kRows : n;
+    RunRows(kern, begin, end, m, s.work + static_cast<size_t>(t) * s.work_stride);
+  });
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace tandem::kernels
+HWY_AFTER_NAMESPACE();
+
+#endif  // include guard

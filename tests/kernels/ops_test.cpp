@@ -1,0 +1,106 @@
+// Row operations and the thread pool against plain double-precision
+// formulas.
+#include "kernels/ops.h"
+#include "kernels/thread_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <random>
+#include <vector>
+
+namespace tandem::kernels {
+namespace {
+
+TEST(Ops, RmsNorm) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0, 3);
+  for (size_t n : {1u, 7u, 64u, 1000u, 4096u}) {
+    std::vector<float> x(n), w(n), out(n);
+    for (size_t i = 0; i < n; ++i) x[i] = nd(rng), w[i] = 1 + 0.1f * nd(rng);
+    double ss = 0;
+    for (float v : x) ss += static_cast<double>(v) * v;
+    const double inv = 1 / std::sqrt(ss / static_cast<double>(n) + 1e-6);
+    rmsnorm(x.data(), w.data(), 1e-6f, out.data(), n);
+    for (size_t i = 0; i < n; ++i) EXPECT_NEAR(out[i], x[i] * inv * w[i], 1e-5 * std::fabs(x[i] * inv * w[i]) + 1e-6);
+    rmsnorm(x.data(), nullptr, 1e-6f, x.data(), n);  // in place, no weight
+    EXPECT_NEAR(x[0], out[0] / w[0], 1e-4);
+  }
+}
+
+TEST(Ops, Activations) {
+  const std::vector<float> g{-20, -3, -0.5f, 0, 0.5f, 3, 20}, up{1, 2, 3, 4, 5, 6, 7};
+  std::vector<float> out(g.size());
+  silu_mul(g.data(), up.data(), out.data(), g.size());
+  for (size_t i = 0; i < g.size(); ++i) EXPECT_NEAR(out[i], g[i] / (1 + std::exp(-g[i])) * up[i], 1e-5);
+  gelu_tanh_mul(g.data(), up.data(), out.data(), g.size());
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double x = g[i];
+    const double ref = 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))) * up[i];
+    EXPECT_NEAR(out[i], ref, 1e-5);
+  }
+}
+
+TEST(Ops, RopePairings) {
+  const int n_rot = 8;
+  std::vector<float> cs(n_rot / 2), sn(n_rot / 2);
+  const std::vector<float> factors{1, 2, 4, 8};
+  rope_cos_sin(7, n_rot, 10000, factors.data(), 2.0f, cs.data(), sn.data());
+  for (int i = 0; i < n_rot / 2; ++i) {
+    const double theta = 7 / 2.0 * std::pow(10000.0, -2.0 * i / n_rot) / factors[static_cast<size_t>(i)];
+    EXPECT_NEAR(cs[static_cast<size_t>(i)], std::cos(theta), 1e-6);
+    EXPECT_NEAR(sn[static_cast<size_t>(i)], std::sin(theta), 1e-6);
+  }
+  // head_dim 10 with n_rot 8: the last two values are not rotated.
+  std::vector<float> x{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, adj = x, neox = x;
+  rope(adj.data(), cs.data(), sn.data(), n_rot, RopePairing::kAdjacent);
+  rope(neox.data(), cs.data(), sn.data(), n_rot, RopePairing::kNeox);
+  for (int i = 0; i < n_rot / 2; ++i) {
+    const size_t a = static_cast<size_t>(2 * i), b = a + 1;
+    EXPECT_NEAR(adj[a], x[a] * cs[static_cast<size_t>(i)] - x[b] * sn[static_cast<size_t>(i)], 1e-6);
+    EXPECT_NEAR(adj[b], x[a] * sn[static_cast<size_t>(i)] + x[b] * cs[static_cast<size_t>(i)], 1e-6);
+    const size_t c = static_cast<size_t>(i), d = c + n_rot / 2;
+    EXPECT_NEAR(neox[c], x[c] * cs[c] - x[d] * sn[c], 1e-6);
+    EXPECT_NEAR(neox[d], x[c] * sn[c] + x[d] * cs[c], 1e-6);
+  }
+  EXPECT_EQ(adj[8], 9);
+  EXPECT_EQ(neox[9], 10);
+}
+
+TEST(ThreadPool, EveryThreadRunsEveryRegion) {
+  for (int n : {1, 2, 3}) {
+    ThreadPool pool(n);
+    EXPECT_EQ(pool.size(), n);
+    std::atomic<int64_t> sum{0};
+    for (int region = 0; region < 2000; ++region) {
+      pool.run([&](int t, int nt) {
+        int64_t b, e;
+        ThreadPool::split(1000, t, nt, &b, &e);
+        int64_t local = 0;
+        for (int64_t i = b; i < e; ++i) local += i;
+        sum += local;
+      });
+    }
+    EXPECT_EQ(sum.load(), 2000 * (999 * 1000 / 2)) << n << " threads";
+  }
+}
+
+TEST(ThreadPool, SplitCoversEverythingOnce) {
+  for (int64_t n : {0, 1, 5, 7, 100}) {
+    for (int nt : {1, 2, 3, 7}) {
+      int64_t next = 0;
+      for (int t = 0; t < nt; ++t) {
+        int64_t b, e;
+        ThreadPool::split(n, t, nt, &b, &e);
+        EXPECT_EQ(b, next);
+        EXPECT_LE(e - b, n / nt + 1);
+        next = e;
+      }
+      EXPECT_EQ(next, n);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tandem::kernels
