@@ -5,6 +5,7 @@
 #include "model_test_util.h"
 
 #include <cmath>
+#include <filesystem>
 #include <functional>
 
 namespace tandem::model {
@@ -87,6 +88,25 @@ std::string load_error(const std::string& path) {
   o.n_threads = 1;
   auto m = Model::load(path, o);
   return m.ok() ? "(loaded)" : m.message();
+}
+
+// The real Qwen3-0.6B shape (28 layers, 151936-row embedding, q8_0: 600 MB)
+// loads and generates.
+TEST(ModelLoad, RealShapedQwen3Generates) {
+  auto shape = make_shape("qwen3-0.6b", {});
+  ASSERT_TRUE(shape.ok());
+  const std::string path = tandem::test::scratch_dir("model_real_qwen3") + "/qwen3-0.6b-q8_0.gguf";
+  ASSERT_TRUE(write_synth(*shape, gguf::TensorType::Q8_0, 1, {}, path).ok());
+  auto m = test::load(path, 2, 64, 1);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->config().n_layers, 28);
+  EXPECT_EQ(m->config().vocab, 151936);
+  auto pool = test::make_pool(*m, kernels::KvType::kF16, 4);
+  std::vector<float> first;
+  const auto ids = test::greedy(*m, *pool, {9707, 11, 1246, 525, 498, 30}, 4, 64, &first);
+  EXPECT_EQ(ids.size(), 4u);
+  EXPECT_TRUE(all_finite(first, first.size()));
+  std::filesystem::remove(path);
 }
 
 TEST(ModelLoad, RefusesBadModels) {

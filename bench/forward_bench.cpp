@@ -1,0 +1,166 @@
+// End-to-end forward-pass benchmark on a real-shaped model:
+//   - memory bandwidth of this machine (STREAM-like read of 512 MiB),
+//   - prefill tokens/s for a 512-token prompt,
+//   - decode tokens/s for 1 sequence and aggregate for 2, 4, 8, 16
+//     sequences decoding together (one token each per step),
+//   - single-stream decode against the bandwidth roofline:
+//     weight bytes x tokens/s / bandwidth.
+//
+//   build/bench/forward_bench [--model FILE | --like qwen3-0.6b --type q8_0] [--threads N]
+//
+// Without --model it synthesizes the model once into build/bench-models/.
+#include "kernels/dot.h"
+#include "kv/kv_pool.h"
+#include "model/model.h"
+#include "model/synth.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <thread>
+#include <vector>
+
+using namespace tandem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Read bandwidth with N threads: sum a large buffer (larger than any cache).
+double measure_bandwidth_gbs(int n_threads) {
+  const size_t n = (512u << 20) / sizeof(uint64_t);
+  std::vector<uint64_t> buf(n, 1);
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    std::vector<uint64_t> sums(static_cast<size_t>(n_threads));
+    const auto t0 = Clock::now();
+    std::vector<std::thread> th;
+    for (int t = 0; t < n_threads; ++t) {
+      th.emplace_back([&, t] {
+        const size_t b = n * static_cast<size_t>(t) / static_cast<size_t>(n_threads);
+        const size_t e = n * static_cast<size_t>(t + 1) / static_cast<size_t>(n_threads);
+        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (size_t i = b; i + 4 <= e; i += 4) s0 += buf[i], s1 += buf[i + 1], s2 += buf[i + 2], s3 += buf[i + 3];
+        sums[static_cast<size_t>(t)] = s0 + s1 + s2 + s3;
+      });
+    }
+    for (auto& x : th) x.join();
+    const double s = seconds(t0);
+    uint64_t total = 0;
+    for (auto v : sums) total += v;
+    if (total == 0) std::abort();
+    best = std::max(best, static_cast<double>(n * sizeof(uint64_t)) / s / 1e9);
+  }
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model_path, like = "qwen3-0.6b", type = "q8_0";
+  int threads = static_cast<int>(std::thread::hardware_concurrency());
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i];
+    if (a == "--model") model_path = argv[i + 1];
+    else if (a == "--like") like = argv[i + 1];
+    else if (a == "--type") type = argv[i + 1];
+    else if (a == "--threads") threads = std::atoi(argv[i + 1]);
+    else {
+      fmt::print(stderr, "unknown option {}\n", a);
+      return 2;
+    }
+  }
+  if (model_path.empty()) {
+    model_path = "bench-models/" + like + "-" + type + ".gguf";
+    if (!std::filesystem::exists(model_path)) {
+      std::filesystem::create_directories("bench-models");
+      auto shape = model::make_shape(like, {});
+      auto t = gguf::parse_type(type);
+      if (!shape || !t) {
+        fmt::print(stderr, "bad --like or --type\n");
+        return 2;
+      }
+      fmt::print("synthesizing {} ...\n", model_path);
+      Status st = model::write_synth(*shape, *t, 1, {}, model_path);
+      if (!st.ok()) {
+        fmt::print(stderr, "{}\n", st.message());
+        return 1;
+      }
+    }
+  }
+  model::Model::Options mo;
+  mo.n_threads = threads;
+  mo.ctx = 4096;
+  mo.limits.max_tokens = 512;
+  mo.limits.max_sequences = 16;
+  auto loaded = model::Model::load(model_path, mo);
+  if (!loaded) {
+    fmt::print(stderr, "{}\n", loaded.message());
+    return 1;
+  }
+  model::Model& m = **loaded;
+  const auto shape = m.kv_shape(kernels::KvType::kF16);
+  auto pool = kv::KvPool::create(shape, shape.block_bytes() * 1024);
+  if (!pool) return 1;
+  const double bw = measure_bandwidth_gbs(threads);
+  const double wgb = static_cast<double>(m.weight_bytes()) / 1e9;
+  fmt::print("model {} ({}), {:.2f} GB of weights per step, {} threads, SIMD {}\n", model_path,
+             model::describe(m.config()), wgb, threads, kernels::simd_target_name());
+  fmt::print("memory read bandwidth: {:.1f} GB/s -> decode roofline {:.1f} tokens/s\n", bw, bw / wgb);
+
+  std::vector<float> logits;
+  auto blocks_for = [&](int64_t n) {
+    std::vector<kv::BlockId> b;
+    for (int64_t i = 0; i < (n + shape.block_tokens - 1) / shape.block_tokens; ++i) b.push_back(*(*pool)->allocate());
+    return b;
+  };
+  // Prefill: one 512-token prompt.
+  {
+    std::vector<int32_t> prompt(512);
+    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7919) % 1000 + 10);
+    auto blocks = blocks_for(512);
+    model::SequenceBatch sb{prompt, 0, blocks};
+    (void)m.forward(std::span<const model::SequenceBatch>(&sb, 1), **pool, logits);  // warm-up
+    const auto t0 = Clock::now();
+    (void)m.forward(std::span<const model::SequenceBatch>(&sb, 1), **pool, logits);
+    const double s = seconds(t0);
+    fmt::print("prefill 512 tokens: {:.1f} tokens/s\n", 512 / s);
+    for (auto b : blocks) (*pool)->release(b);
+  }
+  // Decode: B sequences with a 64-token context each, 32 steps.
+  double single = 0;
+  for (int B : {1, 2, 4, 8, 16}) {
+    const int steps = 32, ctx = 64;
+    std::vector<std::vector<int32_t>> toks(static_cast<size_t>(B), std::vector<int32_t>(ctx + steps, 100));
+    std::vector<std::vector<kv::BlockId>> blocks;
+    for (int s = 0; s < B; ++s) blocks.push_back(blocks_for(ctx + steps));
+    std::vector<model::SequenceBatch> batch(static_cast<size_t>(B));
+    double t_total = 0;
+    for (int step = 0; step < steps; ++step) {
+      for (int s = 0; s < B; ++s) {
+        batch[static_cast<size_t>(s)] = {std::span<const int32_t>(toks[static_cast<size_t>(s)]).subspan(
+                                             static_cast<size_t>(ctx + step), 1),
+                                         ctx + step, blocks[static_cast<size_t>(s)]};
+      }
+      const auto t0 = Clock::now();
+      auto r = m.forward(batch, **pool, logits);
+      if (!r) {
+        fmt::print(stderr, "{}\n", r.message());
+        return 1;
+      }
+      if (step > 0) t_total += seconds(t0);  // first step warms up
+    }
+    const double tps = B * (steps - 1) / t_total;
+    if (B == 1) single = tps;
+    fmt::print("decode {:>2} sequences: {:7.1f} tokens/s aggregate ({:.2f}x single){}\n", B, tps, tps / single,
+               B == 1 ? fmt::format(", {:.0f}% of the bandwidth roofline", 100 * tps * wgb / bw) : "");
+    for (auto& bl : blocks) {
+      for (auto b : bl) (*pool)->release(b);
+    }
+  }
+  return 0;
+}
