@@ -1,0 +1,211 @@
+#include "kv/prefix_cache.h"
+
+#include <xxhash.h>
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+namespace tandem::kv {
+
+BlockKey block_key(BlockKey parent, std::span<const int32_t> tokens) {
+  const BlockKey k = XXH3_64bits_withSeed(tokens.data(), tokens.size_bytes(), parent);
+  return k == 0 ? 1 : k;  // 0 means "no key"
+}
+
+PrefixCache::PrefixCache(KvPool& pool, uint64_t fingerprint)
+    : pool_(pool),
+      fingerprint_(fingerprint),
+      meta_(static_cast<size_t>(pool.n_blocks())),
+      tokens_(static_cast<size_t>(pool.n_blocks()) * static_cast<size_t>(pool.shape().block_tokens)) {
+  // The cache owns every block of the pool from now on.
+  while (pool_.allocate()) {
+  }
+  for (BlockId b = 0; b < pool.n_blocks(); ++b) push_back(free_, b);
+  free_count_ = static_cast<size_t>(pool.n_blocks());
+}
+
+BlockKey PrefixCache::root_key(uint64_t ns) const {
+  const uint64_t parts[3] = {fingerprint_, static_cast<uint64_t>(pool_.shape().type), ns};
+  const BlockKey k = XXH3_64bits(parts, sizeof(parts));
+  return k == 0 ? 1 : k;
+}
+
+PrefixCache::List& PrefixCache::list_of(Where w) {
+  return w == Where::kFree ? free_ : w == Where::kCachedNormal ? cached_normal_ : cached_longer_;
+}
+
+void PrefixCache::push_back(List& l, BlockId b) {
+  Meta& m = meta_[static_cast<size_t>(b)];
+  m.prev = l.tail;
+  m.next = -1;
+  if (l.tail >= 0) meta_[static_cast<size_t>(l.tail)].next = b;
+  else l.head = b;
+  l.tail = b;
+}
+
+void PrefixCache::unlink(List& l, BlockId b) {
+  Meta& m = meta_[static_cast<size_t>(b)];
+  if (m.prev >= 0) meta_[static_cast<size_t>(m.prev)].next = m.next;
+  else l.head = m.next;
+  if (m.next >= 0) meta_[static_cast<size_t>(m.next)].prev = m.prev;
+  else l.tail = m.prev;
+  m.prev = m.next = -1;
+}
+
+std::span<const int32_t> PrefixCache::tokens_of(BlockId b) const {
+  const size_t bt = static_cast<size_t>(block_tokens());
+  return std::span<const int32_t>(tokens_).subspan(static_cast<size_t>(b) * bt, bt);
+}
+
+bool PrefixCache::is_cached(BlockId b) const {
+  const Where w = meta_[static_cast<size_t>(b)].where;
+  return w == Where::kCachedNormal || w == Where::kCachedLonger;
+}
+
+PrefixMatch PrefixCache::lookup(std::span<const int32_t> tokens, uint64_t ns) {
+  ++stats_.lookups;
+  PrefixMatch match;
+  BlockKey parent = root_key(ns);
+  const size_t bt = static_cast<size_t>(block_tokens());
+  for (size_t start = 0; start + bt <= tokens.size(); start += bt) {
+    const auto chunk = tokens.subspan(start, bt);
+    const BlockKey key = block_key(parent, chunk);
+    auto it = by_key_.find(key);
+    if (it == by_key_.end()) break;
+    const BlockId b = it->second;
+    const Meta& m = meta_[static_cast<size_t>(b)];
+    // Verify: a colliding key must not serve another prefix's KV.
+    const auto stored = tokens_of(b);
+    if (m.parent != parent || !std::equal(stored.begin(), stored.end(), chunk.begin())) break;
+    retain(b);
+    match.blocks.push_back(b);
+    parent = key;
+  }
+  match.last_key = parent;
+  match.tokens = static_cast<int64_t>(match.blocks.size() * bt);
+  stats_.hit_blocks += static_cast<int64_t>(match.blocks.size());
+  return match;
+}
+
+void PrefixCache::retain(BlockId b) {
+  Meta& m = meta_[static_cast<size_t>(b)];
+  if (m.ref == 0) {
+    unlink(list_of(m.where), b);  // O(1): a hit leaves the middle of the eviction list
+    --cached_count_;
+    m.where = Where::kPinned;
+  }
+  ++m.ref;
+}
+
+std::optional<BlockId> PrefixCache::allocate() {
+  BlockId b = -1;
+  if (free_.head >= 0) {
+    b = free_.head;
+    unlink(free_, b);
+    --free_count_;
+  } else {
+    List& victims = cached_normal_.head >= 0 ? cached_normal_ : cached_longer_;
+    if (victims.head < 0) return std::nullopt;
+    b = victims.head;
+    unlink(victims, b);
+    --cached_count_;
+    forget(b);
+    ++stats_.evictions;
+  }
+  Meta& m = meta_[static_cast<size_t>(b)];
+  m.where = Where::kPinned;
+  m.ref = 1;
+  m.key = m.parent = 0;
+  return b;
+}
+
+void PrefixCache::forget(BlockId b) {
+  Meta& m = meta_[static_cast<size_t>(b)];
+  if (m.key != 0) {
+    auto it = by_key_.find(m.key);
+    if (it != by_key_.end() && it->second == b) by_key_.erase(it);
+  }
+  m.key = m.parent = 0;
+}
+
+BlockKey PrefixCache::commit(BlockId b, BlockKey parent, std::span<const int32_t> tokens) {
+  const BlockKey key = block_key(parent, tokens);
+  Meta& m = meta_[static_cast<size_t>(b)];
+  if (m.key == key) return key;  // already committed (shared prefix block)
+  auto [it, inserted] = by_key_.emplace(key, b);
+  if (!inserted) return key;  // another block holds this content; this one stays private
+  m.key = key;
+  m.parent = parent;
+  std::memcpy(tokens_.data() + static_cast<size_t>(b) * static_cast<size_t>(block_tokens()), tokens.data(),
+              tokens.size_bytes());
+  ++stats_.commits;
+  return key;
+}
+
+void PrefixCache::release(BlockId b, Retention retention) {
+  Meta& m = meta_[static_cast<size_t>(b)];
+  if (--m.ref > 0) return;
+  if (m.key != 0) {
+    m.where = retention == Retention::kLonger ? Where::kCachedLonger : Where::kCachedNormal;
+    push_back(list_of(m.where), b);
+    ++cached_count_;
+  } else {
+    m.where = Where::kFree;
+    push_back(free_, b);
+    ++free_count_;
+  }
+}
+
+std::string PrefixCache::check_invariants() const {
+  size_t free = 0, cached = 0, pinned = 0;
+  for (BlockId b = 0; b < pool_.n_blocks(); ++b) {
+    const Meta& m = meta_[static_cast<size_t>(b)];
+    switch (m.where) {
+      case Where::kFree:
+        ++free;
+        if (m.ref != 0 || m.key != 0) return fmt::format("free block {} has ref {} key {}", b, m.ref, m.key);
+        break;
+      case Where::kPinned:
+        ++pinned;
+        if (m.ref <= 0) return fmt::format("pinned block {} has ref {}", b, m.ref);
+        break;
+      default:
+        ++cached;
+        if (m.ref != 0 || m.key == 0) return fmt::format("cached block {} has ref {} key {}", b, m.ref, m.key);
+        break;
+    }
+    if (m.key != 0) {
+      auto it = by_key_.find(m.key);
+      if (it == by_key_.end() || it->second != b) return fmt::format("block {} key is not in the map", b);
+    }
+  }
+  if (free != free_count_ || cached != cached_count_) {
+    return fmt::format("counts: free {} vs {}, cached {} vs {}", free, free_count_, cached, cached_count_);
+  }
+  if (free + cached + pinned != static_cast<size_t>(pool_.n_blocks())) return "free + cached + pinned != total";
+  // Walk the lists: lengths and membership.
+  auto walk = [&](const List& l, Where w, size_t expect) -> std::string {
+    size_t n = 0;
+    int32_t prev = -1;
+    for (int32_t b = l.head; b >= 0; b = meta_[static_cast<size_t>(b)].next) {
+      const Meta& m = meta_[static_cast<size_t>(b)];
+      if (m.where != w || m.prev != prev) return fmt::format("list corrupt at block {}", b);
+      prev = b;
+      if (++n > meta_.size()) return "list cycle";
+    }
+    if (prev != l.tail) return "list tail mismatch";
+    return n == expect ? "" : fmt::format("list length {} != {}", n, expect);
+  };
+  size_t longer = 0;
+  for (const Meta& m : meta_) longer += m.where == Where::kCachedLonger;
+  if (auto e = walk(free_, Where::kFree, free); !e.empty()) return "free " + e;
+  if (auto e = walk(cached_normal_, Where::kCachedNormal, cached - longer); !e.empty()) return "cached " + e;
+  if (auto e = walk(cached_longer_, Where::kCachedLonger, longer); !e.empty()) return "longer " + e;
+  for (const auto& [key, b] : by_key_) {
+    if (meta_[static_cast<size_t>(b)].key != key) return fmt::format("map entry {} -> {} is stale", key, b);
+  }
+  return "";
+}
+
+}  // namespace tandem::kv

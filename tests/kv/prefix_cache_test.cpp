@@ -1,0 +1,165 @@
+// Scenario tests of the prefix cache with tiny pools: exact block ids, hit
+// lengths and eviction order; invariants checked after every step.
+#include "kv/prefix_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+namespace tandem::kv {
+namespace {
+
+constexpr int kBlockTokens = 4;
+
+std::unique_ptr<KvPool> tiny_pool(int n_blocks) {
+  KvShape s;
+  s.n_layers = 1;
+  s.n_kv_heads = 1;
+  s.head_dim = 4;
+  s.block_tokens = kBlockTokens;
+  auto p = KvPool::create(s, s.block_bytes() * static_cast<size_t>(n_blocks));
+  EXPECT_TRUE(p.ok());
+  return std::move(*p);
+}
+
+#define CHECK_INVARIANTS(cache) ASSERT_EQ((cache).check_invariants(), "")
+
+// Computes TOKENS "from scratch": allocates a block per full chunk, commits
+// it, and returns the block table (pinned).
+std::vector<BlockId> fill(PrefixCache& c, const std::vector<int32_t>& tokens, uint64_t ns = 0) {
+  std::vector<BlockId> table;
+  BlockKey parent = c.root_key(ns);
+  for (size_t start = 0; start + kBlockTokens <= tokens.size(); start += kBlockTokens) {
+    auto b = c.allocate();
+    EXPECT_TRUE(b.has_value());
+    table.push_back(*b);
+    parent = c.commit(*b, parent, std::span<const int32_t>(tokens).subspan(start, kBlockTokens));
+  }
+  return table;
+}
+
+void release_all(PrefixCache& c, const std::vector<BlockId>& table, Retention r = Retention::kNormal) {
+  for (BlockId b : table) c.release(b, r);
+}
+
+std::vector<int32_t> seq(int from, int n) {
+  std::vector<int32_t> v(static_cast<size_t>(n));
+  std::iota(v.begin(), v.end(), from);
+  return v;
+}
+
+std::vector<int32_t> concat(std::vector<int32_t> a, const std::vector<int32_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+TEST(PrefixCache, HitMissPrefixHit) {
+  auto pool = tiny_pool(8);
+  PrefixCache c(*pool, 42);
+  CHECK_INVARIANTS(c);
+  EXPECT_EQ(c.n_free(), 8);
+  const auto tmpl = seq(100, 8);                       // a shared "template": 2 blocks
+  const auto p1 = concat(tmpl, seq(200, 6));           // + 1 full block + 2 tokens
+  const auto p2 = concat(tmpl, seq(300, 5));           // same template, other tail
+  const auto p3 = seq(400, 9);                         // nothing shared
+
+  // MISS: nothing cached yet.
+  auto m = c.lookup(p1);
+  EXPECT_EQ(m.tokens, 0);
+  const auto t1 = fill(c, p1);
+  EXPECT_EQ(t1, (std::vector<BlockId>{0, 1, 2}));  // free list hands out 0, 1, 2 ...
+  CHECK_INVARIANTS(c);
+  release_all(c, t1);
+  EXPECT_EQ(c.n_cached(), 3);
+  CHECK_INVARIANTS(c);
+
+  // HIT: the same prompt again finds every full block (the 2-token tail is recomputed).
+  m = c.lookup(p1);
+  EXPECT_EQ(m.blocks, (std::vector<BlockId>{0, 1, 2}));
+  EXPECT_EQ(m.tokens, 12);
+  EXPECT_EQ(c.n_pinned(), 3);
+  CHECK_INVARIANTS(c);
+  release_all(c, m.blocks);
+
+  // PREFIX HIT: exactly the shared template blocks.
+  m = c.lookup(p2);
+  EXPECT_EQ(m.blocks, (std::vector<BlockId>{0, 1}));
+  EXPECT_EQ(m.tokens, 8);
+  release_all(c, m.blocks);
+
+  // MISS: another prompt; another namespace also misses.
+  EXPECT_EQ(c.lookup(p3).tokens, 0);
+  EXPECT_EQ(c.lookup(p1, /*ns=*/7).tokens, 0);
+  // Back to prompt 1: hit.
+  m = c.lookup(p1);
+  EXPECT_EQ(m.tokens, 12);
+  release_all(c, m.blocks);
+  CHECK_INVARIANTS(c);
+  EXPECT_EQ(c.stats().hit_blocks, 3 + 2 + 3);
+}
+
+TEST(PrefixCache, EvictsLeastRecentlyReleasedThenLongerRetention) {
+  auto pool = tiny_pool(4);
+  PrefixCache c(*pool, 1);
+  const auto a = fill(c, seq(0, 4)), b = fill(c, seq(10, 4)), d = fill(c, seq(20, 4)), e = fill(c, seq(30, 4));
+  EXPECT_EQ(c.n_free(), 0);
+  EXPECT_FALSE(c.allocate().has_value());  // all pinned: none (the caller preempts)
+  // Release order: d (kept longer: a session waiting on a tool call), a, e, b.
+  release_all(c, d, Retention::kLonger);
+  release_all(c, a);
+  release_all(c, e);
+  release_all(c, b);
+  CHECK_INVARIANTS(c);
+  // A hit on a cached block takes it out of the middle of the list.
+  auto hit = c.lookup(seq(20, 4));
+  EXPECT_EQ(hit.blocks, d);
+  release_all(c, hit.blocks, Retention::kLonger);
+  EXPECT_EQ(*c.allocate(), a[0]);  // plain blocks first, oldest release first
+  EXPECT_EQ(*c.allocate(), e[0]);
+  EXPECT_EQ(*c.allocate(), b[0]);
+  EXPECT_EQ(*c.allocate(), d[0]);  // longer retention goes last
+  EXPECT_EQ(c.stats().evictions, 4);
+  CHECK_INVARIANTS(c);
+  EXPECT_EQ(c.lookup(seq(0, 4)).tokens, 0);  // evicted content is gone
+}
+
+TEST(PrefixCache, SharedBlocksAndDuplicates) {
+  auto pool = tiny_pool(6);
+  PrefixCache c(*pool, 1);
+  const auto t = fill(c, seq(0, 8));
+  // A second sequence shares the same blocks: refcounts, not copies.
+  auto m = c.lookup(seq(0, 8));
+  EXPECT_EQ(m.blocks, t);
+  EXPECT_EQ(c.ref_count(t[0]), 2);
+  release_all(c, t);
+  EXPECT_EQ(c.n_pinned(), 2);  // still pinned by the second
+  release_all(c, m.blocks);
+  EXPECT_EQ(c.n_cached(), 2);
+  CHECK_INVARIANTS(c);
+  // Two sequences computing the same content at once: one copy is kept.
+  auto x = fill(c, seq(50, 4));
+  auto y = fill(c, seq(50, 4));
+  EXPECT_NE(x[0], y[0]);
+  release_all(c, x);
+  release_all(c, y);
+  EXPECT_EQ(c.n_cached(), 3);  // 2 + one copy of the duplicate
+  EXPECT_EQ(c.n_free(), 3);
+  CHECK_INVARIANTS(c);
+  EXPECT_EQ(c.lookup(seq(50, 4)).blocks, x);
+}
+
+TEST(PrefixCache, ChainedKeysNeverMatchAcrossParents) {
+  auto pool = tiny_pool(4);
+  PrefixCache c(*pool, 1);
+  // Block content "B" after "A" is another block than "B" at the start.
+  release_all(c, fill(c, concat(seq(0, 4), seq(10, 4))));
+  EXPECT_EQ(c.lookup(seq(10, 4)).tokens, 0);
+  EXPECT_NE(block_key(1, seq(10, 4)), block_key(2, seq(10, 4)));
+  // Another model fingerprint never matches.
+  auto pool2 = tiny_pool(4);
+  PrefixCache other(*pool2, 2);
+  EXPECT_NE(other.root_key(), c.root_key());
+}
+
+}  // namespace
+}  // namespace tandem::kv
