@@ -1,0 +1,481 @@
+#include "engine/engine.h"
+
+#include "tokenizer/detokenizer.h"
+
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <chrono>
+
+namespace tandem::engine {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+}  // namespace
+
+struct Engine::Sequence {
+  uint64_t id = 0;
+  uint64_t arrival = 0;  // submission order, for FIFO among equals
+  Request req;
+  std::shared_ptr<Stream> stream;
+  std::vector<int32_t> tokens;  // prompt + generated (the last may not be computed yet)
+  int64_t computed = 0;         // positions whose K/V are in `blocks`
+  std::vector<kv::BlockId> blocks;
+  kv::BlockKey last_key = 0;    // key of the last committed full block
+  int64_t committed = 0;        // blocks committed to the prefix cache
+  Sampler sampler;
+  tokenizer::StreamingDetokenizer detok;
+  std::string held;             // text held back: it may be the start of a stop string
+  std::vector<int32_t> held_tokens;
+  int generated = 0;
+  bool cancelled = false;
+  bool admitted_once = false;
+  int64_t started_step = 0;     // step when it last started running (preemption picks the latest)
+  Clock::time_point submitted, first_scheduled, first_token, last_token;
+  Usage usage;
+  int64_t chunk = 0;            // tokens in the current step
+
+  Sequence(Request r, int vocab, const tokenizer::Tokenizer& tok)
+      : req(std::move(r)), sampler(req.sampling, vocab), detok(tok, /*at_text_start=*/false) {}
+
+  double effective_priority(Clock::time_point now, double aging) const {
+    const double waited = std::chrono::duration<double>(now - submitted).count();
+    return static_cast<int>(req.priority) + aging * waited;
+  }
+};
+
+Engine::Engine(model::Model& model, const tokenizer::Tokenizer& tokenizer, const EngineOptions& options)
+    : model_(model), tok_(tokenizer), opt_(options) {}
+
+Result<std::unique_ptr<Engine>> Engine::create(model::Model& model, const tokenizer::Tokenizer& tokenizer,
+                                               const EngineOptions& options) {
+  if (options.max_batch_tokens <= 0 || options.max_batch_size <= 0 || options.stream_interval <= 0) {
+    return Status::error("engine limits must be positive");
+  }
+  std::unique_ptr<Engine> e(new Engine(model, tokenizer, options));
+  auto pool = kv::KvPool::create(model.kv_shape(options.kv_type, options.block_tokens), options.kv_bytes);
+  if (!pool) return pool.status();
+  e->pool_ = std::move(*pool);
+  // The model fingerprint: architecture, shape and a sample of the weights'
+  // bytes, so blocks of another model never match.
+  const auto& c = model.config();
+  const uint64_t shape[] = {static_cast<uint64_t>(c.n_layers), static_cast<uint64_t>(c.dim),
+                            static_cast<uint64_t>(c.vocab), model.weight_bytes(), model.file().file_size()};
+  e->fingerprint_ = XXH3_64bits(shape, sizeof(shape));
+  e->cache_ = std::make_unique<kv::PrefixCache>(*e->pool_, e->fingerprint_);
+  {
+    std::lock_guard<std::mutex> lock(e->mu_);
+    e->metrics_.kv_blocks_total = e->pool_->n_blocks();
+    e->metrics_.kv_blocks_free = e->cache_->n_free();
+  }
+  if (options.start_thread) e->thread_ = std::thread(&Engine::loop, e.get());
+  return e;
+}
+
+Engine::~Engine() {
+  stop_.store(true);
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::shared_ptr<Stream> Engine::submit(Request request) {
+  const uint64_t id = next_id_.fetch_add(1);
+  auto seq = std::make_unique<Sequence>(std::move(request), model_.config().vocab, tok_);
+  seq->id = id;
+  seq->arrival = id;
+  seq->stream = std::make_shared<Stream>(id);
+  seq->submitted = Clock::now();
+  auto stream = seq->stream;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    inbox_.push_back(std::move(seq));
+  }
+  wake_.notify_all();
+  return stream;
+}
+
+void Engine::cancel(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancels_.push_back(id);
+  }
+  wake_.notify_all();
+}
+
+void Engine::loop() {
+  while (!stop_.load()) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (inbox_.empty() && cancels_.empty() && waiting_.empty() && running_.empty()) {
+        wake_.wait(lock, [&] { return stop_.load() || !inbox_.empty() || !cancels_.empty(); });
+        if (stop_.load()) break;
+        // Idle until now: give near-simultaneous requests a moment to arrive together.
+        const auto until = Clock::now() + std::chrono::microseconds(static_cast<int64_t>(opt_.batch_wait_ms * 1000));
+        wake_.wait_until(lock, until, [&] { return stop_.load(); });
+      }
+    }
+    step();
+  }
+  // Shutting down: every open stream ends.
+  take_inbox();
+  for (auto* list : {&waiting_, &running_}) {
+    for (auto& s : *list) finish(*s, StopReason::kCancelled, "the engine is shutting down");
+    list->clear();
+  }
+}
+
+void Engine::take_inbox() {
+  std::vector<std::unique_ptr<Sequence>> inbox;
+  std::vector<uint64_t> cancels;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    inbox.swap(inbox_);
+    cancels.swap(cancels_);
+  }
+  for (auto& s : inbox) {
+    const std::string error = validate(*s);
+    if (!error.empty()) {
+      finish(*s, StopReason::kError, error);
+      continue;
+    }
+    s->tokens = s->req.prompt;
+    for (int32_t t : s->tokens) s->sampler.accept(t);
+    s->usage.prompt_tokens = static_cast<int64_t>(s->tokens.size());
+    waiting_.push_back(std::move(s));
+  }
+  for (uint64_t id : cancels) {
+    for (auto* list : {&waiting_, &running_}) {
+      for (auto& s : *list) {
+        if (s->id == id) s->cancelled = true;
+      }
+    }
+  }
+}
+
+std::string Engine::validate(const Sequence& s) const {
+  const int64_t n = static_cast<int64_t>(s.req.prompt.size());
+  const int64_t ctx = model_.config().ctx;
+  const int64_t capacity = static_cast<int64_t>(pool_->n_blocks()) * opt_.block_tokens;
+  if (n == 0) return "the prompt is empty";
+  if (n >= ctx) return fmt::format("prompt is too long: {} tokens > {} maximum", n, ctx - 1);
+  if (n >= capacity) {
+    return fmt::format("a prompt of {} tokens does not fit the KV cache ({} tokens); raise the KV memory budget", n,
+                       capacity);
+  }
+  for (int32_t t : s.req.prompt) {
+    if (t < 0 || t >= model_.config().vocab) return fmt::format("token id {} is outside the vocabulary", t);
+  }
+  if (s.req.max_tokens <= 0) return "max_tokens must be positive";
+  return "";
+}
+
+void Engine::finish(Sequence& s, StopReason reason, const std::string& error) {
+  // Release every block; committed ones stay cached for the next turn.
+  const auto retention = s.req.expect_return ? kv::Retention::kLonger : kv::Retention::kNormal;
+  for (kv::BlockId b : s.blocks) cache_->release(b, retention);
+  s.blocks.clear();
+  Event e;
+  e.done = true;
+  e.stop = reason;
+  e.error = error;
+  if (reason != StopReason::kStopString && reason != StopReason::kError) {
+    e.text = s.held + s.detok.finish();  // nothing more can match a stop string
+    e.tokens = s.held_tokens;
+  }
+  s.held.clear();
+  s.held_tokens.clear();
+  s.usage.generated_tokens = s.generated;
+  if (s.generated > 1) {
+    const double secs = std::chrono::duration<double>(s.last_token - s.first_token).count();
+    s.usage.decode_tokens_per_s = secs > 0 ? (s.generated - 1) / secs : 0;
+  }
+  e.usage = s.usage;
+  s.stream->push(std::move(e));
+  s.stream.reset();  // marks the sequence finished
+  std::lock_guard<std::mutex> lock(mu_);
+  metrics_.prompt_tokens += s.usage.prompt_tokens;
+  metrics_.cached_tokens += s.usage.cached_tokens;
+  metrics_.generated_tokens += s.generated;
+}
+
+// Waiting sequences start in order of effective priority (ties: arrival),
+// one per session at a time, while the batch has room.
+void Engine::admit() {
+  const auto now = Clock::now();
+  std::stable_sort(waiting_.begin(), waiting_.end(), [&](const auto& a, const auto& b) {
+    const double pa = a->effective_priority(now, opt_.aging_per_s), pb = b->effective_priority(now, opt_.aging_per_s);
+    return pa > pb || (pa == pb && a->arrival < b->arrival);
+  });
+  auto session_busy = [&](const Sequence& s) {
+    if (s.req.session.empty()) return false;
+    for (const auto& r : running_) {
+      if (r->req.session == s.req.session) return true;
+    }
+    // An earlier request of the same session still waiting goes first.
+    for (const auto& w : waiting_) {
+      if (w.get() != &s && w->req.session == s.req.session && w->arrival < s.arrival) return true;
+    }
+    return false;
+  };
+  for (auto it = waiting_.begin(); it != waiting_.end() && static_cast<int>(running_.size()) < opt_.max_batch_size;) {
+    Sequence& s = **it;
+    if (session_busy(s)) {
+      ++it;
+      continue;
+    }
+    // The longest cached prefix; keep at least one token to compute (its logits pick the next token).
+    kv::PrefixMatch m = cache_->lookup(s.tokens, s.req.cache_namespace);
+    const int64_t bt = opt_.block_tokens;
+    while (!m.blocks.empty() && static_cast<int64_t>(m.blocks.size()) * bt >= static_cast<int64_t>(s.tokens.size())) {
+      cache_->release(m.blocks.back());
+      m.blocks.pop_back();
+    }
+    s.blocks = m.blocks;
+    s.computed = static_cast<int64_t>(m.blocks.size()) * bt;
+    s.committed = static_cast<int64_t>(m.blocks.size());
+    // The chain key of the last kept block (the match may have been cut).
+    s.last_key = cache_->root_key(s.req.cache_namespace);
+    for (int64_t b = 0; b < s.committed; ++b) {
+      s.last_key = kv::block_key(s.last_key, std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(b * bt),
+                                                                                       static_cast<size_t>(bt)));
+    }
+    if (!s.admitted_once) {
+      s.admitted_once = true;
+      s.usage.cached_tokens = s.computed;
+      s.first_scheduled = now;
+      s.usage.queue_ms = ms_between(s.submitted, now);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      s.started_step = metrics_.steps;
+    }
+    running_.push_back(std::move(*it));
+    it = waiting_.erase(it);
+  }
+}
+
+// Preempts the running sequence of lowest priority, most recently started,
+// for KEEP (never one of higher priority than KEEP, never KEEP itself): its
+// committed blocks stay cached; it waits to resume.
+bool Engine::preempt_one(const Sequence* keep) {
+  Sequence* victim = nullptr;
+  for (auto& s : running_) {
+    if (s.get() == keep || s->req.priority > keep->req.priority) continue;
+    if (victim == nullptr || s->req.priority < victim->req.priority ||
+        (s->req.priority == victim->req.priority && s->started_step > victim->started_step)) {
+      victim = s.get();
+    }
+  }
+  if (victim == nullptr) return false;
+  for (kv::BlockId b : victim->blocks) cache_->release(b);
+  victim->blocks.clear();
+  victim->computed = 0;
+  victim->committed = 0;
+  auto it = std::find_if(running_.begin(), running_.end(), [&](const auto& p) { return p.get() == victim; });
+  waiting_.push_back(std::move(*it));
+  running_.erase(it);
+  std::lock_guard<std::mutex> lock(mu_);
+  ++metrics_.preemptions;
+  return true;
+}
+
+void Engine::commit_full_blocks(Sequence& s) {
+  const int64_t bt = opt_.block_tokens;
+  while ((s.committed + 1) * bt <= s.computed) {
+    const auto chunk = std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.committed * bt), static_cast<size_t>(bt));
+    s.last_key = cache_->commit(s.blocks[static_cast<size_t>(s.committed)], s.last_key, chunk);
+    ++s.committed;
+  }
+}
+
+bool Engine::step() {
+  take_inbox();
+  // Cancelled sequences free their pins now.
+  for (auto* list : {&waiting_, &running_}) {
+    for (auto& s : *list) {
+      if (s->cancelled) finish(*s, StopReason::kCancelled);
+    }
+    std::erase_if(*list, [](const auto& s) { return !s->stream; });
+  }
+  admit();
+  if (running_.empty()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    metrics_.waiting = static_cast<int64_t>(waiting_.size());
+    metrics_.running = 0;
+    return !waiting_.empty();
+  }
+
+  // Token budget: decodes first (one token each), then prefill chunks, in
+  // running order (admission order: priority, then arrival).
+  const int64_t bt = opt_.block_tokens;
+  int64_t budget = opt_.max_batch_tokens;
+  std::stable_partition(running_.begin(), running_.end(),
+                        [](const auto& s) { return static_cast<int64_t>(s->tokens.size()) - s->computed == 1; });
+  for (size_t i = 0; i < running_.size(); ++i) {
+    Sequence& s = *running_[i];
+    const int64_t left = static_cast<int64_t>(s.tokens.size()) - s.computed;
+    s.chunk = std::min(left, budget);
+    // Blocks for the chunk: evict cached blocks, else preempt others.
+    while (s.chunk > 0 && static_cast<int64_t>(s.blocks.size()) * bt < s.computed + s.chunk) {
+      auto b = cache_->allocate();
+      if (b) {
+        s.blocks.push_back(*b);
+        continue;
+      }
+      const size_t before = running_.size();
+      if (!preempt_one(&s)) {
+        // Alone and out of blocks: compute what fits, or stop when nothing does.
+        s.chunk = std::min(s.chunk, static_cast<int64_t>(s.blocks.size()) * bt - s.computed);
+        break;
+      }
+      if (running_.size() < before) i = static_cast<size_t>(std::find_if(running_.begin(), running_.end(),
+                                                                       [&](const auto& p) { return p.get() == &s; }) -
+                                                          running_.begin());
+    }
+    budget -= std::max<int64_t>(s.chunk, 0);
+  }
+  // A lone sequence that cannot grow has filled the cache: it ends.
+  for (auto& s : running_) {
+    if (s->chunk <= 0 && static_cast<int64_t>(s->tokens.size()) > s->computed && running_.size() == 1) {
+      finish(*s, StopReason::kMaxTokens);
+    }
+  }
+  std::erase_if(running_, [](const auto& s) { return !s->stream; });
+
+  std::vector<model::SequenceBatch> batch;
+  std::vector<Sequence*> in_batch;
+  int64_t batch_tokens = 0;
+  for (auto& s : running_) {
+    if (s->chunk <= 0) continue;
+    model::SequenceBatch sb;
+    sb.tokens = std::span<const int32_t>(s->tokens).subspan(static_cast<size_t>(s->computed), static_cast<size_t>(s->chunk));
+    sb.start_pos = s->computed;
+    sb.blocks = s->blocks;
+    sb.logits = s->computed + s->chunk == static_cast<int64_t>(s->tokens.size()) ? model::SequenceBatch::Logits::kLast
+                                                                                 : model::SequenceBatch::Logits::kNone;
+    batch.push_back(sb);
+    in_batch.push_back(s.get());
+    batch_tokens += s->chunk;
+  }
+  if (!batch.empty()) {
+    auto r = model_.forward(batch, *pool_, logits_);
+    if (!r.ok()) {
+      for (Sequence* s : in_batch) finish(*s, StopReason::kError, r.message());
+    } else {
+      size_t row = 0;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        Sequence& s = *in_batch[i];
+        s.computed += s.chunk;
+        commit_full_blocks(s);
+        if (batch[i].logits == model::SequenceBatch::Logits::kLast) {
+          after_forward(s, logits_.data() + row * static_cast<size_t>(model_.config().vocab));
+          ++row;
+        }
+      }
+    }
+  }
+  std::erase_if(running_, [](const auto& s) { return !s->stream; });
+  std::lock_guard<std::mutex> lock(mu_);
+  ++metrics_.steps;
+  metrics_.last_batch_size = static_cast<int64_t>(batch.size());
+  metrics_.last_batch_tokens = batch_tokens;
+  metrics_.running = static_cast<int64_t>(running_.size());
+  metrics_.waiting = static_cast<int64_t>(waiting_.size());
+  metrics_.evictions = cache_->stats().evictions;
+  metrics_.kv_blocks_free = cache_->n_free();
+  metrics_.kv_blocks_cached = cache_->n_cached();
+  return true;
+}
+
+// Samples the next token and streams it; ends the sequence on a stop condition.
+void Engine::after_forward(Sequence& s, const float* logits) {
+  const auto now = Clock::now();
+  const Sample smp = s.sampler.sample(std::span<const float>(logits, static_cast<size_t>(model_.config().vocab)));
+  if (s.generated == 0) {
+    s.first_token = now;
+    s.usage.ttft_ms = ms_between(s.submitted, now);
+  }
+  s.last_token = now;
+  if (!s.req.ignore_eos && tok_.vocab().is_end_of_generation(smp.token)) {
+    finish(s, StopReason::kEndOfText);
+    return;
+  }
+  ++s.generated;
+  s.sampler.accept(smp.token);
+  s.tokens.push_back(smp.token);
+  emit_token(s, smp.token);
+  if (!s.stream) return;  // a stop string matched
+  const int64_t ctx = model_.config().ctx;
+  if (s.generated >= s.req.max_tokens || static_cast<int64_t>(s.tokens.size()) >= ctx) finish(s, StopReason::kMaxTokens);
+}
+
+// Appends the token's text; emits what can no longer be part of a stop
+// string, every stream_interval tokens.
+void Engine::emit_token(Sequence& s, int32_t token) {
+  s.held += s.detok.push(token);
+  s.held_tokens.push_back(token);
+  for (const std::string& stop : s.req.stop) {
+    if (stop.empty()) continue;
+    const size_t at = s.held.find(stop);
+    if (at == std::string::npos) continue;
+    Event e;
+    e.text = s.held.substr(0, at);
+    e.tokens = s.held_tokens;
+    s.held.clear();
+    s.held_tokens.clear();
+    if (!e.text.empty() || !e.tokens.empty()) s.stream->push(std::move(e));
+    finish(s, StopReason::kStopString);
+    return;
+  }
+  if (static_cast<int>(s.held_tokens.size()) < opt_.stream_interval) return;
+  // Hold back the longest tail that is a prefix of some stop string.
+  size_t keep = 0;
+  for (const std::string& stop : s.req.stop) {
+    for (size_t n = std::min(stop.size() - 1, s.held.size()); n > keep; --n) {
+      if (s.held.compare(s.held.size() - n, n, stop, 0, n) == 0) {
+        keep = n;
+        break;
+      }
+    }
+  }
+  Event e;
+  e.text = s.held.substr(0, s.held.size() - keep);
+  e.tokens = s.held_tokens;
+  s.held.erase(0, s.held.size() - keep);
+  s.held_tokens.clear();
+  s.stream->push(std::move(e));
+}
+
+EngineMetrics Engine::metrics() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return metrics_;
+}
+
+std::string Engine::check_invariants() const {
+  std::string e = cache_->check_invariants();
+  if (!e.empty()) return e;
+  // Every pinned reference belongs to a block table.
+  std::vector<int32_t> refs(static_cast<size_t>(pool_->n_blocks()), 0);
+  for (const auto* list : {&waiting_, &running_}) {
+    for (const auto& s : *list) {
+      for (kv::BlockId b : s->blocks) ++refs[static_cast<size_t>(b)];
+      if (static_cast<int64_t>(s->blocks.size()) * opt_.block_tokens < s->computed) {
+        return fmt::format("sequence {} has {} blocks for {} computed tokens", s->id, s->blocks.size(), s->computed);
+      }
+    }
+  }
+  for (kv::BlockId b = 0; b < pool_->n_blocks(); ++b) {
+    if (refs[static_cast<size_t>(b)] != cache_->ref_count(b)) {
+      return fmt::format("block {}: {} table references, ref count {}", b, refs[static_cast<size_t>(b)],
+                         cache_->ref_count(b));
+    }
+  }
+  return "";
+}
+
+}  // namespace tandem::engine
