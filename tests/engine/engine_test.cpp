@@ -208,6 +208,30 @@ TEST(Engine, AgingLetsLowPriorityThrough) {
   }
 }
 
+// Two long sequences that cannot both fit: the later one is preempted
+// (its blocks stay cached), resumes, and produces exactly its output alone.
+TEST(Engine, PreemptionThenResumeGivesIdenticalOutput) {
+  Fixture f;
+  std::vector<Request> reqs;
+  for (int i = 0; i < 2; ++i) {
+    std::vector<int32_t> p{1};
+    for (int j = 0; j < 70; ++j) p.push_back(3 + (j * (5 + i)) % 500);
+    Request r = greedy(p, 120);
+    r.ignore_eos = true;
+    reqs.push_back(r);
+  }
+  const auto a = alone(f, reqs[0]), b = alone(f, reqs[1]);
+  ASSERT_EQ(a.size(), 120u);
+  auto e = f.engine(manual(9));  // 9 blocks = 288 tokens < 2 x 190
+  auto sa = e->submit(reqs[0]);
+  auto sb = e->submit(reqs[1]);
+  drain(*e);
+  EXPECT_EQ(sa->wait().tokens, a);
+  EXPECT_EQ(sb->wait().tokens, b);
+  EXPECT_GT(e->metrics().preemptions, 0);
+  EXPECT_EQ(e->metrics().kv_blocks_total, 9);
+}
+
 TEST(Engine, StopStringsAcrossTokens) {
   Fixture f;
   auto e = f.engine(manual());
