@@ -171,6 +171,25 @@ std::string Engine::validate(const Sequence& s) const {
     if (t < 0 || t >= model_.config().vocab) return fmt::format("token id {} is outside the vocabulary", t);
   }
   if (s.req.max_tokens <= 0) return "max_tokens must be positive";
+  if (opt_.max_tokens_per_session > 0 && n >= opt_.max_tokens_per_session) {
+    return fmt::format("a prompt of {} tokens exceeds the limit of {} tokens per session", n,
+                       opt_.max_tokens_per_session);
+  }
+  if (opt_.max_sessions > 0 && !s.req.session.empty()) {
+    std::vector<const std::string*> active;
+    for (const auto* list : {&waiting_, &running_}) {
+      for (const auto& w : *list) {
+        if (w->req.session.empty()) continue;
+        if (w->req.session == s.req.session) return "";  // joins its own session's queue
+        if (std::none_of(active.begin(), active.end(), [&](const std::string* a) { return *a == w->req.session; })) {
+          active.push_back(&w->req.session);
+        }
+      }
+    }
+    if (static_cast<int>(active.size()) >= opt_.max_sessions) {
+      return fmt::format("too many active sessions ({}); try again later", opt_.max_sessions);
+    }
+  }
   return "";
 }
 
@@ -411,7 +430,8 @@ void Engine::after_forward(Sequence& s, const float* logits) {
   emit_token(s, smp.token);
   if (!s.stream) return;  // a stop string matched
   const int64_t ctx = model_.config().ctx;
-  if (s.generated >= s.req.max_tokens || static_cast<int64_t>(s.tokens.size()) >= ctx) finish(s, StopReason::kMaxTokens);
+  const int64_t limit = opt_.max_tokens_per_session > 0 ? std::min(ctx, opt_.max_tokens_per_session) : ctx;
+  if (s.generated >= s.req.max_tokens || static_cast<int64_t>(s.tokens.size()) >= limit) finish(s, StopReason::kMaxTokens);
 }
 
 // Appends the token's text; emits what can no longer be part of a stop

@@ -37,6 +37,8 @@ struct EngineOptions {
   size_t kv_bytes = 256u << 20; // KV cache budget
   kernels::KvType kv_type = kernels::KvType::kF16;
   int block_tokens = 32;
+  int max_sessions = 0;             // distinct sessions waiting or running at once (0: no limit)
+  int64_t max_tokens_per_session = 0;  // prompt + generated tokens of one request (0: the context)
   bool start_thread = true;     // false: the caller drives step() (tests)
 };
 

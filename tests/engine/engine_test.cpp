@@ -261,6 +261,33 @@ TEST(Engine, RejectsBadRequestsWithMessages) {
   EXPECT_EQ(tl.error, "prompt is too long: 600 tokens > 511 maximum");
 }
 
+TEST(Engine, SessionLimits) {
+  Fixture f;
+  EngineOptions o = manual();
+  o.max_sessions = 2;
+  o.max_tokens_per_session = 20;
+  auto e = f.engine(o);
+  auto with_session = [&](const std::string& s, std::vector<int32_t> p, int n) {
+    Request r = greedy(std::move(p), n);
+    r.session = s;
+    r.ignore_eos = true;
+    return e->submit(r);
+  };
+  auto a = with_session("a", {1, 403, 407}, 100);
+  auto b = with_session("b", {1, 403, 407}, 5);
+  auto a2 = with_session("a", {1, 291}, 5);  // same session: queues behind "a"
+  auto c = with_session("c", {1, 291}, 5);   // a third session: refused
+  auto big = with_session("", std::vector<int32_t>(25, 9), 5);
+  drain(*e);
+  const Event ea = a->wait();
+  EXPECT_EQ(ea.stop, StopReason::kMaxTokens);
+  EXPECT_EQ(ea.usage.prompt_tokens + ea.usage.generated_tokens, 20);  // capped by the per-session limit
+  EXPECT_EQ(b->wait().stop, StopReason::kMaxTokens);
+  EXPECT_EQ(a2->wait().error, "");
+  EXPECT_EQ(c->wait().error, "too many active sessions (2); try again later");
+  EXPECT_EQ(big->wait().error, "a prompt of 25 tokens exceeds the limit of 20 tokens per session");
+}
+
 TEST(Engine, ThreadedSubmitFromManyClients) {
   Fixture f;
   std::vector<Request> reqs;
