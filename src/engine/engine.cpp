@@ -35,7 +35,6 @@ struct Engine::Sequence {
   int generated = 0;
   bool cancelled = false;
   bool admitted_once = false;
-  int64_t started_step = 0;     // step when it last started running (preemption picks the latest)
   Clock::time_point submitted, first_scheduled, first_token, last_token;
   Usage usage;
   int64_t chunk = 0;            // tokens in the current step
@@ -269,24 +268,24 @@ void Engine::admit() {
       s.first_scheduled = now;
       s.usage.queue_ms = ms_between(s.submitted, now);
     }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      s.started_step = metrics_.steps;
-    }
     running_.push_back(std::move(*it));
     it = waiting_.erase(it);
   }
 }
 
-// Preempts the running sequence of lowest priority, most recently started,
-// for KEEP (never one of higher priority than KEEP, never KEEP itself): its
-// committed blocks stay cached; it waits to resume.
+// Preempts, for KEEP, the running sequence of lowest priority that arrived
+// last, among those KEEP outranks (lower priority, or equal priority and
+// later arrival): an older request is never pushed out by a newer one of
+// the same priority, so two sequences cannot preempt each other in turn.
+// The victim's committed blocks stay cached; it waits to resume.
 bool Engine::preempt_one(const Sequence* keep) {
   Sequence* victim = nullptr;
   for (auto& s : running_) {
-    if (s.get() == keep || s->req.priority > keep->req.priority) continue;
+    const bool outranked = s->req.priority < keep->req.priority ||
+                           (s->req.priority == keep->req.priority && s->arrival > keep->arrival);
+    if (s.get() == keep || !outranked) continue;
     if (victim == nullptr || s->req.priority < victim->req.priority ||
-        (s->req.priority == victim->req.priority && s->started_step > victim->started_step)) {
+        (s->req.priority == victim->req.priority && s->arrival > victim->arrival)) {
       victim = s.get();
     }
   }
