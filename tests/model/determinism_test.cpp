@@ -1,5 +1,6 @@
 // A sequence's logits must not depend on what else is in the batch, on how
 // its prompt was chunked, or on the number of threads: bit for bit.
+#include "model/synth.h"
 #include "model_test_util.h"
 
 #include <cstring>
@@ -84,11 +85,9 @@ void expect_same(const Trace& a, const Trace& b, const std::string& what) {
   }
 }
 
-class Determinism : public ::testing::TestWithParam<const char*> {};
-
-TEST_P(Determinism, BatchChunkingAndThreadsDoNotChangeLogits) {
-  auto m = test::load(shared_model(GetParam()), 2, 256, 16);
-  auto m1 = test::load(shared_model(GetParam()), 1, 256, 16);
+void check_determinism(const std::string& path) {
+  auto m = test::load(path, 2, 256, 16);
+  auto m1 = test::load(path, 1, 256, 16);
   ASSERT_TRUE(m && m1);
   auto pool = test::make_pool(*m, kernels::KvType::kF16, 1024);
   std::mt19937 rng(1234);
@@ -121,6 +120,26 @@ TEST_P(Determinism, BatchChunkingAndThreadsDoNotChangeLogits) {
     expect_same(alone, traces[0], "batch of " + std::to_string(n));
   }
   EXPECT_EQ(pool->n_free(), pool->n_blocks());
+}
+
+class Determinism : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(Determinism, BatchChunkingAndThreadsDoNotChangeLogits) { check_determinism(shared_model(GetParam())); }
+
+// Quantized weights go through the integer matmul kernels (activations
+// quantized per row): the same guarantees hold.
+TEST(Determinism, QuantizedWeights) {
+  for (auto type : {gguf::TensorType::Q8_0, gguf::TensorType::Q4_K, gguf::TensorType::Q6_K, gguf::TensorType::F16}) {
+    ShapeOverrides o;
+    o.n_layers = 2, o.dim = 256, o.n_heads = 4, o.n_kv_heads = 2, o.head_dim = 64, o.ffn_dim = 512, o.vocab = 1000;
+    auto shape = make_shape("qwen3-0.6b", o);
+    ASSERT_TRUE(shape.ok());
+    const std::string path =
+        tandem::test::scratch_dir("determinism_" + std::string(gguf::type_name(type))) + "/m.gguf";
+    ASSERT_TRUE(write_synth(*shape, type, 5, {}, path).ok());
+    SCOPED_TRACE(std::string(gguf::type_name(type)));
+    check_determinism(path);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, Determinism,
