@@ -2,24 +2,32 @@
 // matmul_f16.cpp), compiled once per CPU target through foreach_target.
 //
 // Kernels exist for the x86 targets AVX2, AVX3 (AVX-512) and AVX3_DL
-// (AVX-512 + VNNI); elsewhere kMatmulX86 is 0 and matmul() takes the generic
-// path. All three run the same 256-bit code. AVX-512 adds registers (32
-// instead of 16, so bigger register tiles) and, with VNNI, a one-instruction
-// int8 dot for Q8_0; the integer sums and every float operation per output
-// are the same, so an output has the same bits on all three targets. (Zen 4
-// splits 512-bit instructions into two 256-bit halves anyway.)
+// (AVX-512 + VNNI); on other targets (TANDEM_MATMUL_X86 is 0) they return
+// false and matmul() takes the generic path. All three run the same 256-bit
+// code. AVX-512 adds registers (32 instead of 16, so more activation rows
+// per pass) and, with VNNI, a
+// one-instruction int8 dot for Q8_0; the integer sums and every float
+// operation per output are the same, so an output has the same bits on all
+// three targets. (Zen 4 splits 512-bit instructions into two 256-bit halves
+// anyway.)
 //
 // Structure of every kernel (per thread, over its static share of the N
-// weight rows):
+// weight rows, in tiles of kRows):
 //
-//   for each tile of R <= 4 weight rows:
-//     prepare: unpack the R rows once into the thread's work area (L1/L2)
-//     for each group of C activation rows:       (all M rows, C at a time)
-//       R x C register tile over the whole of K, then one horizontal sum
+//   for each tile of weight rows:
+//     decode (M <= kCols): read and unpack the rows inside the tile pass
+//     else: unpack the tile once into the thread's work area (L1/L2)
+//     for each group of kCols activation rows (all M rows):
+//       register tile over the whole of K, results stored into Y
 //
-// Each weight row is read from memory once per call, whatever M. Each
-// output (m, n) has its own accumulator and sees the same instruction
-// sequence whatever R, C, M or the thread split, hence determinism.
+// Each weight row is read from memory once per call, whatever M; the next
+// tile is prefetched during the first pass. Each output (m, n) has its own
+// accumulator lane and sees the same instruction sequence whatever the
+// tile, M or the thread split, hence determinism.
+//
+// The int8 kernels (Q8_0/Q4_0, Q4_K/Q6_K) put weight rows in lanes: a tile
+// is 8 rows, int32/f32 lane j is row j, and the weights are transposed so
+// one vector holds 4 quants of each of the 8 rows (see matmul_q8.cpp).
 
 // Per-target include guard (Highway's toggle idiom).
 #if defined(TANDEM_KERNELS_MATMUL_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -51,25 +59,35 @@
 
 HWY_BEFORE_NAMESPACE();
 #if HWY_TARGET == HWY_AVX3_DL
-// Highway 1.0.3 compiles this target with "avxvnni" (the VEX form that Zen 4
-// lacks) but its CPUID check requires AVX512_VNNI: enable the EVEX form so
-// _mm256_dpbusd_epi32 is available and encoded as the CPU expects.
-#pragma GCC target("avx512vnni")
+// Highway 1.0.3 compiles this target with "avxvnni" (VEX-encoded VNNI,
+// which Zen 4 and Ice Lake lack) while its CPUID check requires AVX512_VNNI.
+// With both enabled GCC emits {vex} vpdpbusd (SIGILL on Zen 4): switch to
+// the EVEX form. No Highway op is called from this code, so the changed
+// attributes cannot break inlining.
+#pragma GCC target("avx512vnni,no-avxvnni")
 #endif
 namespace tandem::kernels {
 namespace HWY_NAMESPACE {
 
-constexpr bool kMatmulX86 = TANDEM_MATMUL_X86;
 constexpr bool kVnni = HWY_TARGET == HWY_AVX3_DL;
 // 16 ymm registers on AVX2, 32 with AVX-512 (EVEX): the tiles grow.
 constexpr bool kWideRegs = HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL;
 
-const char* MatmulTargetName() { return hwy::TargetName(HWY_TARGET); }
+inline const char* MatmulTargetName() { return hwy::TargetName(HWY_TARGET); }
 
 #if TANDEM_MATMUL_X86
 
 HWY_INLINE __m256i LoadI(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 HWY_INLINE void StoreI(void* p, __m256i v) { _mm256_storeu_si256(static_cast<__m256i*>(p), v); }
+
+// Pins V in a register at this point. GCC reassociates chains of integer
+// adds (exact, so it may) into trees that keep every partial product live:
+// in the int8 kernels that spilled 30 vectors per block. Called on running
+// sums, it keeps the chain a chain.
+HWY_INLINE __m256i Chain(__m256i v) {
+  asm("" : "+v"(v));
+  return v;
+}
 
 // Horizontal sum in a fixed order (halves, then pairs, then the last two).
 HWY_INLINE float ReduceF(__m256 v) {
@@ -130,12 +148,14 @@ HWY_INLINE void QuantizeRowB32(const float* x, int64_t k, uint8_t* out) {
   }
 }
 
-// Q8_K-style row: qs int8[K] | d f32[K/256] | bsums int16[K/16] (sums of
-// each 16 quants, for the K-quants' min / offset terms).
+// Q8_K-style row: qs int8[K] | d f32[K/256] | bsum16 int16[K/16] |
+// bsum32 int16[K/32] (sums of each 16 / 32 quants, for the K-quants' min
+// and offset terms).
 HWY_INLINE void QuantizeRowB256(const float* x, int64_t k, uint8_t* out) {
   const int64_t nsb = k / 256;
   float* ds = reinterpret_cast<float*>(out + k);
   int16_t* bsums = reinterpret_cast<int16_t*>(out + k + 4 * nsb);
+  int16_t* bsums32 = bsums + k / 16;
   const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
   for (int64_t sb = 0; sb < nsb; ++sb) {
     const float* xs = x + 256 * sb;
@@ -152,8 +172,60 @@ HWY_INLINE void QuantizeRowB256(const float* x, int64_t k, uint8_t* out) {
       _mm256_store_si256(reinterpret_cast<__m256i*>(s4), _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, q), ones16));
       bsums[16 * sb + 2 * j] = static_cast<int16_t>(s4[0] + s4[1] + s4[2] + s4[3]);
       bsums[16 * sb + 2 * j + 1] = static_cast<int16_t>(s4[4] + s4[5] + s4[6] + s4[7]);
+      bsums32[8 * sb + j] = static_cast<int16_t>(bsums[16 * sb + 2 * j] + bsums[16 * sb + 2 * j + 1]);
     }
   }
+}
+
+// in[j] holds dwords (a, b, c, d) of rows j (low half) and j + 4 (high half);
+// out[g] holds dword g of rows 0..3 (low half) and 4..7 (high half): the
+// rows-in-lanes layout of the int8 kernels.
+HWY_INLINE void Transpose4x4(const __m256i in[4], __m256i* out) {
+  const __m256i t0 = _mm256_unpacklo_epi32(in[0], in[1]), t1 = _mm256_unpackhi_epi32(in[0], in[1]);
+  const __m256i t2 = _mm256_unpacklo_epi32(in[2], in[3]), t3 = _mm256_unpackhi_epi32(in[2], in[3]);
+  out[0] = _mm256_unpacklo_epi64(t0, t2);
+  out[1] = _mm256_unpackhi_epi64(t0, t2);
+  out[2] = _mm256_unpacklo_epi64(t1, t3);
+  out[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+HWY_INLINE __m256i Load2x128(const uint8_t* lo, const uint8_t* hi) {
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo))),
+                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1);
+}
+
+HWY_INLINE uint16_t LoadU16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+// Prefetches slice I of N of [P, P + BYTES) (whole lines; P may be null).
+// Spreading a tile's prefetches over the work keeps them from filling the
+// ~24 L1 miss buffers in one burst.
+HWY_INLINE void PrefetchSlice(const uint8_t* p, size_t bytes, int i, int n) {
+  if (p == nullptr) return;
+  const size_t begin = bytes * static_cast<size_t>(i) / static_cast<size_t>(n) / 64 * 64;
+  const size_t end = bytes * static_cast<size_t>(i + 1) / static_cast<size_t>(n);
+  for (size_t o = begin; o < end; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
+}
+
+// The 4 bytes at P broadcast to every int32 lane.
+HWY_INLINE __m256i Broadcast4(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// 8 f16 scales at P[j] + OFFSET (8 rows) as f32 lanes. Scalars go into the
+// vector directly: 8 narrow stores + one wide load would stall store forwarding.
+HWY_INLINE __m256 GatherF16(const uint8_t* const p[8], int64_t offset) {
+  const __m128i h = _mm_setr_epi16(
+      static_cast<int16_t>(LoadU16(p[0] + offset)), static_cast<int16_t>(LoadU16(p[1] + offset)),
+      static_cast<int16_t>(LoadU16(p[2] + offset)), static_cast<int16_t>(LoadU16(p[3] + offset)),
+      static_cast<int16_t>(LoadU16(p[4] + offset)), static_cast<int16_t>(LoadU16(p[5] + offset)),
+      static_cast<int16_t>(LoadU16(p[6] + offset)), static_cast<int16_t>(LoadU16(p[7] + offset)));
+  return _mm256_cvtph_ps(h);
 }
 
 #endif  // TANDEM_MATMUL_X86
@@ -175,40 +247,32 @@ HWY_INLINE void ForEachRow(ThreadPool& pool, int64_t m, int64_t k, const Fn& fn)
 
 // ---- tile driver ------------------------------------------------------------------
 //
-// KERN provides kRows (R), kCols (C), and
-//   void Prepare(int64_t n0, int rows, uint8_t* work) const;   unpack rows n0..n0+rows-1
-//   template <int R, int C> void Tile(int64_t n0, int64_t m0, const uint8_t* work) const;
-//     computes Y[m0 .. m0+C-1][n0 .. n0+R-1] from the prepared rows.
+// KERN provides kRows, kCols, and
+//   void Prepare(int64_t n0, int rows, uint8_t* work) const;
+//       unpack weight rows n0 .. n0+rows-1 (rows <= kRows) into WORK
+//   template <int C> void Tile(int64_t n0, int rows, int64_t m0, const uint8_t* work) const;
+//       Y[m0 .. m0+C-1][n0 .. n0+rows-1] from the prepared rows
 
-template <class Kern, int R, int C>
-HWY_INLINE void TileTail(const Kern& kern, int64_t cols, int64_t n0, int64_t m0, const uint8_t* work) {
+template <class Kern, int C>
+HWY_INLINE void TileTail(const Kern& kern, int64_t cols, int64_t n0, int rows, int64_t m0, const uint8_t* work) {
   if constexpr (C >= 1) {
     if (cols == C) {
-      kern.template Tile<R, C>(n0, m0, work);
+      kern.template Tile<C>(n0, rows, m0, work);
     } else {
-      TileTail<Kern, R, C - 1>(kern, cols, n0, m0, work);
+      TileTail<Kern, C - 1>(kern, cols, n0, rows, m0, work);
     }
   }
-}
-
-template <class Kern, int R>
-HWY_INLINE void TileAllCols(const Kern& kern, int64_t n0, int64_t m, const uint8_t* work) {
-  int64_t m0 = 0;
-  for (; m0 + Kern::kCols <= m; m0 += Kern::kCols) kern.template Tile<R, Kern::kCols>(n0, m0, work);
-  if (m0 < m) TileTail<Kern, R, Kern::kCols - 1>(kern, m - m0, n0, m0, work);
 }
 
 // Weight rows [n_begin, n_end) against all M activation rows.
 template <class Kern>
 HWY_INLINE void RunRows(const Kern& kern, int64_t n_begin, int64_t n_end, int64_t m, uint8_t* work) {
-  int64_t n0 = n_begin;
-  for (; n0 + Kern::kRows <= n_end; n0 += Kern::kRows) {
-    kern.Prepare(n0, Kern::kRows, work);
-    TileAllCols<Kern, Kern::kRows>(kern, n0, m, work);
-  }
-  for (; n0 < n_end; ++n0) {
-    kern.Prepare(n0, 1, work);
-    TileAllCols<Kern, 1>(kern, n0, m, work);
+  for (int64_t n0 = n_begin; n0 < n_end; n0 += Kern::kRows) {
+    const int rows = static_cast<int>(n_end - n0 < Kern::kRows ? n_end - n0 : Kern::kRows);
+    kern.Prepare(n0, rows, work);
+    int64_t m0 = 0;
+    for (; m0 + Kern::kCols <= m; m0 += Kern::kCols) kern.template Tile<Kern::kCols>(n0, rows, m0, work);
+    if (m0 < m) TileTail<Kern, Kern::kCols - 1>(kern, m - m0, n0, rows, m0, work);
   }
 }
 
@@ -223,6 +287,17 @@ HWY_INLINE void RunAll(const Kern& kern, int64_t n, int64_t m, ThreadPool& pool,
     end = end * Kern::kRows < n ? end * Kern::kRows : n;
     RunRows(kern, begin, end, m, s.work + static_cast<size_t>(t) * s.work_stride);
   });
+}
+
+// For kernels with one output per register tile entry (R rows x C columns):
+// a full tile runs Tile<R, C>, a ragged one row by row (same arithmetic).
+template <int R, int C, class Kern>
+HWY_INLINE void RowTiles(const Kern& kern, int64_t n0, int rows, int64_t m0, const uint8_t* work) {
+  if (rows == R) {
+    kern.template TileRc<R, C>(n0, 0, m0, work);
+  } else {
+    for (int r = 0; r < rows; ++r) kern.template TileRc<1, C>(n0, r, m0, work);
+  }
 }
 
 }  // namespace HWY_NAMESPACE

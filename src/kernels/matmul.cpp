@@ -1,27 +1,26 @@
-// Generic matmul path: each thread owns a contiguous range of weight rows;
-// a row is dequantized once into the thread's f32 buffer and dotted with
-// every activation row. Types with a dedicated integer kernel will bypass
-// this (see matmul_q8.cpp when present).
+// matmul(): picks the SIMD kernel of the weight type (matmul_q8.cpp,
+// matmul_kq.cpp, matmul_f16.cpp) and falls back to the generic path for
+// the other types or CPUs without a kernel. Also the scratch layout and the
+// scalar reference.
 #include "kernels/matmul.h"
 
 #include "gguf/quant.h"
 #include "kernels/dot.h"
+#include "kernels/matmul_internal.h"
 
 #include <cstring>
 
 namespace tandem::kernels {
+namespace {
 
-void MatmulScratch::reserve(int64_t max_rows, int64_t max_cols, int n_threads) {
-  bytes.resize(static_cast<size_t>(max_rows * (max_cols + max_cols / 8 + 64)));
-  floats.resize(static_cast<size_t>(max_cols) * static_cast<size_t>(n_threads));
-}
-
-bool matmul_supports(gguf::TensorType type) { return gguf::can_dequantize(type); }
-
-void matmul(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
-            ThreadPool& pool, MatmulScratch& scratch) {
+// Generic path: each thread owns a contiguous range of weight rows; a row is
+// dequantized once into the thread's f32 buffer and dotted with every
+// activation row (dot_f32: the order depends only on K).
+void matmul_generic(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
+                    ThreadPool& pool, MatmulScratch& scratch) {
   const int64_t k = w.cols;
-  if (scratch.floats.size() < static_cast<size_t>(k * pool.size())) scratch.floats.resize(static_cast<size_t>(k * pool.size()));
+  const size_t need = static_cast<size_t>(k) * static_cast<size_t>(pool.size());
+  if (scratch.floats.size() < need) scratch.floats.resize(need);
   pool.run([&](int t, int nt) {
     int64_t begin, end;
     ThreadPool::split(w.rows, t, nt, &begin, &end);
@@ -42,6 +41,67 @@ void matmul(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float*
   });
 }
 
+size_t scratch_bytes(int64_t rows, int64_t cols, int n_threads) {
+  return 64 + static_cast<size_t>(rows) * detail::act_row_bytes(cols) +
+         static_cast<size_t>(n_threads) * detail::work_bytes(cols);
+}
+
+}  // namespace
+
+namespace detail {
+
+ScratchView scratch_view(MatmulScratch& scratch, int64_t m, int64_t k, int n_threads) {
+  const size_t need = scratch_bytes(m, k, n_threads);
+  if (scratch.bytes.size() < need) scratch.bytes.resize(need);  // only when reserve() was too small
+  const auto addr = reinterpret_cast<uintptr_t>(scratch.bytes.data());
+  ScratchView v;
+  v.act = scratch.bytes.data() + (round_up(addr, 64) - addr);
+  v.act_stride = act_row_bytes(k);
+  v.work = v.act + static_cast<size_t>(m) * v.act_stride;
+  v.work_stride = work_bytes(k);
+  return v;
+}
+
+}  // namespace detail
+
+void MatmulScratch::reserve(int64_t max_rows, int64_t max_cols, int n_threads) {
+  const size_t need = scratch_bytes(max_rows, max_cols, n_threads);
+  if (bytes.size() < need) bytes.resize(need);
+  const size_t need_floats = static_cast<size_t>(max_cols) * static_cast<size_t>(n_threads);
+  if (floats.size() < need_floats) floats.resize(need_floats);
+}
+
+bool matmul_supports(gguf::TensorType type) { return gguf::can_dequantize(type); }
+
+void matmul(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
+            ThreadPool& pool, MatmulScratch& scratch) {
+  if (m <= 0 || w.rows <= 0) return;
+  using gguf::TensorType;
+  bool (*kernel)(const Matrix&, const float*, int64_t, int64_t, float*, int64_t, ThreadPool&,
+                 const detail::ScratchView&) = nullptr;
+  switch (w.type) {
+    case TensorType::Q8_0:
+    case TensorType::Q4_0:
+      kernel = detail::matmul_q8;
+      break;
+    case TensorType::Q4_K:
+    case TensorType::Q6_K:
+      kernel = detail::matmul_kq;
+      break;
+    case TensorType::F16:
+    case TensorType::BF16:
+      kernel = detail::matmul_f16;
+      break;
+    default:
+      break;
+  }
+  if (kernel != nullptr) {
+    const auto view = detail::scratch_view(scratch, m, w.cols, pool.size());
+    if (kernel(w, x, m, x_stride, y, y_stride, pool, view)) return;
+  }
+  matmul_generic(w, x, m, x_stride, y, y_stride, pool, scratch);
+}
+
 void matmul_reference(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride) {
   std::vector<float> row(static_cast<size_t>(w.cols));
   for (int64_t n = 0; n < w.rows; ++n) {
@@ -53,5 +113,7 @@ void matmul_reference(const Matrix& w, const float* x, int64_t m, int64_t x_stri
     }
   }
 }
+
+const char* matmul_target_name() { return detail::matmul_q8_target_name(); }
 
 }  // namespace tandem::kernels

@@ -6,8 +6,8 @@
 //     act_row_bytes(K) each                        work_bytes(K) each
 //
 // An act row holds one activation row quantized to int8 (quantize_act.h);
-// a work area holds one thread's prepared weight tile (up to kTileRowsMax
-// weight rows unpacked to the layout the kernel reads).
+// a work area holds one thread's prepared weight tile (8 weight rows
+// unpacked to the layout the kernel reads).
 #pragma once
 
 #include "kernels/matmul.h"
@@ -17,27 +17,27 @@
 
 namespace tandem::kernels::detail {
 
-constexpr int kTileRowsMax = 4;  // weight rows prepared together
-
-// Prepared bytes of one weight row, per kernel family (see the .cpp files).
+// Work area (prepared tile) sizes per kernel family (see the .cpp files).
 inline size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
-inline size_t prep_row_bytes_q8(int64_t k) {
-  return round_up(2 * static_cast<size_t>(k) + static_cast<size_t>(k) / 8, 64);
+// Q8_0/Q4_0 (matmul_q8.cpp): a tile of 8 rows, 544 bytes per block of 32,
+// plus one zero row (<= 34/32 K bytes) for ragged tiles.
+constexpr size_t kPrepBlockBytesQ8 = 544;
+inline size_t prep_tile_bytes_q8(int64_t k) {
+  return static_cast<size_t>(k) / 32 * kPrepBlockBytesQ8 + round_up(static_cast<size_t>(k) / 32 * 34, 64);
 }
-constexpr size_t kPrepSuperBlockBytes = 576;  // q[256] sc[128]x2 corr[16]x2 d dmin, padded
-inline size_t prep_row_bytes_kq(int64_t k) { return (static_cast<size_t>(k) + 255) / 256 * kPrepSuperBlockBytes; }
-inline size_t prep_row_bytes_f16(int64_t k) { return round_up(4 * round_up(static_cast<size_t>(k), 8), 64); }
+// Q4_K/Q6_K (matmul_kq.cpp): a tile of 8 rows, 2880 bytes per super-block
+// of 256, plus one zero row (<= 210/256 K bytes) for ragged tiles.
+constexpr size_t kPrepSuperBlockBytes = 2880;
+inline size_t prep_tile_bytes_kq(int64_t k) {
+  return (static_cast<size_t>(k) + 255) / 256 * (kPrepSuperBlockBytes + 210) + 64;
+}
 
-// Bytes of one quantized activation row (either block size), 64-aligned.
-inline size_t act_row_bytes(int64_t k) {
-  const size_t n = static_cast<size_t>(k);
-  return round_up(n + n / 8 + n / 64 + 64, 64);
-}
+// Bytes of one quantized activation row, 64-aligned: blocks of 32 take
+// K + K/8, blocks of 256 K + K/64 + K/8 + K/16 (quantize_act.h).
+inline size_t act_row_bytes(int64_t k) { return round_up(static_cast<size_t>(k) * 5 / 4 + 64, 64); }
 inline size_t work_bytes(int64_t k) {
-  size_t row = prep_row_bytes_q8(k);
-  if (prep_row_bytes_kq(k) > row) row = prep_row_bytes_kq(k);
-  if (prep_row_bytes_f16(k) > row) row = prep_row_bytes_f16(k);
-  return kTileRowsMax * row;
+  const size_t q8 = prep_tile_bytes_q8(k), kq = prep_tile_bytes_kq(k);
+  return round_up(q8 > kq ? q8 : kq, 64);
 }
 
 struct ScratchView {

@@ -1,0 +1,256 @@
+// Q8_0 and Q4_0 weights x int8 activations (blocks of 32, quantize_act.h).
+//
+// Rows in lanes: a tile is 8 weight rows, and int32 / f32 lane j of every
+// vector belongs to row j. Each block of the 8 rows is transposed into 8
+// vectors, one per group of 4 quants:
+//
+//   V[g] = | row 0: q[4g..4g+3] | row 1: q[4g..4g+3] | ... | row 7: q[4g..4g+3] |
+//
+// and multiplied with the activation's 4 quants of group g broadcast to all
+// lanes, so one int8 dot instruction serves 8 rows and the 8 groups add up
+// to each row's exact int32 block total in its own lane. Per block:
+//
+//   acc[j] += float(block total of row j) * (d_w[j] * d_x)     (f32, lane j)
+//
+// No horizontal sums: the 8 results store straight into Y. The int8 dot:
+//   AVX2, AVX3: vpmaddubsw(|w|, sign(x, w)) + vpmaddwd(ones): the u8 x s8
+//               instruction wants an unsigned operand, so the sign moves to x.
+//   AVX3_DL:    vpdpbusd(acc, x + 128, w): activations are stored biased by
+//               +128 (u8); 128 * sum(w) per block is subtracted once.
+// All give the same integers and the same f32 operations per lane, so an
+// output has the same bits whatever its lane, tile, M or CPU target.
+//
+// Decode (M <= kCols) transposes in registers; bigger batches
+// transpose each tile once into the thread's work area and reuse it for
+// every group of kCols activation rows. Q4_0 is unpacked to int8
+// (nibble - 8) on the way in and shares everything else.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL 1  // compile the AVX-512 VNNI target (off by default in Highway 1.0.3)
+#endif
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/matmul_q8.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "kernels/matmul-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+#if HWY_TARGET == HWY_AVX3_DL
+#pragma GCC target("avx512vnni,no-avxvnni")  // see matmul-inl.h
+#endif
+namespace tandem::kernels {
+namespace HWY_NAMESPACE {
+
+#if TANDEM_MATMUL_X86
+
+constexpr int kLanes = 8;  // weight rows per tile
+// Prepared block of a tile: V[8] | aux[8] (AVX2: |V[g]|) or corr (VNNI) | d_w[8].
+constexpr size_t kPrepBlockBytes = 544;
+static_assert(detail::kPrepBlockBytesQ8 == kPrepBlockBytes);
+
+// Block B of the 8 rows RP (Q8_0: 34-byte blocks, Q4_0: 18) as V[0..7] and
+// the 8 f16 scales as f32 lanes.
+template <bool kQ4>
+HWY_INLINE void LoadBlock8(const uint8_t* const rp[kLanes], int64_t b, __m256i v[kLanes], __m256* dw) {
+  constexpr int64_t kBlockBytes = kQ4 ? 18 : 34;
+  __m256i lo[4], hi[4];  // elements 0..15 and 16..31
+  for (int j = 0; j < 4; ++j) {
+    const uint8_t* p0 = rp[j] + kBlockBytes * b + 2;
+    const uint8_t* p1 = rp[j + 4] + kBlockBytes * b + 2;
+    if constexpr (kQ4) {
+      // Element e < 16 in the low nibble of byte e, e + 16 in the high one.
+      const __m256i m4 = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
+      const __m256i q = Load2x128(p0, p1);
+      lo[j] = _mm256_sub_epi8(_mm256_and_si256(q, m4), eight);
+      hi[j] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), eight);
+    } else {
+      lo[j] = Load2x128(p0, p1);
+      hi[j] = Load2x128(p0 + 16, p1 + 16);
+    }
+  }
+  Transpose4x4(lo, v);
+  Transpose4x4(hi, v + 4);
+  *dw = GatherF16(rp, kBlockBytes * b);
+}
+
+// One group: lane j += dot(row j's 4 quants, the activation's 4 quants).
+// AUX is |v| (AVX2/AVX3; unused with VNNI).
+HWY_INLINE __m256i GroupDot(__m256i isum, __m256i v, __m256i aux, const uint8_t* x4) {
+  const __m256i xb = Broadcast4(x4);
+#if HWY_TARGET == HWY_AVX3_DL
+  (void)aux;
+  return _mm256_dpbusd_epi32(isum, xb, v);
+#else
+  // Adjacent products sum to at most 2 * 128 * 127 = 32512 < 2^15: the
+  // saturating vpmaddubsw never saturates (activations stay in [-127, 127]).
+  return Chain(_mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(aux, _mm256_sign_epi8(xb, v)),
+                                                         _mm256_set1_epi16(1))));
+#endif
+}
+
+// VNNI: 128 * (sum of each row's block), the bias of x + 128.
+HWY_INLINE __m256i BiasTerm(const __m256i v[kLanes]) {
+#if HWY_TARGET == HWY_AVX3_DL
+  const __m256i k128 = _mm256_set1_epi8(static_cast<char>(0x80));
+  __m256i s = _mm256_setzero_si256();
+  for (int g = 0; g < kLanes; ++g) s = _mm256_dpbusd_epi32(s, k128, v[g]);
+  return s;
+#else
+  (void)v;
+  return _mm256_setzero_si256();
+#endif
+}
+
+template <bool kQ4, bool kDirect>
+struct Q8Kern {
+  static constexpr int kRows = kLanes;
+  // Activation rows per pass. Registers: C int32 sums + C f32 accumulators
+  // + group operands: 4 + 4 + 5 of 16 (AVX2), 8 + 8 + 5 of 32 (AVX-512).
+  // (Measured on AVX2: C = 8 with the accumulators in memory was 20% slower.)
+  static constexpr int kCols = kWideRegs ? 8 : 4;
+
+  const uint8_t* w;
+  size_t row_bytes;
+  int64_t w_rows;
+  int64_t k;
+  const uint8_t* act;
+  size_t act_stride;
+  float* y;
+  int64_t y_stride;
+
+  // Row pointers of the tile at N0; missing rows of a ragged tile read a
+  // zero row (zero quants and scale: their lanes stay 0 and are not stored).
+  void RowPointers(int64_t n0, int rows, uint8_t* zero_row, const uint8_t* rp[kLanes]) const {
+    if (rows < kLanes) std::memset(zero_row, 0, row_bytes);
+    for (int j = 0; j < kLanes; ++j) rp[j] = j < rows ? w + static_cast<size_t>(n0 + j) * row_bytes : zero_row;
+  }
+
+  // Work area: [prepared blocks (not direct)] | zero row.
+  uint8_t* ZeroRow(uint8_t* work) const { return work + (kDirect ? 0 : (k / 32) * kPrepBlockBytes); }
+
+  void Prepare(int64_t n0, int rows, uint8_t* work) const {
+    if constexpr (kDirect) return;
+    const uint8_t* rp[kLanes];
+    RowPointers(n0, rows, ZeroRow(work), rp);
+    for (int64_t b = 0; b < k / 32; ++b) {
+      uint8_t* out = work + b * kPrepBlockBytes;
+      __m256i v[kLanes];
+      __m256 dw;
+      LoadBlock8<kQ4>(rp, b, v, &dw);
+      for (int g = 0; g < kLanes; ++g) {
+        StoreI(out + 32 * g, v[g]);
+        if constexpr (!kVnni) StoreI(out + 256 + 32 * g, _mm256_sign_epi8(v[g], v[g]));
+      }
+      if constexpr (kVnni) StoreI(out + 256, BiasTerm(v));
+      _mm256_storeu_ps(reinterpret_cast<float*>(out + 512), dw);
+    }
+  }
+
+  template <int C>
+  void Tile(int64_t n0, int rows, int64_t m0, const uint8_t* work) const {
+    const uint8_t* xq[C];
+    const float* xd[C];
+    for (int c = 0; c < C; ++c) {
+      xq[c] = act + static_cast<size_t>(m0 + c) * act_stride;
+      xd[c] = reinterpret_cast<const float*>(xq[c] + k);
+    }
+    uint8_t* buf = const_cast<uint8_t*>(work);
+    const uint8_t* rp[kLanes];
+    if constexpr (kDirect) RowPointers(n0, rows, ZeroRow(buf), rp);
+    // The weights stream from DRAM: fetch the next tile while this one
+    // computes, spread over the first pass (at a tile border the 8 row
+    // streams jump to 8 new rows, which the hardware prefetcher picks up
+    // late; and after a prepare burst memory would idle during the passes).
+    const uint8_t* next =
+        m0 == 0 && n0 + 2 * kLanes <= w_rows ? w + static_cast<size_t>(n0 + kLanes) * row_bytes : nullptr;
+    const size_t pf_step = kLanes * (kQ4 ? 18 : 34);
+    __m256 acc[C];
+    for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < k / 32; ++b) {
+      __m256i isum[C];
+      for (int c = 0; c < C; ++c) isum[c] = _mm256_setzero_si256();
+      __m256 dw;
+      __m256i bias;
+      if (next != nullptr) PrefetchSlice(next + b * pf_step, pf_step, 0, 1);
+      if constexpr (kDirect) {
+        __m256i v[kLanes];
+        LoadBlock8<kQ4>(rp, b, v, &dw);
+        bias = BiasTerm(v);
+        for (int g = 0; g < kLanes; ++g) {
+          const __m256i aux = kVnni ? v[g] : _mm256_sign_epi8(v[g], v[g]);
+          for (int c = 0; c < C; ++c) isum[c] = GroupDot(isum[c], v[g], aux, xq[c] + 32 * b + 4 * g);
+        }
+      } else {
+        const uint8_t* in = work + b * kPrepBlockBytes;
+        dw = _mm256_loadu_ps(reinterpret_cast<const float*>(in + 512));
+        bias = kVnni ? LoadI(in + 256) : _mm256_setzero_si256();
+        for (int g = 0; g < kLanes; ++g) {
+          const __m256i v = LoadI(in + 32 * g);
+          const __m256i aux = kVnni ? v : LoadI(in + 256 + 32 * g);
+          for (int c = 0; c < C; ++c) isum[c] = GroupDot(isum[c], v, aux, xq[c] + 32 * b + 4 * g);
+        }
+      }
+      for (int c = 0; c < C; ++c) {
+        if constexpr (kVnni) isum[c] = _mm256_sub_epi32(isum[c], bias);
+        const __m256 scale = _mm256_mul_ps(dw, _mm256_broadcast_ss(xd[c] + b));
+        acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), scale, acc[c]);
+      }
+    }
+    for (int c = 0; c < C; ++c) {
+      float* out = y + (m0 + c) * y_stride + n0;
+      if (rows == kLanes) {
+        _mm256_storeu_ps(out, acc[c]);
+      } else {
+        alignas(32) float tmp[kLanes];
+        _mm256_store_ps(tmp, acc[c]);
+        for (int j = 0; j < rows; ++j) out[j] = tmp[j];
+      }
+    }
+  }
+};
+
+template <bool kQ4, bool kDirect>
+void RunQ8(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const detail::ScratchView& s) {
+  RunAll(Q8Kern<kQ4, kDirect>{w.data, w.row_bytes, w.rows, w.cols, s.act, s.act_stride, y, y_stride}, w.rows, m, pool, s);
+}
+
+#endif  // TANDEM_MATMUL_X86
+
+bool MatmulQ8(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
+              ThreadPool& pool, const detail::ScratchView& s) {
+#if TANDEM_MATMUL_X86
+  const int64_t k = w.cols;
+  ForEachRow(pool, m, k, [&](int64_t i) { QuantizeRowB32(x + i * x_stride, k, s.act + i * s.act_stride); });
+  const bool direct = m <= Q8Kern<false, true>::kCols;
+  if (w.type == gguf::TensorType::Q4_0) {
+    direct ? RunQ8<true, true>(w, m, y, y_stride, pool, s) : RunQ8<true, false>(w, m, y, y_stride, pool, s);
+  } else {
+    direct ? RunQ8<false, true>(w, m, y, y_stride, pool, s) : RunQ8<false, false>(w, m, y, y_stride, pool, s);
+  }
+  return true;
+#else
+  (void)w, (void)x, (void)m, (void)x_stride, (void)y, (void)y_stride, (void)pool, (void)s;
+  return false;
+#endif
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace tandem::kernels
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace tandem::kernels {
+
+HWY_EXPORT(MatmulQ8);
+HWY_EXPORT(MatmulTargetName);
+
+namespace detail {
+bool matmul_q8(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
+               ThreadPool& pool, const ScratchView& s) {
+  return HWY_DYNAMIC_DISPATCH(MatmulQ8)(w, x, m, x_stride, y, y_stride, pool, s);
+}
+const char* matmul_q8_target_name() { return HWY_DYNAMIC_DISPATCH(MatmulTargetName)(); }
+}  // namespace detail
+
+}  // namespace tandem::kernels
+#endif
