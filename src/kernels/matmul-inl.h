@@ -228,6 +228,18 @@ HWY_INLINE __m256 GatherF16(const uint8_t* const p[8], int64_t offset) {
   return _mm256_cvtph_ps(h);
 }
 
+// Stores the first ROWS lanes of ACC (one output per weight row) to OUT;
+// the last tile of a matrix may hold fewer than 8 rows.
+HWY_INLINE void StoreRows(float* out, __m256 acc, int rows) {
+  if (rows == 8) {
+    _mm256_storeu_ps(out, acc);
+    return;
+  }
+  alignas(32) float tmp[8];
+  _mm256_store_ps(tmp, acc);
+  for (int j = 0; j < rows; ++j) out[j] = tmp[j];
+}
+
 #endif  // TANDEM_MATMUL_X86
 
 // Calls FN(row) for rows [0, M): on the pool when there is enough work to

@@ -294,13 +294,7 @@ struct KqKern {
     }
     for (int c = 0; c < C; ++c) {
       float* out = y + (m0 + c) * y_stride + n0;
-      if (rows == kLanes) {
-        _mm256_storeu_ps(out, acc[c]);
-      } else {
-        alignas(32) float tmp[kLanes];
-        _mm256_store_ps(tmp, acc[c]);
-        for (int j = 0; j < rows; ++j) out[j] = tmp[j];
-      }
+      StoreRows(out, acc[c], rows);
     }
   }
 };
