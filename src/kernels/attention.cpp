@@ -16,54 +16,82 @@ size_t elem_bytes(KvType t) { return t == KvType::kF16 ? 2 : 4; }
 
 }  // namespace
 
+size_t attention_scratch_floats(int block_tokens, int head_dim, int n_queries) {
+  return 2 * static_cast<size_t>(block_tokens) * static_cast<size_t>(head_dim) + static_cast<size_t>(block_tokens) +
+         2 * static_cast<size_t>(n_queries);
+}
+
 void attention(const AttentionArgs& a, int head_begin, int head_end) {
   const int group = a.n_heads / a.n_kv_heads;
-  const int64_t first = a.window > 0 ? std::max<int64_t>(0, a.pos - a.window + 1) : 0;
+  const size_t hd = static_cast<size_t>(a.head_dim);
+  const int64_t bt = a.block_tokens;
   const size_t eb = elem_bytes(a.kv_type);
-  const size_t head_bytes = static_cast<size_t>(a.block_tokens) * static_cast<size_t>(a.head_dim) * eb;
-  const size_t row_bytes = static_cast<size_t>(a.head_dim) * eb;
+  const size_t head_bytes = static_cast<size_t>(bt) * hd * eb;
+  const int64_t last_pos = a.pos + a.n_queries - 1;
+  auto first_visible = [&](int64_t pos) { return a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1) : 0; };
+  float* kbuf = a.scratch;
+  float* vbuf = kbuf + static_cast<size_t>(bt) * hd;
+  float* scores = vbuf + static_cast<size_t>(bt) * hd;
+  float* run_max = scores + bt;
+  float* run_sum = run_max + a.n_queries;
   for (int h = head_begin; h < head_end; ++h) {
-    const float* q = a.q + static_cast<size_t>(h) * static_cast<size_t>(a.head_dim);
-    float* out = a.out + static_cast<size_t>(h) * static_cast<size_t>(a.head_dim);
-    std::memset(out, 0, static_cast<size_t>(a.head_dim) * sizeof(float));
     const int kvh = h / group;
-    float running_max = -std::numeric_limits<float>::infinity();
-    float running_sum = 0.0f;
-    for (int64_t b = first / a.block_tokens; b <= a.pos / a.block_tokens; ++b) {
-      const int64_t block_start = b * a.block_tokens;
-      const int t0 = static_cast<int>(std::max(first, block_start) - block_start);
-      const int t1 = static_cast<int>(std::min(a.pos, block_start + a.block_tokens - 1) - block_start);
-      const uint8_t* kbase = a.k_blocks[b] + static_cast<size_t>(kvh) * head_bytes;
-      const uint8_t* vbase = a.v_blocks[b] + static_cast<size_t>(kvh) * head_bytes;
-      float block_max = -std::numeric_limits<float>::infinity();
-      for (int t = t0; t <= t1; ++t) {
-        const uint8_t* krow = kbase + static_cast<size_t>(t) * row_bytes;
-        const float s = a.scale * (a.kv_type == KvType::kF16
-                                       ? dot_f32_f16(q, reinterpret_cast<const uint16_t*>(krow), a.head_dim)
-                                       : dot_f32(q, reinterpret_cast<const float*>(krow), a.head_dim));
-        a.scratch[t] = s;
-        block_max = std::max(block_max, s);
-      }
-      const float new_max = std::max(running_max, block_max);
-      const float correction = std::exp(running_max - new_max);  // 0 on the first block
-      if (correction != 1.0f) {
-        for (int i = 0; i < a.head_dim; ++i) out[i] *= correction;
-      }
-      running_sum *= correction;
-      for (int t = t0; t <= t1; ++t) {
-        const float p = std::exp(a.scratch[t] - new_max);
-        running_sum += p;
-        const uint8_t* vrow = vbase + static_cast<size_t>(t) * row_bytes;
-        if (a.kv_type == KvType::kF16) {
-          axpy_f16(p, reinterpret_cast<const uint16_t*>(vrow), out, a.head_dim);
-        } else {
-          axpy_f32(p, reinterpret_cast<const float*>(vrow), out, a.head_dim);
-        }
-      }
-      running_max = new_max;
+    for (int i = 0; i < a.n_queries; ++i) {
+      std::memset(a.out + i * a.out_stride + static_cast<size_t>(h) * hd, 0, hd * sizeof(float));
+      run_max[i] = -std::numeric_limits<float>::infinity();
+      run_sum[i] = 0.0f;
     }
-    const float inv = 1.0f / running_sum;
-    for (int i = 0; i < a.head_dim; ++i) out[i] *= inv;
+    for (int64_t b = first_visible(a.pos) / bt; b <= last_pos / bt; ++b) {
+      const int64_t block_start = b * bt;
+      // Keys of this block any query of the group sees.
+      const int64_t lo = std::max(first_visible(a.pos), block_start) - block_start;
+      const int64_t hi = std::min(last_pos, block_start + bt - 1) - block_start;
+      if (lo > hi) continue;
+      const float* krows;
+      const float* vrows;
+      if (a.kv_type == KvType::kF16) {
+        const auto* kh = reinterpret_cast<const uint16_t*>(a.k_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
+        const auto* vh = reinterpret_cast<const uint16_t*>(a.v_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
+        const size_t from = static_cast<size_t>(lo) * hd, count = static_cast<size_t>(hi - lo + 1) * hd;
+        f16_to_f32_row(kh + from, kbuf + from, count);
+        f16_to_f32_row(vh + from, vbuf + from, count);
+        krows = kbuf;
+        vrows = vbuf;
+      } else {
+        krows = reinterpret_cast<const float*>(a.k_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
+        vrows = reinterpret_cast<const float*>(a.v_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
+      }
+      for (int i = 0; i < a.n_queries; ++i) {
+        const int64_t pos = a.pos + i;
+        const int64_t t0 = std::max(first_visible(pos), block_start) - block_start;
+        const int64_t t1 = std::min(pos, block_start + bt - 1) - block_start;
+        if (t0 > t1) continue;
+        const float* q = a.q + i * a.q_stride + static_cast<size_t>(h) * hd;
+        float* out = a.out + i * a.out_stride + static_cast<size_t>(h) * hd;
+        float block_max = -std::numeric_limits<float>::infinity();
+        for (int64_t t = t0; t <= t1; ++t) {
+          scores[t] = a.scale * dot_f32(q, krows + static_cast<size_t>(t) * hd, hd);
+          block_max = std::max(block_max, scores[t]);
+        }
+        const float new_max = std::max(run_max[i], block_max);
+        const float correction = std::exp(run_max[i] - new_max);  // 0 on the first block
+        if (correction != 1.0f) {
+          for (size_t d = 0; d < hd; ++d) out[d] *= correction;
+        }
+        run_sum[i] *= correction;
+        for (int64_t t = t0; t <= t1; ++t) {
+          const float p = std::exp(scores[t] - new_max);
+          run_sum[i] += p;
+          axpy_f32(p, vrows + static_cast<size_t>(t) * hd, out, hd);
+        }
+        run_max[i] = new_max;
+      }
+    }
+    for (int i = 0; i < a.n_queries; ++i) {
+      float* out = a.out + i * a.out_stride + static_cast<size_t>(h) * hd;
+      const float inv = 1.0f / run_sum[i];
+      for (size_t d = 0; d < hd; ++d) out[d] *= inv;
+    }
   }
 }
 

@@ -11,6 +11,11 @@
 // softmax (running max and sum), so the result for a position is the same
 // however its prompt was chunked. GQA: query head h reads KV head
 // h / (n_heads / n_kv_heads); nothing is copied.
+//
+// A call serves N_QUERIES consecutive positions of one sequence (a prefill
+// chunk, or one decode token): each block's K and V rows are converted to
+// f32 once for all of them, and each query's arithmetic is the same
+// whatever the group, so chunking never changes a result.
 #pragma once
 
 #include <cstddef>
@@ -21,23 +26,29 @@ namespace tandem::kernels {
 enum class KvType { kF16, kF32 };
 
 struct AttentionArgs {
-  const float* q = nullptr;  // [n_heads][head_dim]
-  float* out = nullptr;      // [n_heads][head_dim]
+  const float* q = nullptr;  // query i: q + i * q_stride, [n_heads][head_dim]
+  float* out = nullptr;      // query i: out + i * out_stride, [n_heads][head_dim]
+  int n_queries = 1;         // consecutive positions pos, pos + 1, ...
+  int64_t q_stride = 0, out_stride = 0;  // floats
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;
   float scale = 1.0f;        // applied to q.k
-  int64_t pos = 0;           // position of this query; keys 0..pos are visible
+  int64_t pos = 0;           // position of the first query; query i sees keys 0..pos+i
   int64_t window = 0;        // sliding window (keys pos-window+1..pos), 0 = none
   const uint8_t* const* k_blocks = nullptr;  // per block: this layer's K
   const uint8_t* const* v_blocks = nullptr;  // per block: this layer's V
   int block_tokens = 32;
   KvType kv_type = KvType::kF16;
-  float* scratch = nullptr;  // block_tokens floats
+  float* scratch = nullptr;  // attention_scratch_floats() floats
 };
+
+// Scratch a call needs: converted K and V of one block, the scores of one
+// block, and each query's running max and sum.
+size_t attention_scratch_floats(int block_tokens, int head_dim, int n_queries);
 
 // Runs heads [head_begin, head_end).
 void attention(const AttentionArgs& a, int head_begin, int head_end);
 
-// Scalar reference twin: full softmax in double.
+// Scalar reference twin: full softmax in double (one query: n_queries is ignored).
 void attention_reference(const AttentionArgs& a);
 
 }  // namespace tandem::kernels

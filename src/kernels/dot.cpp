@@ -71,6 +71,16 @@ void AxpyF16(float w, const uint16_t* b, float* out, size_t n) {
   for (; i < n; ++i) out[i] += w * ::tandem::f16_to_f32(b[i]);
 }
 
+void F16ToF32Row(const uint16_t* b, float* out, size_t n) {
+  const hn::ScalableTag<float> d;
+  const hn::Rebind<hwy::float16_t, decltype(d)> dh;
+  const size_t L = hn::Lanes(d);
+  const auto* bh = reinterpret_cast<const hwy::float16_t*>(b);
+  size_t i = 0;
+  for (; i + L <= n; i += L) hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, bh + i)), d, out + i);
+  for (; i < n; ++i) out[i] = ::tandem::f16_to_f32(b[i]);
+}
+
 const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 
 }  // namespace HWY_NAMESPACE
@@ -84,12 +94,14 @@ HWY_EXPORT(DotF32);
 HWY_EXPORT(DotF32F16);
 HWY_EXPORT(AxpyF32);
 HWY_EXPORT(AxpyF16);
+HWY_EXPORT(F16ToF32Row);
 HWY_EXPORT(TargetName);
 
 float dot_f32(const float* a, const float* b, size_t n) { return HWY_DYNAMIC_DISPATCH(DotF32)(a, b, n); }
 float dot_f32_f16(const float* a, const uint16_t* b, size_t n) { return HWY_DYNAMIC_DISPATCH(DotF32F16)(a, b, n); }
 void axpy_f32(float w, const float* b, float* out, size_t n) { HWY_DYNAMIC_DISPATCH(AxpyF32)(w, b, out, n); }
 void axpy_f16(float w, const uint16_t* b, float* out, size_t n) { HWY_DYNAMIC_DISPATCH(AxpyF16)(w, b, out, n); }
+void f16_to_f32_row(const uint16_t* b, float* out, size_t n) { HWY_DYNAMIC_DISPATCH(F16ToF32Row)(b, out, n); }
 const char* simd_target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
 
 }  // namespace tandem::kernels

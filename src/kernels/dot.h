@@ -13,6 +13,8 @@ float dot_f32_f16(const float* a, const uint16_t* b, size_t n);
 // OUT[i] += w * B[i], B in f32 or half.
 void axpy_f32(float w, const float* b, float* out, size_t n);
 void axpy_f16(float w, const uint16_t* b, float* out, size_t n);
+// OUT[i] = half B[i] as f32.
+void f16_to_f32_row(const uint16_t* b, float* out, size_t n);
 // Name of the SIMD target chosen for this CPU ("AVX2", "AVX3", "SSE4", ...).
 const char* simd_target_name();
 

@@ -21,7 +21,9 @@ struct Model::State {
   std::vector<float> final_rows;  // rows that need logits, normalized
   std::vector<const uint8_t*> k_ptrs, v_ptrs;  // per layer: every sequence's blocks
   std::vector<size_t> seq_ptr_offset;
-  std::vector<float> att_scratch;  // per thread: block_tokens scores
+  std::vector<int64_t> seq_row_begin;  // first activation row of each sequence
+  std::vector<float> att_scratch;  // per thread: attention_scratch_floats()
+  size_t att_scratch_per_thread = 0;
   kernels::MatmulScratch mm;
 };
 
@@ -56,7 +58,10 @@ void Model::init_state() {
   const size_t max_blocks = static_cast<size_t>(lim.max_sequences) * static_cast<size_t>(c.ctx / 16 + 2);
   s->k_ptrs.resize(max_blocks);
   s->v_ptrs.resize(max_blocks);
-  s->att_scratch.resize(static_cast<size_t>(n_threads) * 1024);
+  s->seq_row_begin.resize(static_cast<size_t>(lim.max_sequences));
+  // KV blocks of up to 1024 tokens (forward() checks the pool's block size).
+  s->att_scratch_per_thread = kernels::attention_scratch_floats(1024, c.head_dim, lim.max_tokens);
+  s->att_scratch.resize(static_cast<size_t>(n_threads) * s->att_scratch_per_thread);
   s->mm.reserve(lim.max_tokens, std::max(c.ffn_dim, std::max(c.dim, c.q_dim())), n_threads);
 }
 
@@ -113,6 +118,7 @@ Result<int> Model::forward(std::span<const SequenceBatch> batch, kv::KvPool& kv,
       s.row_seq[static_cast<size_t>(n_rows + i)] = static_cast<int>(si);
     }
     s.seq_ptr_offset[si] = n_ptrs;
+    s.seq_row_begin[si] = n_rows;
     n_ptrs += static_cast<size_t>(need_blocks);
     n_rows += n;
     n_logit_rows += sb.logits == SequenceBatch::Logits::kAll ? n : sb.logits == SequenceBatch::Logits::kLast ? 1 : 0;
@@ -191,7 +197,8 @@ Result<int> Model::forward(std::span<const SequenceBatch> batch, kv::KvPool& kv,
         s.v_ptrs[s.seq_ptr_offset[si] + static_cast<size_t>(b)] = kv.v(sb.blocks[static_cast<size_t>(b)], l);
       }
     }
-    const int64_t items = n_rows * c.n_heads;
+    // One item per (sequence, head): the sequence's new rows walk its blocks together.
+    const int64_t items = static_cast<int64_t>(batch.size()) * c.n_heads;
     pool.run([&](int t, int nt) {
       int64_t b, e;
       kernels::ThreadPool::split(items, t, nt, &b, &e);
@@ -203,16 +210,19 @@ Result<int> Model::forward(std::span<const SequenceBatch> batch, kv::KvPool& kv,
       a.window = sliding ? c.sliding_window : 0;
       a.block_tokens = ks.block_tokens;
       a.kv_type = ks.type;
-      a.scratch = s.att_scratch.data() + static_cast<size_t>(t) * 1024;
+      a.q_stride = static_cast<int64_t>(QD);
+      a.out_stride = static_cast<int64_t>(QD);
+      a.scratch = s.att_scratch.data() + static_cast<size_t>(t) * s.att_scratch_per_thread;
       for (int64_t item = b; item < e; ++item) {
-        const size_t ri = static_cast<size_t>(item / c.n_heads);
+        const size_t si = static_cast<size_t>(item / c.n_heads);
         const int h = static_cast<int>(item % c.n_heads);
-        const size_t off = s.seq_ptr_offset[static_cast<size_t>(s.row_seq[ri])];
-        a.q = s.q.data() + ri * QD;
-        a.out = s.att.data() + ri * QD;
-        a.pos = s.row_pos[ri];
-        a.k_blocks = s.k_ptrs.data() + off;
-        a.v_blocks = s.v_ptrs.data() + off;
+        const size_t r0 = static_cast<size_t>(s.seq_row_begin[si]);
+        a.q = s.q.data() + r0 * QD;
+        a.out = s.att.data() + r0 * QD;
+        a.pos = batch[si].start_pos;
+        a.n_queries = static_cast<int>(batch[si].tokens.size());
+        a.k_blocks = s.k_ptrs.data() + s.seq_ptr_offset[si];
+        a.v_blocks = s.v_ptrs.data() + s.seq_ptr_offset[si];
         kernels::attention(a, h, h + 1);
       }
     });

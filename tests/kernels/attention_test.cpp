@@ -46,7 +46,7 @@ void run_case(const Case& c, std::mt19937& rng) {
   }
   std::vector<float> q(static_cast<size_t>(c.n_heads * c.head_dim)), out(q.size()), ref(q.size());
   for (auto& x : q) x = 0.5f * nd(rng);
-  std::vector<float> scratch(static_cast<size_t>(c.block_tokens));
+  std::vector<float> scratch(attention_scratch_floats(c.block_tokens, c.head_dim, 1));
   AttentionArgs a;
   a.q = q.data();
   a.n_heads = c.n_heads;
@@ -93,7 +93,7 @@ TEST(Attention, WindowOfOneReturnsCurrentValue) {
   const int hd = 8;
   std::vector<float> k(static_cast<size_t>(32 * hd), 0.1f), v(static_cast<size_t>(32 * hd));
   for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i);
-  std::vector<float> q(hd, 1.0f), out(hd), scratch(32);
+  std::vector<float> q(hd, 1.0f), out(hd), scratch(attention_scratch_floats(32, hd, 1));
   const uint8_t* kp = reinterpret_cast<const uint8_t*>(k.data());
   const uint8_t* vp = reinterpret_cast<const uint8_t*>(v.data());
   AttentionArgs a;
@@ -109,6 +109,61 @@ TEST(Attention, WindowOfOneReturnsCurrentValue) {
   a.scratch = scratch.data();
   attention(a, 0, 1);
   for (int i = 0; i < hd; ++i) EXPECT_EQ(out[static_cast<size_t>(i)], v[static_cast<size_t>(5 * hd + i)]);
+}
+
+}  // namespace
+}  // namespace tandem::kernels
+
+namespace tandem::kernels {
+namespace {
+
+// A group of consecutive queries (a prefill chunk) gives, bit for bit, what
+// each query gives alone (a decode step): chunking never changes a result.
+TEST(Attention, GroupEqualsSingleQueries) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int H = 4, KVH = 2, HD = 32, BT = 32, NQ = 45;
+  const int64_t pos0 = 20;
+  const int64_t n_blocks = (pos0 + NQ) / BT + 1;
+  for (int64_t window : {0, 16}) {
+    std::vector<std::vector<uint16_t>> k(static_cast<size_t>(n_blocks)), v(static_cast<size_t>(n_blocks));
+    std::vector<const uint8_t*> kp, vp;
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      for (auto* m : {&k[static_cast<size_t>(b)], &v[static_cast<size_t>(b)]}) {
+        m->resize(static_cast<size_t>(KVH * BT * HD));
+        for (auto& x : *m) x = f32_to_f16(nd(rng));
+      }
+      kp.push_back(reinterpret_cast<const uint8_t*>(k[static_cast<size_t>(b)].data()));
+      vp.push_back(reinterpret_cast<const uint8_t*>(v[static_cast<size_t>(b)].data()));
+    }
+    std::vector<float> q(static_cast<size_t>(NQ * H * HD)), group(q.size()), single(q.size());
+    for (auto& x : q) x = nd(rng);
+    std::vector<float> scratch(attention_scratch_floats(BT, HD, NQ));
+    AttentionArgs a;
+    a.n_heads = H;
+    a.n_kv_heads = KVH;
+    a.head_dim = HD;
+    a.scale = 0.17f;
+    a.window = window;
+    a.k_blocks = kp.data();
+    a.v_blocks = vp.data();
+    a.block_tokens = BT;
+    a.scratch = scratch.data();
+    a.q_stride = a.out_stride = H * HD;
+    a.q = q.data();
+    a.out = group.data();
+    a.pos = pos0;
+    a.n_queries = NQ;
+    attention(a, 0, H);
+    for (int i = 0; i < NQ; ++i) {
+      a.q = q.data() + i * H * HD;
+      a.out = single.data() + i * H * HD;
+      a.pos = pos0 + i;
+      a.n_queries = 1;
+      attention(a, 0, H);
+    }
+    ASSERT_EQ(std::memcmp(group.data(), single.data(), group.size() * sizeof(float)), 0) << "window " << window;
+  }
 }
 
 }  // namespace
