@@ -80,6 +80,15 @@ Engine::~Engine() {
   stop_.store(true);
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  close_all_streams();  // the loop did it already when it ran; cheap when empty
+}
+
+void Engine::close_all_streams() {
+  take_inbox();
+  for (auto* list : {&waiting_, &running_}) {
+    for (auto& s : *list) finish(*s, StopReason::kCancelled, "the engine is shutting down");
+    list->clear();
+  }
 }
 
 std::shared_ptr<Stream> Engine::submit(Request request) {
@@ -120,12 +129,7 @@ void Engine::loop() {
     }
     step();
   }
-  // Shutting down: every open stream ends.
-  take_inbox();
-  for (auto* list : {&waiting_, &running_}) {
-    for (auto& s : *list) finish(*s, StopReason::kCancelled, "the engine is shutting down");
-    list->clear();
-  }
+  close_all_streams();  // shutting down: every open stream ends
 }
 
 void Engine::take_inbox() {

@@ -73,6 +73,7 @@ class Engine {
   Engine(model::Model& model, const tokenizer::Tokenizer& tokenizer, const EngineOptions& options);
   void loop();
   void take_inbox();
+  void close_all_streams();
   std::string validate(const Sequence& s) const;  // "" when the request can run
   void admit();
   bool preempt_one(const Sequence* keep);

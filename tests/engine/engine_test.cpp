@@ -288,6 +288,19 @@ TEST(Engine, SessionLimits) {
   EXPECT_EQ(big->wait().error, "a prompt of 25 tokens exceeds the limit of 20 tokens per session");
 }
 
+TEST(Engine, DestructionEndsOpenStreams) {
+  Fixture f;
+  std::shared_ptr<Stream> s;
+  {
+    auto e = f.engine(manual());
+    s = e->submit(greedy({1, 403, 407}, 50));
+    e->step();  // running, not finished
+  }
+  const Event ev = s->wait();  // does not hang
+  EXPECT_EQ(ev.stop, StopReason::kCancelled);
+  EXPECT_EQ(ev.error, "the engine is shutting down");
+}
+
 TEST(Engine, ThreadedSubmitFromManyClients) {
   Fixture f;
   std::vector<Request> reqs;
