@@ -47,18 +47,19 @@ void attention(const AttentionArgs& a, int head_begin, int head_end) {
       const int64_t lo = std::max(first_visible(a.pos), block_start) - block_start;
       const int64_t hi = std::min(last_pos, block_start + bt - 1) - block_start;
       if (lo > hi) continue;
-      const float* krows;
+      // K of this head is stored transposed, [head_dim][block_tokens]; V as rows.
+      const float* k_t;
       const float* vrows;
       if (a.kv_type == KvType::kF16) {
         const auto* kh = reinterpret_cast<const uint16_t*>(a.k_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
         const auto* vh = reinterpret_cast<const uint16_t*>(a.v_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
+        f16_to_f32_row(kh, kbuf, static_cast<size_t>(bt) * hd);
         const size_t from = static_cast<size_t>(lo) * hd, count = static_cast<size_t>(hi - lo + 1) * hd;
-        f16_to_f32_row(kh + from, kbuf + from, count);
         f16_to_f32_row(vh + from, vbuf + from, count);
-        krows = kbuf;
+        k_t = kbuf;
         vrows = vbuf;
       } else {
-        krows = reinterpret_cast<const float*>(a.k_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
+        k_t = reinterpret_cast<const float*>(a.k_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
         vrows = reinterpret_cast<const float*>(a.v_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
       }
       for (int i = 0; i < a.n_queries; ++i) {
@@ -68,9 +69,10 @@ void attention(const AttentionArgs& a, int head_begin, int head_end) {
         if (t0 > t1) continue;
         const float* q = a.q + i * a.q_stride + static_cast<size_t>(h) * hd;
         float* out = a.out + i * a.out_stride + static_cast<size_t>(h) * hd;
+        scores_block_f32(q, k_t, hd, static_cast<size_t>(bt), scores);
         float block_max = -std::numeric_limits<float>::infinity();
         for (int64_t t = t0; t <= t1; ++t) {
-          scores[t] = a.scale * dot_f32(q, krows + static_cast<size_t>(t) * hd, hd);
+          scores[t] *= a.scale;
           block_max = std::max(block_max, scores[t]);
         }
         const float new_max = std::max(run_max[i], block_max);
@@ -80,10 +82,10 @@ void attention(const AttentionArgs& a, int head_begin, int head_end) {
         }
         run_sum[i] *= correction;
         for (int64_t t = t0; t <= t1; ++t) {
-          const float p = std::exp(scores[t] - new_max);
-          run_sum[i] += p;
-          axpy_f32(p, vrows + static_cast<size_t>(t) * hd, out, hd);
+          scores[t] = std::exp(scores[t] - new_max);  // now the weight of key t
+          run_sum[i] += scores[t];
         }
+        pv_block_f32(scores, vrows, static_cast<size_t>(t0), static_cast<size_t>(t1), hd, out);
         run_max[i] = new_max;
       }
     }
@@ -98,9 +100,13 @@ void attention(const AttentionArgs& a, int head_begin, int head_end) {
 void attention_reference(const AttentionArgs& a) {
   const int group = a.n_heads / a.n_kv_heads;
   const int64_t first = a.window > 0 ? std::max<int64_t>(0, a.pos - a.window + 1) : 0;
+  // K is [kv_head][head_dim][token] in a block, V is [kv_head][token][head_dim].
   auto load = [&](const uint8_t* const* blocks, int kvh, int64_t pos, int i) -> double {
     const int64_t b = pos / a.block_tokens, t = pos % a.block_tokens;
-    const size_t idx = (static_cast<size_t>(kvh) * a.block_tokens + static_cast<size_t>(t)) * a.head_dim + i;
+    const bool is_k = blocks == a.k_blocks;
+    const size_t idx = is_k ? (static_cast<size_t>(kvh) * a.head_dim + static_cast<size_t>(i)) * a.block_tokens +
+                                  static_cast<size_t>(t)
+                            : (static_cast<size_t>(kvh) * a.block_tokens + static_cast<size_t>(t)) * a.head_dim + i;
     if (a.kv_type == KvType::kF16) {
       uint16_t h;
       std::memcpy(&h, blocks[b] + idx * 2, 2);

@@ -1,11 +1,12 @@
 // Attention of one query token over a sequence's paged KV cache.
 //
 // The cache of one layer is a list of blocks; block b holds positions
-// [b * block_tokens, (b + 1) * block_tokens). Inside a block, K (and V) are
-// laid out [kv_head][token][head_dim]:
+// [b * block_tokens, (b + 1) * block_tokens). Inside a block, K is stored
+// transposed, [kv_head][head_dim][token], so one query's scores against 8
+// keys accumulate in one vector; V is [kv_head][token][head_dim]:
 //
-//   block b:  K: | head 0: tok 0 .. tok T-1 | head 1: ... |   (T = block_tokens)
-//             V: | head 0: tok 0 .. tok T-1 | head 1: ... |
+//   block b:  K: | head 0: dim 0: tok 0..T-1 | dim 1: ... | head 1: ... |   (T = block_tokens)
+//             V: | head 0: tok 0: dim 0..D-1 | tok 1: ... | head 1: ... |
 //
 // Keys are visited in position order, block by block, with an online
 // softmax (running max and sum), so the result for a position is the same

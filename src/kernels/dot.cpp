@@ -4,6 +4,8 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <cmath>
+
 #include "core/fp16.h"
 #include "kernels/dot.h"
 
@@ -71,6 +73,43 @@ void AxpyF16(float w, const uint16_t* b, float* out, size_t n) {
   for (; i < n; ++i) out[i] += w * ::tandem::f16_to_f32(b[i]);
 }
 
+void ScoresBlockF32(const float* q, const float* k_t, size_t dims, size_t t, float* out) {
+  const hn::ScalableTag<float> d;
+  const size_t L = hn::Lanes(d);
+  size_t j = 0;
+  for (; j + 2 * L <= t; j += 2 * L) {
+    auto a0 = hn::Zero(d), a1 = hn::Zero(d);
+    for (size_t i = 0; i < dims; ++i) {
+      const auto qi = hn::Set(d, q[i]);
+      a0 = hn::MulAdd(qi, hn::LoadU(d, k_t + i * t + j), a0);
+      a1 = hn::MulAdd(qi, hn::LoadU(d, k_t + i * t + j + L), a1);
+    }
+    hn::StoreU(a0, d, out + j);
+    hn::StoreU(a1, d, out + j + L);
+  }
+  for (; j < t; ++j) {  // block sizes that are not a multiple of 2 vectors
+    float acc = 0.0f;
+    for (size_t i = 0; i < dims; ++i) acc = std::fma(q[i], k_t[i * t + j], acc);
+    out[j] = acc;
+  }
+}
+
+void PvBlockF32(const float* p, const float* v, size_t t0, size_t t1, size_t dims, float* out) {
+  const hn::ScalableTag<float> d;
+  const size_t L = hn::Lanes(d);
+  size_t c = 0;
+  for (; c + L <= dims; c += L) {
+    auto acc = hn::LoadU(d, out + c);
+    for (size_t t = t0; t <= t1; ++t) acc = hn::MulAdd(hn::Set(d, p[t]), hn::LoadU(d, v + t * dims + c), acc);
+    hn::StoreU(acc, d, out + c);
+  }
+  for (; c < dims; ++c) {
+    float acc = out[c];
+    for (size_t t = t0; t <= t1; ++t) acc = std::fma(p[t], v[t * dims + c], acc);
+    out[c] = acc;
+  }
+}
+
 void F16ToF32Row(const uint16_t* b, float* out, size_t n) {
   const hn::ScalableTag<float> d;
   const hn::Rebind<hwy::float16_t, decltype(d)> dh;
@@ -95,12 +134,20 @@ HWY_EXPORT(DotF32F16);
 HWY_EXPORT(AxpyF32);
 HWY_EXPORT(AxpyF16);
 HWY_EXPORT(F16ToF32Row);
+HWY_EXPORT(ScoresBlockF32);
+HWY_EXPORT(PvBlockF32);
 HWY_EXPORT(TargetName);
 
 float dot_f32(const float* a, const float* b, size_t n) { return HWY_DYNAMIC_DISPATCH(DotF32)(a, b, n); }
 float dot_f32_f16(const float* a, const uint16_t* b, size_t n) { return HWY_DYNAMIC_DISPATCH(DotF32F16)(a, b, n); }
 void axpy_f32(float w, const float* b, float* out, size_t n) { HWY_DYNAMIC_DISPATCH(AxpyF32)(w, b, out, n); }
 void axpy_f16(float w, const uint16_t* b, float* out, size_t n) { HWY_DYNAMIC_DISPATCH(AxpyF16)(w, b, out, n); }
+void scores_block_f32(const float* q, const float* k_t, size_t d, size_t t, float* out) {
+  HWY_DYNAMIC_DISPATCH(ScoresBlockF32)(q, k_t, d, t, out);
+}
+void pv_block_f32(const float* p, const float* v, size_t t0, size_t t1, size_t d, float* out) {
+  HWY_DYNAMIC_DISPATCH(PvBlockF32)(p, v, t0, t1, d, out);
+}
 void f16_to_f32_row(const uint16_t* b, float* out, size_t n) { HWY_DYNAMIC_DISPATCH(F16ToF32Row)(b, out, n); }
 const char* simd_target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
 

@@ -13,6 +13,14 @@ float dot_f32_f16(const float* a, const uint16_t* b, size_t n);
 // OUT[i] += w * B[i], B in f32 or half.
 void axpy_f32(float w, const float* b, float* out, size_t n);
 void axpy_f16(float w, const uint16_t* b, float* out, size_t n);
+// Attention scores of one query against the T keys of a block stored
+// transposed, K_T[d * T + t]: OUT[t] = sum_d Q[d] * K_T[d][t], summed over d
+// in order, 8 keys per vector (no horizontal sums).
+void scores_block_f32(const float* q, const float* k_t, size_t d, size_t t, float* out);
+// OUT[d] += sum over t in [T0, T1] of P[t] * V[t * D + d], t in order,
+// accumulated in registers per 8 dims (the same arithmetic as one
+// axpy per t, without storing OUT in between).
+void pv_block_f32(const float* p, const float* v, size_t t0, size_t t1, size_t d, float* out);
 // OUT[i] = half B[i] as f32.
 void f16_to_f32_row(const uint16_t* b, float* out, size_t n);
 // Name of the SIMD target chosen for this CPU ("AVX2", "AVX3", "SSE4", ...).

@@ -39,19 +39,23 @@ void KvPool::write(BlockId id, int layer, int slot, const float* k_row, const fl
   const KvShape& s = shape_;
   uint8_t* kb = k(id, layer);
   uint8_t* vb = v(id, layer);
-  for (int h = 0; h < s.n_kv_heads; ++h) {
-    const size_t off = (static_cast<size_t>(h) * s.block_tokens + static_cast<size_t>(slot)) * s.head_dim;
-    const float* ks = k_row + static_cast<size_t>(h) * s.head_dim;
-    const float* vs = v_row + static_cast<size_t>(h) * s.head_dim;
+  // K transposed ([head][dim][token]), V as rows ([head][token][dim]): see kernels/attention.h.
+  const size_t T = static_cast<size_t>(s.block_tokens), D = static_cast<size_t>(s.head_dim);
+  for (size_t h = 0; h < static_cast<size_t>(s.n_kv_heads); ++h) {
+    const float* ks = k_row + h * D;
+    const float* vs = v_row + h * D;
+    const size_t k_off = h * D * T + static_cast<size_t>(slot);  // + d * T
+    const size_t v_off = (h * T + static_cast<size_t>(slot)) * D;
     if (s.type == kernels::KvType::kF32) {
-      std::memcpy(kb + off * 4, ks, static_cast<size_t>(s.head_dim) * 4);
-      std::memcpy(vb + off * 4, vs, static_cast<size_t>(s.head_dim) * 4);
+      auto* kd = reinterpret_cast<float*>(kb);
+      for (size_t d = 0; d < D; ++d) kd[k_off + d * T] = ks[d];
+      std::memcpy(vb + v_off * 4, vs, D * 4);
     } else {
-      auto* kd = reinterpret_cast<uint16_t*>(kb) + off;
-      auto* vd = reinterpret_cast<uint16_t*>(vb) + off;
-      for (int i = 0; i < s.head_dim; ++i) {
-        kd[i] = f32_to_f16(ks[i]);
-        vd[i] = f32_to_f16(vs[i]);
+      auto* kd = reinterpret_cast<uint16_t*>(kb);
+      auto* vd = reinterpret_cast<uint16_t*>(vb) + v_off;
+      for (size_t d = 0; d < D; ++d) {
+        kd[k_off + d * T] = f32_to_f16(ks[d]);
+        vd[d] = f32_to_f16(vs[d]);
       }
     }
   }

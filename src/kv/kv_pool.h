@@ -4,7 +4,9 @@
 //
 // Layout of one block (T = block_tokens, H = kv heads, D = head size):
 //
-//   | layer 0: K[H][T][D] V[H][T][D] | layer 1: K V | ... |
+//   | layer 0: K[H][D][T] V[H][T][D] | layer 1: K V | ... |
+//
+// K is transposed so attention computes 8 keys' scores per vector.
 //
 // Storage only: which sequence owns a block is the caller's business (the
 // prefix cache of the engine). Blocks are handed out by a free list.
