@@ -6,7 +6,7 @@
 //
 //   build/bench/engine_bench [--model FILE | --like qwen3-0.6b --type q8_0] [--threads N]
 #include "engine/engine.h"
-#include "model/synth.h"
+#include "bench_model.h"
 
 #include <fmt/format.h>
 
@@ -40,35 +40,13 @@ engine::Request greedy(std::vector<int32_t> prompt, int n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_path, like = "qwen3-0.6b", type = "q8_0";
-  int threads = static_cast<int>(std::thread::hardware_concurrency());
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i];
-    if (a == "--model") model_path = argv[i + 1];
-    else if (a == "--like") like = argv[i + 1];
-    else if (a == "--type") type = argv[i + 1];
-    else if (a == "--threads") threads = std::atoi(argv[i + 1]);
-  }
-  if (model_path.empty()) {
-    model_path = "bench-models/" + like + "-" + type + ".gguf";
-    if (!std::filesystem::exists(model_path)) {
-      std::filesystem::create_directories("bench-models");
-      auto shape = model::make_shape(like, {});
-      auto t = gguf::parse_type(type);
-      if (!shape || !t || !model::write_synth(*shape, *t, 1, {}, model_path).ok()) return 1;
-    }
-  }
-  model::Model::Options mo;
-  mo.n_threads = threads;
-  mo.ctx = 8192;
-  mo.limits.max_tokens = 512;
-  mo.limits.max_sequences = 16;
-  auto loaded = model::Model::load(model_path, mo);
-  if (!loaded) {
-    fmt::print(stderr, "{}\n", loaded.message());
-    return 1;
-  }
-  model::Model& m = **loaded;
+  auto args = bench::parse_args(argc, argv);
+  if (!args) return 2;
+  auto loaded = bench::load_model(*args, 8192, 512, 16);
+  if (!loaded) return 1;
+  const int threads = args->threads;
+  const std::string& model_path = args->model_path;
+  model::Model& m = *loaded;
   // The benchmark feeds token ids; the engine's tokenizer only turns them
   // into text, so a placeholder vocabulary of the model's size does (the
   // synthetic file may have no tokenizer).

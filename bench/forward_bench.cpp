@@ -12,7 +12,7 @@
 #include "kernels/dot.h"
 #include "kv/kv_pool.h"
 #include "model/model.h"
-#include "model/synth.h"
+#include "bench_model.h"
 
 #include <fmt/format.h>
 
@@ -61,48 +61,13 @@ double measure_bandwidth_gbs(int n_threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_path, like = "qwen3-0.6b", type = "q8_0";
-  int threads = static_cast<int>(std::thread::hardware_concurrency());
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i];
-    if (a == "--model") model_path = argv[i + 1];
-    else if (a == "--like") like = argv[i + 1];
-    else if (a == "--type") type = argv[i + 1];
-    else if (a == "--threads") threads = std::atoi(argv[i + 1]);
-    else {
-      fmt::print(stderr, "unknown option {}\n", a);
-      return 2;
-    }
-  }
-  if (model_path.empty()) {
-    model_path = "bench-models/" + like + "-" + type + ".gguf";
-    if (!std::filesystem::exists(model_path)) {
-      std::filesystem::create_directories("bench-models");
-      auto shape = model::make_shape(like, {});
-      auto t = gguf::parse_type(type);
-      if (!shape || !t) {
-        fmt::print(stderr, "bad --like or --type\n");
-        return 2;
-      }
-      fmt::print("synthesizing {} ...\n", model_path);
-      Status st = model::write_synth(*shape, *t, 1, {}, model_path);
-      if (!st.ok()) {
-        fmt::print(stderr, "{}\n", st.message());
-        return 1;
-      }
-    }
-  }
-  model::Model::Options mo;
-  mo.n_threads = threads;
-  mo.ctx = 4096;
-  mo.limits.max_tokens = 512;
-  mo.limits.max_sequences = 16;
-  auto loaded = model::Model::load(model_path, mo);
-  if (!loaded) {
-    fmt::print(stderr, "{}\n", loaded.message());
-    return 1;
-  }
-  model::Model& m = **loaded;
+  auto args = bench::parse_args(argc, argv);
+  if (!args) return 2;
+  auto loaded = bench::load_model(*args, 4096, 512, 16);
+  if (!loaded) return 1;
+  const int threads = args->threads;
+  const std::string& model_path = args->model_path;
+  model::Model& m = *loaded;
   const auto shape = m.kv_shape(kernels::KvType::kF16);
   auto pool = kv::KvPool::create(shape, shape.block_bytes() * 1024);
   if (!pool) return 1;

@@ -1,0 +1,80 @@
+// Shared by the end-to-end benchmarks: command-line options and the model
+// they run on (a file, or a real-shaped synthetic model made once into
+// bench-models/).
+//
+//   --model FILE | --like PRESET --type T     --threads N
+#pragma once
+
+#include "model/model.h"
+#include "model/synth.h"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+
+namespace tandem::bench {
+
+struct BenchArgs {
+  std::string model_path, like = "qwen3-0.6b", type = "q8_0";
+  int threads = static_cast<int>(std::thread::hardware_concurrency());
+};
+
+// Parses the options; prints an error and returns nullopt on a bad one.
+inline std::optional<BenchArgs> parse_args(int argc, char** argv) {
+  BenchArgs a;
+  for (int i = 1; i < argc; i += 2) {
+    const std::string opt = argv[i];
+    if (i + 1 >= argc) {
+      fmt::print(stderr, "option {} needs a value\n", opt);
+      return std::nullopt;
+    }
+    if (opt == "--model") a.model_path = argv[i + 1];
+    else if (opt == "--like") a.like = argv[i + 1];
+    else if (opt == "--type") a.type = argv[i + 1];
+    else if (opt == "--threads") a.threads = std::atoi(argv[i + 1]);
+    else {
+      fmt::print(stderr, "unknown option {} (--model FILE | --like PRESET --type T, --threads N)\n", opt);
+      return std::nullopt;
+    }
+  }
+  return a;
+}
+
+// Loads the model (synthesizing it first when no --model is given).
+inline std::unique_ptr<model::Model> load_model(BenchArgs& a, int64_t ctx, int max_tokens, int max_sequences) {
+  if (a.model_path.empty()) {
+    a.model_path = "bench-models/" + a.like + "-" + a.type + ".gguf";
+    if (!std::filesystem::exists(a.model_path)) {
+      std::filesystem::create_directories("bench-models");
+      auto shape = model::make_shape(a.like, {});
+      auto t = gguf::parse_type(a.type);
+      if (!shape || !t) {
+        fmt::print(stderr, "bad --like or --type\n");
+        return nullptr;
+      }
+      fmt::print("synthesizing {} ...\n", a.model_path);
+      Status st = model::write_synth(*shape, *t, 1, {}, a.model_path);
+      if (!st.ok()) {
+        fmt::print(stderr, "{}\n", st.message());
+        return nullptr;
+      }
+    }
+  }
+  model::Model::Options mo;
+  mo.n_threads = a.threads;
+  mo.ctx = ctx;
+  mo.limits.max_tokens = max_tokens;
+  mo.limits.max_sequences = max_sequences;
+  auto loaded = model::Model::load(a.model_path, mo);
+  if (!loaded) {
+    fmt::print(stderr, "{}\n", loaded.message());
+    return nullptr;
+  }
+  return std::move(*loaded);
+}
+
+}  // namespace tandem::bench
