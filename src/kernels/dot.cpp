@@ -35,44 +35,6 @@ float DotF32(const float* a, const float* b, size_t n) {
   return hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(s0, s1), hn::Add(s2, s3))));
 }
 
-float DotF32F16(const float* a, const uint16_t* b, size_t n) {
-  const hn::ScalableTag<float> d;
-  const hn::Rebind<hwy::float16_t, decltype(d)> dh;
-  const size_t L = hn::Lanes(d);
-  const auto* bh = reinterpret_cast<const hwy::float16_t*>(b);
-  auto s0 = hn::Zero(d), s1 = hn::Zero(d);
-  size_t i = 0;
-  for (; i + 2 * L <= n; i += 2 * L) {
-    s0 = hn::MulAdd(hn::LoadU(d, a + i), hn::PromoteTo(d, hn::LoadU(dh, bh + i)), s0);
-    s1 = hn::MulAdd(hn::LoadU(d, a + i + L), hn::PromoteTo(d, hn::LoadU(dh, bh + i + L)), s1);
-  }
-  float tail = 0.0f;
-  for (; i < n; ++i) tail += a[i] * ::tandem::f16_to_f32(b[i]);
-  return hn::GetLane(hn::SumOfLanes(d, hn::Add(s0, s1))) + tail;
-}
-
-void AxpyF32(float w, const float* b, float* out, size_t n) {
-  const hn::ScalableTag<float> d;
-  const size_t L = hn::Lanes(d);
-  const auto vw = hn::Set(d, w);
-  size_t i = 0;
-  for (; i + L <= n; i += L) hn::StoreU(hn::MulAdd(vw, hn::LoadU(d, b + i), hn::LoadU(d, out + i)), d, out + i);
-  for (; i < n; ++i) out[i] += w * b[i];
-}
-
-void AxpyF16(float w, const uint16_t* b, float* out, size_t n) {
-  const hn::ScalableTag<float> d;
-  const hn::Rebind<hwy::float16_t, decltype(d)> dh;
-  const size_t L = hn::Lanes(d);
-  const auto* bh = reinterpret_cast<const hwy::float16_t*>(b);
-  const auto vw = hn::Set(d, w);
-  size_t i = 0;
-  for (; i + L <= n; i += L) {
-    hn::StoreU(hn::MulAdd(vw, hn::PromoteTo(d, hn::LoadU(dh, bh + i)), hn::LoadU(d, out + i)), d, out + i);
-  }
-  for (; i < n; ++i) out[i] += w * ::tandem::f16_to_f32(b[i]);
-}
-
 void ScoresBlockF32(const float* q, const float* k_t, size_t dims, size_t t, float* out) {
   const hn::ScalableTag<float> d;
   const size_t L = hn::Lanes(d);
@@ -130,18 +92,12 @@ HWY_AFTER_NAMESPACE();
 namespace tandem::kernels {
 
 HWY_EXPORT(DotF32);
-HWY_EXPORT(DotF32F16);
-HWY_EXPORT(AxpyF32);
-HWY_EXPORT(AxpyF16);
 HWY_EXPORT(F16ToF32Row);
 HWY_EXPORT(ScoresBlockF32);
 HWY_EXPORT(PvBlockF32);
 HWY_EXPORT(TargetName);
 
 float dot_f32(const float* a, const float* b, size_t n) { return HWY_DYNAMIC_DISPATCH(DotF32)(a, b, n); }
-float dot_f32_f16(const float* a, const uint16_t* b, size_t n) { return HWY_DYNAMIC_DISPATCH(DotF32F16)(a, b, n); }
-void axpy_f32(float w, const float* b, float* out, size_t n) { HWY_DYNAMIC_DISPATCH(AxpyF32)(w, b, out, n); }
-void axpy_f16(float w, const uint16_t* b, float* out, size_t n) { HWY_DYNAMIC_DISPATCH(AxpyF16)(w, b, out, n); }
 void scores_block_f32(const float* q, const float* k_t, size_t d, size_t t, float* out) {
   HWY_DYNAMIC_DISPATCH(ScoresBlockF32)(q, k_t, d, t, out);
 }

@@ -8,11 +8,6 @@
 namespace tandem::kernels {
 
 float dot_f32(const float* a, const float* b, size_t n);
-// A: f32, B: IEEE half bits (KV cache rows).
-float dot_f32_f16(const float* a, const uint16_t* b, size_t n);
-// OUT[i] += w * B[i], B in f32 or half.
-void axpy_f32(float w, const float* b, float* out, size_t n);
-void axpy_f16(float w, const uint16_t* b, float* out, size_t n);
 // Attention scores of one query against the T keys of a block stored
 // transposed, K_T[d * T + t]: OUT[t] = sum_d Q[d] * K_T[d][t], summed over d
 // in order, 8 keys per vector (no horizontal sums).
