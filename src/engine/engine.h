@@ -7,8 +7,9 @@
 // prefix any agent computed before is not computed again. Requests of one
 // session run in order; waiting requests are ordered by priority plus an
 // aging bonus for time waited. When blocks run out the engine evicts cached
-// blocks, then preempts the lowest-priority, most recently started
-// sequence (its computed blocks stay cached, so it resumes cheaply).
+// blocks, then preempts the lowest-priority, most recently submitted
+// sequence that the one in need outranks (its computed blocks stay cached,
+// so it resumes cheaply).
 //
 // submit() and cancel() are thread-safe; results arrive on the Stream.
 #pragma once
