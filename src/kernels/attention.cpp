@@ -16,10 +16,22 @@ size_t elem_bytes(KvType t) { return t == KvType::kF16 ? 2 : 4; }
 
 }  // namespace
 
-size_t attention_scratch_floats(int block_tokens, int head_dim, int n_queries) {
-  return 2 * static_cast<size_t>(block_tokens) * static_cast<size_t>(head_dim) + static_cast<size_t>(block_tokens) +
-         2 * static_cast<size_t>(n_queries);
+size_t attention_scratch_floats(int block_tokens, int head_dim, int n_queries, int group) {
+  return 2 * static_cast<size_t>(block_tokens) * static_cast<size_t>(head_dim) + 2 * static_cast<size_t>(block_tokens) +
+         2 * static_cast<size_t>(n_queries) * static_cast<size_t>(std::max(group, 1));
 }
+
+namespace {
+
+// One query of one head inside a block: its visible keys [t0, t1].
+struct Item {
+  int head;
+  int query;
+  int64_t t0, t1;
+  size_t state;  // index of its running max / sum
+};
+
+}  // namespace
 
 void attention(const AttentionArgs& a, int head_begin, int head_end) {
   const int group = a.n_heads / a.n_kv_heads;
@@ -31,19 +43,41 @@ void attention(const AttentionArgs& a, int head_begin, int head_end) {
   auto first_visible = [&](int64_t pos) { return a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1) : 0; };
   float* kbuf = a.scratch;
   float* vbuf = kbuf + static_cast<size_t>(bt) * hd;
-  float* scores = vbuf + static_cast<size_t>(bt) * hd;
-  float* run_max = scores + bt;
-  float* run_sum = run_max + a.n_queries;
-  for (int h = head_begin; h < head_end; ++h) {
-    const int kvh = h / group;
-    for (int i = 0; i < a.n_queries; ++i) {
-      std::memset(a.out + i * a.out_stride + static_cast<size_t>(h) * hd, 0, hd * sizeof(float));
-      run_max[i] = -std::numeric_limits<float>::infinity();
-      run_sum[i] = 0.0f;
+  float* scores[2] = {vbuf + static_cast<size_t>(bt) * hd, vbuf + static_cast<size_t>(bt) * hd + bt};
+  float* run_max = scores[1] + bt;
+  float* run_sum = run_max + static_cast<size_t>(a.n_queries) * static_cast<size_t>(group);
+  auto q_of = [&](const Item& it) { return a.q + it.query * a.q_stride + static_cast<size_t>(it.head) * hd; };
+  auto out_of = [&](const Item& it) { return a.out + it.query * a.out_stride + static_cast<size_t>(it.head) * hd; };
+  // Online softmax of one item's scores S of this block; leaves the weights in S.
+  auto softmax_step = [&](const Item& it, float* s) {
+    const float block_max = scale_max_f32(s, static_cast<size_t>(it.t0), static_cast<size_t>(it.t1), a.scale);
+    const float new_max = std::max(run_max[it.state], block_max);
+    const float correction = std::exp(run_max[it.state] - new_max);  // 0 on the first block
+    if (correction != 1.0f) {
+      float* out = out_of(it);
+      for (size_t d = 0; d < hd; ++d) out[d] *= correction;
+    }
+    run_sum[it.state] = run_sum[it.state] * correction +
+                        exp_sum_f32(s, static_cast<size_t>(it.t0), static_cast<size_t>(it.t1), new_max);
+    run_max[it.state] = new_max;
+  };
+
+  // Heads sharing a KV head convert each block once, and their queries go
+  // through the kernels two at a time (sharing every K and V load). Each
+  // query's arithmetic is the same alone or paired.
+  for (int kvh = head_begin / group; kvh * group < head_end; ++kvh) {
+    const int hb = std::max(head_begin, kvh * group), he = std::min(head_end, (kvh + 1) * group);
+    for (int h = hb; h < he; ++h) {
+      for (int i = 0; i < a.n_queries; ++i) {
+        const size_t st = static_cast<size_t>(h - hb) * static_cast<size_t>(a.n_queries) + static_cast<size_t>(i);
+        std::memset(a.out + i * a.out_stride + static_cast<size_t>(h) * hd, 0, hd * sizeof(float));
+        run_max[st] = -std::numeric_limits<float>::infinity();
+        run_sum[st] = 0.0f;
+      }
     }
     for (int64_t b = first_visible(a.pos) / bt; b <= last_pos / bt; ++b) {
       const int64_t block_start = b * bt;
-      // Keys of this block any query of the group sees.
+      // Keys of this block any query sees.
       const int64_t lo = std::max(first_visible(a.pos), block_start) - block_start;
       const int64_t hi = std::min(last_pos, block_start + bt - 1) - block_start;
       if (lo > hi) continue;
@@ -62,37 +96,50 @@ void attention(const AttentionArgs& a, int head_begin, int head_end) {
         k_t = reinterpret_cast<const float*>(a.k_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
         vrows = reinterpret_cast<const float*>(a.v_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
       }
-      for (int i = 0; i < a.n_queries; ++i) {
-        const int64_t pos = a.pos + i;
-        const int64_t t0 = std::max(first_visible(pos), block_start) - block_start;
-        const int64_t t1 = std::min(pos, block_start + bt - 1) - block_start;
-        if (t0 > t1) continue;
-        const float* q = a.q + i * a.q_stride + static_cast<size_t>(h) * hd;
-        float* out = a.out + i * a.out_stride + static_cast<size_t>(h) * hd;
-        scores_block_f32(q, k_t, hd, static_cast<size_t>(bt), scores);
-        float block_max = -std::numeric_limits<float>::infinity();
-        for (int64_t t = t0; t <= t1; ++t) {
-          scores[t] *= a.scale;
-          block_max = std::max(block_max, scores[t]);
+      Item pending{};  // a query waiting for a partner
+      bool has_pending = false;
+      auto run_pair = [&](const Item& x, const Item& y) {
+        scores_block2_f32(q_of(x), q_of(y), k_t, hd, static_cast<size_t>(bt), scores[0], scores[1]);
+        softmax_step(x, scores[0]);
+        softmax_step(y, scores[1]);
+        if (x.t0 == y.t0 && x.t1 == y.t1) {
+          pv_block2_f32(scores[0], scores[1], vrows, static_cast<size_t>(x.t0), static_cast<size_t>(x.t1), hd, out_of(x),
+                        out_of(y));
+        } else {
+          pv_block_f32(scores[0], vrows, static_cast<size_t>(x.t0), static_cast<size_t>(x.t1), hd, out_of(x));
+          pv_block_f32(scores[1], vrows, static_cast<size_t>(y.t0), static_cast<size_t>(y.t1), hd, out_of(y));
         }
-        const float new_max = std::max(run_max[i], block_max);
-        const float correction = std::exp(run_max[i] - new_max);  // 0 on the first block
-        if (correction != 1.0f) {
-          for (size_t d = 0; d < hd; ++d) out[d] *= correction;
+      };
+      for (int h = hb; h < he; ++h) {
+        for (int i = 0; i < a.n_queries; ++i) {
+          const int64_t pos = a.pos + i;
+          Item it{h, i, std::max(first_visible(pos), block_start) - block_start,
+                  std::min(pos, block_start + bt - 1) - block_start,
+                  static_cast<size_t>(h - hb) * static_cast<size_t>(a.n_queries) + static_cast<size_t>(i)};
+          if (it.t0 > it.t1) continue;
+          if (!has_pending) {
+            pending = it;
+            has_pending = true;
+            continue;
+          }
+          run_pair(pending, it);
+          has_pending = false;
         }
-        run_sum[i] *= correction;
-        for (int64_t t = t0; t <= t1; ++t) {
-          scores[t] = std::exp(scores[t] - new_max);  // now the weight of key t
-          run_sum[i] += scores[t];
-        }
-        pv_block_f32(scores, vrows, static_cast<size_t>(t0), static_cast<size_t>(t1), hd, out);
-        run_max[i] = new_max;
+      }
+      if (has_pending) {
+        scores_block_f32(q_of(pending), k_t, hd, static_cast<size_t>(bt), scores[0]);
+        softmax_step(pending, scores[0]);
+        pv_block_f32(scores[0], vrows, static_cast<size_t>(pending.t0), static_cast<size_t>(pending.t1), hd,
+                     out_of(pending));
       }
     }
-    for (int i = 0; i < a.n_queries; ++i) {
-      float* out = a.out + i * a.out_stride + static_cast<size_t>(h) * hd;
-      const float inv = 1.0f / run_sum[i];
-      for (size_t d = 0; d < hd; ++d) out[d] *= inv;
+    for (int h = hb; h < he; ++h) {
+      for (int i = 0; i < a.n_queries; ++i) {
+        const size_t st = static_cast<size_t>(h - hb) * static_cast<size_t>(a.n_queries) + static_cast<size_t>(i);
+        float* out = a.out + i * a.out_stride + static_cast<size_t>(h) * hd;
+        const float inv = 1.0f / run_sum[st];
+        for (size_t d = 0; d < hd; ++d) out[d] *= inv;
+      }
     }
   }
 }

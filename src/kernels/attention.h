@@ -44,9 +44,12 @@ struct AttentionArgs {
 
 // Scratch a call needs: converted K and V of one block, the scores of one
 // block, and each query's running max and sum.
-size_t attention_scratch_floats(int block_tokens, int head_dim, int n_queries);
+// GROUP: query heads per KV head that one call may serve together.
+size_t attention_scratch_floats(int block_tokens, int head_dim, int n_queries, int group = 1);
 
-// Runs heads [head_begin, head_end).
+// Runs heads [head_begin, head_end). Heads of one KV head in the range share
+// its K/V conversion and go through the kernels in pairs; the scratch must
+// be sized for that many heads per KV head.
 void attention(const AttentionArgs& a, int head_begin, int head_end);
 
 // Scalar reference twin: full softmax in double (one query: n_queries is ignored).

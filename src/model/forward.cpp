@@ -60,7 +60,7 @@ void Model::init_state() {
   s->v_ptrs.resize(max_blocks);
   s->seq_row_begin.resize(static_cast<size_t>(lim.max_sequences));
   // KV blocks of up to 1024 tokens (forward() checks the pool's block size).
-  s->att_scratch_per_thread = kernels::attention_scratch_floats(1024, c.head_dim, lim.max_tokens);
+  s->att_scratch_per_thread = kernels::attention_scratch_floats(1024, c.head_dim, lim.max_tokens, c.n_heads / c.n_kv_heads);
   s->att_scratch.resize(static_cast<size_t>(n_threads) * s->att_scratch_per_thread);
   s->mm.reserve(lim.max_tokens, std::max(c.ffn_dim, std::max(c.dim, c.q_dim())), n_threads);
 }
@@ -197,8 +197,10 @@ Result<int> Model::forward(std::span<const SequenceBatch> batch, kv::KvPool& kv,
         s.v_ptrs[s.seq_ptr_offset[si] + static_cast<size_t>(b)] = kv.v(sb.blocks[static_cast<size_t>(b)], l);
       }
     }
-    // One item per (sequence, head): the sequence's new rows walk its blocks together.
-    const int64_t items = static_cast<int64_t>(batch.size()) * c.n_heads;
+    // One item per (sequence, KV head): the sequence's new rows and the query
+    // heads sharing the KV head walk its blocks together.
+    const int group = c.n_heads / c.n_kv_heads;
+    const int64_t items = static_cast<int64_t>(batch.size()) * c.n_kv_heads;
     pool.run([&](int t, int nt) {
       int64_t b, e;
       kernels::ThreadPool::split(items, t, nt, &b, &e);
@@ -214,8 +216,8 @@ Result<int> Model::forward(std::span<const SequenceBatch> batch, kv::KvPool& kv,
       a.out_stride = static_cast<int64_t>(QD);
       a.scratch = s.att_scratch.data() + static_cast<size_t>(t) * s.att_scratch_per_thread;
       for (int64_t item = b; item < e; ++item) {
-        const size_t si = static_cast<size_t>(item / c.n_heads);
-        const int h = static_cast<int>(item % c.n_heads);
+        const size_t si = static_cast<size_t>(item / c.n_kv_heads);
+        const int kvh = static_cast<int>(item % c.n_kv_heads);
         const size_t r0 = static_cast<size_t>(s.seq_row_begin[si]);
         a.q = s.q.data() + r0 * QD;
         a.out = s.att.data() + r0 * QD;
@@ -223,7 +225,7 @@ Result<int> Model::forward(std::span<const SequenceBatch> batch, kv::KvPool& kv,
         a.n_queries = static_cast<int>(batch[si].tokens.size());
         a.k_blocks = s.k_ptrs.data() + s.seq_ptr_offset[si];
         a.v_blocks = s.v_ptrs.data() + s.seq_ptr_offset[si];
-        kernels::attention(a, h, h + 1);
+        kernels::attention(a, kvh * group, (kvh + 1) * group);
       }
     });
 

@@ -3,6 +3,7 @@
 // head counts and group sizes, f16 and f32 caches.
 #include "core/fp16.h"
 #include "kernels/attention.h"
+#include "kernels/dot.h"
 
 #include <gtest/gtest.h>
 
@@ -46,7 +47,7 @@ void run_case(const Case& c, std::mt19937& rng) {
   }
   std::vector<float> q(static_cast<size_t>(c.n_heads * c.head_dim)), out(q.size()), ref(q.size());
   for (auto& x : q) x = 0.5f * nd(rng);
-  std::vector<float> scratch(attention_scratch_floats(c.block_tokens, c.head_dim, 1));
+  std::vector<float> scratch(attention_scratch_floats(c.block_tokens, c.head_dim, 1, c.n_heads / c.n_kv_heads));
   AttentionArgs a;
   a.q = q.data();
   a.n_heads = c.n_heads;
@@ -138,7 +139,7 @@ TEST(Attention, GroupEqualsSingleQueries) {
     }
     std::vector<float> q(static_cast<size_t>(NQ * H * HD)), group(q.size()), single(q.size());
     for (auto& x : q) x = nd(rng);
-    std::vector<float> scratch(attention_scratch_floats(BT, HD, NQ));
+    std::vector<float> scratch(attention_scratch_floats(BT, HD, NQ, H / KVH));
     AttentionArgs a;
     a.n_heads = H;
     a.n_kv_heads = KVH;
@@ -163,6 +164,76 @@ TEST(Attention, GroupEqualsSingleQueries) {
       attention(a, 0, H);
     }
     ASSERT_EQ(std::memcmp(group.data(), single.data(), group.size() * sizeof(float)), 0) << "window " << window;
+    // One head per call (no pairing across heads) gives the same bits too.
+    std::vector<float> per_head(q.size());
+    a.q = q.data();
+    a.out = per_head.data();
+    a.pos = pos0;
+    a.n_queries = NQ;
+    for (int h = 0; h < H; ++h) attention(a, h, h + 1);
+    ASSERT_EQ(std::memcmp(group.data(), per_head.data(), group.size() * sizeof(float)), 0) << "window " << window;
+  }
+}
+
+// The paired kernels share loads only: each query's result has the bits of
+// the single-query kernel, for block sizes with and without a vector tail.
+TEST(AttentionKernels, PairsEqualSingles) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd;
+  for (size_t t : {32u, 16u, 13u, 40u}) {
+    for (size_t dims : {128u, 64u, 36u, 7u}) {
+      std::vector<float> k(dims * t), q0(dims), q1(dims), v(t * dims);
+      for (auto* x : {&k, &q0, &q1, &v}) {
+        for (auto& e : *x) e = nd(rng);
+      }
+      std::vector<float> s0(t), s1(t), p0(t), p1(t);
+      scores_block_f32(q0.data(), k.data(), dims, t, s0.data());
+      scores_block_f32(q1.data(), k.data(), dims, t, s1.data());
+      scores_block2_f32(q0.data(), q1.data(), k.data(), dims, t, p0.data(), p1.data());
+      ASSERT_EQ(std::memcmp(s0.data(), p0.data(), t * 4), 0) << t << " " << dims;
+      ASSERT_EQ(std::memcmp(s1.data(), p1.data(), t * 4), 0) << t << " " << dims;
+      // Scalar reference of one score.
+      double ref = 0;
+      for (size_t i = 0; i < dims; ++i) ref += static_cast<double>(q0[i]) * k[i * t + 5];
+      EXPECT_NEAR(s0[5], ref, 1e-4 * dims);
+
+      std::vector<float> o0(dims, 0.5f), o1(dims, -0.25f), r0 = o0, r1 = o1;
+      const size_t t0 = 1, t1 = t - 2;
+      pv_block_f32(s0.data(), v.data(), t0, t1, dims, o0.data());
+      pv_block_f32(s1.data(), v.data(), t0, t1, dims, o1.data());
+      pv_block2_f32(s0.data(), s1.data(), v.data(), t0, t1, dims, r0.data(), r1.data());
+      ASSERT_EQ(std::memcmp(o0.data(), r0.data(), dims * 4), 0);
+      ASSERT_EQ(std::memcmp(o1.data(), r1.data(), dims * 4), 0);
+      double pv = 0.5;
+      for (size_t u = t0; u <= t1; ++u) pv += static_cast<double>(s0[u]) * v[u * dims + 2];
+      EXPECT_NEAR(o0[2], pv, 1e-3 * t * dims);
+    }
+  }
+}
+
+TEST(AttentionKernels, ScaleMaxAndExpSumAgainstScalar) {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd;
+  for (size_t t0 : {0u, 3u, 9u}) {
+    for (size_t t1 : {9u, 17u, 31u}) {
+      if (t1 < t0) continue;
+      std::vector<float> s(32);
+      for (auto& e : s) e = 4 * nd(rng);
+      std::vector<float> ref = s;
+      const float m = scale_max_f32(s.data(), t0, t1, 0.125f);
+      float rm = -INFINITY;
+      for (size_t i = t0; i <= t1; ++i) rm = std::max(rm, ref[i] *= 0.125f);
+      ASSERT_EQ(m, rm);
+      for (size_t i = 0; i < 32; ++i) ASSERT_EQ(s[i], ref[i]) << "only [t0, t1] is scaled";
+      const float sum = exp_sum_f32(s.data(), t0, t1, m);
+      double rsum = 0;
+      for (size_t i = t0; i <= t1; ++i) {
+        const double e = std::exp(static_cast<double>(ref[i]) - m);
+        EXPECT_NEAR(s[i], e, 2e-7 * std::max(1.0, e));
+        rsum += e;
+      }
+      EXPECT_NEAR(sum, rsum, 1e-6 * rsum);
+    }
   }
 }
 
