@@ -21,6 +21,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include <atomic>
+#include <iterator>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,11 @@ struct EngineMetrics {
   int64_t prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0;
   int64_t preemptions = 0, evictions = 0;
   int64_t kv_blocks_total = 0, kv_blocks_free = 0, kv_blocks_cached = 0;
+  // Forward-step durations: counts per upper bound of kStepBucketsMs (the
+  // last bucket counts the rest), their sum in ms.
+  static constexpr double kStepBucketsMs[] = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
+  int64_t step_ms_counts[std::size(kStepBucketsMs) + 1] = {};
+  double step_ms_sum = 0;
 };
 
 class Engine {
@@ -60,6 +66,11 @@ class Engine {
   ~Engine();
 
   std::shared_ptr<Stream> submit(Request request);
+  // Why REQUEST can never run here ("" when it can): empty or too long a
+  // prompt, token ids outside the vocabulary, more than the cache holds.
+  // Thread-safe; submit() reports the same errors on the stream.
+  std::string check(const Request& request) const;
+  int64_t context_length() const { return model_.config().ctx; }
   void cancel(uint64_t id);
 
   // One scheduling step on the caller's thread (start_thread = false).
@@ -81,6 +92,7 @@ class Engine {
   void finish(Sequence& s, StopReason reason, const std::string& error = {});
   void after_forward(Sequence& s, const float* logits);
   void emit_token(Sequence& s, int32_t token);
+  void note_return_markers(Sequence& s, const std::string& delta);
   void commit_full_blocks(Sequence& s);
 
   model::Model& model_;

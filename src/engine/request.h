@@ -38,6 +38,10 @@ struct Request {
   bool ignore_eos = false;
   uint64_t cache_namespace = 0;   // blocks are shared only within a namespace
   bool expect_return = false;     // the turn ends in a tool call: keep its blocks longer
+  // Generated text containing one of these (e.g. "<tool_call>") means the
+  // turn ends in a tool call: the agent comes back soon, so its blocks are
+  // kept longer, as with expect_return.
+  std::vector<std::string> return_markers;
 };
 
 struct Usage {
