@@ -3,6 +3,7 @@
 // bench-models/).
 //
 //   --model FILE | --like PRESET --type T     --threads N
+//   forward_bench only: --batches 1,8 (decode batch sizes), --prefill 0|1
 #pragma once
 
 #include "model/model.h"
@@ -15,12 +16,15 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace tandem::bench {
 
 struct BenchArgs {
   std::string model_path, like = "qwen3-0.6b", type = "q8_0";
   int threads = static_cast<int>(std::thread::hardware_concurrency());
+  std::vector<int> batches{1, 2, 4, 8, 16};  // forward_bench: decode batch sizes
+  bool prefill = true;                        // forward_bench: run the 512-token prefill
 };
 
 // Parses the options; prints an error and returns nullopt on a bad one.
@@ -36,8 +40,22 @@ inline std::optional<BenchArgs> parse_args(int argc, char** argv) {
     else if (opt == "--like") a.like = argv[i + 1];
     else if (opt == "--type") a.type = argv[i + 1];
     else if (opt == "--threads") a.threads = std::atoi(argv[i + 1]);
+    else if (opt == "--prefill") a.prefill = std::atoi(argv[i + 1]) != 0;
+    else if (opt == "--batches") {
+      a.batches.clear();
+      for (const char* p = argv[i + 1]; *p != '\0';) {
+        char* end = nullptr;
+        const long v = std::strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 16) {
+          fmt::print(stderr, "--batches wants a list like 1,8 (each 1..16)\n");
+          return std::nullopt;
+        }
+        a.batches.push_back(static_cast<int>(v));
+        p = *end == ',' ? end + 1 : end;
+      }
+    }
     else {
-      fmt::print(stderr, "unknown option {} (--model FILE | --like PRESET --type T, --threads N)\n", opt);
+      fmt::print(stderr, "unknown option {} (--model FILE | --like PRESET --type T, --threads N, --batches 1,8, --prefill 0)\n", opt);
       return std::nullopt;
     }
   }

@@ -7,6 +7,7 @@
 //     weight bytes x tokens/s / bandwidth.
 //
 //   build/bench/forward_bench [--model FILE | --like qwen3-0.6b --type q8_0] [--threads N]
+//                             [--batches 1,8] [--prefill 0]
 //
 // Without --model it synthesizes the model once into build/bench-models/.
 #include "kernels/dot.h"
@@ -84,7 +85,7 @@ int main(int argc, char** argv) {
     return b;
   };
   // Prefill: one 512-token prompt.
-  {
+  if (args->prefill) {
     std::vector<int32_t> prompt(512);
     for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7919) % 1000 + 10);
     auto blocks = blocks_for(512);
@@ -98,7 +99,7 @@ int main(int argc, char** argv) {
   }
   // Decode: B sequences with a 64-token context each, 32 steps.
   double single = 0;
-  for (int B : {1, 2, 4, 8, 16}) {
+  for (int B : args->batches) {
     const int steps = 32, ctx = 64;
     std::vector<std::vector<int32_t>> toks(static_cast<size_t>(B), std::vector<int32_t>(ctx + steps, 100));
     std::vector<std::vector<kv::BlockId>> blocks;
@@ -121,7 +122,8 @@ int main(int argc, char** argv) {
     }
     const double tps = B * (steps - 1) / t_total;
     if (B == 1) single = tps;
-    fmt::print("decode {:>2} sequences: {:7.1f} tokens/s aggregate ({:.2f}x single){}\n", B, tps, tps / single,
+    fmt::print("decode {:>2} sequences: {:7.1f} tokens/s aggregate ({:.2f}x single){}\n", B, tps,
+               single > 0 ? tps / single : 0.0,
                B == 1 ? fmt::format(", {:.0f}% of the bandwidth roofline", 100 * tps * wgb / bw) : "");
     for (auto& bl : blocks) {
       for (auto b : bl) (*pool)->release(b);

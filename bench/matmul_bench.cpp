@@ -177,14 +177,14 @@ void bm_matmul(benchmark::State& state, TensorType type, Shape shape) {
   if (long_enough && r.gbs > best.gbs) best = r;
 }
 
-constexpr int64_t kMs[] = {1, 2, 4, 8, 16, 64, 512};
+constexpr int64_t kMs[] = {1, 2, 4, 5, 8, 16, 64, 512};
 
 void print_summary() {
   std::printf("\nmeasured bandwidth (%d threads, 256 MiB) at start: read %.1f GB/s, copy %.1f GB/s\n", kThreads,
               g_bw.read_gbs, g_bw.copy_gbs);
   std::printf("'of bw' = M=1 GB/s / read bandwidth measured right after that benchmark (shown in brackets)\n");
-  std::printf("%-10s %9s %14s %10s %10s %10s %10s %10s %10s %10s %9s %12s\n", "matrix", "M=1 GB/s", "of bw", "rows/s M=1",
-              "M=2", "M=4", "M=8", "M=16", "M=64", "M=512", "M=8/M=1", "GFLOP/s 512");
+  std::printf("%-10s %9s %14s %10s %10s %10s %10s %10s %10s %10s %10s %9s %12s\n", "matrix", "M=1 GB/s", "of bw",
+              "rows/s M=1", "M=2", "M=4", "M=5", "M=8", "M=16", "M=64", "M=512", "M=8/M=1", "GFLOP/s 512");
   for (const auto& [name, by_m] : g_results) {
     auto get = [&](int64_t m) { return by_m.count(m) ? by_m.at(m) : Result{0, 0, 0, 1}; };
     std::printf("%-10s %9.1f %5.0f%% [%4.1f]", name.c_str(), get(1).gbs, 100 * get(1).gbs / get(1).bw_now,
@@ -192,6 +192,14 @@ void print_summary() {
     for (int64_t m : kMs) std::printf(" %10.0f", get(m).rows_per_s);
     std::printf(" %8.1fx %12.1f\n", get(1).rows_per_s > 0 ? get(8).rows_per_s / get(1).rows_per_s : 0.0,
                 get(512).gflops);
+  }
+  std::printf("\nGFLOP/s (2*M*N*K per second), best repetition\n%-10s", "matrix");
+  for (int64_t m : kMs) std::printf(" %7s%-3lld", "M=", static_cast<long long>(m));
+  std::printf("\n");
+  for (const auto& [name, by_m] : g_results) {
+    std::printf("%-10s", name.c_str());
+    for (int64_t m : kMs) std::printf(" %10.1f", by_m.count(m) ? by_m.at(m).gflops : 0.0);
+    std::printf("\n");
   }
 }
 

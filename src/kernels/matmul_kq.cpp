@@ -64,14 +64,6 @@ HWY_INLINE __m256i DwordShuffle(int a, int b, int c, int d) {
                           byte(3, a), byte(3, b), byte(3, c), byte(3, d));
 }
 
-// Four vectors of 4 quants per row (rows j | j + 4 per half) to groups
-// G .. G+3 of the unpacked super-block.
-HWY_INLINE void StoreGroups(const __m256i v[4], int g, uint8_t* out) {
-  __m256i t[4];
-  Transpose4x4(v, t);
-  for (int i = 0; i < 4; ++i) StoreI(out + 32 * (g + i), t[i]);
-}
-
 // Q4_K block (144 bytes): d, dmin (f16), scales[12], qs[128].
 HWY_INLINE void UnpackQ4K(const uint8_t* const blk[kLanes], uint8_t* out) {
   // Header bytes 0..15 of each row, transposed: h[0] lane j = (d, dmin),
@@ -107,18 +99,22 @@ HWY_INLINE void UnpackQ4K(const uint8_t* const blk[kLanes], uint8_t* out) {
   _mm256_storeu_ps(reinterpret_cast<float*>(out + kOffD), _mm256_cvtph_ps(_mm256_castsi256_si128(dd)));
   _mm256_storeu_ps(reinterpret_cast<float*>(out + kOffDmin), _mm256_cvtph_ps(_mm256_extracti128_si256(dd, 1)));
   // Quants: bytes 32p..32p+31 hold elements 64p + i (low nibble) and
-  // 64p + 32 + i (high nibble).
+  // 64p + 32 + i (high nibble). The packed bytes are transposed first and
+  // split into nibbles after: one transpose per 8 groups instead of two
+  // (the shuffles are what limits decode, M = 1..4).
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   for (int p = 0; p < 4; ++p) {
     for (int half = 0; half < 2; ++half) {  // bytes 0..15, 16..31
-      __m256i lo[4], hi[4];
+      __m256i v[4], t[4];
       for (int j = 0; j < 4; ++j) {
-        const __m256i v = Load2x128(blk[j] + 16 + 32 * p + 16 * half, blk[j + 4] + 16 + 32 * p + 16 * half);
-        lo[j] = _mm256_and_si256(v, m4);
-        hi[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        v[j] = Load2x128(blk[j] + 16 + 32 * p + 16 * half, blk[j + 4] + 16 + 32 * p + 16 * half);
       }
-      StoreGroups(lo, 16 * p + 4 * half, out);
-      StoreGroups(hi, 16 * p + 8 + 4 * half, out);
+      Transpose4x4(v, t);
+      const int g = 16 * p + 4 * half;
+      for (int i = 0; i < 4; ++i) {
+        StoreI(out + 32 * (g + i), _mm256_and_si256(t[i], m4));
+        StoreI(out + 32 * (g + 8 + i), _mm256_and_si256(_mm256_srli_epi16(t[i], 4), m4));
+      }
     }
   }
 }
@@ -133,24 +129,31 @@ HWY_INLINE void UnpackQ6K(const uint8_t* const blk[kLanes], uint8_t* out) {
   const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x30);
   for (int h = 0; h < 2; ++h) {
     for (int half = 0; half < 2; ++half) {  // l in 0..15, 16..31
-      __m256i v0[4], v1[4], v2[4], v3[4];
+      // The packed bytes are transposed first (3 transposes instead of 4
+      // for the unpacked ones); the bit operations below act within bytes,
+      // so they commute with moving whole dwords.
+      __m256i ql0[4], ql1[4], qh[4], t0[4], t1[4], th[4];
       for (int j = 0; j < 4; ++j) {
         const int o = 16 * half;
-        const __m256i ql0 = Load2x128(blk[j] + 64 * h + o, blk[j + 4] + 64 * h + o);
-        const __m256i ql1 = Load2x128(blk[j] + 64 * h + 32 + o, blk[j + 4] + 64 * h + 32 + o);
-        const __m256i qh = Load2x128(blk[j] + 128 + 32 * h + o, blk[j + 4] + 128 + 32 * h + o);
-        // 16-bit shifts move bits across bytes; the masks keep the wanted ones.
-        v0[j] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2));
-        v1[j] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2));
-        v2[j] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m2));
-        v3[j] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2));
+        ql0[j] = Load2x128(blk[j] + 64 * h + o, blk[j + 4] + 64 * h + o);
+        ql1[j] = Load2x128(blk[j] + 64 * h + 32 + o, blk[j + 4] + 64 * h + 32 + o);
+        qh[j] = Load2x128(blk[j] + 128 + 32 * h + o, blk[j + 4] + 128 + 32 * h + o);
       }
+      Transpose4x4(ql0, t0);
+      Transpose4x4(ql1, t1);
+      Transpose4x4(qh, th);
       const int g = 32 * h + 4 * half;  // group of element 128h + 16 half
-      StoreGroups(v0, g, out);
-      StoreGroups(v1, g + 8, out);
-      StoreGroups(v2, g + 16, out);
-      StoreGroups(v3, g + 24, out);
+      for (int i = 0; i < 4; ++i) {
+        // 16-bit shifts move bits across bytes; the masks keep the wanted ones.
+        const __m256i a = t0[i], b = t1[i], q = th[i];
+        StoreI(out + 32 * (g + i), _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_and_si256(_mm256_slli_epi16(q, 4), m2)));
+        StoreI(out + 32 * (g + 8 + i),
+               _mm256_or_si256(_mm256_and_si256(b, m4), _mm256_and_si256(_mm256_slli_epi16(q, 2), m2)));
+        StoreI(out + 32 * (g + 16 + i),
+               _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4), _mm256_and_si256(q, m2)));
+        StoreI(out + 32 * (g + 24 + i), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4),
+                                                        _mm256_and_si256(_mm256_srli_epi16(q, 2), m2)));
+      }
     }
   }
   // Scales: t[k] lane j = bytes sc[4k..4k+3] of row j. An int8 moved to the

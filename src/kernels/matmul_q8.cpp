@@ -53,23 +53,26 @@ static_assert(detail::kPrepBlockBytesQ8 == kPrepBlockBytes);
 template <bool kQ4>
 HWY_INLINE void LoadBlock8(const uint8_t* const rp[kLanes], int64_t b, __m256i v[kLanes], __m256* dw) {
   constexpr int64_t kBlockBytes = kQ4 ? 18 : 34;
-  __m256i lo[4], hi[4];  // elements 0..15 and 16..31
+  __m256i lo[4], hi[4];  // elements 0..15 and 16..31 (Q4_0: both in lo)
   for (int j = 0; j < 4; ++j) {
     const uint8_t* p0 = rp[j] + kBlockBytes * b + 2;
     const uint8_t* p1 = rp[j + 4] + kBlockBytes * b + 2;
-    if constexpr (kQ4) {
-      // Element e < 16 in the low nibble of byte e, e + 16 in the high one.
-      const __m256i m4 = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
-      const __m256i q = Load2x128(p0, p1);
-      lo[j] = _mm256_sub_epi8(_mm256_and_si256(q, m4), eight);
-      hi[j] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), eight);
-    } else {
-      lo[j] = Load2x128(p0, p1);
-      hi[j] = Load2x128(p0 + 16, p1 + 16);
-    }
+    lo[j] = Load2x128(p0, p1);
+    if constexpr (!kQ4) hi[j] = Load2x128(p0 + 16, p1 + 16);
   }
   Transpose4x4(lo, v);
-  Transpose4x4(hi, v + 4);
+  if constexpr (kQ4) {
+    // Element e < 16 in the low nibble of byte e, e + 16 in the high one:
+    // the packed bytes are transposed once, then split (bytewise ops
+    // commute with moving dwords).
+    const __m256i m4 = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
+    for (int g = 0; g < 4; ++g) {
+      v[g + 4] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v[g], 4), m4), eight);
+      v[g] = _mm256_sub_epi8(_mm256_and_si256(v[g], m4), eight);
+    }
+  } else {
+    Transpose4x4(hi, v + 4);
+  }
   *dw = GatherF16(rp, kBlockBytes * b);
 }
 
