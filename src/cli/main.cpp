@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   tandem::cli::register_detokenize(app, action);
   tandem::cli::register_synth(app, action);
   tandem::cli::register_run(app, action);
+  tandem::cli::register_serve(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,85 @@
+// What both protocol adapters produce and consume: a chat request in the
+// chat template's terms, API errors, and the result of a generation.
+// The adapters (anthropic.h, openai.h) convert JSON to and from these; the
+// service (service.h) turns a ChatRequest into engine work.
+#pragma once
+
+#include "chat/output_parser.h"
+#include "engine/request.h"
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace tandem::server {
+
+// Ordered: tool schemas keep the client's key order in the prompt, as the
+// reference template renderers do.
+using json = nlohmann::ordered_json;
+
+// An error a client gets: its HTTP status and a kind each protocol names
+// in its own words (Anthropic "invalid_request_error", OpenAI
+// "invalid_request_error" / "authentication_error" ...).
+enum class ErrorKind {
+  kInvalidRequest,  // 400
+  kAuthentication,  // 401
+  kPermission,      // 403
+  kNotFound,        // 404
+  kTooLarge,        // 413
+  kRateLimit,       // 429
+  kInternal,        // 500
+  kOverloaded,      // 529 Anthropic, 503 OpenAI
+};
+
+struct ApiError {
+  ErrorKind kind = ErrorKind::kInvalidRequest;
+  std::string message;
+  std::string param;  // OpenAI's "param" (the offending field), may be empty
+};
+
+int http_status(ErrorKind kind, bool anthropic);
+
+// A value or the error a client gets.
+template <typename T>
+using ApiResult = std::variant<T, ApiError>;
+
+// A conversation in the form chat templates expect (the Hugging Face
+// convention): messages [{role, content: string, tool_calls?: [{id, type:
+// "function", function: {name, arguments: object}}], tool_call_id?, name?,
+// reasoning_content?}], tools [{type: "function", function: {name,
+// description, parameters}}].
+struct ChatRequest {
+  std::string model;            // as the client named it
+  json messages = json::array();
+  json tools = json::array();
+  std::optional<bool> enable_thinking;  // the template's switch, when the client chose
+  std::optional<std::string> raw_prompt;  // /v1/completions: no template, the text as is
+  engine::SamplingParams sampling;
+  std::optional<int> max_tokens;  // none: as many as the context allows (capped)
+  std::vector<std::string> stop;
+  bool stream = false;
+  bool stream_include_usage = false;  // OpenAI stream_options.include_usage
+  // Session: from a header or the body; requests of one session run in order.
+  std::string session;
+  engine::Priority priority = engine::Priority::kNormal;
+};
+
+// A finished generation, split into API content by the output parser.
+struct ToolCall {
+  std::string id, name, arguments;  // arguments: compact JSON text
+};
+
+struct Completion {
+  std::string text;       // visible answer
+  std::string reasoning;  // <think> content
+  std::vector<ToolCall> tool_calls;
+  engine::StopReason stop = engine::StopReason::kNone;
+  std::string stop_string;
+  engine::Usage usage;
+  std::string error;  // engine error after the response started
+};
+
+}  // namespace tandem::server

@@ -1,0 +1,81 @@
+#include "server/metrics.h"
+
+#include <fmt/format.h>
+
+namespace tandem::server {
+namespace {
+
+// Writes a cumulative histogram from per-bucket counts (the last bucket
+// holds what is above every bound).
+template <size_t N>
+void histogram(std::string& out, const char* name, const char* help, const double (&bounds)[N], const int64_t* counts,
+               double sum, double scale) {
+  out += fmt::format("# HELP {} {}\n# TYPE {} histogram\n", name, help, name);
+  int64_t cumulative = 0;
+  for (size_t i = 0; i < N; ++i) {
+    cumulative += counts[i];
+    out += fmt::format("{}_bucket{{le=\"{}\"}} {}\n", name, bounds[i] * scale, cumulative);
+  }
+  cumulative += counts[N];
+  out += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}\n", name, cumulative, name, sum * scale, name,
+                     cumulative);
+}
+
+void metric(std::string& out, const char* name, const char* type, const char* help, int64_t value) {
+  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name, type, name, value);
+}
+
+}  // namespace
+
+void ServerMetrics::count_request(const std::string& route, int status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++requests_[{route, status}];
+}
+
+void ServerMetrics::count_usage(const engine::Usage& u) {
+  std::lock_guard<std::mutex> lock(mu_);
+  prompt_tokens_ += u.prompt_tokens;
+  cached_tokens_ += u.cached_tokens;
+  generated_tokens_ += u.generated_tokens;
+  if (u.generated_tokens > 0) {
+    const double s = u.ttft_ms / 1000;
+    size_t b = 0;
+    while (b < std::size(kTtftBucketsS) && s > kTtftBucketsS[b]) ++b;
+    ++ttft_counts_[b];
+    ttft_sum_s_ += s;
+    ++ttft_n_;
+  }
+}
+
+std::string ServerMetrics::render(const engine::EngineMetrics& e, int64_t in_flight) const {
+  std::string out;
+  std::lock_guard<std::mutex> lock(mu_);
+  out += "# HELP tandem_requests_total HTTP requests by route and status.\n# TYPE tandem_requests_total counter\n";
+  for (const auto& [key, n] : requests_) {
+    out += fmt::format("tandem_requests_total{{route=\"{}\",status=\"{}\"}} {}\n", key.first, key.second, n);
+  }
+  metric(out, "tandem_prompt_tokens_total", "counter", "Prompt tokens of finished requests.", prompt_tokens_);
+  metric(out, "tandem_cached_prompt_tokens_total", "counter", "Prompt tokens served from the prefix cache.",
+         cached_tokens_);
+  metric(out, "tandem_generated_tokens_total", "counter", "Generated tokens.", generated_tokens_);
+  histogram(out, "tandem_time_to_first_token_seconds", "Time from request to first generated token.", kTtftBucketsS,
+            ttft_counts_, ttft_sum_s_, 1);
+  histogram(out, "tandem_step_seconds", "Duration of one batched forward step.", engine::EngineMetrics::kStepBucketsMs,
+            e.step_ms_counts, e.step_ms_sum / 1000, 1);
+  metric(out, "tandem_requests_in_flight", "gauge", "Requests queued or running in the server.", in_flight);
+  metric(out, "tandem_sequences_running", "gauge", "Sequences in the engine's batch.", e.running);
+  metric(out, "tandem_sequences_waiting", "gauge", "Sequences waiting for the engine.", e.waiting);
+  metric(out, "tandem_batch_size", "gauge", "Sequences in the last step.", e.last_batch_size);
+  metric(out, "tandem_batch_tokens", "gauge", "Tokens in the last step.", e.last_batch_tokens);
+  metric(out, "tandem_steps_total", "counter", "Engine steps.", e.steps);
+  metric(out, "tandem_preemptions_total", "counter", "Sequences preempted for lack of KV blocks.", e.preemptions);
+  metric(out, "tandem_kv_evictions_total", "counter", "Cached KV blocks evicted.", e.evictions);
+  out += "# HELP tandem_kv_blocks KV cache blocks by state.\n# TYPE tandem_kv_blocks gauge\n";
+  const int64_t used = e.kv_blocks_total - e.kv_blocks_free - e.kv_blocks_cached;
+  out += fmt::format("tandem_kv_blocks{{state=\"used\"}} {}\ntandem_kv_blocks{{state=\"cached\"}} {}\n"
+                     "tandem_kv_blocks{{state=\"free\"}} {}\n",
+                     used, e.kv_blocks_cached, e.kv_blocks_free);
+  return out;
+}
+
+}  // namespace tandem::server

@@ -1,0 +1,355 @@
+#include "server/server.h"
+
+#include "server/anthropic.h"
+#include "server/openai.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <thread>
+
+namespace tandem::server {
+namespace {
+
+std::string random_id(const char* prefix) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("{}{:016x}{:08x}", prefix, rng(), static_cast<uint32_t>(rng()));
+}
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+bool is_anthropic(const httplib::Request& req) { return req.path.rfind("/v1/messages", 0) == 0; }
+
+std::string route_label(const httplib::Request& req) {
+  for (const char* r : {"/v1/messages/count_tokens", "/v1/messages", "/v1/chat/completions", "/v1/completions",
+                        "/v1/models", "/health", "/metrics"}) {
+    if (req.path.rfind(r, 0) == 0) return r;
+  }
+  return "other";
+}
+
+void send_json(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+void send_error(const httplib::Request& req, httplib::Response& res, const ApiError& e) {
+  const bool a = is_anthropic(req);
+  send_json(res, http_status(e.kind, a), a ? anthropic::error_body(e) : openai::error_body(e));
+}
+
+std::optional<engine::Priority> parse_priority(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (s == "high") return engine::Priority::kHigh;
+  if (s == "normal") return engine::Priority::kNormal;
+  if (s == "low") return engine::Priority::kLow;
+  return std::nullopt;
+}
+
+// Sets the content of an SSE response whose events come from RUN, called on
+// the HTTP worker thread once the headers are out.
+void stream_response(httplib::Response& res, std::function<void(httplib::DataSink&)> run) {
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  res.set_chunked_content_provider("text/event-stream", [run = std::move(run)](size_t, httplib::DataSink& sink) {
+    run(sink);
+    sink.done();
+    return true;
+  });
+}
+
+}  // namespace
+
+Result<ApiKey> parse_api_key(const std::string& spec) {
+  ApiKey k;
+  const size_t colon = spec.rfind(':');
+  k.key = spec;
+  if (colon != std::string::npos) {
+    if (auto p = parse_priority(spec.substr(colon + 1))) {
+      k.key = spec.substr(0, colon);
+      k.tier = *p;
+    }
+  }
+  if (k.key.empty()) return Status::errorf("--api-key '{}': the key is empty", spec);
+  return k;
+}
+
+Server::Server(Service& service, ServerOptions options)
+    : service_(service), opt_(std::move(options)), http_(std::make_unique<httplib::Server>()) {
+  install_routes();
+}
+
+Server::~Server() { stop(); }
+
+Status Server::bind() {
+  if (opt_.port == 0) {
+    port_ = http_->bind_to_any_port(opt_.host);
+    if (port_ <= 0) return Status::errorf("cannot listen on {}: no free port", opt_.host);
+  } else {
+    if (!http_->bind_to_port(opt_.host, opt_.port)) {
+      return Status::errorf("cannot listen on {}:{} (in use? try --port)", opt_.host, opt_.port);
+    }
+    port_ = opt_.port;
+  }
+  return {};
+}
+
+void Server::run() { http_->listen_after_bind(); }
+
+void Server::wait_until_running() const {
+  while (!http_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+void Server::stop() {
+  if (http_) http_->stop();
+}
+
+void Server::install_routes() {
+  auto& http = *http_;
+  const int threads = opt_.http_threads;
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  http.set_payload_max_length(opt_.max_body_bytes);
+  http.set_read_timeout(60);
+  http.set_write_timeout(600);
+  http.set_keep_alive_timeout(5);  // idle keep-alive connections hold a worker thread (and delay shutdown)
+
+  // Authentication, priority and session come from headers.
+  struct Caller {
+    engine::Priority priority = engine::Priority::kNormal;
+    std::string session;  // from headers; "" when none
+  };
+  auto authorize = [this](const httplib::Request& req, httplib::Response& res) -> std::optional<Caller> {
+    Caller c;
+    engine::Priority tier = engine::Priority::kHigh;  // no keys: every local client is trusted alike
+    if (!opt_.api_keys.empty()) {
+      std::string key = req.get_header_value("x-api-key");
+      const std::string auth = req.get_header_value("Authorization");
+      if (key.empty() && auth.rfind("Bearer ", 0) == 0) key = auth.substr(7);
+      auto it = std::find_if(opt_.api_keys.begin(), opt_.api_keys.end(), [&](const ApiKey& k) { return k.key == key; });
+      if (it == opt_.api_keys.end()) {
+        send_error(req, res,
+                   {ErrorKind::kAuthentication, key.empty() ? "missing API key (x-api-key or Authorization: Bearer)"
+                                                            : "invalid API key"});
+        return std::nullopt;
+      }
+      tier = it->tier;
+      c.priority = std::min(engine::Priority::kNormal, tier);
+    }
+    if (req.has_header("x-priority")) {
+      auto p = parse_priority(req.get_header_value("x-priority"));
+      if (!p) {
+        send_error(req, res, {ErrorKind::kInvalidRequest, "x-priority: expected high, normal or low"});
+        return std::nullopt;
+      }
+      c.priority = std::min(*p, tier);  // may lower; may raise only up to the key's tier
+    }
+    for (const char* h : {"x-claude-code-session-id", "x-session-id"}) {
+      if (req.has_header(h)) {
+        c.session = req.get_header_value(h);
+        break;
+      }
+    }
+    return c;
+  };
+  auto parse_body = [](const httplib::Request& req, httplib::Response& res) -> std::optional<json> {
+    try {
+      return json::parse(req.body);
+    } catch (const json::parse_error& e) {
+      send_error(req, res, {ErrorKind::kInvalidRequest, fmt::format("the body is not valid JSON: {}", e.what())});
+      return std::nullopt;
+    }
+  };
+  auto check_model = [this](const httplib::Request& req, httplib::Response& res, const std::string& model) {
+    if (opt_.model_aliases.empty() || model == service_.options().model_name ||
+        std::find(opt_.model_aliases.begin(), opt_.model_aliases.end(), model) != opt_.model_aliases.end()) {
+      return true;
+    }
+    send_error(req, res, {ErrorKind::kNotFound, fmt::format("model '{}' not found; this server serves '{}'", model,
+                                                            service_.options().model_name), "model"});
+    return false;
+  };
+  // The request as the service wants it: caller's priority and session
+  // (headers win over the body's user id).
+  auto finish_request = [](ChatRequest& r, const Caller& c) {
+    r.priority = c.priority;
+    if (!c.session.empty()) r.session = c.session;
+  };
+
+  http.Post("/v1/messages/count_tokens", [=, this](const httplib::Request& req, httplib::Response& res) {
+    auto caller = authorize(req, res);
+    if (!caller) return;
+    auto body = parse_body(req, res);
+    if (!body) return;
+    auto chat = anthropic::parse_request(*body, /*count_only=*/true);
+    if (auto* e = std::get_if<ApiError>(&chat)) return send_error(req, res, *e);
+    auto n = service_.count_tokens(std::get<ChatRequest>(chat));
+    if (auto* e = std::get_if<ApiError>(&n)) return send_error(req, res, *e);
+    send_json(res, 200, {{"input_tokens", std::get<int64_t>(n)}});
+  });
+
+  http.Post("/v1/messages", [=, this](const httplib::Request& req, httplib::Response& res) {
+    auto caller = authorize(req, res);
+    if (!caller) return;
+    auto body = parse_body(req, res);
+    if (!body) return;
+    auto parsed = anthropic::parse_request(*body, /*count_only=*/false);
+    if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(req, res, *e);
+    ChatRequest& chat = std::get<ChatRequest>(parsed);
+    if (!check_model(req, res, chat.model)) return;
+    finish_request(chat, *caller);
+    auto prepared = service_.prepare(chat, "toolu_");
+    if (auto* e = std::get_if<ApiError>(&prepared)) return send_error(req, res, *e);
+    const std::string id = random_id("msg_");
+    if (!chat.stream) {
+      auto done = service_.run(std::move(std::get<Prepared>(prepared)));
+      if (auto* e = std::get_if<ApiError>(&done)) return send_error(req, res, *e);
+      const Completion& c = std::get<Completion>(done);
+      metrics_.count_usage(c.usage);
+      if (c.stop == engine::StopReason::kError) return send_error(req, res, {ErrorKind::kRateLimit, c.error});
+      return send_json(res, 200, anthropic::message(id, chat.model, c));
+    }
+    if (service_.in_flight() >= service_.options().max_queue) {
+      return send_error(req, res, {ErrorKind::kOverloaded, "tandem is overloaded: too many requests queued"});
+    }
+    auto p = std::make_shared<Prepared>(std::move(std::get<Prepared>(prepared)));
+    stream_response(res, [this, p, id, model = chat.model](httplib::DataSink& sink) {
+      anthropic::EventWriter w(id, model);
+      bool ok = true;
+      auto put = [&](const std::string& s) { return ok = ok && (s.empty() || sink.write(s.data(), s.size())); };
+      put(w.start(static_cast<int64_t>(p->request.prompt.size())));
+      StreamCallbacks cb;
+      cb.on_events = [&](const std::vector<chat::OutputEvent>& ev) { return put(w.write(ev)); };
+      cb.on_idle = [&] { return put(anthropic::EventWriter::ping()); };
+      auto done = service_.run(std::move(*p), &cb);
+      if (auto* e = std::get_if<ApiError>(&done)) {
+        put(fmt::format("event: error\ndata: {}\n\n", anthropic::error_body(*e).dump()));
+        return;
+      }
+      metrics_.count_usage(std::get<Completion>(done).usage);
+      put(w.finish(std::get<Completion>(done)));
+    });
+  });
+
+  auto openai_route = [=, this](bool chat_api) {
+    return [=, this](const httplib::Request& req, httplib::Response& res) {
+      auto caller = authorize(req, res);
+      if (!caller) return;
+      auto body = parse_body(req, res);
+      if (!body) return;
+      auto parsed = chat_api ? openai::parse_chat_request(*body) : openai::parse_completion_request(*body);
+      if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(req, res, *e);
+      ChatRequest& chat = std::get<ChatRequest>(parsed);
+      if (!check_model(req, res, chat.model)) return;
+      finish_request(chat, *caller);
+      auto prepared = service_.prepare(chat, "call_");
+      if (auto* e = std::get_if<ApiError>(&prepared)) return send_error(req, res, *e);
+      const std::string id = random_id(chat_api ? "chatcmpl-" : "cmpl-");
+      const int64_t created = unix_now();
+      if (!chat.stream) {
+        auto done = service_.run(std::move(std::get<Prepared>(prepared)));
+        if (auto* e = std::get_if<ApiError>(&done)) return send_error(req, res, *e);
+        const Completion& c = std::get<Completion>(done);
+        metrics_.count_usage(c.usage);
+        if (c.stop == engine::StopReason::kError) return send_error(req, res, {ErrorKind::kRateLimit, c.error});
+        return send_json(res, 200, chat_api ? openai::chat_completion(id, chat.model, created, c)
+                                            : openai::text_completion(id, chat.model, created, c));
+      }
+      if (service_.in_flight() >= service_.options().max_queue) {
+        return send_error(req, res, {ErrorKind::kOverloaded, "tandem is overloaded: too many requests queued"});
+      }
+      auto p = std::make_shared<Prepared>(std::move(std::get<Prepared>(prepared)));
+      stream_response(res, [this, p, id, created, chat_api, model = chat.model,
+                            usage = chat.stream_include_usage](httplib::DataSink& sink) {
+        openai::ChunkWriter w(id, model, created, chat_api, usage);
+        bool ok = true;
+        auto put = [&](const std::string& s) { return ok = ok && (s.empty() || sink.write(s.data(), s.size())); };
+        put(w.start());
+        StreamCallbacks cb;
+        cb.on_events = [&](const std::vector<chat::OutputEvent>& ev) { return put(w.write(ev)); };
+        cb.on_idle = [&] { return put(openai::ChunkWriter::keep_alive()); };
+        auto done = service_.run(std::move(*p), &cb);
+        if (auto* e = std::get_if<ApiError>(&done)) {
+          put("data: " + openai::error_body(*e).dump() + "\n\ndata: [DONE]\n\n");
+          return;
+        }
+        metrics_.count_usage(std::get<Completion>(done).usage);
+        put(w.finish(std::get<Completion>(done)));
+      });
+    };
+  };
+  http.Post("/v1/chat/completions", openai_route(true));
+  http.Post("/v1/completions", openai_route(false));
+
+  auto model_entry = [this](const std::string& id) {
+    // One object both SDKs read: Anthropic's fields and OpenAI's.
+    return json{{"id", id},           {"type", "model"},       {"display_name", id},
+                {"created_at", "2026-01-01T00:00:00Z"}, {"object", "model"}, {"created", 1767225600},
+                {"owned_by", "tandem"}};
+  };
+  auto model_ids = [this] {
+    std::vector<std::string> ids{service_.options().model_name};
+    for (const auto& a : opt_.model_aliases) {
+      if (a != ids.front()) ids.push_back(a);
+    }
+    return ids;
+  };
+  http.Get("/v1/models", [=, this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorize(req, res)) return;
+    json data = json::array();
+    const auto ids = model_ids();
+    for (const auto& id : ids) data.push_back(model_entry(id));
+    send_json(res, 200, {{"object", "list"}, {"data", data}, {"has_more", false}, {"first_id", ids.front()},
+                         {"last_id", ids.back()}});
+  });
+  http.Get(R"(/v1/models/(.+))", [=, this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorize(req, res)) return;
+    const std::string id = req.matches[1];
+    const auto ids = model_ids();
+    if (opt_.model_aliases.empty() || std::find(ids.begin(), ids.end(), id) != ids.end()) {
+      return send_json(res, 200, model_entry(id));
+    }
+    send_error(req, res, {ErrorKind::kNotFound, fmt::format("model '{}' not found", id)});
+  });
+  http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    send_json(res, 200, {{"status", "ok"}, {"model", service_.options().model_name}});
+  });
+  http.Get("/metrics", [=, this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorize(req, res)) return;
+    res.set_content(metrics_.render(service_.engine_metrics(), service_.in_flight()), "text/plain; version=0.0.4");
+  });
+
+  http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;  // a route already wrote its error
+    ApiError e{ErrorKind::kNotFound, fmt::format("no route for {} {}", req.method, req.path)};
+    if (res.status == 413) e = {ErrorKind::kTooLarge, "the request body is too large"};
+    else if (res.status == 400) e = {ErrorKind::kInvalidRequest, "malformed HTTP request"};
+    else if (res.status == 405) e = {ErrorKind::kNotFound, fmt::format("method {} is not allowed on {}", req.method, req.path)};
+    else if (res.status >= 500) e = {ErrorKind::kInternal, "internal error"};
+    const int status = res.status;
+    send_error(req, res, e);
+    if (status == 413 || status == 400) res.status = status;
+  });
+  http.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown error";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("{} {}: {}", req.method, req.path, what);
+    send_error(req, res, {ErrorKind::kInternal, "internal error: " + what});
+  });
+  http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    metrics_.count_request(route_label(req), res.status);
+    spdlog::info("{} {} {}", req.method, req.path, res.status);
+  });
+}
+
+}  // namespace tandem::server

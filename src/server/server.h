@@ -1,0 +1,62 @@
+// tandem's HTTP server: routes, authentication, priorities and sessions
+// from headers, SSE streaming, error envelopes, /metrics. A thin layer: the
+// adapters (anthropic.h, openai.h) convert JSON, the Service runs requests.
+#pragma once
+
+#include "core/status.h"
+#include "engine/request.h"
+#include "server/metrics.h"
+#include "server/service.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace httplib {
+class Server;
+}
+
+namespace tandem::server {
+
+struct ApiKey {
+  std::string key;
+  engine::Priority tier = engine::Priority::kNormal;  // the highest priority its requests may have
+};
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8000;                    // 0: any free port (see Server::port())
+  std::vector<ApiKey> api_keys;       // empty: no authentication
+  std::vector<std::string> model_aliases;  // names clients may ask for; empty: any name
+  size_t max_body_bytes = 64u << 20;  // larger bodies get 413
+  int http_threads = 64;              // connections served at once (streams hold one each)
+};
+
+// "KEY" or "KEY:high|normal|low".
+Result<ApiKey> parse_api_key(const std::string& spec);
+
+class Server {
+ public:
+  Server(Service& service, ServerOptions options);
+  ~Server();
+
+  // Binds the socket; after it port() is the real port.
+  Status bind();
+  int port() const { return port_; }
+  // Serves until stop(); returns when the listener closes.
+  void run();
+  // Blocks until run() accepts connections (another thread calls run()).
+  void wait_until_running() const;
+  void stop();
+
+ private:
+  void install_routes();
+
+  Service& service_;
+  ServerOptions opt_;
+  std::unique_ptr<httplib::Server> http_;
+  ServerMetrics metrics_;
+  int port_ = 0;
+};
+
+}  // namespace tandem::server

