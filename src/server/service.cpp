@@ -236,7 +236,7 @@ ApiResult<Completion> Service::run(Prepared prepared, const StreamCallbacks* cal
     client_gone = true;
   };
   for (;;) {
-    auto ev = stream->next(std::chrono::milliseconds(250));
+    auto ev = stream->next(std::min<std::chrono::milliseconds>(opt_.ping_interval, std::chrono::milliseconds(250)));
     if (!ev) {
       if (callbacks && !client_gone && Clock::now() - last_sent >= opt_.ping_interval) {
         if (!callbacks->on_idle()) cancel();

@@ -336,5 +336,59 @@ TEST(Server, ModelsHealthAndMetrics) {
   EXPECT_NE(m.find("tandem_time_to_first_token_seconds_bucket"), std::string::npos);
 }
 
+TEST(Server, PingsWhileWaitingAndOverloadStatuses) {
+  ServiceOptions so;
+  so.ping_interval = std::chrono::milliseconds(1);
+  test::LiveServer s(so);
+  httplib::Client cli("127.0.0.1", s.port());
+  std::string prompt;
+  for (int i = 0; i < 400; ++i) prompt += " lorem ipsum";
+  json body = {{"model", "m"}, {"max_tokens", 2}, {"stream", true}, {"messages", user_turn(prompt)}};
+  auto res = cli.Post("/v1/messages", body.dump(), "application/json");
+  ASSERT_TRUE(res);
+  auto names = sse_events(res->body);
+  EXPECT_NE(std::find(names.begin(), names.end(), "ping"), names.end()) << res->body.substr(0, 2000);
+  EXPECT_EQ(names.front(), "message_start");
+
+  ServiceOptions full;
+  full.max_queue = 0;
+  test::LiveServer busy(full);
+  httplib::Client c2("127.0.0.1", busy.port());
+  json a = post_json(c2, "/v1/messages", {{"model", "m"}, {"max_tokens", 2}, {"messages", user_turn("x")}}, 529);
+  EXPECT_EQ(a["error"]["type"], "overloaded_error");
+  json o = post_json(c2, "/v1/chat/completions", {{"model", "m"}, {"stream", true}, {"messages", user_turn("x")}}, 503);
+  EXPECT_EQ(o["error"]["code"], "overloaded");
+}
+
+TEST(Server, ClientThatDisconnectsCancelsItsRequest) {
+  ServiceOptions so;
+  so.max_tokens_cap = 3000;
+  test::LiveServer probe;  // only for the vocabulary
+  for (const char* eos : {"<|im_end|>", "<|endoftext|>"}) so.logit_bias.emplace_back(probe.tok->vocab().find(eos), -100.0f);
+  test::LiveServer s(so);
+  httplib::Client cli("127.0.0.1", s.port());
+  json body = {{"model", "m"}, {"max_tokens", 3000}, {"stream", true}, {"messages", user_turn("go on forever")}};
+  size_t received = 0;
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/messages";
+  req.body = body.dump();
+  req.set_header("Content-Type", "application/json");
+  req.content_receiver = [&](const char*, size_t n, uint64_t, uint64_t) {
+    received += n;
+    return received < 2000;  // hang up after a few events
+  };
+  auto res = cli.send(req);
+  EXPECT_FALSE(res) << "the client hung up";
+  EXPECT_GE(received, 2000u);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (s.service->in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(s.service->in_flight(), 0);
+  EXPECT_EQ(s.engine->metrics().running, 0);
+  EXPECT_LT(s.engine->metrics().generated_tokens, 2500) << "cancelled long before max_tokens";
+}
+
 }  // namespace
 }  // namespace tandem::server
