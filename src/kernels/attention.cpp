@@ -1,7 +1,12 @@
-#include "kernels/attention.h"
-
-#include "core/fp16.h"
-#include "kernels/dot.h"
+// Paged attention. Highway dynamic dispatch: this file is compiled once per
+// SIMD target, and one dispatched call runs a whole head range, so the
+// per-block kernels (scores, online softmax, P.V) inline into one loop
+// instead of costing an indirect call each per (query, block).
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/attention.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
 
 #include <algorithm>
 #include <cmath>
@@ -9,70 +14,272 @@
 #include <limits>
 #include <vector>
 
+#include "core/fp16.h"
+#include "kernels/attention.h"
+
+#ifndef TANDEM_KERNELS_ATTENTION_TILE
+#define TANDEM_KERNELS_ATTENTION_TILE
 namespace tandem::kernels {
-namespace {
+// (query, head) items per tile: 6 x 2 accumulators + 2 K/V vectors + a
+// broadcast fill 15 of the 16 AVX2 registers, and 12 independent FMA chains
+// keep both FMA pipes busy through the 4-cycle latency with slack (8 chains
+// is the bare minimum).
+constexpr int kTile = 6;
+}  // namespace tandem::kernels
+#endif
 
-size_t elem_bytes(KvType t) { return t == KvType::kF16 ? 2 : 4; }
+HWY_BEFORE_NAMESPACE();
+namespace tandem::kernels {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
 
-}  // namespace
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
 
-size_t attention_scratch_floats(int block_tokens, int head_dim, int n_queries, int group) {
-  return 2 * static_cast<size_t>(block_tokens) * static_cast<size_t>(head_dim) + 2 * static_cast<size_t>(block_tokens) +
-         2 * static_cast<size_t>(n_queries) * static_cast<size_t>(std::max(group, 1));
+// GCC folds every use of a loaded K or V vector into its FMA as a memory
+// operand: with two queries that is 10 loads per 8 FMAs, and Zen 3 issues
+// two 256-bit loads per cycle, so the loop becomes load-bound. An empty asm
+// pins the vector in a register (loaded once, used by every query).
+// (Pinning by reference into an array element instead makes GCC store the
+// array to the stack every step.)
+HWY_INLINE VF Pinned(VF v) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_SSSE3 && (defined(__GNUC__) || defined(__clang__))
+  asm("" : "+x"(v.raw));
+#endif
+  return v;
 }
 
-namespace {
+// K and V are read either from f32 scratch (converted once per block when
+// many queries share it) or straight from the f16 cache (decode: converting
+// in registers saves a store and a reload). Both give the same f32 values.
+HWY_INLINE VF LoadKv(DF d, const float* p) { return hn::LoadU(d, p); }
+HWY_INLINE VF LoadKv(DF d, const hwy::float16_t* p) {
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  return hn::PromoteTo(d, hn::LoadU(dh, p));
+}
+HWY_INLINE float ScalarKv(const float* p) { return *p; }
+HWY_INLINE float ScalarKv(const hwy::float16_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return ::tandem::f16_to_f32(h);
+}
+
+// S[n][t] = sum over d of Q[n][d] * K_T[d][t] for NQ queries, t in [0, T),
+// keys stored transposed (row d holds T keys). NV key vectors per step:
+// NQ * NV independent FMA chains hide the 4-cycle FMA latency, and each K
+// load serves all NQ queries. Every lane sums over d in order from zero
+// (fma), whatever NQ, NV or the tail, so a query's scores never depend on
+// the queries it shares the loads with.
+template <int NQ, int NV, typename KT>
+HWY_INLINE void ScoresTile(const float* const* q, const KT* k_t, size_t dims, size_t t, float* const* s) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  size_t j = 0;
+  for (; j + NV * L <= t; j += NV * L) {
+    VF acc[NQ][NV];
+    for (int n = 0; n < NQ; ++n) {
+      for (int v = 0; v < NV; ++v) acc[n][v] = hn::Zero(d);
+    }
+    for (size_t i = 0; i < dims; ++i) {
+      const KT* row = k_t + i * t + j;
+      VF k[NV];
+      for (int v = 0; v < NV; ++v) k[v] = Pinned(LoadKv(d, row + v * L));
+      for (int n = 0; n < NQ; ++n) {
+        const VF qi = hn::Set(d, q[n][i]);
+        for (int v = 0; v < NV; ++v) acc[n][v] = hn::MulAdd(qi, k[v], acc[n][v]);
+      }
+    }
+    for (int n = 0; n < NQ; ++n) {
+      for (int v = 0; v < NV; ++v) hn::StoreU(acc[n][v], d, s[n] + j + v * L);
+    }
+  }
+  for (; j + L <= t; j += L) {
+    VF acc[NQ];
+    for (int n = 0; n < NQ; ++n) acc[n] = hn::Zero(d);
+    for (size_t i = 0; i < dims; ++i) {
+      const VF k = Pinned(LoadKv(d, k_t + i * t + j));
+      for (int n = 0; n < NQ; ++n) acc[n] = hn::MulAdd(hn::Set(d, q[n][i]), k, acc[n]);
+    }
+    for (int n = 0; n < NQ; ++n) hn::StoreU(acc[n], d, s[n] + j);
+  }
+  for (; j < t; ++j) {  // block sizes that are not a multiple of a vector
+    for (int n = 0; n < NQ; ++n) {
+      float acc = 0.0f;
+      for (size_t i = 0; i < dims; ++i) acc = std::fma(q[n][i], ScalarKv(k_t + i * t + j), acc);
+      s[n][j] = acc;
+    }
+  }
+}
+
+// OUT[n][c] = OUT[n][c] * CORR[n] + sum over t in [T0, T1] of P[n][t] * V[t][c]
+// for NQ queries, V rows [token][dims]. NV dim vectors per step; each lane
+// sums over t in order after the (exact, when CORR is 1) rescale, so the
+// arithmetic is that of one query alone. A query whose own keys are a
+// subrange has P = 0 elsewhere, and fma(0, v, acc) == acc for finite v.
+template <int NQ, int NV, typename VT>
+HWY_INLINE void PvTile(const float* const* p, const float* corr, const VT* v, size_t t0, size_t t1, size_t dims,
+                       float* const* out) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  size_t c = 0;
+  for (; c + NV * L <= dims; c += NV * L) {
+    VF acc[NQ][NV];
+    for (int n = 0; n < NQ; ++n) {
+      const VF cn = hn::Set(d, corr[n]);
+      for (int k = 0; k < NV; ++k) acc[n][k] = hn::Mul(hn::LoadU(d, out[n] + c + k * L), cn);
+    }
+    for (size_t t = t0; t <= t1; ++t) {
+      const VT* row = v + t * dims + c;
+      VF vv[NV];
+      for (int k = 0; k < NV; ++k) vv[k] = Pinned(LoadKv(d, row + k * L));
+      for (int n = 0; n < NQ; ++n) {
+        const VF pt = hn::Set(d, p[n][t]);
+        for (int k = 0; k < NV; ++k) acc[n][k] = hn::MulAdd(pt, vv[k], acc[n][k]);
+      }
+    }
+    for (int n = 0; n < NQ; ++n) {
+      for (int k = 0; k < NV; ++k) hn::StoreU(acc[n][k], d, out[n] + c + k * L);
+    }
+  }
+  for (; c + L <= dims; c += L) {
+    VF acc[NQ];
+    for (int n = 0; n < NQ; ++n) acc[n] = hn::Mul(hn::LoadU(d, out[n] + c), hn::Set(d, corr[n]));
+    for (size_t t = t0; t <= t1; ++t) {
+      const VF vv = Pinned(LoadKv(d, v + t * dims + c));
+      for (int n = 0; n < NQ; ++n) acc[n] = hn::MulAdd(hn::Set(d, p[n][t]), vv, acc[n]);
+    }
+    for (int n = 0; n < NQ; ++n) hn::StoreU(acc[n], d, out[n] + c);
+  }
+  for (; c < dims; ++c) {
+    for (int n = 0; n < NQ; ++n) {
+      float acc = out[n][c] * corr[n];
+      for (size_t t = t0; t <= t1; ++t) acc = std::fma(p[n][t], ScalarKv(v + t * dims + c), acc);
+      out[n][c] = acc;
+    }
+  }
+}
+
+// S[t] *= SCALE for t in [t0, t1]; returns the max of those.
+HWY_INLINE float ScaleMaxInl(float* s, size_t t0, size_t t1, float scale) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const auto vs = hn::Set(d, scale);
+  auto mx = hn::Set(d, -std::numeric_limits<float>::infinity());
+  const size_t n = t1 - t0 + 1;
+  float* x = s + t0;
+  size_t i = 0;
+  for (; i + L <= n; i += L) {
+    const auto v = hn::Mul(hn::LoadU(d, x + i), vs);
+    hn::StoreU(v, d, x + i);
+    mx = hn::Max(mx, v);
+  }
+  float m = hn::GetLane(hn::MaxOfLanes(d, mx));
+  for (; i < n; ++i) {
+    x[i] *= scale;
+    m = std::max(m, x[i]);
+  }
+  return m;
+}
+
+// S[t] = exp(S[t] - M) for t in [t0, t1]; returns their sum (lane partial
+// sums, then the tail in order: fixed for a given t0, t1).
+HWY_INLINE float ExpSumInl(float* s, size_t t0, size_t t1, float m) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const auto vm = hn::Set(d, m);
+  auto sum = hn::Zero(d);
+  const size_t n = t1 - t0 + 1;
+  float* x = s + t0;
+  size_t i = 0;
+  for (; i + L <= n; i += L) {
+    const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vm));
+    hn::StoreU(e, d, x + i);
+    sum = hn::Add(sum, e);
+  }
+  float total = hn::GetLane(hn::SumOfLanes(d, sum));
+  if (i < n) {
+    alignas(64) float tail[64] = {};
+    const size_t r = n - i;
+    for (size_t k = 0; k < L; ++k) tail[k] = k < r ? x[i + k] : m;
+    const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, tail), vm));
+    hn::StoreU(e, d, tail);
+    for (size_t k = 0; k < r; ++k) {
+      x[i + k] = tail[k];
+      total += tail[k];
+    }
+  }
+  return total;
+}
 
 // One query of one head inside a block: its visible keys [t0, t1].
 struct Item {
-  int head;
-  int query;
-  int64_t t0, t1;
-  size_t state;  // index of its running max / sum
+  const float* q;
+  float* out;
+  float* run_max;
+  float* run_sum;
+  size_t t0, t1;
 };
 
-}  // namespace
+// Up to kTile items through one block: their scores share each K load, the
+// online softmax runs per item (its own [t0, t1], fixed by its position),
+// and P.V runs over the union of their key ranges with zero weights outside
+// each item's own, sharing each V load.
+template <int NQ, typename KT>
+HWY_INLINE void RunTile(const Item* it, const KT* k_t, const KT* vrows, size_t dims, size_t bt, float scale,
+                        float* scores) {
+  constexpr int NV = NQ <= 2 ? 4 : 2;  // NQ * NV accumulators + NV loads + 1 fit 16 registers
+  const float* q[NQ];
+  float* s[NQ];
+  float* out[NQ];
+  float corr[NQ];
+  size_t u0 = bt, u1 = 0;
+  for (int n = 0; n < NQ; ++n) {
+    q[n] = it[n].q;
+    s[n] = scores + static_cast<size_t>(n) * bt;
+    out[n] = it[n].out;
+    u0 = std::min(u0, it[n].t0);
+    u1 = std::max(u1, it[n].t1);
+  }
+  ScoresTile<NQ, NV>(q, k_t, dims, bt, s);
+  for (int n = 0; n < NQ; ++n) {
+    const Item& x = it[n];
+    const float block_max = ScaleMaxInl(s[n], x.t0, x.t1, scale);
+    const float old_max = *x.run_max;
+    const float new_max = std::max(old_max, block_max);
+    // exp(0) is 1: skip the call when the max holds (most blocks).
+    corr[n] = new_max == old_max ? 1.0f : std::exp(old_max - new_max);  // 0 on the first block
+    *x.run_sum = *x.run_sum * corr[n] + ExpSumInl(s[n], x.t0, x.t1, new_max);
+    *x.run_max = new_max;
+    for (size_t t = u0; t < x.t0; ++t) s[n][t] = 0.0f;
+    for (size_t t = x.t1 + 1; t <= u1; ++t) s[n][t] = 0.0f;
+  }
+  PvTile<NQ, NV>(s, corr, vrows, u0, u1, dims, out);
+}
 
-void attention(const AttentionArgs& a, int head_begin, int head_end) {
+template <typename KT>
+void AttendHeads(const AttentionArgs& a, int head_begin, int head_end, bool convert) {
+  const DF d;
   const int group = a.n_heads / a.n_kv_heads;
   const size_t hd = static_cast<size_t>(a.head_dim);
   const int64_t bt = a.block_tokens;
-  const size_t eb = elem_bytes(a.kv_type);
-  const size_t head_bytes = static_cast<size_t>(bt) * hd * eb;
+  const size_t head_elems = static_cast<size_t>(bt) * hd;
   const int64_t last_pos = a.pos + a.n_queries - 1;
   auto first_visible = [&](int64_t pos) { return a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1) : 0; };
   float* kbuf = a.scratch;
-  float* vbuf = kbuf + static_cast<size_t>(bt) * hd;
-  float* scores[2] = {vbuf + static_cast<size_t>(bt) * hd, vbuf + static_cast<size_t>(bt) * hd + bt};
-  float* run_max = scores[1] + bt;
+  float* vbuf = kbuf + head_elems;
+  float* scores = vbuf + head_elems;  // [kTile][block_tokens]
+  float* run_max = scores + kTile * static_cast<size_t>(bt);
   float* run_sum = run_max + static_cast<size_t>(a.n_queries) * static_cast<size_t>(group);
-  auto q_of = [&](const Item& it) { return a.q + it.query * a.q_stride + static_cast<size_t>(it.head) * hd; };
-  auto out_of = [&](const Item& it) { return a.out + it.query * a.out_stride + static_cast<size_t>(it.head) * hd; };
-  // Online softmax of one item's scores S of this block; leaves the weights in S.
-  auto softmax_step = [&](const Item& it, float* s) {
-    const float block_max = scale_max_f32(s, static_cast<size_t>(it.t0), static_cast<size_t>(it.t1), a.scale);
-    const float new_max = std::max(run_max[it.state], block_max);
-    const float correction = std::exp(run_max[it.state] - new_max);  // 0 on the first block
-    if (correction != 1.0f) {
-      float* out = out_of(it);
-      for (size_t d = 0; d < hd; ++d) out[d] *= correction;
-    }
-    run_sum[it.state] = run_sum[it.state] * correction +
-                        exp_sum_f32(s, static_cast<size_t>(it.t0), static_cast<size_t>(it.t1), new_max);
-    run_max[it.state] = new_max;
-  };
 
-  // Heads sharing a KV head convert each block once, and their queries go
-  // through the kernels two at a time (sharing every K and V load). Each
-  // query's arithmetic is the same alone or paired.
   for (int kvh = head_begin / group; kvh * group < head_end; ++kvh) {
     const int hb = std::max(head_begin, kvh * group), he = std::min(head_end, (kvh + 1) * group);
-    for (int h = hb; h < he; ++h) {
-      for (int i = 0; i < a.n_queries; ++i) {
-        const size_t st = static_cast<size_t>(h - hb) * static_cast<size_t>(a.n_queries) + static_cast<size_t>(i);
+    const size_t n_h = static_cast<size_t>(he - hb);
+    auto state = [&](int h, int i) { return static_cast<size_t>(i) * n_h + static_cast<size_t>(h - hb); };
+    for (int i = 0; i < a.n_queries; ++i) {
+      for (int h = hb; h < he; ++h) {
         std::memset(a.out + i * a.out_stride + static_cast<size_t>(h) * hd, 0, hd * sizeof(float));
-        run_max[st] = -std::numeric_limits<float>::infinity();
-        run_sum[st] = 0.0f;
+        run_max[state(h, i)] = -std::numeric_limits<float>::infinity();
+        run_sum[state(h, i)] = 0.0f;
       }
     }
     for (int64_t b = first_visible(a.pos) / bt; b <= last_pos / bt; ++b) {
@@ -82,67 +289,147 @@ void attention(const AttentionArgs& a, int head_begin, int head_end) {
       const int64_t hi = std::min(last_pos, block_start + bt - 1) - block_start;
       if (lo > hi) continue;
       // K of this head is stored transposed, [head_dim][block_tokens]; V as rows.
-      const float* k_t;
-      const float* vrows;
-      if (a.kv_type == KvType::kF16) {
-        const auto* kh = reinterpret_cast<const uint16_t*>(a.k_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
-        const auto* vh = reinterpret_cast<const uint16_t*>(a.v_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
-        f16_to_f32_row(kh, kbuf, static_cast<size_t>(bt) * hd);
-        const size_t from = static_cast<size_t>(lo) * hd, count = static_cast<size_t>(hi - lo + 1) * hd;
-        f16_to_f32_row(vh + from, vbuf + from, count);
-        k_t = kbuf;
-        vrows = vbuf;
-      } else {
-        k_t = reinterpret_cast<const float*>(a.k_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
-        vrows = reinterpret_cast<const float*>(a.v_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
-      }
-      Item pending{};  // a query waiting for a partner
-      bool has_pending = false;
-      auto run_pair = [&](const Item& x, const Item& y) {
-        scores_block2_f32(q_of(x), q_of(y), k_t, hd, static_cast<size_t>(bt), scores[0], scores[1]);
-        softmax_step(x, scores[0]);
-        softmax_step(y, scores[1]);
-        if (x.t0 == y.t0 && x.t1 == y.t1) {
-          pv_block2_f32(scores[0], scores[1], vrows, static_cast<size_t>(x.t0), static_cast<size_t>(x.t1), hd, out_of(x),
-                        out_of(y));
-        } else {
-          pv_block_f32(scores[0], vrows, static_cast<size_t>(x.t0), static_cast<size_t>(x.t1), hd, out_of(x));
-          pv_block_f32(scores[1], vrows, static_cast<size_t>(y.t0), static_cast<size_t>(y.t1), hd, out_of(y));
+      const KT* k_t = reinterpret_cast<const KT*>(a.k_blocks[b]) + static_cast<size_t>(kvh) * head_elems;
+      const KT* vrows = reinterpret_cast<const KT*>(a.v_blocks[b]) + static_cast<size_t>(kvh) * head_elems;
+      auto run = [&](const Item* it, int n, auto kp, auto vp) {
+        switch (n) {
+          case 1: RunTile<1>(it, kp, vp, hd, static_cast<size_t>(bt), a.scale, scores); break;
+          case 2: RunTile<2>(it, kp, vp, hd, static_cast<size_t>(bt), a.scale, scores); break;
+          case 3: RunTile<3>(it, kp, vp, hd, static_cast<size_t>(bt), a.scale, scores); break;
+          case 4: RunTile<4>(it, kp, vp, hd, static_cast<size_t>(bt), a.scale, scores); break;
+          case 5: RunTile<5>(it, kp, vp, hd, static_cast<size_t>(bt), a.scale, scores); break;
+          default: RunTile<kTile>(it, kp, vp, hd, static_cast<size_t>(bt), a.scale, scores); break;
         }
       };
-      for (int h = hb; h < he; ++h) {
+      // Items query-major (both heads of a query side by side: same keys).
+      Item tile[kTile];
+      int n_tile = 0;
+      auto for_tiles = [&](auto kp, auto vp) {
         for (int i = 0; i < a.n_queries; ++i) {
           const int64_t pos = a.pos + i;
-          Item it{h, i, std::max(first_visible(pos), block_start) - block_start,
-                  std::min(pos, block_start + bt - 1) - block_start,
-                  static_cast<size_t>(h - hb) * static_cast<size_t>(a.n_queries) + static_cast<size_t>(i)};
-          if (it.t0 > it.t1) continue;
-          if (!has_pending) {
-            pending = it;
-            has_pending = true;
-            continue;
+          const int64_t t0 = std::max(first_visible(pos), block_start) - block_start;
+          const int64_t t1 = std::min(pos, block_start + bt - 1) - block_start;
+          if (t0 > t1) continue;
+          for (int h = hb; h < he; ++h) {
+            tile[n_tile++] = Item{a.q + i * a.q_stride + static_cast<size_t>(h) * hd,
+                                  a.out + i * a.out_stride + static_cast<size_t>(h) * hd, run_max + state(h, i),
+                                  run_sum + state(h, i), static_cast<size_t>(t0), static_cast<size_t>(t1)};
+            if (n_tile == kTile) {
+              run(tile, kTile, kp, vp);
+              n_tile = 0;
+            }
           }
-          run_pair(pending, it);
-          has_pending = false;
         }
-      }
-      if (has_pending) {
-        scores_block_f32(q_of(pending), k_t, hd, static_cast<size_t>(bt), scores[0]);
-        softmax_step(pending, scores[0]);
-        pv_block_f32(scores[0], vrows, static_cast<size_t>(pending.t0), static_cast<size_t>(pending.t1), hd,
-                     out_of(pending));
+        if (n_tile > 0) run(tile, n_tile, kp, vp);
+        n_tile = 0;
+      };
+      if (convert) {
+        // f16 -> f32 once per block for all queries: K whole, V only the rows any query sees.
+        const hn::Rebind<hwy::float16_t, DF> dh;
+        const size_t L = hn::Lanes(d);
+        const auto* kh = reinterpret_cast<const hwy::float16_t*>(k_t);
+        const auto* vh = reinterpret_cast<const hwy::float16_t*>(vrows);
+        const size_t from = static_cast<size_t>(lo) * hd, to = static_cast<size_t>(hi + 1) * hd;
+        // head_dim * block_tokens and row starts are multiples of 8 for every supported shape;
+        // the scalar loops cover the rest.
+        size_t e = 0;
+        for (; e + L <= head_elems; e += L) hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, kh + e)), d, kbuf + e);
+        for (; e < head_elems; ++e) kbuf[e] = ScalarKv(kh + e);
+        e = from;
+        for (; e + L <= to; e += L) hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, vh + e)), d, vbuf + e);
+        for (; e < to; ++e) vbuf[e] = ScalarKv(vh + e);
+        for_tiles(static_cast<const float*>(kbuf), static_cast<const float*>(vbuf));
+      } else {
+        for_tiles(k_t, vrows);
       }
     }
-    for (int h = hb; h < he; ++h) {
-      for (int i = 0; i < a.n_queries; ++i) {
-        const size_t st = static_cast<size_t>(h - hb) * static_cast<size_t>(a.n_queries) + static_cast<size_t>(i);
+    for (int i = 0; i < a.n_queries; ++i) {
+      for (int h = hb; h < he; ++h) {
         float* out = a.out + i * a.out_stride + static_cast<size_t>(h) * hd;
-        const float inv = 1.0f / run_sum[st];
-        for (size_t d = 0; d < hd; ++d) out[d] *= inv;
+        const float inv = 1.0f / run_sum[state(h, i)];
+        size_t c = 0;
+        for (; c + hn::Lanes(d) <= hd; c += hn::Lanes(d)) hn::StoreU(hn::Mul(hn::LoadU(d, out + c), hn::Set(d, inv)), d, out + c);
+        for (; c < hd; ++c) out[c] *= inv;
       }
     }
   }
 }
+
+void Attention(const AttentionArgs& a, int head_begin, int head_end) {
+  if (a.kv_type == KvType::kF32) {
+    AttendHeads<float>(a, head_begin, head_end, false);
+    return;
+  }
+  // Few queries per KV head (decode): K and V are read once per block, so
+  // converting them in registers beats converting to scratch and reloading.
+  const int per_kv_head = a.n_queries * std::min(a.n_heads / a.n_kv_heads, head_end - head_begin);
+  AttendHeads<hwy::float16_t>(a, head_begin, head_end, per_kv_head > kTile);
+}
+
+// Building blocks for the tests, the same inline code the loop above runs.
+void ScoresBlockF32(const float* q, const float* k_t, size_t dims, size_t t, float* out) {
+  ScoresTile<1, 4>(&q, k_t, dims, t, &out);
+}
+void ScoresBlock2F32(const float* q0, const float* q1, const float* k_t, size_t dims, size_t t, float* out0,
+                     float* out1) {
+  const float* q[2] = {q0, q1};
+  float* out[2] = {out0, out1};
+  ScoresTile<2, 4>(q, k_t, dims, t, out);
+}
+void PvBlockF32(const float* p, const float* v, size_t t0, size_t t1, size_t dims, float* out) {
+  const float one = 1.0f;
+  PvTile<1, 4>(&p, &one, v, t0, t1, dims, &out);
+}
+void PvBlock2F32(const float* p0, const float* p1, const float* v, size_t t0, size_t t1, size_t dims, float* out0,
+                 float* out1) {
+  const float* p[2] = {p0, p1};
+  float* out[2] = {out0, out1};
+  const float one[2] = {1.0f, 1.0f};
+  PvTile<2, 4>(p, one, v, t0, t1, dims, out);
+}
+float ScaleMax(float* s, size_t t0, size_t t1, float scale) { return ScaleMaxInl(s, t0, t1, scale); }
+float ExpSum(float* s, size_t t0, size_t t1, float m) { return ExpSumInl(s, t0, t1, m); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace tandem::kernels
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace tandem::kernels {
+
+HWY_EXPORT(Attention);
+HWY_EXPORT(ScoresBlockF32);
+HWY_EXPORT(ScoresBlock2F32);
+HWY_EXPORT(PvBlockF32);
+HWY_EXPORT(PvBlock2F32);
+HWY_EXPORT(ScaleMax);
+HWY_EXPORT(ExpSum);
+
+size_t attention_scratch_floats(int block_tokens, int head_dim, int n_queries, int group) {
+  return 2 * static_cast<size_t>(block_tokens) * static_cast<size_t>(head_dim) + kTile * static_cast<size_t>(block_tokens) +
+         2 * static_cast<size_t>(n_queries) * static_cast<size_t>(std::max(group, 1));
+}
+
+void attention(const AttentionArgs& a, int head_begin, int head_end) {
+  HWY_DYNAMIC_DISPATCH(Attention)(a, head_begin, head_end);
+}
+
+void scores_block_f32(const float* q, const float* k_t, size_t d, size_t t, float* out) {
+  HWY_DYNAMIC_DISPATCH(ScoresBlockF32)(q, k_t, d, t, out);
+}
+void pv_block_f32(const float* p, const float* v, size_t t0, size_t t1, size_t d, float* out) {
+  HWY_DYNAMIC_DISPATCH(PvBlockF32)(p, v, t0, t1, d, out);
+}
+void scores_block2_f32(const float* q0, const float* q1, const float* k_t, size_t d, size_t t, float* out0,
+                       float* out1) {
+  HWY_DYNAMIC_DISPATCH(ScoresBlock2F32)(q0, q1, k_t, d, t, out0, out1);
+}
+void pv_block2_f32(const float* p0, const float* p1, const float* v, size_t t0, size_t t1, size_t d, float* out0,
+                   float* out1) {
+  HWY_DYNAMIC_DISPATCH(PvBlock2F32)(p0, p1, v, t0, t1, d, out0, out1);
+}
+float scale_max_f32(float* s, size_t t0, size_t t1, float scale) { return HWY_DYNAMIC_DISPATCH(ScaleMax)(s, t0, t1, scale); }
+float exp_sum_f32(float* s, size_t t0, size_t t1, float m) { return HWY_DYNAMIC_DISPATCH(ExpSum)(s, t0, t1, m); }
 
 void attention_reference(const AttentionArgs& a) {
   const int group = a.n_heads / a.n_kv_heads;
@@ -184,3 +471,4 @@ void attention_reference(const AttentionArgs& a) {
 }
 
 }  // namespace tandem::kernels
+#endif

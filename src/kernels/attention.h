@@ -43,16 +43,40 @@ struct AttentionArgs {
 };
 
 // Scratch a call needs: converted K and V of one block, the scores of one
-// block, and each query's running max and sum.
+// block for six items, and each query's running max and sum.
 // GROUP: query heads per KV head that one call may serve together.
 size_t attention_scratch_floats(int block_tokens, int head_dim, int n_queries, int group = 1);
 
 // Runs heads [head_begin, head_end). Heads of one KV head in the range share
-// its K/V conversion and go through the kernels in pairs; the scratch must
-// be sized for that many heads per KV head.
+// its K/V blocks (converted to f32 once per block when more than six
+// queries x heads share them, else read as f16 in registers) and go through
+// the kernels in tiles of up to six (query, head) items sharing every K and
+// V load; the scratch must be sized for that many heads per KV head.
 void attention(const AttentionArgs& a, int head_begin, int head_end);
 
 // Scalar reference twin: full softmax in double (one query: n_queries is ignored).
 void attention_reference(const AttentionArgs& a);
+
+// The per-block building blocks attention() inlines, exported for the tests.
+// Attention scores of one query against the T keys of a block stored
+// transposed, K_T[d * T + t]: OUT[t] = sum_d Q[d] * K_T[d][t], summed over d
+// in order, 8 keys per vector (no horizontal sums).
+void scores_block_f32(const float* q, const float* k_t, size_t d, size_t t, float* out);
+// OUT[d] += sum over t in [T0, T1] of P[t] * V[t * D + d], t in order,
+// accumulated in registers per 8 dims (the same arithmetic as one
+// axpy per t, without storing OUT in between).
+void pv_block_f32(const float* p, const float* v, size_t t0, size_t t1, size_t d, float* out);
+// The same for two queries against the same keys (each query's scores are
+// bit-identical to scores_block_f32's: the pair only shares the K loads).
+void scores_block2_f32(const float* q0, const float* q1, const float* k_t, size_t d, size_t t, float* out0,
+                       float* out1);
+// pv_block_f32 for two queries over the same key range (bit-identical per query).
+void pv_block2_f32(const float* p0, const float* p1, const float* v, size_t t0, size_t t1, size_t d, float* out0,
+                   float* out1);
+// S[t] *= SCALE for t in [T0, T1]; returns their max.
+float scale_max_f32(float* s, size_t t0, size_t t1, float scale);
+// S[t] = exp(S[t] - M) for t in [T0, T1] (vector exp, ~1 ulp); returns their
+// sum in an order fixed by T0 and T1.
+float exp_sum_f32(float* s, size_t t0, size_t t1, float m);
 
 }  // namespace tandem::kernels
