@@ -344,7 +344,7 @@ std::string EventWriter::write(const std::vector<chat::OutputEvent>& events) {
 std::string EventWriter::finish(const Completion& c) {
   std::string out = close();
   if (!c.error.empty() && c.stop == engine::StopReason::kError) {
-    return out + sse("error", error_body(ApiError{ErrorKind::kInternal, c.error}));
+    return out + error(ApiError{ErrorKind::kInternal, c.error});
   }
   if (index_ < 0) {  // no output at all: one empty text block, as the API always has content
     out += open(Block::kText, {{"type", "text"}, {"text", ""}});
@@ -360,6 +360,8 @@ std::string EventWriter::finish(const Completion& c) {
   return out;
 }
 
-std::string EventWriter::ping() { return sse("ping", {{"type", "ping"}}); }
+std::string EventWriter::keep_alive() { return sse("ping", {{"type", "ping"}}); }
+
+std::string EventWriter::error(const ApiError& e) { return sse("error", error_body(e)); }
 
 }  // namespace tandem::server::anthropic

@@ -20,13 +20,14 @@ json usage(const engine::Usage& u);
 const char* stop_reason(const Completion& c);
 
 // Server-sent events of one streamed message, in Anthropic's order.
-class EventWriter {
+class EventWriter : public StreamWriter {
  public:
   EventWriter(std::string id, std::string model) : id_(std::move(id)), model_(std::move(model)) {}
-  std::string start(int64_t prompt_tokens);
-  std::string write(const std::vector<chat::OutputEvent>& events);
-  std::string finish(const Completion& c);
-  static std::string ping();
+  std::string start(int64_t prompt_tokens) override;
+  std::string write(const std::vector<chat::OutputEvent>& events) override;
+  std::string finish(const Completion& c) override;
+  std::string keep_alive() override;  // event: ping
+  std::string error(const ApiError& e) override;
 
  private:
   enum class Block { kNone, kThinking, kText, kToolUse };

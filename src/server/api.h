@@ -82,4 +82,16 @@ struct Completion {
   std::string error;  // engine error after the response started
 };
 
+// The streamed form of one response, as text to write on the wire: each
+// protocol's events in its order.
+class StreamWriter {
+ public:
+  virtual ~StreamWriter() = default;
+  virtual std::string start(int64_t prompt_tokens) = 0;
+  virtual std::string write(const std::vector<chat::OutputEvent>& events) = 0;
+  virtual std::string finish(const Completion& c) = 0;
+  virtual std::string keep_alive() = 0;            // while nothing else is sent
+  virtual std::string error(const ApiError& e) = 0;  // after the response started
+};
+
 }  // namespace tandem::server

@@ -279,7 +279,9 @@ std::string ChunkWriter::chunk(json delta_or_text, json finish_reason) {
   return data(j);
 }
 
-std::string ChunkWriter::start() { return chat_ ? chunk({{"role", "assistant"}, {"content", ""}}) : ""; }
+std::string ChunkWriter::start(int64_t) { return chat_ ? chunk({{"role", "assistant"}, {"content", ""}}) : ""; }
+
+std::string ChunkWriter::error(const ApiError& e) { return data(error_body(e)) + "data: [DONE]\n\n"; }
 
 std::string ChunkWriter::write(const std::vector<chat::OutputEvent>& events) {
   std::string out;
@@ -310,19 +312,15 @@ std::string ChunkWriter::write(const std::vector<chat::OutputEvent>& events) {
 }
 
 std::string ChunkWriter::finish(const Completion& c) {
-  std::string out;
-  if (!c.error.empty() && c.stop == engine::StopReason::kError) {
-    out += data(error_body(ApiError{ErrorKind::kInternal, c.error}));
-  } else {
-    out += chunk(chat_ ? json::object() : json(""), finish_reason(c));
-    if (include_usage_) {
-      out += data({{"id", id_},
-                   {"object", chat_ ? "chat.completion.chunk" : "text_completion"},
-                   {"created", created_},
-                   {"model", model_},
-                   {"choices", json::array()},
-                   {"usage", usage(c.usage)}});
-    }
+  if (!c.error.empty() && c.stop == engine::StopReason::kError) return error(ApiError{ErrorKind::kInternal, c.error});
+  std::string out = chunk(chat_ ? json::object() : json(""), finish_reason(c));
+  if (include_usage_) {
+    out += data({{"id", id_},
+                 {"object", chat_ ? "chat.completion.chunk" : "text_completion"},
+                 {"created", created_},
+                 {"model", model_},
+                 {"choices", json::array()},
+                 {"usage", usage(c.usage)}});
   }
   return out + "data: [DONE]\n\n";
 }

@@ -21,14 +21,15 @@ json chat_completion(const std::string& id, const std::string& model, int64_t cr
 json text_completion(const std::string& id, const std::string& model, int64_t created, const Completion& c);
 
 // `data:` chunks of one streamed chat completion (or text completion).
-class ChunkWriter {
+class ChunkWriter : public StreamWriter {
  public:
   ChunkWriter(std::string id, std::string model, int64_t created, bool chat, bool include_usage)
       : id_(std::move(id)), model_(std::move(model)), created_(created), chat_(chat), include_usage_(include_usage) {}
-  std::string start();
-  std::string write(const std::vector<chat::OutputEvent>& events);
-  std::string finish(const Completion& c);
-  static std::string keep_alive() { return ": keep-alive\n\n"; }
+  std::string start(int64_t prompt_tokens) override;
+  std::string write(const std::vector<chat::OutputEvent>& events) override;
+  std::string finish(const Completion& c) override;
+  std::string keep_alive() override { return ": keep-alive\n\n"; }  // an SSE comment
+  std::string error(const ApiError& e) override;
 
  private:
   std::string chunk(json delta_or_text, json finish_reason = nullptr);

@@ -193,63 +193,50 @@ void Server::install_routes() {
     send_json(res, 200, {{"input_tokens", std::get<int64_t>(n)}});
   });
 
-  http.Post("/v1/messages", [=, this](const httplib::Request& req, httplib::Response& res) {
-    auto caller = authorize(req, res);
-    if (!caller) return;
-    auto body = parse_body(req, res);
-    if (!body) return;
-    auto parsed = anthropic::parse_request(*body, /*count_only=*/false);
-    if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(req, res, *e);
-    ChatRequest& chat = std::get<ChatRequest>(parsed);
-    if (!check_model(req, res, chat.model)) return;
-    finish_request(chat, *caller);
-    auto prepared = service_.prepare(chat, "toolu_");
-    if (auto* e = std::get_if<ApiError>(&prepared)) return send_error(req, res, *e);
-    const std::string id = random_id("msg_");
-    if (!chat.stream) {
-      auto done = service_.run(std::move(std::get<Prepared>(prepared)));
-      if (auto* e = std::get_if<ApiError>(&done)) return send_error(req, res, *e);
-      const Completion& c = std::get<Completion>(done);
-      metrics_.count_usage(c.usage);
-      if (c.stop == engine::StopReason::kError) return send_error(req, res, {ErrorKind::kRateLimit, c.error});
-      return send_json(res, 200, anthropic::message(id, chat.model, c));
-    }
-    if (service_.in_flight() >= service_.options().max_queue) {
-      return send_error(req, res, {ErrorKind::kOverloaded, "tandem is overloaded: too many requests queued"});
-    }
-    auto p = std::make_shared<Prepared>(std::move(std::get<Prepared>(prepared)));
-    stream_response(res, [this, p, id, model = chat.model](httplib::DataSink& sink) {
-      anthropic::EventWriter w(id, model);
-      bool ok = true;
-      auto put = [&](const std::string& s) { return ok = ok && (s.empty() || sink.write(s.data(), s.size())); };
-      put(w.start(static_cast<int64_t>(p->request.prompt.size())));
-      StreamCallbacks cb;
-      cb.on_events = [&](const std::vector<chat::OutputEvent>& ev) { return put(w.write(ev)); };
-      cb.on_idle = [&] { return put(anthropic::EventWriter::ping()); };
-      auto done = service_.run(std::move(*p), &cb);
-      if (auto* e = std::get_if<ApiError>(&done)) {
-        put(fmt::format("event: error\ndata: {}\n\n", anthropic::error_body(*e).dump()));
-        return;
-      }
-      metrics_.count_usage(std::get<Completion>(done).usage);
-      put(w.finish(std::get<Completion>(done)));
-    });
-  });
+  // The three generation routes differ only in their adapter.
+  struct ChatApi {
+    const char* id_prefix;
+    const char* tool_id_prefix;
+    ApiResult<ChatRequest> (*parse)(const json& body);
+    json (*response)(const std::string& id, const std::string& model, int64_t created, const Completion& c);
+    std::unique_ptr<StreamWriter> (*writer)(const std::string& id, const std::string& model, int64_t created,
+                                            const ChatRequest& chat);
+  };
+  static const ChatApi kMessages{
+      "msg_", "toolu_", [](const json& b) { return anthropic::parse_request(b, /*count_only=*/false); },
+      [](const std::string& id, const std::string& model, int64_t, const Completion& c) {
+        return anthropic::message(id, model, c);
+      },
+      [](const std::string& id, const std::string& model, int64_t, const ChatRequest&) -> std::unique_ptr<StreamWriter> {
+        return std::make_unique<anthropic::EventWriter>(id, model);
+      }};
+  static const ChatApi kChatCompletions{
+      "chatcmpl-", "call_", openai::parse_chat_request, openai::chat_completion,
+      [](const std::string& id, const std::string& model, int64_t created, const ChatRequest& chat)
+          -> std::unique_ptr<StreamWriter> {
+        return std::make_unique<openai::ChunkWriter>(id, model, created, /*chat=*/true, chat.stream_include_usage);
+      }};
+  static const ChatApi kCompletions{
+      "cmpl-", "call_", openai::parse_completion_request, openai::text_completion,
+      [](const std::string& id, const std::string& model, int64_t created, const ChatRequest& chat)
+          -> std::unique_ptr<StreamWriter> {
+        return std::make_unique<openai::ChunkWriter>(id, model, created, /*chat=*/false, chat.stream_include_usage);
+      }};
 
-  auto openai_route = [=, this](bool chat_api) {
-    return [=, this](const httplib::Request& req, httplib::Response& res) {
+  auto chat_route = [=, this](const ChatApi& api) {
+    return [=, this, &api](const httplib::Request& req, httplib::Response& res) {
       auto caller = authorize(req, res);
       if (!caller) return;
       auto body = parse_body(req, res);
       if (!body) return;
-      auto parsed = chat_api ? openai::parse_chat_request(*body) : openai::parse_completion_request(*body);
+      auto parsed = api.parse(*body);
       if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(req, res, *e);
       ChatRequest& chat = std::get<ChatRequest>(parsed);
       if (!check_model(req, res, chat.model)) return;
       finish_request(chat, *caller);
-      auto prepared = service_.prepare(chat, "call_");
+      auto prepared = service_.prepare(chat, api.tool_id_prefix);
       if (auto* e = std::get_if<ApiError>(&prepared)) return send_error(req, res, *e);
-      const std::string id = random_id(chat_api ? "chatcmpl-" : "cmpl-");
+      const std::string id = random_id(api.id_prefix);
       const int64_t created = unix_now();
       if (!chat.stream) {
         auto done = service_.run(std::move(std::get<Prepared>(prepared)));
@@ -257,34 +244,34 @@ void Server::install_routes() {
         const Completion& c = std::get<Completion>(done);
         metrics_.count_usage(c.usage);
         if (c.stop == engine::StopReason::kError) return send_error(req, res, {ErrorKind::kRateLimit, c.error});
-        return send_json(res, 200, chat_api ? openai::chat_completion(id, chat.model, created, c)
-                                            : openai::text_completion(id, chat.model, created, c));
+        return send_json(res, 200, api.response(id, chat.model, created, c));
       }
+      // Refuse before the 200 goes out; Service::run() checks again.
       if (service_.in_flight() >= service_.options().max_queue) {
         return send_error(req, res, {ErrorKind::kOverloaded, "tandem is overloaded: too many requests queued"});
       }
       auto p = std::make_shared<Prepared>(std::move(std::get<Prepared>(prepared)));
-      stream_response(res, [this, p, id, created, chat_api, model = chat.model,
-                            usage = chat.stream_include_usage](httplib::DataSink& sink) {
-        openai::ChunkWriter w(id, model, created, chat_api, usage);
+      std::shared_ptr<StreamWriter> w = api.writer(id, chat.model, created, chat);
+      stream_response(res, [this, p, w](httplib::DataSink& sink) {
         bool ok = true;
         auto put = [&](const std::string& s) { return ok = ok && (s.empty() || sink.write(s.data(), s.size())); };
-        put(w.start());
+        put(w->start(static_cast<int64_t>(p->request.prompt.size())));
         StreamCallbacks cb;
-        cb.on_events = [&](const std::vector<chat::OutputEvent>& ev) { return put(w.write(ev)); };
-        cb.on_idle = [&] { return put(openai::ChunkWriter::keep_alive()); };
+        cb.on_events = [&](const std::vector<chat::OutputEvent>& ev) { return put(w->write(ev)); };
+        cb.on_idle = [&] { return put(w->keep_alive()); };
         auto done = service_.run(std::move(*p), &cb);
         if (auto* e = std::get_if<ApiError>(&done)) {
-          put("data: " + openai::error_body(*e).dump() + "\n\ndata: [DONE]\n\n");
+          put(w->error(*e));
           return;
         }
         metrics_.count_usage(std::get<Completion>(done).usage);
-        put(w.finish(std::get<Completion>(done)));
+        put(w->finish(std::get<Completion>(done)));
       });
     };
   };
-  http.Post("/v1/chat/completions", openai_route(true));
-  http.Post("/v1/completions", openai_route(false));
+  http.Post("/v1/messages", chat_route(kMessages));
+  http.Post("/v1/chat/completions", chat_route(kChatCompletions));
+  http.Post("/v1/completions", chat_route(kCompletions));
 
   auto model_entry = [this](const std::string& id) {
     // One object both SDKs read: Anthropic's fields and OpenAI's.
