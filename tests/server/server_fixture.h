@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>  // program_invocation_short_name
 #include <filesystem>
 #include <memory>
 #include <thread>
@@ -24,7 +25,9 @@ namespace tandem::test {
 // Writes (once per process) the tiny Qwen3 model and returns its path.
 inline std::string tiny_qwen3_model() {
   static const std::string path = [] {
-    const std::string dir = scratch_dir("server_model");
+    // One folder per test program: ctest runs them in parallel, and
+    // scratch_dir() empties the folder it returns.
+    const std::string dir = scratch_dir(std::string("server_model_") + program_invocation_short_name);
     model::ShapeOverrides o;
     o.n_layers = 2;
     o.dim = 64;
