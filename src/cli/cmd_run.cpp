@@ -1,9 +1,8 @@
-// tandem run: generate text from a prompt with one sequence, streaming it
-// as it comes, then report prompt and generation speed.
+// tandem run: generate text from a prompt with one sequence through the
+// engine, streaming it as it comes, then report prompt and generation speed.
 #include "cli/commands.h"
-#include "engine/sampler.h"
+#include "engine/engine.h"
 #include "model/model.h"
-#include "tokenizer/detokenizer.h"
 #include "tokenizer/tokenizer.h"
 
 #include <fmt/format.h>
@@ -32,90 +31,81 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+// Runs the prompt through the engine (the same path as the server), one
+// sequence, streaming the text as it comes.
 int run_generate(RunOptions o) {
   if (o.n_predict < 0) return fail("-n must be >= 0");
   if (o.kv_type != "f16" && o.kv_type != "f32") return fail(fmt::format("unknown --kv-type '{}' (f16, f32)", o.kv_type));
+  engine::EngineOptions eo;
+  eo.max_batch_size = 1;
+  eo.max_batch_tokens = 512;
+  eo.batch_wait_ms = 0;
+  eo.kv_type = o.kv_type == "f32" ? kernels::KvType::kF32 : kernels::KvType::kF16;
   model::Model::Options mo;
   mo.ctx = o.ctx;
   mo.n_threads = o.threads;
-  mo.limits.max_tokens = 512;
-  mo.limits.max_sequences = 1;
+  mo.limits.max_tokens = eo.max_batch_tokens;
+  mo.limits.max_sequences = eo.max_batch_size;
   auto loaded = model::Model::load(o.model, mo);
   if (!loaded) return fail(loaded.message());
   model::Model& m = **loaded;
   auto tok = tokenizer::Tokenizer::from_gguf(m.file());
   if (!tok) return fail(tok.message());
 
-  tokenizer::EncodeOptions eo;
-  eo.add_bos = tok->adds_bos();
-  eo.special = o.special ? tokenizer::SpecialTokens::kParse : tokenizer::SpecialTokens::kAsText;
-  std::vector<int32_t> tokens = tok->encode(o.prompt, eo);
-  if (tokens.empty()) return fail("the prompt is empty (and the model adds no BOS token)");
-  const int64_t total = static_cast<int64_t>(tokens.size()) + o.n_predict;
+  tokenizer::EncodeOptions enc;
+  enc.add_bos = tok->adds_bos();
+  enc.special = o.special ? tokenizer::SpecialTokens::kParse : tokenizer::SpecialTokens::kAsText;
+  const std::vector<int32_t> prompt_ids = tok->encode(o.prompt, enc);
+  if (prompt_ids.empty()) return fail("the prompt is empty (and the model adds no BOS token)");
+  const int64_t total = static_cast<int64_t>(prompt_ids.size()) + o.n_predict;
   if (total > m.config().ctx) {
-    return fail(fmt::format("prompt ({} tokens) + {} new tokens exceeds the context of {}", tokens.size(), o.n_predict,
-                            m.config().ctx));
+    return fail(fmt::format("prompt ({} tokens) + {} new tokens exceeds the context of {}", prompt_ids.size(),
+                            o.n_predict, m.config().ctx));
   }
-  const auto shape = m.kv_shape(o.kv_type == "f32" ? kernels::KvType::kF32 : kernels::KvType::kF16);
-  const int64_t n_blocks = (total + shape.block_tokens - 1) / shape.block_tokens;
-  auto pool = kv::KvPool::create(shape, shape.block_bytes() * static_cast<size_t>(n_blocks));
-  if (!pool) return fail(pool.message());
-  std::vector<kv::BlockId> blocks;
-  for (int64_t i = 0; i < n_blocks; ++i) blocks.push_back(*(*pool)->allocate());
+  // KV for exactly this sequence (plus one block of slack for the last token).
+  const auto shape = m.kv_shape(eo.kv_type, eo.block_tokens);
+  eo.kv_bytes = shape.block_bytes() * static_cast<size_t>((total + shape.block_tokens) / shape.block_tokens + 1);
+  auto engine = engine::Engine::create(m, *tok, eo);
+  if (!engine) return fail(engine.message());
 
   o.sampling.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
-  engine::Sampler sampler(o.sampling, m.config().vocab);
-  for (int32_t t : tokens) sampler.accept(t);
-  tokenizer::StreamingDetokenizer detok(*tok, /*at_text_start=*/false);
-  const std::vector<int32_t> prompt_ids = tokens;
   std::vector<int32_t> generated;
   std::string text;
-  std::vector<float> logits;
-
-  // Prefill in chunks of the forward limit.
+  engine::Usage usage;
   const auto t0 = std::chrono::steady_clock::now();
-  int64_t done = 0;
-  while (done < static_cast<int64_t>(tokens.size())) {
-    model::SequenceBatch sb;
-    const int64_t n = std::min<int64_t>(512, static_cast<int64_t>(tokens.size()) - done);
-    sb.tokens = std::span<const int32_t>(tokens).subspan(static_cast<size_t>(done), static_cast<size_t>(n));
-    sb.start_pos = done;
-    sb.blocks = blocks;
-    auto r = m.forward(std::span<const model::SequenceBatch>(&sb, 1), **pool, logits);
-    if (!r) return fail(r.message());
-    done += n;
-  }
-  const double prefill_s = seconds_since(t0);
-  const auto t1 = std::chrono::steady_clock::now();
-  const bool tty = isatty(fileno(stdout));
-  for (int i = 0; i < o.n_predict; ++i) {
-    const int32_t next = sampler.sample(std::span<const float>(logits.data(), static_cast<size_t>(m.config().vocab))).token;
-    if (!o.ignore_eos && tok->vocab().is_end_of_generation(next)) break;
-    generated.push_back(next);
-    sampler.accept(next);
-    const std::string delta = detok.push(next);
-    text += delta;
-    if (!o.json && !delta.empty()) {
-      std::fwrite(delta.data(), 1, delta.size(), stdout);
-      if (tty) std::fflush(stdout);
+  if (o.n_predict > 0) {
+    engine::Request req;
+    req.prompt = prompt_ids;
+    req.sampling = o.sampling;
+    req.max_tokens = o.n_predict;
+    req.ignore_eos = o.ignore_eos;
+    auto stream = (*engine)->submit(std::move(req));
+    const bool tty = isatty(fileno(stdout));
+    for (;;) {
+      auto ev = stream->next();
+      if (!ev) break;
+      generated.insert(generated.end(), ev->tokens.begin(), ev->tokens.end());
+      text += ev->text;
+      if (!o.json && !ev->text.empty()) {
+        std::fwrite(ev->text.data(), 1, ev->text.size(), stdout);
+        if (tty) std::fflush(stdout);
+      }
+      if (ev->done) {
+        if (ev->stop == engine::StopReason::kError) return fail(ev->error);
+        usage = ev->usage;
+        break;
+      }
     }
-    if (i + 1 == o.n_predict) break;
-    tokens.push_back(next);
-    model::SequenceBatch sb;
-    sb.tokens = std::span<const int32_t>(tokens).subspan(tokens.size() - 1, 1);
-    sb.start_pos = static_cast<int64_t>(tokens.size()) - 1;
-    sb.blocks = blocks;
-    auto r = m.forward(std::span<const model::SequenceBatch>(&sb, 1), **pool, logits);
-    if (!r) return fail(r.message());
   }
-  const std::string rest = detok.finish();
-  text += rest;
-  const double gen_s = seconds_since(t1);
+  const double total_s = seconds_since(t0);
+  // The first token's time covers the prompt; the rest is generation.
+  const double prefill_s = o.n_predict > 0 ? usage.ttft_ms / 1000 : 0.0;
+  const double gen_s = std::max(total_s - prefill_s, 0.0);
   if (o.json) {
     nlohmann::json j{{"prompt_ids", prompt_ids}, {"ids", generated}, {"text", text}, {"seed", o.sampling.seed}};
     fmt::print("{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else {
-    fmt::print("{}\n", rest);
+    fmt::print("\n");
   }
   std::fflush(stdout);
   fmt::print(stderr, "\nprompt: {} tokens in {:.3f} s ({:.1f} tokens/s)\n", prompt_ids.size(), prefill_s,
