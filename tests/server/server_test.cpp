@@ -328,7 +328,13 @@ TEST(Server, ModelsHealthAndMetrics) {
   json r = post_json(cli, "/v1/messages", {{"model", "gpt-5"}, {"max_tokens", 4}, {"messages", user_turn("hi")}}, 404);
   EXPECT_EQ(r["error"]["type"], "not_found_error");
   post_json(cli, "/v1/messages", {{"model", "tiny"}, {"max_tokens", 4}, {"messages", user_turn("hi")}}, 200);
-  const std::string m = cli.Get("/metrics")->body;
+  // A request is counted right after its response is written: poll briefly.
+  std::string m;
+  for (int i = 0; i < 200; ++i) {
+    m = cli.Get("/metrics")->body;
+    if (m.find("route=\"/v1/messages\",status=\"200\"") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_NE(m.find("tandem_requests_total{route=\"/v1/messages\",status=\"200\"} 1"), std::string::npos) << m;
   EXPECT_NE(m.find("tandem_requests_total{route=\"/v1/messages\",status=\"404\"} 1"), std::string::npos) << m;
   EXPECT_NE(m.find("tandem_step_seconds_count"), std::string::npos);
