@@ -63,20 +63,27 @@ Result<std::string> read_file(const std::string& path) {
 }
 
 Status write_file_atomic(const std::string& path, std::span<const uint8_t> data) {
+  const std::span<const uint8_t> parts[1] = {data};
+  return write_file_atomic(path, parts);
+}
+
+Status write_file_atomic(const std::string& path, std::span<const std::span<const uint8_t>> parts) {
   std::string tmp = path + ".tmp." + std::to_string(getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Status::errorf("cannot create {}: {}", tmp, std::strerror(errno));
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Status::errorf("cannot write {}: {}", tmp, std::strerror(err));
+  for (const auto& data : parts) {
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        int err = errno;
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        return Status::errorf("cannot write {}: {}", tmp, std::strerror(err));
+      }
+      done += static_cast<size_t>(n);
     }
-    done += static_cast<size_t>(n);
   }
   if (fsync(fd) != 0 || ::close(fd) != 0) {
     int err = errno;
@@ -88,6 +95,15 @@ Status write_file_atomic(const std::string& path, std::span<const uint8_t> data)
     ::unlink(tmp.c_str());
     return Status::errorf("cannot rename {} to {}: {}", tmp, path, std::strerror(err));
   }
+  // The rename is durable only once the folder's entry is on disk too.
+  const size_t slash = path.rfind('/');
+  const std::string folder = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  int dfd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return Status::errorf("cannot open folder {}: {}", folder, std::strerror(errno));
+  const int rc = fsync(dfd);
+  const int err = errno;
+  ::close(dfd);
+  if (rc != 0) return Status::errorf("cannot flush folder {}: {}", folder, std::strerror(err));
   return {};
 }
 

@@ -34,7 +34,11 @@ class MappedFile {
 Result<std::string> read_file(const std::string& path);
 
 // Writes DATA to PATH atomically: a temporary file in the same folder,
-// fsync, then rename, so readers never see a half-written file.
+// fsync, then rename (then fsync of the folder, so the rename is durable),
+// so readers never see a half-written file. A crash may leave the temporary
+// file, named PATH + ".tmp." + pid, behind.
 Status write_file_atomic(const std::string& path, std::span<const uint8_t> data);
+// The same for data in several parts (header, body, ...) written in order.
+Status write_file_atomic(const std::string& path, std::span<const std::span<const uint8_t>> parts);
 
 }  // namespace tandem
