@@ -2,6 +2,7 @@
 
 #include "server/anthropic.h"
 #include "server/openai.h"
+#include "server/responses.h"
 
 #include <fmt/format.h>
 #include <httplib.h>
@@ -28,7 +29,7 @@ bool is_anthropic(const httplib::Request& req) { return req.path.rfind("/v1/mess
 
 std::string route_label(const httplib::Request& req) {
   for (const char* r : {"/v1/messages/count_tokens", "/v1/messages", "/v1/chat/completions", "/v1/completions",
-                        "/v1/models", "/health", "/metrics"}) {
+                        "/v1/responses", "/v1/models", "/health", "/metrics"}) {
     if (req.path.rfind(r, 0) == 0) return r;
   }
   return "other";
@@ -223,6 +224,11 @@ void Server::install_routes() {
         return std::make_unique<openai::ChunkWriter>(id, model, created, /*chat=*/false, chat.stream_include_usage);
       }};
 
+  static const ChatApi kResponses{
+      "resp_", "call_", responses::parse_request, responses::response,
+      [](const std::string& id, const std::string& model, int64_t created, const ChatRequest&)
+          -> std::unique_ptr<StreamWriter> { return std::make_unique<responses::EventWriter>(id, model, created); }};
+
   auto chat_route = [=, this](const ChatApi& api) {
     return [=, this, &api](const httplib::Request& req, httplib::Response& res) {
       auto caller = authorize(req, res);
@@ -272,6 +278,7 @@ void Server::install_routes() {
   http.Post("/v1/messages", chat_route(kMessages));
   http.Post("/v1/chat/completions", chat_route(kChatCompletions));
   http.Post("/v1/completions", chat_route(kCompletions));
+  http.Post("/v1/responses", chat_route(kResponses));
 
   auto model_entry = [this](const std::string& id) {
     // One object both SDKs read: Anthropic's fields and OpenAI's.

@@ -167,3 +167,39 @@ test('openai: error shapes', async () => {
   await assert.rejects(openai.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }),
     (e) => e instanceof OpenAI.NotFoundError && e.status === 404);
 });
+
+test('openai: responses.create (Codex CLI API)', async () => {
+  const r = await openai.responses.create({
+    model: 'gpt-4o-mini', instructions: 'Be brief.', input: 'Say hi', max_output_tokens: 6, prompt_cache_key: 'sess-1',
+  });
+  assert.equal(r.object, 'response');
+  assert.ok(['completed', 'incomplete'].includes(r.status));
+  assert.equal(typeof r.output_text, 'string');
+  assert.equal(r.output.at(-1).type, 'message');
+  assert.equal(r.usage.total_tokens, r.usage.input_tokens + r.usage.output_tokens);
+  assert.equal(typeof r.usage.input_tokens_details.cached_tokens, 'number');
+});
+
+test('openai: responses stream with tool history', async () => {
+  const stream = openai.responses.stream({
+    model: 'gpt-4o-mini', max_output_tokens: 8, stream: true,
+    tools: [{ type: 'function', name: 'shell', description: 'Run a command', parameters: { type: 'object', properties: { cmd: { type: 'string' } } } },
+      { type: 'web_search' }],
+    input: [
+      { type: 'message', role: 'developer', content: [{ type: 'input_text', text: 'You are a coding agent.' }] },
+      { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'List files' }] },
+      { type: 'function_call', call_id: 'call_1', name: 'shell', arguments: '{"cmd":"ls"}' },
+      { type: 'function_call_output', call_id: 'call_1', output: 'a.txt b.txt' },
+    ],
+  });
+  const types = [];
+  for await (const ev of stream) types.push(ev.type);
+  const final = await stream.finalResponse();
+  assert.equal(types[0], 'response.created');
+  assert.equal(types.at(-1), 'response.completed', types.join(' '));
+  assert.ok(types.includes('response.output_item.added') && types.includes('response.output_item.done'));
+  assert.ok(final.output.length >= 1);
+  assert.ok(final.usage.output_tokens >= 1);
+  await assert.rejects(openai.responses.create({ model: 'gpt-4o-mini', input: [{ type: 'bogus' }] }),
+    (e) => e instanceof OpenAI.BadRequestError && /unknown input item type 'bogus'/.test(e.message));
+});

@@ -42,6 +42,14 @@ std::vector<Seed> seeds() {
       {"/v1/chat/completions",
        {{"model", "m"}, {"messages", user}, {"stream", true}, {"stream_options", {{"include_usage", true}}}, {"seed", 3}}},
       {"/v1/completions", {{"model", "m"}, {"prompt", "Once"}, {"max_tokens", 2}, {"temperature", 0.5}}},
+      {"/v1/responses",
+       {{"model", "m"},
+        {"instructions", "be brief"},
+        {"stream", true},
+        {"tools", json::array({{{"type", "function"}, {"name", "f"}, {"parameters", {{"type", "object"}}}}})},
+        {"input", json::array({{{"type", "message"}, {"role", "user"}, {"content", json::array({{{"type", "input_text"}, {"text", "x"}}})}},
+                               {{"type", "function_call"}, {"call_id", "c"}, {"name", "f"}, {"arguments", "{}"}},
+                               {{"type", "function_call_output"}, {"call_id", "c"}, {"output", "ok"}}})}}},
   };
 }
 
