@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 namespace tandem::engine {
 
@@ -81,11 +82,39 @@ void Engine::cancel(uint64_t id) {
 // Nothing to compute and nothing to write: the loop may sleep.
 bool Engine::idle() const { return waiting_.empty() && running_.empty() && dirty_.empty(); }
 
+void Engine::cancel_all() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancel_all_ = true;
+  }
+  wake_.notify_all();
+}
+
+bool Engine::wait_idle(std::chrono::milliseconds timeout) {
+  const auto until = Clock::now() + timeout;
+  for (;;) {
+    bool idle_now = false;
+    run_on_engine([&] {
+      std::lock_guard<std::mutex> lock(mu_);
+      idle_now = waiting_.empty() && running_.empty() && inbox_.empty();
+    });
+    if (idle_now) return true;
+    if (Clock::now() >= until) return false;
+    if (!opt_.start_thread) {
+      step();
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+}
+
 void Engine::loop() {
   while (!stop_.load()) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      auto woken = [&] { return stop_.load() || !inbox_.empty() || !cancels_.empty() || !commands_.empty() || io_ready_; };
+      auto woken = [&] {
+        return stop_.load() || !inbox_.empty() || !cancels_.empty() || cancel_all_ || !commands_.empty() || io_ready_;
+      };
       if (idle() && !woken()) {
         wake_.wait(lock, woken);
         if (stop_.load()) break;
@@ -136,10 +165,12 @@ void Engine::run_commands() {
 void Engine::take_inbox() {
   std::vector<std::unique_ptr<Sequence>> inbox;
   std::vector<uint64_t> cancels;
+  bool all = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     inbox.swap(inbox_);
     cancels.swap(cancels_);
+    std::swap(all, cancel_all_);
   }
   for (auto& s : inbox) {
     const std::string error = validate(*s);
@@ -152,11 +183,9 @@ void Engine::take_inbox() {
     s->usage.prompt_tokens = static_cast<int64_t>(s->tokens.size());
     waiting_.push_back(std::move(s));
   }
-  for (uint64_t id : cancels) {
-    for (auto* list : {&waiting_, &running_}) {
-      for (auto& s : *list) {
-        if (s->id == id) s->cancelled = true;
-      }
+  for (auto* list : {&waiting_, &running_}) {
+    for (auto& s : *list) {
+      if (all || std::find(cancels.begin(), cancels.end(), s->id) != cancels.end()) s->cancelled = true;
     }
   }
 }

@@ -118,6 +118,10 @@ class Engine {
   std::string check(const Request& request) const;
   int64_t context_length() const { return model_.config().ctx; }
   void cancel(uint64_t id);
+  // Cancels every request submitted so far (shutdown after a grace period).
+  void cancel_all();
+  // Waits until no request is queued or running, at most TIMEOUT. True when idle.
+  bool wait_idle(std::chrono::milliseconds timeout);
 
   // One scheduling step on the caller's thread (start_thread = false).
   // Returns false when there is nothing to do.
@@ -209,6 +213,7 @@ class Engine {
   std::condition_variable wake_;
   std::vector<std::unique_ptr<Sequence>> inbox_;
   std::vector<uint64_t> cancels_;
+  bool cancel_all_ = false;
   std::vector<std::function<void()>> commands_;
   bool io_ready_ = false;  // the disk tier finished a job
   EngineMetrics metrics_;
