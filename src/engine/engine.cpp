@@ -79,8 +79,15 @@ void Engine::cancel(uint64_t id) {
   wake_.notify_all();
 }
 
-// Nothing to compute and nothing to write: the loop may sleep.
-bool Engine::idle() const { return waiting_.empty() && running_.empty() && dirty_.empty(); }
+// Nothing to compute, and no write the I/O queue has room for: the loop
+// may sleep until a request, a command or a finished disk job wakes it.
+bool Engine::idle() const {
+  return waiting_.empty() && running_.empty() && (dirty_.empty() || writes_in_flight_ >= write_limit());
+}
+
+int64_t Engine::write_limit() const {
+  return std::max<int64_t>(1, std::min<int64_t>(opt_.disk_write_queue, pool_->n_blocks() / 8));
+}
 
 void Engine::cancel_all() {
   {
@@ -382,7 +389,9 @@ bool Engine::step() {
   }
   admit();
   if (running_.empty()) {
-    if (!dirty_.empty() && waiting_.empty()) wait_for_io();  // only writes left: let the I/O thread work
+    // Only writes left. The engine thread sleeps on completions (idle());
+    // a caller driving step() waits here instead of spinning.
+    if (!opt_.start_thread && !dirty_.empty() && waiting_.empty()) wait_for_io();
     publish_metrics(false, 0, 0, 0);
     return !waiting_.empty() || !dirty_.empty();
   }

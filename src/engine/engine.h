@@ -161,6 +161,7 @@ class Engine {
   void commit_full_blocks(Sequence& s);
   void publish_metrics(bool stepped, size_t batch_size, int64_t batch_tokens, double step_ms);
   bool idle() const;
+  int64_t write_limit() const;  // disk writes in flight at most
   // Runs F on the engine thread between steps and waits for it (directly
   // when the caller drives step()).
   void run_on_engine(std::function<void()> f);

@@ -139,8 +139,7 @@ void Engine::want_write(kv::BlockId b, kv::BlockKey key) {
 // Hands dirty blocks to the I/O thread, a bounded number at a time: each
 // one in flight keeps its RAM block from being evicted.
 void Engine::pump_writes() {
-  const int64_t limit = std::max<int64_t>(1, std::min<int64_t>(opt_.disk_write_queue, pool_->n_blocks() / 8));
-  while (writes_in_flight_ < limit && !dirty_.empty()) {
+  while (writes_in_flight_ < write_limit() && !dirty_.empty()) {
     const auto [b, key] = dirty_.front();
     dirty_.pop_front();
     if (cache_->key_of(b) != key || tier_->contains(key)) {  // evicted before its turn, or stored meanwhile
