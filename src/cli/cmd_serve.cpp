@@ -11,7 +11,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+#include <cctype>
+#include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -31,8 +35,42 @@ struct ServeOptions {
   double max_body_mb = 64;
   int http_threads = 64;
   bool quiet = false;
+  std::string cache_dir, admin_key;
+  double cache_disk_mb = 0;  // 0: 20% of the free space, at most 50 GiB
+  bool no_disk_cache = false;
+  double shutdown_grace_s = 10;
   engine::EngineOptions engine;
 };
+
+// The default disk tier folder: $XDG_CACHE_HOME/tandem or ~/.cache/tandem.
+std::string default_cache_base() {
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x == '/') return std::string(x) + "/tandem";
+  if (const char* h = std::getenv("HOME"); h != nullptr && *h == '/') return std::string(h) + "/.cache/tandem";
+  return "/tmp/tandem-cache";
+}
+
+// One folder per model and KV type under BASE, so switching models keeps
+// each one's blocks: "<file stem>-<fingerprint>-<kv type>" (the stem
+// reduced to [A-Za-z0-9._-]).
+std::string model_cache_dir(const std::string& base, const std::string& model_path, uint64_t fingerprint,
+                            const std::string& kv_type) {
+  std::string stem = std::filesystem::path(model_path).stem().string();
+  for (char& c : stem) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '_';
+  }
+  if (stem.empty() || stem[0] == '.') stem = "model" + stem;
+  return fmt::format("{}/{}-{:016x}-{}", base, stem.substr(0, 64), fingerprint, kv_type);
+}
+
+// 20% of the free space where the tier lives, at most 50 GiB.
+uint64_t default_disk_budget(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::path p(dir);
+  while (!p.empty() && !std::filesystem::exists(p, ec)) p = p.parent_path();
+  const auto space = std::filesystem::space(p.empty() ? std::filesystem::path("/") : p, ec);
+  if (ec) return 4ull << 30;
+  return std::min<uint64_t>(space.available / 5, 50ull << 30);
+}
 
 // "TOKEN=BIAS": TOKEN is an id or a token's text ("<|im_end|>=4").
 Result<std::pair<int32_t, float>> parse_logit_bias(const std::string& spec, const tokenizer::Vocab& vocab) {
@@ -84,7 +122,28 @@ int serve(ServeOptions o) {
   model::Model& m = **loaded;
   auto tok = tokenizer::Tokenizer::from_gguf(m.file());
   if (!tok) return fail(tok.message());
+  std::string disk_note = "off (--no-disk-cache)";
+  if (!o.no_disk_cache) {
+    const std::string base = o.cache_dir.empty() ? default_cache_base() : o.cache_dir;
+    o.engine.cache_dir = model_cache_dir(base, o.model, m.fingerprint(), o.kv_type);
+    o.engine.cache_disk_bytes = o.cache_disk_mb > 0 ? static_cast<uint64_t>(o.cache_disk_mb * 1024 * 1024)
+                                                    : default_disk_budget(o.engine.cache_dir);
+  }
   auto engine = engine::Engine::create(m, *tok, o.engine);
+  if (!engine && !o.engine.cache_dir.empty()) {
+    // A server without its disk tier still serves (e.g. another tandem has
+    // this model's folder): say so loudly and go on.
+    spdlog::warn("disk tier disabled: {}", engine.message());
+    disk_note = fmt::format("off ({})", engine.message());
+    o.engine.cache_dir.clear();
+    engine = engine::Engine::create(m, *tok, o.engine);
+  } else if (engine && !o.engine.cache_dir.empty()) {
+    const auto em = (*engine)->metrics();
+    disk_note = fmt::format("{} ({:.1f} of {:.0f} MiB used, {} blocks, {} sessions)", o.engine.cache_dir,
+                            static_cast<double>(em.disk_bytes) / (1 << 20),
+                            static_cast<double>(o.engine.cache_disk_bytes) / (1 << 20), em.disk_blocks,
+                            (*engine)->sessions().size());
+  }
   if (!engine) return fail(engine.message());
 
   server::ServiceOptions so;
@@ -106,13 +165,32 @@ int serve(ServeOptions o) {
   sopt.model_aliases = o.aliases;
   sopt.max_body_bytes = static_cast<size_t>(o.max_body_mb * 1024 * 1024);
   sopt.http_threads = o.http_threads;
+  sopt.admin_key = o.admin_key;
   server::Server srv(**service, sopt);
   if (auto st = srv.bind(); !st.ok()) return fail(st.message());
 
+  // Shutdown: refuse new work, let running requests finish within the
+  // grace period (a second signal cuts it short), cancel the rest, stop
+  // listening; main() then flushes the disk tier.
+  engine::Engine& eng = **engine;
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    spdlog::info("stopping (signal {})", sig);
+    spdlog::info("stopping (signal {}): finishing running requests for up to {} s", sig, o.shutdown_grace_s);
+    srv.begin_shutdown();
+    std::atomic<bool> cut{false};
+    std::thread second([&] {
+      int again = 0;
+      sigwait(&signals, &again);
+      cut.store(true);
+    });
+    second.detach();
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(static_cast<int64_t>(o.shutdown_grace_s * 1000));
+    while (!cut.load() && std::chrono::steady_clock::now() < until && !eng.wait_idle(std::chrono::milliseconds(100))) {
+    }
+    eng.cancel_all();
+    eng.wait_idle(std::chrono::seconds(10));
     srv.stop();
   });
   waiter.detach();
@@ -126,10 +204,19 @@ int serve(ServeOptions o) {
              o.engine.kv_bytes / kv_shape.block_bytes() * static_cast<size_t>(kv_shape.block_tokens),
              o.engine.max_batch_size, o.engine.max_batch_tokens,
              (*service)->uses_fallback_template() ? "; no chat template in the model: using ChatML" : "");
+  fmt::print("tandem: KV disk tier: {}\n", disk_note);
   fmt::print("tandem: use it from Claude Code with:\n  ANTHROPIC_BASE_URL={} claude\n", url);
   fmt::print("tandem: or any OpenAI client with base URL {}/v1\n", url);
   std::fflush(stdout);
   srv.run();
+  if (eng.has_disk_tier()) {
+    auto flushed = eng.flush(std::chrono::seconds(60));
+    if (!flushed) {
+      spdlog::warn("disk tier flush: {}", flushed.message());
+    } else {
+      spdlog::info("disk tier flushed: {} blocks written in {:.0f} ms", flushed->written, flushed->ms);
+    }
+  }
   return 0;
 }
 
@@ -174,6 +261,15 @@ void register_serve(CLI::App& app, Action& action) {
   cmd->add_option("--logit-bias", o->logit_bias,
                   "TOKEN=BIAS added to every request's logits; TOKEN is an id or a token's text (repeatable)");
   cmd->add_flag("--quiet", o->quiet, "Log warnings only (not every request)");
+  cmd->add_option("--cache-dir", o->cache_dir,
+                  "Disk tier of the KV cache: one folder per model under it (default: ~/.cache/tandem)");
+  cmd->add_option("--cache-disk-mb", o->cache_disk_mb,
+                  "Disk tier budget in MiB (default: 20% of the free space, at most 50 GiB)");
+  cmd->add_flag("--no-disk-cache", o->no_disk_cache, "No disk tier: KV lives in RAM only and is lost at exit");
+  cmd->add_option("--admin-key", o->admin_key, "Key for the /admin/ routes (needed when --api-key is given)");
+  cmd->add_option("--shutdown-grace", o->shutdown_grace_s,
+                  "Seconds running requests get to finish after SIGTERM/SIGINT before they are cancelled")
+      ->capture_default_str();
   cmd->callback([=, &action] { action = [=] { return serve(*o); }; });
 }
 

@@ -11,11 +11,20 @@
 // sequence that the one in need outranks (its computed blocks stay cached,
 // so it resumes cheaply).
 //
-// submit() and cancel() are thread-safe; results arrive on the Stream.
+// With a disk tier (EngineOptions::cache_dir), every committed block is
+// also written to disk in the background (never blocking a step), a prefix
+// that continues on disk past the RAM hit is loaded back while other
+// sequences keep running, and sessions' manifests persist, so an agent
+// resumes from its cached prefix after its blocks left RAM or after a
+// restart.
+//
+// submit(), cancel() and the session/flush calls are thread-safe; results
+// arrive on the Stream.
 #pragma once
 
 #include "core/status.h"
 #include "engine/request.h"
+#include "kv/disk_tier.h"
 #include "kv/prefix_cache.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -23,7 +32,12 @@
 #include <atomic>
 #include <iterator>
 #include <condition_variable>
+#include <deque>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -42,6 +56,30 @@ struct EngineOptions {
   int max_sessions = 0;             // distinct sessions waiting or running at once (0: no limit)
   int64_t max_tokens_per_session = 0;  // prompt + generated tokens of one request (0: the context)
   bool start_thread = true;     // false: the caller drives step() (tests)
+  // Disk tier: "" = none. The folder holds this model's blocks only (see
+  // kv/disk_store.h); give each model its own.
+  std::string cache_dir;
+  uint64_t cache_disk_bytes = 0;
+  int disk_write_queue = 16;        // blocks being written at once (each keeps its RAM block pinned)
+  int max_stored_sessions = 10000;  // manifests kept; the least recently used unpinned one goes first
+};
+
+// One session as the admin API shows it.
+struct SessionInfo {
+  std::string id;
+  int64_t tokens = 0;          // of its last turn (prompt + generated)
+  int64_t blocks = 0;          // full blocks of those tokens
+  int64_t blocks_in_ram = 0, blocks_on_disk = 0;
+  int64_t last_use_ms = 0;     // wall clock, ms since the epoch
+  bool pinned = false;
+  bool active = false;         // a request of the session is waiting or running
+};
+
+struct FlushResult {
+  int64_t written = 0;  // blocks written by this flush
+  int64_t on_disk = 0;  // blocks of RAM that are on disk now
+  int64_t failed = 0;   // writes that failed (disk full of pinned blocks, I/O errors)
+  double ms = 0;
 };
 
 struct EngineMetrics {
@@ -55,6 +93,14 @@ struct EngineMetrics {
   static constexpr double kStepBucketsMs[] = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
   int64_t step_ms_counts[std::size(kStepBucketsMs) + 1] = {};
   double step_ms_sum = 0;
+  // Disk tier (zero without one).
+  bool disk_enabled = false;
+  int64_t disk_blocks = 0;
+  uint64_t disk_bytes = 0;
+  int64_t disk_writes = 0, disk_write_errors = 0, disk_loads = 0, disk_load_errors = 0, disk_evictions = 0;
+  int64_t disk_hit_tokens = 0;   // prompt tokens loaded from disk instead of computed
+  int64_t disk_pending = 0;      // blocks waiting to be written or being written
+  int64_t sessions = 0;          // manifests kept
 };
 
 class Engine {
@@ -72,6 +118,10 @@ class Engine {
   std::string check(const Request& request) const;
   int64_t context_length() const { return model_.config().ctx; }
   void cancel(uint64_t id);
+  // Cancels every request submitted so far (shutdown after a grace period).
+  void cancel_all();
+  // Waits until no request is queued or running, at most TIMEOUT. True when idle.
+  bool wait_idle(std::chrono::milliseconds timeout);
 
   // One scheduling step on the caller's thread (start_thread = false).
   // Returns false when there is nothing to do.
@@ -79,6 +129,21 @@ class Engine {
   EngineMetrics metrics() const;
   // Invariants of the cache and of every block table ("" when they hold).
   std::string check_invariants() const;
+
+  // Sessions (all thread-safe; they run on the engine thread between steps).
+  std::vector<SessionInfo> sessions();
+  std::optional<SessionInfo> session(const std::string& id);
+  enum class SessionOp { kOk, kNotFound, kBusy };
+  // Forgets the session and frees its blocks that no other session uses
+  // (RAM and disk). kBusy while a request of it is in flight.
+  SessionOp delete_session(const std::string& id);
+  // Pinned sessions are evicted from RAM last and never from disk. A
+  // session with a request in flight but no finished turn can be pinned.
+  SessionOp pin_session(const std::string& id, bool pinned);
+  // Writes every block in RAM that is not on disk yet and waits for the
+  // writes (at most TIMEOUT). An error without a disk tier.
+  Result<FlushResult> flush(std::chrono::milliseconds timeout = std::chrono::minutes(10));
+  bool has_disk_tier() const { return tier_ != nullptr; }
 
  private:
   struct Sequence;
@@ -94,6 +159,29 @@ class Engine {
   void emit_token(Sequence& s, int32_t token);
   void note_return_markers(Sequence& s, const std::string& delta);
   void commit_full_blocks(Sequence& s);
+  void publish_metrics(bool stepped, size_t batch_size, int64_t batch_tokens, double step_ms);
+  bool idle() const;
+  // Runs F on the engine thread between steps and waits for it (directly
+  // when the caller drives step()).
+  void run_on_engine(std::function<void()> f);
+  void run_commands();
+
+  // Disk tier (engine_disk.cpp).
+  Status open_disk_tier();
+  bool lookup_disk(Sequence& s);  // false: wait, another sequence is loading this prefix
+  void want_write(kv::BlockId b, kv::BlockKey key);
+  void pump_writes();
+  void take_io_done();
+  void on_committed(kv::BlockId b, kv::BlockKey key);
+  void wait_for_io();
+  void finish_loads(Sequence& s);
+  int64_t queue_unwritten_blocks();
+  // Sessions (engine_sessions.cpp).
+  void record_session(Sequence& s);
+  void set_pinned_keys(const std::vector<kv::BlockKey>& keys, int delta);
+  SessionInfo describe_session(const kv::SessionRecord& r) const;
+  bool session_active(const std::string& id) const;
+  void trim_sessions();
 
   model::Model& model_;
   const tokenizer::Tokenizer& tok_;
@@ -104,10 +192,30 @@ class Engine {
   std::vector<float> logits_;
   uint64_t fingerprint_ = 0;
 
+  // Disk tier state (engine thread only).
+  std::unique_ptr<kv::DiskTier> tier_;
+  std::deque<std::pair<kv::BlockId, kv::BlockKey>> dirty_;  // committed, to be written
+  std::unordered_set<kv::BlockKey> write_wanted_;            // in dirty_ or being written
+  struct Loading {
+    kv::BlockId block = -1;
+    kv::BlockKey parent = 0;
+    std::vector<int32_t> tokens;
+  };
+  std::unordered_map<kv::BlockKey, Loading> loading_;        // being read from disk
+  std::vector<int32_t> io_refs_;                             // per block: references held by I/O jobs
+  int64_t writes_in_flight_ = 0;
+  int64_t disk_hit_tokens_ = 0;
+  // Sessions (engine thread only).
+  std::unordered_map<std::string, kv::SessionRecord> sessions_;
+  std::unordered_map<kv::BlockKey, int> pinned_keys_;  // keys of pinned sessions' chains, with counts
+
   mutable std::mutex mu_;  // guards inbox_, cancels_, metrics_
   std::condition_variable wake_;
   std::vector<std::unique_ptr<Sequence>> inbox_;
   std::vector<uint64_t> cancels_;
+  bool cancel_all_ = false;
+  std::vector<std::function<void()>> commands_;
+  bool io_ready_ = false;  // the disk tier finished a job
   EngineMetrics metrics_;
   std::atomic<uint64_t> next_id_{1};
   std::atomic<bool> stop_{false};

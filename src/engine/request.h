@@ -47,6 +47,7 @@ struct Request {
 struct Usage {
   int64_t prompt_tokens = 0;
   int64_t cached_tokens = 0;     // prompt tokens served from the prefix cache
+  int64_t disk_tokens = 0;       // of those, loaded from the disk tier
   int64_t generated_tokens = 0;
   double queue_ms = 0;           // submit -> first scheduled
   double ttft_ms = 0;            // submit -> first token

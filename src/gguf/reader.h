@@ -61,6 +61,8 @@ class GgufFile {
   uint32_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }
   uint64_t file_size() const { return bytes_.size(); }
+  // Everything before the tensor data: header, metadata, tensor infos.
+  std::span<const uint8_t> header_bytes() const { return bytes_.first(static_cast<size_t>(data_offset_)); }
 
   const std::vector<KeyValue>& metadata() const { return kvs_; }
   const Value* find(std::string_view key) const;

@@ -21,7 +21,9 @@
 // bytes for D = 128 against 256 in f16 (53%; f32 scales would be 56%).
 //
 // The numeric values of KvType are stable ids: the prefix cache folds them
-// into its root key and the disk store records them, so never renumber.
+// into its root key and the disk tier records them in its files and index
+// (f32 = 1 and f16 = 2 since the disk tier's first version), so never
+// renumber; 0 is no type.
 #pragma once
 
 #include <cstddef>
@@ -31,7 +33,7 @@
 
 namespace tandem::kernels {
 
-enum class KvType : uint8_t { kF16 = 0, kF32 = 1, kQ8_0 = 2 };
+enum class KvType : uint8_t { kF32 = 1, kF16 = 2, kQ8_0 = 3 };
 
 // The stable id of TYPE (prefix-cache keys, disk-store files).
 inline uint32_t kv_type_id(KvType type) { return static_cast<uint32_t>(type); }

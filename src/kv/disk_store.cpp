@@ -87,6 +87,15 @@ std::optional<uint64_t> key_of_name(const std::string& name) {
   return key;
 }
 
+// Column COL of the current row as an array of T (a blob of whole Ts).
+template <class T>
+std::vector<T> blob_as(sqlite3_stmt* s, int col) {
+  const auto* blob = static_cast<const uint8_t*>(sqlite3_column_blob(s, col));
+  std::vector<T> out(static_cast<size_t>(sqlite3_column_bytes(s, col)) / sizeof(T));
+  if (!out.empty()) std::memcpy(out.data(), blob, out.size() * sizeof(T));
+  return out;
+}
+
 // Resets a prepared statement when leaving a scope.
 struct StmtScope {
   sqlite3_stmt* s;
@@ -104,8 +113,14 @@ struct DiskStore::Statements {
   sqlite3_stmt* del = nullptr;     // key
   sqlite3_stmt* touch = nullptr;   // key, last_use
   sqlite3_stmt* lru = nullptr;     // -> key, bytes, least recently used first
+  sqlite3_stmt* entries = nullptr; // -> key, parent, tokens, least recently used first
+  sqlite3_stmt* session_put = nullptr;  // id, last_use, pinned, ns, tokens, keys
+  sqlite3_stmt* session_del = nullptr;  // id
+  sqlite3_stmt* session_all = nullptr;  // -> id, last_use, pinned, ns, tokens, keys
   ~Statements() {
-    for (sqlite3_stmt* s : {find, insert, del, touch, lru}) sqlite3_finalize(s);
+    for (sqlite3_stmt* s : {find, insert, del, touch, lru, entries, session_put, session_del, session_all}) {
+      sqlite3_finalize(s);
+    }
   }
 };
 
@@ -207,7 +222,9 @@ Status DiskStore::open_index() {
       "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
       "CREATE TABLE IF NOT EXISTS blocks(key INTEGER PRIMARY KEY, parent INTEGER NOT NULL, "
       "  bytes INTEGER NOT NULL, last_use INTEGER NOT NULL, tokens BLOB NOT NULL);"
-      "CREATE INDEX IF NOT EXISTS blocks_by_use ON blocks(last_use);"));
+      "CREATE INDEX IF NOT EXISTS blocks_by_use ON blocks(last_use);"
+      "CREATE TABLE IF NOT EXISTS sessions(id TEXT PRIMARY KEY, last_use INTEGER NOT NULL, "
+      "  pinned INTEGER NOT NULL, ns INTEGER NOT NULL, tokens BLOB NOT NULL, keys BLOB NOT NULL);"));
   st_ = std::make_unique<Statements>();
   const std::pair<sqlite3_stmt**, const char*> sqls[] = {
       {&st_->find, "SELECT parent, bytes, tokens FROM blocks WHERE key = ?1"},
@@ -215,6 +232,11 @@ Status DiskStore::open_index() {
       {&st_->del, "DELETE FROM blocks WHERE key = ?1"},
       {&st_->touch, "UPDATE blocks SET last_use = ?2 WHERE key = ?1"},
       {&st_->lru, "SELECT key, bytes FROM blocks ORDER BY last_use ASC"},
+      {&st_->entries, "SELECT key, parent, tokens FROM blocks ORDER BY last_use ASC"},
+      {&st_->session_put,
+       "INSERT OR REPLACE INTO sessions(id, last_use, pinned, ns, tokens, keys) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"},
+      {&st_->session_del, "DELETE FROM sessions WHERE id = ?1"},
+      {&st_->session_all, "SELECT id, last_use, pinned, ns, tokens, keys FROM sessions ORDER BY last_use ASC"},
   };
   for (const auto& [stmt, sql] : sqls) {
     if (sqlite3_prepare_v2(db_, sql, -1, stmt, nullptr) != SQLITE_OK) {
@@ -253,7 +275,7 @@ Status DiskStore::check_meta() {
   // served, so they go. The files become orphans, deleted next.
   stats_.cleared_foreign = !have.empty();
   TANDEM_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
-  Status st = exec("DELETE FROM blocks; DELETE FROM meta;");
+  Status st = exec("DELETE FROM blocks; DELETE FROM meta; DELETE FROM sessions;");
   if (st.ok() && sqlite3_prepare_v2(db_, "INSERT INTO meta(name, value) VALUES(?1, ?2)", -1, &s, nullptr) != SQLITE_OK) {
     st = Status::errorf("index: {}", sqlite3_errmsg(db_));
   }
@@ -348,10 +370,7 @@ Result<std::optional<BlockMeta>> DiskStore::find(uint64_t key) const {
   BlockMeta m;
   m.key = key;
   m.parent = from_db(sqlite3_column_int64(st_->find, 0));
-  const auto* blob = static_cast<const uint8_t*>(sqlite3_column_blob(st_->find, 2));
-  const size_t n = static_cast<size_t>(sqlite3_column_bytes(st_->find, 2)) / sizeof(int32_t);
-  m.tokens.resize(n);
-  if (n > 0) std::memcpy(m.tokens.data(), blob, n * sizeof(int32_t));
+  m.tokens = blob_as<int32_t>(st_->find, 2);
   return std::optional<BlockMeta>(std::move(m));
 }
 
@@ -364,7 +383,8 @@ Result<std::vector<uint64_t>> DiskStore::keys() const {
   return out;
 }
 
-Status DiskStore::put(const BlockMeta& meta, std::span<const uint8_t> payload) {
+Status DiskStore::put(const BlockMeta& meta, std::span<const uint8_t> payload, std::vector<uint64_t>* evicted) {
+  if (evicted != nullptr) evicted->clear();
   if (meta.key == 0) return Status::error("disk store: block key 0");
   if (meta.tokens.size() != opt_.block_tokens || payload.size() != opt_.block_bytes) {
     return Status::errorf("disk store: block of {} tokens and {} bytes, store holds {} tokens and {} bytes",
@@ -408,15 +428,14 @@ Status DiskStore::put(const BlockMeta& meta, std::span<const uint8_t> payload) {
   TANDEM_RETURN_IF_ERROR(write_file_atomic(path, parts).with_context("disk store"));
 
   // Then one transaction: the evicted rows go and the new row comes.
-  std::vector<uint64_t> victims;
-  uint64_t freed = 0;
-  {
-    StmtScope scope{st_->lru};
-    while (bytes_ - freed + file_bytes() > opt_.max_bytes && sqlite3_step(st_->lru) == SQLITE_ROW) {
-      victims.push_back(from_db(sqlite3_column_int64(st_->lru, 0)));
-      freed += static_cast<uint64_t>(sqlite3_column_int64(st_->lru, 1));
-    }
+  const uint64_t need = bytes_ + file_bytes() > opt_.max_bytes ? bytes_ + file_bytes() - opt_.max_bytes : 0;
+  auto found = victims_for(need);
+  if (!found) {
+    ::unlink(path.c_str());
+    return found.status();
   }
+  const std::vector<uint64_t> victims = std::move(*found);
+  const uint64_t freed = victims.size() * file_bytes();
   auto fail = [&](Status s) {
     (void)exec("ROLLBACK");
     ::unlink(path.c_str());
@@ -446,8 +465,27 @@ Status DiskStore::put(const BlockMeta& meta, std::span<const uint8_t> payload) {
   stats_.evictions += static_cast<int64_t>(victims.size());
   // Index before data on the way out: a crash here leaves orphans only.
   for (uint64_t key : victims) ::unlink(block_path(key).c_str());
+  if (evicted != nullptr) *evicted = victims;
   return {};
 }
+
+Result<std::vector<uint64_t>> DiskStore::victims_for(uint64_t need) const {
+  std::vector<uint64_t> victims;
+  uint64_t freed = 0;
+  StmtScope scope{st_->lru};
+  while (freed < need && sqlite3_step(st_->lru) == SQLITE_ROW) {
+    const uint64_t key = from_db(sqlite3_column_int64(st_->lru, 0));
+    if (protected_.contains(key)) continue;
+    victims.push_back(key);
+    freed += static_cast<uint64_t>(sqlite3_column_int64(st_->lru, 1));
+  }
+  if (freed < need) {
+    return Status::errorf("disk store: no room: {} bytes needed, only {} held by unpinned blocks", need, freed);
+  }
+  return victims;
+}
+
+void DiskStore::set_protected(std::vector<uint64_t> keys) { protected_ = {keys.begin(), keys.end()}; }
 
 Status DiskStore::load(uint64_t key, std::span<uint8_t> out, BlockMeta* meta) {
   if (out.size() != opt_.block_bytes) {
@@ -517,18 +555,70 @@ Status DiskStore::erase(uint64_t key) { return drop(key); }
 
 Status DiskStore::evict_to(uint64_t limit_bytes, std::vector<uint64_t>* evicted) {
   std::vector<uint64_t> victims;
-  uint64_t freed = 0;
-  {
-    StmtScope scope{st_->lru};
-    while (bytes_ - freed > limit_bytes && sqlite3_step(st_->lru) == SQLITE_ROW) {
-      victims.push_back(from_db(sqlite3_column_int64(st_->lru, 0)));
-      freed += static_cast<uint64_t>(sqlite3_column_int64(st_->lru, 1));
-    }
+  if (bytes_ > limit_bytes) {
+    auto found = victims_for(bytes_ - limit_bytes);
+    if (!found) return found.status();
+    victims = std::move(*found);
   }
   for (uint64_t key : victims) TANDEM_RETURN_IF_ERROR(drop(key));
   stats_.evictions += static_cast<int64_t>(victims.size());
   if (evicted != nullptr) *evicted = std::move(victims);
   return {};
+}
+
+Result<std::vector<BlockMeta>> DiskStore::entries() const {
+  std::vector<BlockMeta> out;
+  StmtScope scope{st_->entries};
+  int rc;
+  while ((rc = sqlite3_step(st_->entries)) == SQLITE_ROW) {
+    BlockMeta m;
+    m.key = from_db(sqlite3_column_int64(st_->entries, 0));
+    m.parent = from_db(sqlite3_column_int64(st_->entries, 1));
+    m.tokens = blob_as<int32_t>(st_->entries, 2);
+    out.push_back(std::move(m));
+  }
+  if (rc != SQLITE_DONE) return Status::errorf("disk store: index: {}", sqlite3_errmsg(db_));
+  return out;
+}
+
+Status DiskStore::put_session(const SessionRecord& r) {
+  StmtScope scope{st_->session_put};
+  sqlite3_stmt* s = st_->session_put;
+  sqlite3_bind_text(s, 1, r.id.data(), static_cast<int>(r.id.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(s, 2, r.last_use_ms);
+  sqlite3_bind_int64(s, 3, r.pinned ? 1 : 0);
+  sqlite3_bind_int64(s, 4, to_db(r.cache_namespace));
+  sqlite3_bind_blob(s, 5, r.tokens.data(), static_cast<int>(r.tokens.size() * sizeof(int32_t)), SQLITE_STATIC);
+  sqlite3_bind_blob(s, 6, r.keys.data(), static_cast<int>(r.keys.size() * sizeof(uint64_t)), SQLITE_STATIC);
+  if (sqlite3_step(s) != SQLITE_DONE) return Status::errorf("disk store: index: {}", sqlite3_errmsg(db_));
+  return {};
+}
+
+Status DiskStore::erase_session(const std::string& id) {
+  StmtScope scope{st_->session_del};
+  sqlite3_bind_text(st_->session_del, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+  if (sqlite3_step(st_->session_del) != SQLITE_DONE) return Status::errorf("disk store: index: {}", sqlite3_errmsg(db_));
+  return {};
+}
+
+Result<std::vector<SessionRecord>> DiskStore::sessions() const {
+  std::vector<SessionRecord> out;
+  sqlite3_stmt* s = st_->session_all;
+  StmtScope scope{s};
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    SessionRecord r;
+    const auto* id = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    r.id.assign(id != nullptr ? id : "", static_cast<size_t>(sqlite3_column_bytes(s, 0)));
+    r.last_use_ms = sqlite3_column_int64(s, 1);
+    r.pinned = sqlite3_column_int64(s, 2) != 0;
+    r.cache_namespace = from_db(sqlite3_column_int64(s, 3));
+    r.tokens = blob_as<int32_t>(s, 4);
+    r.keys = blob_as<uint64_t>(s, 5);
+    out.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return Status::errorf("disk store: index: {}", sqlite3_errmsg(db_));
+  return out;
 }
 
 std::string DiskStore::check_invariants() const {

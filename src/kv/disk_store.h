@@ -39,6 +39,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 struct sqlite3;
@@ -53,6 +54,19 @@ struct BlockMeta {
   uint64_t key = 0;  // hash(parent, tokens); never 0
   uint64_t parent = 0;
   std::vector<int32_t> tokens;  // block_tokens ids
+};
+
+// A session's manifest: the chain of block keys and the tokens of its last
+// turn, so an agent's state can be listed, pinned and deleted after a
+// restart. The id is the client's string: it is only ever a value in the
+// index, never part of a path.
+struct SessionRecord {
+  std::string id;
+  int64_t last_use_ms = 0;  // wall clock, ms since the epoch
+  bool pinned = false;
+  uint64_t cache_namespace = 0;
+  std::vector<int32_t> tokens;
+  std::vector<uint64_t> keys;  // block keys of the full blocks of `tokens`, in order
 };
 
 struct DiskStoreOptions {
@@ -85,10 +99,14 @@ class DiskStore {
   DiskStore& operator=(const DiskStore&) = delete;
 
   // Stores a block: META.tokens must hold block_tokens ids and PAYLOAD
-  // block_bytes bytes. Evicts least recently used blocks to stay within
-  // max_bytes. A key already stored only counts as a use (same key, same
-  // content).
-  Status put(const BlockMeta& meta, std::span<const uint8_t> payload);
+  // block_bytes bytes. Evicts least recently used blocks (never protected
+  // ones) to stay within max_bytes, and names them in EVICTED; an error
+  // when only protected blocks could make room. A key already stored only
+  // counts as a use (same key, same content).
+  Status put(const BlockMeta& meta, std::span<const uint8_t> payload, std::vector<uint64_t>* evicted = nullptr);
+
+  // Keys eviction never takes (the blocks of pinned sessions).
+  void set_protected(std::vector<uint64_t> keys);
 
   // The index entry of KEY, nullopt when absent. Reads no block file.
   Result<std::optional<BlockMeta>> find(uint64_t key) const;
@@ -104,6 +122,13 @@ class DiskStore {
 
   // All stored keys, least recently used first.
   Result<std::vector<uint64_t>> keys() const;
+  // Every block's index entry (no file is read), least recently used first.
+  Result<std::vector<BlockMeta>> entries() const;
+
+  // Session manifests: insert or replace by id, delete, list all.
+  Status put_session(const SessionRecord& record);
+  Status erase_session(const std::string& id);
+  Result<std::vector<SessionRecord>> sessions() const;
 
   uint64_t bytes() const { return bytes_; }  // sum of the file sizes
   size_t count() const { return count_; }
@@ -123,6 +148,8 @@ class DiskStore {
   Status check_meta();
   Status reconcile_files();
   Status evict_to(uint64_t limit_bytes, std::vector<uint64_t>* evicted);
+  // Least recently used unprotected blocks whose files free NEED bytes.
+  Result<std::vector<uint64_t>> victims_for(uint64_t need) const;
   Status drop(uint64_t key);
   Status exec(const char* sql) const;
 
@@ -133,6 +160,7 @@ class DiskStore {
   uint64_t bytes_ = 0;
   size_t count_ = 0;
   int64_t clock_ = 0;  // logical time of the last use
+  std::unordered_set<uint64_t> protected_;
   DiskStoreStats stats_;
 };
 

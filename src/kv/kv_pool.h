@@ -60,6 +60,8 @@ class KvPool {
   std::optional<BlockId> allocate();
   void release(BlockId id);
 
+  // The whole block (block_bytes(), all layers): what the disk tier stores.
+  uint8_t* block_data(BlockId id) { return base(id, 0); }
   uint8_t* k(BlockId id, int layer) { return base(id, layer); }
   uint8_t* v(BlockId id, int layer) { return base(id, layer) + shape_.half_layer_bytes(); }
 

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace tandem::kv {
@@ -32,8 +33,18 @@ BlockKey PrefixCache::root_key(uint64_t ns) const {
 }
 
 PrefixCache::List& PrefixCache::list_of(Where w) {
-  return w == Where::kFree ? free_ : w == Where::kCachedNormal ? cached_normal_ : cached_longer_;
+  switch (w) {
+    case Where::kCachedNormal: return cached_normal_;
+    case Where::kCachedLonger: return cached_longer_;
+    case Where::kCachedPinned: return cached_pinned_;
+    default: return free_;
+  }
 }
+
+namespace {
+// The list a cached block of class R lives on.
+constexpr uint8_t kWhereOfClass[] = {2, 3, 4};  // Where::kCachedNormal, kCachedLonger, kCachedPinned
+}  // namespace
 
 void PrefixCache::push_back(List& l, BlockId b) {
   Meta& m = meta_[static_cast<size_t>(b)];
@@ -60,7 +71,7 @@ std::span<const int32_t> PrefixCache::tokens_of(BlockId b) const {
 
 bool PrefixCache::is_cached(BlockId b) const {
   const Where w = meta_[static_cast<size_t>(b)].where;
-  return w == Where::kCachedNormal || w == Where::kCachedLonger;
+  return w == Where::kCachedNormal || w == Where::kCachedLonger || w == Where::kCachedPinned;
 }
 
 PrefixMatch PrefixCache::lookup(std::span<const int32_t> tokens, uint64_t ns) {
@@ -105,7 +116,9 @@ std::optional<BlockId> PrefixCache::allocate() {
     unlink(free_, b);
     --free_count_;
   } else {
-    List& victims = cached_normal_.head >= 0 ? cached_normal_ : cached_longer_;
+    List& victims = cached_normal_.head >= 0 ? cached_normal_
+                    : cached_longer_.head >= 0 ? cached_longer_
+                                               : cached_pinned_;
     if (victims.head < 0) return std::nullopt;
     b = victims.head;
     unlink(victims, b);
@@ -117,6 +130,7 @@ std::optional<BlockId> PrefixCache::allocate() {
   m.where = Where::kPinned;
   m.ref = 1;
   m.key = m.parent = 0;
+  m.released_as = m.floor = Retention::kNormal;
   return b;
 }
 
@@ -144,10 +158,18 @@ BlockKey PrefixCache::commit(BlockId b, BlockKey parent, std::span<const int32_t
 }
 
 void PrefixCache::release(BlockId b, Retention retention) {
+  meta_[static_cast<size_t>(b)].released_as = retention;
+  unref(b);
+}
+
+void PrefixCache::release_keep_class(BlockId b) { unref(b); }
+
+void PrefixCache::unref(BlockId b) {
   Meta& m = meta_[static_cast<size_t>(b)];
   if (--m.ref > 0) return;
   if (m.key != 0) {
-    m.where = retention == Retention::kLonger ? Where::kCachedLonger : Where::kCachedNormal;
+    const Retention r = std::max(m.released_as, m.floor);
+    m.where = static_cast<Where>(kWhereOfClass[static_cast<size_t>(r)]);
     push_back(list_of(m.where), b);
     ++cached_count_;
   } else {
@@ -155,6 +177,36 @@ void PrefixCache::release(BlockId b, Retention retention) {
     push_back(free_, b);
     ++free_count_;
   }
+}
+
+void PrefixCache::set_floor(BlockId b, Retention floor) {
+  Meta& m = meta_[static_cast<size_t>(b)];
+  m.floor = floor;
+  if (!is_cached(b)) return;
+  const auto where = static_cast<Where>(kWhereOfClass[static_cast<size_t>(std::max(m.released_as, floor))]);
+  if (where == m.where) return;
+  unlink(list_of(m.where), b);
+  m.where = where;
+  push_back(list_of(where), b);
+}
+
+bool PrefixCache::drop(BlockId b) {
+  Meta& m = meta_[static_cast<size_t>(b)];
+  if (!is_cached(b)) return false;
+  unlink(list_of(m.where), b);
+  --cached_count_;
+  forget(b);
+  m.where = Where::kFree;
+  m.released_as = m.floor = Retention::kNormal;
+  push_back(free_, b);
+  ++free_count_;
+  return true;
+}
+
+std::optional<BlockId> PrefixCache::find(BlockKey key) const {
+  auto it = by_key_.find(key);
+  if (it == by_key_.end()) return std::nullopt;
+  return it->second;
 }
 
 std::string PrefixCache::check_invariants() const {
@@ -197,11 +249,17 @@ std::string PrefixCache::check_invariants() const {
     if (prev != l.tail) return "list tail mismatch";
     return n == expect ? "" : fmt::format("list length {} != {}", n, expect);
   };
-  size_t longer = 0;
-  for (const Meta& m : meta_) longer += m.where == Where::kCachedLonger;
+  size_t longer = 0, pinned_class = 0;
+  for (const Meta& m : meta_) {
+    longer += m.where == Where::kCachedLonger;
+    pinned_class += m.where == Where::kCachedPinned;
+  }
   if (auto e = walk(free_, Where::kFree, free); !e.empty()) return "free " + e;
-  if (auto e = walk(cached_normal_, Where::kCachedNormal, cached - longer); !e.empty()) return "cached " + e;
+  if (auto e = walk(cached_normal_, Where::kCachedNormal, cached - longer - pinned_class); !e.empty()) {
+    return "cached " + e;
+  }
   if (auto e = walk(cached_longer_, Where::kCachedLonger, longer); !e.empty()) return "longer " + e;
+  if (auto e = walk(cached_pinned_, Where::kCachedPinned, pinned_class); !e.empty()) return "pinned class " + e;
   for (const auto& [key, b] : by_key_) {
     if (meta_[static_cast<size_t>(b)].key != key) return fmt::format("map entry {} -> {} is stale", key, b);
   }

@@ -12,8 +12,9 @@
 //   cached   - ref == 0 with a key: reusable, on an eviction list
 // Cached blocks are evicted least recently released first; blocks released
 // with Retention::kLonger (sessions that will come back soon, e.g. after a
-// tool call) go after all plain ones. Order is by a logical counter, never
-// by wall time.
+// tool call) go after all plain ones, and blocks of pinned sessions
+// (a floor set with set_floor) after those. Order is by a logical counter,
+// never by wall time.
 #pragma once
 
 #include "kv/kv_pool.h"
@@ -28,7 +29,8 @@ namespace tandem::kv {
 
 using BlockKey = uint64_t;
 
-enum class Retention { kNormal, kLonger };
+// Eviction classes, evicted in this order.
+enum class Retention : uint8_t { kNormal, kLonger, kPinned };
 
 struct PrefixMatch {
   std::vector<BlockId> blocks;  // pinned (ref + 1 each); release them when done
@@ -63,8 +65,24 @@ class PrefixCache {
   BlockKey commit(BlockId block, BlockKey parent, std::span<const int32_t> tokens);
 
   void retain(BlockId block);  // ref + 1 (a block table shared by a new sequence)
-  // ref - 1; at 0 the block is cached (if committed) or freed.
+  // ref - 1; at 0 the block is cached (if committed) or freed. The last
+  // release decides the eviction class (never below the block's floor).
   void release(BlockId block, Retention retention = Retention::kNormal);
+  // ref - 1 keeping the class of the last release(): for references that
+  // say nothing about reuse (the disk tier writing the block).
+  void release_keep_class(BlockId block);
+  // A floor under the block's eviction class while it keeps its content
+  // (pinned sessions); a cached block moves to its new class's list.
+  void set_floor(BlockId block, Retention floor);
+  // Frees a cached block now (its content is forgotten). False when the
+  // block is pinned or not cached.
+  bool drop(BlockId block);
+
+  // The block holding KEY's content, if any (no pin, no verification).
+  std::optional<BlockId> find(BlockKey key) const;
+  BlockKey key_of(BlockId b) const { return meta_[static_cast<size_t>(b)].key; }
+  BlockKey parent_of(BlockId b) const { return meta_[static_cast<size_t>(b)].parent; }
+  std::span<const int32_t> tokens_of(BlockId b) const;  // content of a committed block
 
   int32_t n_free() const { return static_cast<int32_t>(free_count_); }
   int32_t n_cached() const { return static_cast<int32_t>(cached_count_); }
@@ -79,12 +97,14 @@ class PrefixCache {
   std::string check_invariants() const;
 
  private:
-  enum class Where : uint8_t { kFree, kPinned, kCachedNormal, kCachedLonger };
+  enum class Where : uint8_t { kFree, kPinned, kCachedNormal, kCachedLonger, kCachedPinned };
   struct Meta {
     BlockKey key = 0;  // 0: not committed
     BlockKey parent = 0;
     int32_t ref = 0;
     Where where = Where::kFree;
+    Retention released_as = Retention::kNormal;  // by the last release()
+    Retention floor = Retention::kNormal;
     int32_t prev = -1, next = -1;  // intrusive list links (free or eviction lists)
   };
   struct List {
@@ -94,15 +114,15 @@ class PrefixCache {
   void push_back(List& l, BlockId b);
   void unlink(List& l, BlockId b);
   List& list_of(Where w);
-  std::span<const int32_t> tokens_of(BlockId b) const;
   void forget(BlockId b);  // drop its key from the map
+  void unref(BlockId b);   // ref - 1; at 0 onto the list of its class (or free)
 
   KvPool& pool_;
   uint64_t fingerprint_;
   std::vector<Meta> meta_;
   std::vector<int32_t> tokens_;  // [block][block_tokens]: content of committed blocks
   std::unordered_map<BlockKey, BlockId> by_key_;
-  List free_, cached_normal_, cached_longer_;
+  List free_, cached_normal_, cached_longer_, cached_pinned_;
   size_t free_count_ = 0, cached_count_ = 0;
   CacheStats stats_;
 };

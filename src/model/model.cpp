@@ -1,6 +1,12 @@
 #include "model/model.h"
 
+#include "kernels/dot.h"
+
 #include <fmt/format.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cstring>
 
 namespace tandem::model {
 
@@ -41,6 +47,30 @@ uint64_t Model::weight_bytes() const {
     total += bytes(L.wq) + bytes(L.wk) + bytes(L.wv) + bytes(L.wo) + bytes(L.w_gate) + bytes(L.w_up) + bytes(L.w_down);
   }
   return total;
+}
+
+uint64_t Model::fingerprint() const {
+  XXH3_state_t* st = XXH3_createState();
+  XXH3_64bits_reset(st);
+  const auto header = file_.header_bytes();
+  XXH3_64bits_update(st, header.data(), header.size());
+  const uint64_t size = file_.file_size();
+  XXH3_64bits_update(st, &size, sizeof(size));
+  // Three 4 KiB windows per tensor (start, middle, end): a fine-tune or a
+  // requantization changes them all.
+  constexpr uint64_t kWindow = 4096;
+  for (const auto& t : file_.tensors()) {
+    const uint64_t n = t.n_bytes;
+    for (uint64_t at : {uint64_t{0}, n / 2, n > kWindow ? n - kWindow : 0}) {
+      XXH3_64bits_update(st, t.data + at, std::min(kWindow, n - at));
+    }
+  }
+  for (const char* target : {kernels::matmul_target_name(), kernels::simd_target_name()}) {
+    XXH3_64bits_update(st, target, std::strlen(target));
+  }
+  const uint64_t h = XXH3_64bits_digest(st);
+  XXH3_freeState(st);
+  return h;
 }
 
 }  // namespace tandem::model

@@ -54,6 +54,12 @@ class Model {
   kernels::ThreadPool& pool() { return *pool_; }
   // Bytes of weights a decode step streams (all matrices; the embedding only when tied).
   uint64_t weight_bytes() const;
+  // Identifies the model's weights and everything else that shapes its K/V
+  // (metadata, tensor layout, the SIMD targets the kernels run with): KV
+  // computed by another model, or on a CPU whose kernels round
+  // differently, must never be served as this one's. Hashes the header and
+  // samples of every tensor, so it is cheap even for large files.
+  uint64_t fingerprint() const;
 
   // Runs the batch. Logit rows are written in order: for each sequence that
   // asked, its last token's row (kLast) or one row per token (kAll); each row

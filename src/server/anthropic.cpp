@@ -235,6 +235,7 @@ json error_body(const ApiError& e) {
     case ErrorKind::kAuthentication: type = "authentication_error"; break;
     case ErrorKind::kPermission: type = "permission_error"; break;
     case ErrorKind::kNotFound: type = "not_found_error"; break;
+    case ErrorKind::kConflict: type = "invalid_request_error"; break;
     case ErrorKind::kTooLarge: type = "request_too_large"; break;
     case ErrorKind::kRateLimit: type = "rate_limit_error"; break;
     case ErrorKind::kInternal: type = "api_error"; break;

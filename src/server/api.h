@@ -28,6 +28,7 @@ enum class ErrorKind {
   kAuthentication,  // 401
   kPermission,      // 403
   kNotFound,        // 404
+  kConflict,        // 409
   kTooLarge,        // 413
   kRateLimit,       // 429
   kInternal,        // 500

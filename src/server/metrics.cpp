@@ -75,6 +75,19 @@ std::string ServerMetrics::render(const engine::EngineMetrics& e, int64_t in_fli
   out += fmt::format("tandem_kv_blocks{{state=\"used\"}} {}\ntandem_kv_blocks{{state=\"cached\"}} {}\n"
                      "tandem_kv_blocks{{state=\"free\"}} {}\n",
                      used, e.kv_blocks_cached, e.kv_blocks_free);
+  metric(out, "tandem_sessions", "gauge", "Session manifests kept (see /admin/sessions).", e.sessions);
+  if (!e.disk_enabled) return out;
+  metric(out, "tandem_disk_blocks", "gauge", "KV blocks in the disk tier.", e.disk_blocks);
+  metric(out, "tandem_disk_bytes", "gauge", "Bytes of the disk tier's block files.", static_cast<int64_t>(e.disk_bytes));
+  metric(out, "tandem_disk_writes_total", "counter", "KV blocks written to disk.", e.disk_writes);
+  metric(out, "tandem_disk_write_errors_total", "counter", "KV block writes that failed.", e.disk_write_errors);
+  metric(out, "tandem_disk_loads_total", "counter", "KV blocks read back from disk.", e.disk_loads);
+  metric(out, "tandem_disk_load_errors_total", "counter",
+         "KV blocks that failed a check on load (deleted and recomputed).", e.disk_load_errors);
+  metric(out, "tandem_disk_evictions_total", "counter", "KV blocks the disk budget pushed out.", e.disk_evictions);
+  metric(out, "tandem_disk_hit_tokens_total", "counter", "Prompt tokens read from disk instead of computed.",
+         e.disk_hit_tokens);
+  metric(out, "tandem_disk_pending_blocks", "gauge", "KV blocks waiting to be written.", e.disk_pending);
   return out;
 }
 

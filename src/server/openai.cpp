@@ -216,6 +216,7 @@ json error_body(const ApiError& e) {
     case ErrorKind::kAuthentication: type = "authentication_error"; code = "invalid_api_key"; break;
     case ErrorKind::kPermission: type = "permission_error"; break;
     case ErrorKind::kNotFound: code = "not_found"; break;
+    case ErrorKind::kConflict: code = "conflict"; break;
     case ErrorKind::kTooLarge: code = "request_too_large"; break;
     case ErrorKind::kRateLimit: type = "rate_limit_error"; code = "rate_limit_exceeded"; break;
     case ErrorKind::kInternal: type = "server_error"; break;

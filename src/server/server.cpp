@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include "server/admin.h"
 #include "server/anthropic.h"
 #include "server/openai.h"
 #include "server/responses.h"
@@ -29,7 +30,7 @@ bool is_anthropic(const httplib::Request& req) { return req.path.rfind("/v1/mess
 
 std::string route_label(const httplib::Request& req) {
   for (const char* r : {"/v1/messages/count_tokens", "/v1/messages", "/v1/chat/completions", "/v1/completions",
-                        "/v1/responses", "/v1/models", "/health", "/metrics"}) {
+                        "/v1/responses", "/v1/models", "/health", "/metrics", "/admin/sessions", "/admin/cache"}) {
     if (req.path.rfind(r, 0) == 0) return r;
   }
   return "other";
@@ -233,6 +234,9 @@ void Server::install_routes() {
     return [=, this, &api](const httplib::Request& req, httplib::Response& res) {
       auto caller = authorize(req, res);
       if (!caller) return;
+      if (shutting_down_.load()) {
+        return send_error(req, res, {ErrorKind::kOverloaded, "tandem is shutting down; try another server or retry later"});
+      }
       auto body = parse_body(req, res);
       if (!body) return;
       auto parsed = api.parse(*body);
@@ -311,8 +315,10 @@ void Server::install_routes() {
     send_error(req, res, {ErrorKind::kNotFound, fmt::format("model '{}' not found", id)});
   });
   http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200, {{"status", "ok"}, {"model", service_.options().model_name}});
+    send_json(res, shutting_down_.load() ? 503 : 200,
+              {{"status", shutting_down_.load() ? "shutting_down" : "ok"}, {"model", service_.options().model_name}});
   });
+  install_admin_routes(http, service_.engine(), {opt_.admin_key, !opt_.api_keys.empty()});
   http.Get("/metrics", [=, this](const httplib::Request& req, httplib::Response& res) {
     if (!authorize(req, res)) return;
     res.set_content(metrics_.render(service_.engine_metrics(), service_.in_flight()), "text/plain; version=0.0.4");

@@ -8,6 +8,7 @@
 #include "server/metrics.h"
 #include "server/service.h"
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,7 @@ struct ServerOptions {
   std::vector<std::string> model_aliases;  // names clients may ask for; empty: any name
   size_t max_body_bytes = 64u << 20;  // larger bodies get 413
   int http_threads = 64;              // connections served at once (streams hold one each)
+  std::string admin_key;              // needed by /admin/ routes (see admin.h)
 };
 
 // "KEY" or "KEY:high|normal|low".
@@ -48,6 +50,9 @@ class Server {
   // Blocks until run() accepts connections (another thread calls run()).
   void wait_until_running() const;
   void stop();
+  // From now on generation requests get 503/529 "shutting down"; requests
+  // already running go on.
+  void begin_shutdown() { shutting_down_.store(true); }
 
  private:
   void install_routes();
@@ -57,6 +62,7 @@ class Server {
   std::unique_ptr<httplib::Server> http_;
   ServerMetrics metrics_;
   int port_ = 0;
+  std::atomic<bool> shutting_down_{false};
 };
 
 }  // namespace tandem::server

@@ -53,6 +53,7 @@ int http_status(ErrorKind kind, bool anthropic) {
     case ErrorKind::kAuthentication: return 401;
     case ErrorKind::kPermission: return 403;
     case ErrorKind::kNotFound: return 404;
+    case ErrorKind::kConflict: return 409;
     case ErrorKind::kTooLarge: return 413;
     case ErrorKind::kRateLimit: return 429;
     case ErrorKind::kInternal: return 500;

@@ -73,6 +73,7 @@ class Service {
 
   int64_t in_flight() const { return in_flight_.load(); }
   engine::EngineMetrics engine_metrics() const { return engine_.metrics(); }
+  engine::Engine& engine() { return engine_; }
 
  private:
   Service(engine::Engine& engine, const tokenizer::Tokenizer& tokenizer, const ServiceOptions& options)

@@ -79,9 +79,9 @@ TEST(KvType, NamesIdsAndLayout) {
   EXPECT_FALSE(parse_kv_type("q8").has_value());
   EXPECT_FALSE(parse_kv_type("F16").has_value());
   // Stable ids: folded into prefix-cache keys and stored on disk.
-  EXPECT_EQ(kv_type_id(KvType::kF16), 0u);
   EXPECT_EQ(kv_type_id(KvType::kF32), 1u);
-  EXPECT_EQ(kv_type_id(KvType::kQ8_0), 2u);
+  EXPECT_EQ(kv_type_id(KvType::kF16), 2u);
+  EXPECT_EQ(kv_type_id(KvType::kQ8_0), 3u);
   EXPECT_EQ(kv_q8_group(128), 32);
   EXPECT_EQ(kv_q8_group(64), 32);
   EXPECT_EQ(kv_q8_group(16), 16);

@@ -13,6 +13,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>  // program_invocation_short_name
@@ -93,5 +94,19 @@ struct LiveServer {
   }
   int port() const { return http->port(); }
 };
+
+// POSTs BODY, expects EXPECT_STATUS, returns the parsed reply.
+inline server::json post_json(httplib::Client& cli, const std::string& path, const server::json& body,
+                              int expect_status, const httplib::Headers& headers = {}) {
+  auto res = cli.Post(path.c_str(), headers, body.dump(), "application/json");
+  EXPECT_TRUE(res) << path;
+  if (!res) return {};
+  EXPECT_EQ(res->status, expect_status) << path << ": " << res->body;
+  return server::json::parse(res->body, nullptr, false);
+}
+
+inline server::json user_turn(const std::string& text) {
+  return server::json::array({{{"role", "user"}, {"content", text}}});
+}
 
 }  // namespace tandem::test

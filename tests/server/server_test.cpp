@@ -169,16 +169,8 @@ TEST(AnthropicStream, BlocksOpenAndCloseInOrder) {
 
 // ---- live server ----
 
-json post_json(httplib::Client& cli, const std::string& path, const json& body, int expect_status,
-               const httplib::Headers& headers = {}) {
-  auto res = cli.Post(path.c_str(), headers, body.dump(), "application/json");
-  EXPECT_TRUE(res) << path;
-  if (!res) return {};
-  EXPECT_EQ(res->status, expect_status) << path << ": " << res->body;
-  return json::parse(res->body, nullptr, false);
-}
-
-json user_turn(const std::string& text) { return json::array({{{"role", "user"}, {"content", text}}}); }
+using test::post_json;
+using test::user_turn;
 
 TEST(Server, AnthropicMessagesReportCachedPrefix) {
   test::LiveServer s;

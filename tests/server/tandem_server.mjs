@@ -23,7 +23,11 @@ export function tinyModel() {
 
 // EXTRA_ARGS are added to the defaults; a default flag given there is replaced.
 export async function startTandem(extraArgs = []) {
-  const defaults = { '--model-name': 'qwen3-tiny', '--kv-memory-mb': '64', '--max-tokens-cap': '16', '-t': '2' };
+  // The disk tier lives in the test's scratch folder, never in ~/.cache.
+  const defaults = {
+    '--model-name': 'qwen3-tiny', '--kv-memory-mb': '64', '--max-tokens-cap': '16', '-t': '2',
+    '--cache-dir': path.join(scratch, 'kv-cache'), '--cache-disk-mb': '256',
+  };
   const args = ['serve', '-m', tinyModel(), '--port', '0'];
   for (const [flag, value] of Object.entries(defaults)) {
     if (!extraArgs.includes(flag)) args.push(flag, value);

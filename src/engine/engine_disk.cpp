@@ -1,0 +1,231 @@
+// The engine's side of the disk tier: writing committed blocks behind the
+// steps, continuing prefix hits on disk, reading them back while other
+// sequences run, flushing.
+//
+// Every block handed to an I/O job holds one extra reference (io_refs_)
+// until the engine takes the job's completion, so a block being written is
+// never evicted and a block being read is never handed to anyone else.
+#include "engine/engine.h"
+#include "engine/sequence.h"
+
+#include <thread>
+
+namespace tandem::engine {
+
+Status Engine::open_disk_tier() {
+  kv::DiskStoreOptions o;
+  o.dir = opt_.cache_dir;
+  o.max_bytes = opt_.cache_disk_bytes;
+  o.model_fingerprint = fingerprint_;
+  o.kv_type = kernels::kv_type_id(opt_.kv_type);  // stable ids: kernels/kv_type.h
+  o.block_tokens = static_cast<uint32_t>(opt_.block_tokens);
+  o.block_bytes = static_cast<uint32_t>(pool_->shape().block_bytes());
+  auto tier = kv::DiskTier::open(o, *pool_, [this] {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      io_ready_ = true;
+    }
+    wake_.notify_all();
+  });
+  if (!tier) return tier.status().with_context("KV disk tier in " + opt_.cache_dir);
+  tier_ = std::move(*tier);
+  for (const kv::SessionRecord& r : tier_->sessions_at_open()) {
+    sessions_[r.id] = r;
+    if (r.pinned) set_pinned_keys(r.keys, +1);
+  }
+  return {};
+}
+
+// Continues S's RAM prefix with blocks found further along the chain: in
+// RAM past a miss (retained at once) or on disk (read into new blocks).
+// Keeps at least one prompt token to compute, like the RAM lookup.
+bool Engine::lookup_disk(Sequence& s) {
+  const size_t bt = static_cast<size_t>(opt_.block_tokens);
+  const std::span<const int32_t> tokens(s.tokens);
+  s.load_begin = s.blocks.size();
+  s.load_keys.clear();
+  s.load_state.clear();
+  s.loads_pending = 0;
+  s.count_loads = !s.admitted_once;
+  kv::BlockKey parent = s.last_key;
+  for (size_t start = s.blocks.size() * bt; start + bt < tokens.size(); start += bt) {
+    const auto chunk = tokens.subspan(start, bt);
+    const kv::BlockKey key = kv::block_key(parent, chunk);
+    if (loading_.contains(key)) {
+      // Another sequence is reading this block: wait for it rather than
+      // read it twice; what this one already took goes back.
+      for (size_t i = s.load_begin; i < s.blocks.size(); ++i) cache_->release(s.blocks[i]);
+      s.blocks.resize(s.load_begin);
+      s.load_keys.clear();
+      s.load_state.clear();
+      s.loads_pending = 0;
+      return false;
+    }
+    if (auto b = cache_->find(key); b && cache_->parent_of(*b) == parent &&
+                                    std::ranges::equal(cache_->tokens_of(*b), chunk)) {
+      cache_->retain(*b);
+      s.blocks.push_back(*b);
+      s.load_state.push_back(Sequence::Slot::kInRam);
+    } else if (tier_->contains(key, parent, chunk)) {
+      auto fresh = cache_->allocate();
+      if (!fresh) break;  // RAM is full of pinned blocks: compute the rest
+      cache_->retain(*fresh);  // the load's reference
+      ++io_refs_[static_cast<size_t>(*fresh)];
+      loading_[key] = Loading{*fresh, parent, std::vector<int32_t>(chunk.begin(), chunk.end())};
+      tier_->load(*fresh, key);
+      s.blocks.push_back(*fresh);
+      s.load_state.push_back(Sequence::Slot::kPending);
+      ++s.loads_pending;
+    } else {
+      break;
+    }
+    s.load_keys.push_back(key);
+    parent = key;
+  }
+  if (s.loads_pending == 0) finish_loads(s);
+  return true;
+}
+
+// All of S's slots are done: the chain up to the first failed load is its
+// prefix now; blocks after it go back (loaded ones stay cached).
+void Engine::finish_loads(Sequence& s) {
+  const int64_t bt = opt_.block_tokens;
+  size_t ok = 0;
+  int64_t from_disk = 0;
+  while (ok < s.load_state.size() && s.load_state[ok] != Sequence::Slot::kFailed) {
+    from_disk += s.load_state[ok] == Sequence::Slot::kLoaded ? bt : 0;
+    s.keys.push_back(s.load_keys[ok]);
+    s.last_key = s.load_keys[ok];
+    ++ok;
+  }
+  for (size_t i = s.load_begin + ok; i < s.blocks.size(); ++i) cache_->release(s.blocks[i]);
+  s.blocks.resize(s.load_begin + ok);
+  s.committed = static_cast<int64_t>(s.blocks.size());
+  s.computed = s.committed * bt;
+  if (s.count_loads) {
+    s.usage.cached_tokens = s.computed;
+    s.usage.disk_tokens = from_disk;
+  }
+  disk_hit_tokens_ += from_disk;
+  s.load_keys.clear();
+  s.load_state.clear();
+}
+
+void Engine::on_committed(kv::BlockId b, kv::BlockKey key) {
+  if (pinned_keys_.contains(key)) cache_->set_floor(b, kv::Retention::kPinned);
+  if (tier_ != nullptr) want_write(b, key);
+}
+
+void Engine::want_write(kv::BlockId b, kv::BlockKey key) {
+  if (cache_->key_of(b) != key) return;  // another block holds this content and writes it
+  if (write_wanted_.contains(key) || tier_->contains(key)) return;
+  write_wanted_.insert(key);
+  dirty_.emplace_back(b, key);
+}
+
+// Hands dirty blocks to the I/O thread, a bounded number at a time: each
+// one in flight keeps its RAM block from being evicted.
+void Engine::pump_writes() {
+  const int64_t limit = std::max<int64_t>(1, std::min<int64_t>(opt_.disk_write_queue, pool_->n_blocks() / 8));
+  while (writes_in_flight_ < limit && !dirty_.empty()) {
+    const auto [b, key] = dirty_.front();
+    dirty_.pop_front();
+    if (cache_->key_of(b) != key || tier_->contains(key)) {  // evicted before its turn, or stored meanwhile
+      write_wanted_.erase(key);
+      continue;
+    }
+    kv::BlockMeta meta;
+    meta.key = key;
+    meta.parent = cache_->parent_of(b);
+    const auto tokens = cache_->tokens_of(b);
+    meta.tokens.assign(tokens.begin(), tokens.end());
+    cache_->retain(b);
+    ++io_refs_[static_cast<size_t>(b)];
+    ++writes_in_flight_;
+    tier_->write(b, std::move(meta));
+  }
+}
+
+void Engine::take_io_done() {
+  for (const kv::IoDone& d : tier_->take_done()) {
+    const kv::BlockId b = d.block;
+    if (d.kind == kv::IoDone::Kind::kWrite) {
+      --writes_in_flight_;
+      write_wanted_.erase(d.key);
+    } else {
+      auto it = loading_.find(d.key);
+      if (it != loading_.end()) {
+        // Registered even when its reader is gone (cancelled): it is a
+        // good block, and whoever waited for it finds it in RAM.
+        if (d.ok && cache_->key_of(b) == 0) {
+          cache_->commit(b, it->second.parent, it->second.tokens);
+          if (cache_->key_of(b) == d.key && pinned_keys_.contains(d.key)) cache_->set_floor(b, kv::Retention::kPinned);
+        }
+        loading_.erase(it);
+      }
+      for (auto& s : running_) {
+        if (s->loads_pending == 0) continue;
+        for (size_t j = 0; j < s->load_state.size(); ++j) {
+          if (s->load_state[j] != Sequence::Slot::kPending || s->blocks[s->load_begin + j] != b) continue;
+          s->load_state[j] = d.ok ? Sequence::Slot::kLoaded : Sequence::Slot::kFailed;
+          if (--s->loads_pending == 0) finish_loads(*s);
+          break;
+        }
+      }
+    }
+    --io_refs_[static_cast<size_t>(b)];
+    cache_->release_keep_class(b);
+  }
+}
+
+void Engine::wait_for_io() {
+  tier_->wait_for_done();
+  take_io_done();
+}
+
+// Every committed block in RAM that the disk does not have yet.
+int64_t Engine::queue_unwritten_blocks() {
+  int64_t n = 0;
+  for (kv::BlockId b = 0; b < pool_->n_blocks(); ++b) {
+    const kv::BlockKey key = cache_->key_of(b);
+    if (key == 0 || write_wanted_.contains(key) || tier_->contains(key)) continue;
+    want_write(b, key);
+    ++n;
+  }
+  return n;
+}
+
+Result<FlushResult> Engine::flush(std::chrono::milliseconds timeout) {
+  if (tier_ == nullptr) return Status::error("there is no disk tier (start with --cache-dir)");
+  const auto t0 = Clock::now();
+  const kv::DiskTierStats before = tier_->stats();
+  run_on_engine([&] { queue_unwritten_blocks(); });
+  for (;;) {
+    bool done = false;
+    run_on_engine([&] {
+      if (!opt_.start_thread) {  // nobody else drives the writes
+        pump_writes();
+        if (writes_in_flight_ > 0) wait_for_io();
+      }
+      done = dirty_.empty() && writes_in_flight_ == 0;
+    });
+    if (done) break;
+    if (Clock::now() - t0 > timeout) return Status::errorf("flush: not done after {} ms", timeout.count());
+    if (opt_.start_thread) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  tier_->drain();  // index updates queued before the flush are done too
+  const kv::DiskTierStats after = tier_->stats();
+  FlushResult r;
+  r.written = after.writes - before.writes;
+  r.failed = after.write_errors - before.write_errors;
+  run_on_engine([&] {
+    for (kv::BlockId b = 0; b < pool_->n_blocks(); ++b) {
+      const kv::BlockKey key = cache_->key_of(b);
+      r.on_disk += key != 0 && tier_->contains(key) ? 1 : 0;
+    }
+  });
+  r.ms = ms_between(t0, Clock::now());
+  return r;
+}
+
+}  // namespace tandem::engine

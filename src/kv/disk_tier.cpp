@@ -1,0 +1,208 @@
+#include "kv/disk_tier.h"
+
+#include <algorithm>
+
+namespace tandem::kv {
+
+Result<std::unique_ptr<DiskTier>> DiskTier::open(const DiskStoreOptions& options, KvPool& pool,
+                                                 std::function<void()> on_done) {
+  if (options.block_bytes != pool.shape().block_bytes() ||
+      options.block_tokens != static_cast<uint32_t>(pool.shape().block_tokens)) {
+    return Status::error("disk tier: the store's block shape is not the pool's");
+  }
+  auto store = DiskStore::open(options);
+  if (!store) return store.status();
+  auto entries = (*store)->entries();
+  if (!entries) return entries.status();
+  auto sessions = (*store)->sessions();
+  if (!sessions) return sessions.status();
+  std::unique_ptr<DiskTier> t(new DiskTier(std::move(*store), pool, std::move(on_done)));
+  for (BlockMeta& m : *entries) t->mirror_[m.key] = Entry{m.parent, std::move(m.tokens)};
+  t->sessions_at_open_ = std::move(*sessions);
+  const DiskStoreStats& s = t->store_->stats();
+  t->stats_.dropped_at_open = s.dropped_at_open;
+  t->stats_.files_deleted_at_open = s.files_deleted_at_open;
+  t->stats_.cleared_foreign = s.cleared_foreign;
+  t->stats_.blocks = static_cast<int64_t>(t->store_->count());
+  t->stats_.bytes = t->store_->bytes();
+  t->thread_ = std::thread(&DiskTier::run, t.get());
+  return t;
+}
+
+DiskTier::DiskTier(std::unique_ptr<DiskStore> store, KvPool& pool, std::function<void()> on_done)
+    : store_(std::move(store)), pool_(pool), on_done_(std::move(on_done)) {}
+
+DiskTier::~DiskTier() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool DiskTier::contains(uint64_t key, uint64_t parent, std::span<const int32_t> tokens) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = mirror_.find(key);
+  return it != mirror_.end() && it->second.parent == parent &&
+         std::equal(it->second.tokens.begin(), it->second.tokens.end(), tokens.begin(), tokens.end());
+}
+
+bool DiskTier::contains(uint64_t key) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return mirror_.contains(key);
+}
+
+void DiskTier::push(Job job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    (job.kind == Job::Kind::kLoad ? loads_ : others_).push_back(std::move(job));
+    ++stats_.queued;
+  }
+  cv_.notify_all();
+}
+
+void DiskTier::write(BlockId block, BlockMeta meta) {
+  Job j{Job::Kind::kWrite};
+  j.block = block;
+  j.meta = std::move(meta);
+  push(std::move(j));
+}
+
+void DiskTier::load(BlockId block, uint64_t key) {
+  Job j{Job::Kind::kLoad};
+  j.block = block;
+  j.meta.key = key;
+  push(std::move(j));
+}
+
+void DiskTier::put_session(SessionRecord record) {
+  Job j{Job::Kind::kSession};
+  j.session = std::move(record);
+  push(std::move(j));
+}
+
+void DiskTier::erase_session(std::string id) {
+  Job j{Job::Kind::kEraseSession};
+  j.session.id = std::move(id);
+  push(std::move(j));
+}
+
+void DiskTier::erase_block(uint64_t key) {
+  Job j{Job::Kind::kEraseBlock};
+  j.meta.key = key;
+  push(std::move(j));
+}
+
+void DiskTier::protect(std::vector<uint64_t> keys) {
+  Job j{Job::Kind::kProtect};
+  j.keys = std::move(keys);
+  push(std::move(j));
+}
+
+std::vector<IoDone> DiskTier::take_done() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<IoDone> out;
+  out.swap(done_);
+  return out;
+}
+
+void DiskTier::drain() {
+  std::unique_lock<std::mutex> lock(mu_);
+  idle_cv_.wait(lock, [&] { return loads_.empty() && others_.empty() && busy_ == 0; });
+}
+
+void DiskTier::wait_for_done() {
+  std::unique_lock<std::mutex> lock(mu_);
+  idle_cv_.wait(lock, [&] { return !done_.empty() || (loads_.empty() && others_.empty() && busy_ == 0); });
+}
+
+DiskTierStats DiskTier::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void DiskTier::forget(const std::vector<uint64_t>& keys) {
+  for (uint64_t k : keys) mirror_.erase(k);
+}
+
+void DiskTier::run() {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !loads_.empty() || !others_.empty(); });
+      // Stopping still finishes the queue: queued writes are what a clean
+      // shutdown keeps.
+      if (loads_.empty() && others_.empty()) break;
+      auto& q = loads_.empty() ? others_ : loads_;
+      job = std::move(q.front());
+      q.pop_front();
+      ++busy_;
+    }
+    execute(job);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --busy_;
+      --stats_.queued;
+      stats_.blocks = static_cast<int64_t>(store_->count());
+      stats_.bytes = store_->bytes();
+    }
+    idle_cv_.notify_all();
+    if ((job.kind == Job::Kind::kWrite || job.kind == Job::Kind::kLoad) && on_done_) on_done_();
+  }
+  idle_cv_.notify_all();
+}
+
+void DiskTier::execute(Job& job) {
+  const size_t bytes = pool_.shape().block_bytes();
+  switch (job.kind) {
+    case Job::Kind::kWrite: {
+      std::vector<uint64_t> evicted;
+      Status s = store_->put(job.meta, std::span<const uint8_t>(pool_.block_data(job.block), bytes), &evicted);
+      std::lock_guard<std::mutex> lock(mu_);
+      forget(evicted);
+      stats_.evictions += static_cast<int64_t>(evicted.size());
+      if (s.ok()) {
+        ++stats_.writes;
+        mirror_[job.meta.key] = Entry{job.meta.parent, job.meta.tokens};
+      } else {
+        ++stats_.write_errors;
+      }
+      done_.push_back(IoDone{IoDone::Kind::kWrite, job.block, job.meta.key, s.ok(), s.message()});
+      return;
+    }
+    case Job::Kind::kLoad: {
+      Status s = store_->load(job.meta.key, std::span<uint8_t>(pool_.block_data(job.block), bytes));
+      std::lock_guard<std::mutex> lock(mu_);
+      if (s.ok()) {
+        ++stats_.loads;
+      } else {
+        ++stats_.load_errors;
+        mirror_.erase(job.meta.key);  // the store deleted it (or never had it)
+      }
+      done_.push_back(IoDone{IoDone::Kind::kLoad, job.block, job.meta.key, s.ok(), s.message()});
+      return;
+    }
+    case Job::Kind::kSession:
+    case Job::Kind::kEraseSession: {
+      // A lost manifest only costs the admin listing; counted, not fatal.
+      Status s = job.kind == Job::Kind::kSession ? store_->put_session(job.session) : store_->erase_session(job.session.id);
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.index_errors += s.ok() ? 0 : 1;
+      return;
+    }
+    case Job::Kind::kEraseBlock: {
+      Status s = store_->erase(job.meta.key);
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.index_errors += s.ok() ? 0 : 1;
+      mirror_.erase(job.meta.key);
+      return;
+    }
+    case Job::Kind::kProtect:
+      store_->set_protected(std::move(job.keys));
+      return;
+  }
+}
+
+}  // namespace tandem::kv
