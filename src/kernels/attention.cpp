@@ -303,7 +303,18 @@ HWY_INLINE void RunTile(const Item* it, const KS& k_t, const VS& vrows, size_t d
     u0 = std::min(u0, it[n].t0);
     u1 = std::max(u1, it[n].t1);
   }
-  ScoresTile<NQ, NV>(q, k_t, dims, bt, s);
+  // As many key vectors per step as the block holds, up to NV: with
+  // AVX-512 a 32-token block is two vectors, and a 4-vector step would
+  // leave the whole block to the one-vector loop (NQ FMA chains, latency
+  // bound). Each lane's sum is the same whichever step runs it.
+  const size_t L = hn::Lanes(DF());
+  if (NV >= 4 && bt >= 4 * L) {
+    ScoresTile<NQ, NV>(q, k_t, dims, bt, s);
+  } else if (bt >= 2 * L) {
+    ScoresTile<NQ, 2>(q, k_t, dims, bt, s);
+  } else {
+    ScoresTile<NQ, 1>(q, k_t, dims, bt, s);
+  }
   for (int n = 0; n < NQ; ++n) {
     const Item& x = it[n];
     const float block_max = ScaleMaxInl(s[n], x.t0, x.t1, scale);
