@@ -442,7 +442,10 @@ void AttendHeads(const AttentionArgs& a, int head_begin, int head_end, bool conv
       } else {
         // V scales of the rows in use to f32 (exact), so a V vector's scale is one broadcast load.
         const auto* vd = reinterpret_cast<const hwy::float16_t*>(vh + head_elems);
-        for (size_t e = rlo * q8_ng; e < rhi * q8_ng; ++e) vscale[e] = ScalarKv(vd + e);
+        const hn::Rebind<hwy::float16_t, DF> dh;
+        size_t e = rlo * q8_ng;
+        for (; e + hn::Lanes(d) <= rhi * q8_ng; e += hn::Lanes(d)) hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, vd + e)), d, vscale + e);
+        for (; e < rhi * q8_ng; ++e) vscale[e] = ScalarKv(vd + e);
         const Q8K kp{reinterpret_cast<const int8_t*>(kh), reinterpret_cast<const hwy::float16_t*>(kh + head_elems),
                      q8_group};
         const Q8V vp{reinterpret_cast<const int8_t*>(vh), vscale, q8_group, q8_ng};
