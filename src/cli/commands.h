@@ -18,6 +18,7 @@ void register_detokenize(CLI::App& app, Action& action);
 void register_synth(CLI::App& app, Action& action);
 void register_run(CLI::App& app, Action& action);
 void register_serve(CLI::App& app, Action& action);
+void register_bench(CLI::App& app, Action& action);
 
 // models/stories260K.gguf next to the executable's build folder.
 std::string default_model_path();

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   tandem::cli::register_synth(app, action);
   tandem::cli::register_run(app, action);
   tandem::cli::register_serve(app, action);
+  tandem::cli::register_bench(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -39,20 +39,37 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::run_erased(void* fn, Invoker invoke) {
+  // Every slot of the previous region is done: nobody reads fn_ now. The
+  // release store of next_slot_ publishes fn_ to whoever claims a slot.
   fn_ = fn;
   invoke_ = invoke;
-  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  next_slot_.store(0, std::memory_order_release);
   {
     // The lock orders the publication against a worker that is about to sleep.
     std::lock_guard<std::mutex> lock(mutex_);
     generation_.fetch_add(1, std::memory_order_release);
   }
   if (sleeping_.load(std::memory_order_acquire) > 0) wake_.notify_all();
-  invoke(fn, 0, n_threads_);
-  while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
+  claim_slots();
+  // Wait for slots others are computing; yield now and then, in case the
+  // thread computing one shares this core.
+  for (int spins = 1; done_.load(std::memory_order_acquire) != n_threads_; ++spins) {
+    cpu_relax();
+    if (spins % 256 == 0) std::this_thread::yield();
+  }
 }
 
-void ThreadPool::worker(int index) {
+void ThreadPool::claim_slots() {
+  for (;;) {
+    const int slot = next_slot_.fetch_add(1, std::memory_order_acq_rel);
+    if (slot >= n_threads_) return;
+    invoke_(fn_, slot, n_threads_);
+    done_.fetch_add(1, std::memory_order_acq_rel);
+  }
+}
+
+void ThreadPool::worker(int) {
   uint64_t seen = 0;
   for (;;) {
     const auto spin_until = std::chrono::steady_clock::now() + kSpin;
@@ -69,8 +86,10 @@ void ThreadPool::worker(int index) {
     }
     seen = gen;
     if (stop_.load()) return;
-    invoke_(fn_, index, n_threads_);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    // Possibly late: the caller may have taken every slot (then this finds
+    // none) or even started the next region (then this helps with it: fn_
+    // is read only after a slot is claimed).
+    claim_slots();
   }
 }
 

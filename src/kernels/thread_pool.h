@@ -1,8 +1,17 @@
 // A fixed pool of worker threads for the kernels. One parallel region at a
-// time: run(fn) calls fn(thread, n_threads) once on every thread (the caller
-// is thread 0) and returns when all are done. Kernels split their work
-// statically by thread index, so which thread computes an output never
-// changes how that output is reduced.
+// time: run(fn) calls fn(slot, n_slots) once for every slot 0..n_slots-1
+// (n_slots = size()) and returns when all are done. Kernels split their
+// work statically by slot, so which thread computes an output never changes
+// how that output is reduced; per-slot scratch is used by one thread at a
+// time.
+//
+// Slots are claimed, not assigned: the caller and the workers take the next
+// unclaimed slot until none is left, and the caller then waits only for
+// slots already being computed. A worker that is asleep or descheduled
+// (another process has its core) therefore never stalls a region: the
+// caller computes its slot. Without this, one preempted worker cost a whole
+// scheduler time slice per region, ~40x slower decode on a busy 2-core
+// machine.
 //
 // Workers spin for a short while before sleeping: a decode step runs a few
 // hundred regions of tens of microseconds each, and a condition-variable
@@ -50,8 +59,11 @@ class ThreadPool {
 
   int n_threads_;
   std::vector<std::thread> workers_;
+  void claim_slots();  // runs unclaimed slots of the current region
+
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<int> next_slot_{0};  // the next unclaimed slot
+  std::atomic<int> done_{0};       // slots finished
   std::atomic<bool> stop_{false};
   void* fn_ = nullptr;
   Invoker invoke_ = nullptr;

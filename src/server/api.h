@@ -63,6 +63,7 @@ struct ChatRequest {
   std::vector<std::string> stop;
   bool stream = false;
   bool stream_include_usage = false;  // OpenAI stream_options.include_usage
+  bool ignore_eos = false;            // generate max_tokens whatever the model says (benchmarks)
   // Session: from a header or the body; requests of one session run in order.
   std::string session;
   engine::Priority priority = engine::Priority::kNormal;

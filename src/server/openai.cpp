@@ -52,7 +52,9 @@ std::optional<ApiError> read_sampling(Fields& f, ChatRequest& r) {
   const json* stop = f.any("stop");
   auto stream = f.boolean("stream");
   const json* bias = f.object("logit_bias");
+  auto ignore_eos = f.boolean("ignore_eos");  // an extension of llama.cpp's and vLLM's servers: benchmarks use it
   if (!f.ok()) return f.error();
+  r.ignore_eos = ignore_eos.value_or(false);
   if (n && *n != 1) return invalid("n: only n = 1 is supported", "n");
   r.sampling.temperature = static_cast<float>(temperature.value_or(1.0));
   r.sampling.top_p = static_cast<float>(top_p.value_or(1.0));

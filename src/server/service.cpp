@@ -178,6 +178,7 @@ ApiResult<Prepared> Service::prepare(const ChatRequest& chat, const std::string&
   r.session = chat.session;
   r.priority = chat.priority;
   r.sampling = chat.sampling;
+  r.ignore_eos = chat.ignore_eos;
   r.sampling.logit_bias.insert(r.sampling.logit_bias.end(), opt_.logit_bias.begin(), opt_.logit_bias.end());
   r.stop = chat.stop;
   r.return_markers = return_markers(tool_format_);
