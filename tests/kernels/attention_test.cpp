@@ -7,6 +7,7 @@
 #include "kernels/kv_quant.h"
 
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
 #include <cmath>
 #include <cstring>
@@ -182,6 +183,26 @@ TEST(Attention, MatchesReference) {
   run_case({4, 2, 32, 7, 60, 0, KvType::kF16}, rng);
   run_case({4, 2, 32, 7, 60, 0, KvType::kQ8_0}, rng);
   run_case({6, 2, 64, 13, 70, 20, KvType::kQ8_0}, rng);
+}
+
+// The same on every SIMD target this CPU runs (AVX2 machines take the
+// 8-lane paths: q8_0 groups of 32 are 4 vectors there, not 2).
+TEST(Attention, EveryTargetMatchesReference) {
+  std::mt19937 rng(6);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    std::printf("  target %s\n", hwy::TargetName(target));
+    for (KvType type : {KvType::kF16, KvType::kQ8_0}) {
+      for (auto [h, kvh] : {std::pair{4, 2}, {14, 2}}) {
+        for (int hd : {16, 64}) {
+          for (int64_t pos : {0, 33, 150}) run_case({h, kvh, hd, 32, pos, pos > 100 ? 40 : 0, type}, rng);
+        }
+      }
+      run_case({4, 2, 32, 7, 60, 0, type}, rng);
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 // A window of 1 sees only the current token: the output is its V row.

@@ -5,6 +5,7 @@
 #include "kernels/kv_type.h"
 
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
 #include <cmath>
 #include <random>
@@ -54,6 +55,27 @@ TEST(KvQuant, MatchesTwinAndStaysWithinHalfAStep) {
       }
     }
   }
+}
+
+// Every SIMD target writes the twin's bytes (groups shorter than a vector
+// take the scalar path with the same IEEE operations).
+TEST(KvQuant, EveryTargetWritesTheSameBytes) {
+  std::mt19937 rng(12);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  std::vector<float> x(256);
+  for (auto& v : x) v = nd(rng);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (int group : {8, 16, 32}) {
+      std::vector<int8_t> q(256), rq(256);
+      std::vector<uint16_t> d(32), rd(32);
+      quantize_kv_q8(x.data(), 256, group, q.data(), 1, d.data(), 1);
+      quantize_kv_q8_reference(x.data(), 256, group, rq.data(), 1, rd.data(), 1);
+      EXPECT_EQ(q, rq) << hwy::TargetName(target) << " group " << group;
+      EXPECT_EQ(d, rd) << hwy::TargetName(target) << " group " << group;
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 TEST(KvQuant, ZeroAndHugeGroups) {
