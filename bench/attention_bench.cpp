@@ -1,8 +1,10 @@
 // Paged attention on the Qwen3-0.6B shape (16 query heads, 8 KV heads,
-// head_dim 128, 32-token blocks), f16 and q8_0 KV, in GFLOP/s against the machine's
-// f32 FMA peak (Zen 3 AVX2: 2 x 8-lane FMA per cycle per core, ~95 GFLOP/s
-// per core at ~3 GHz). FLOPs counted: 2 * head_dim for q.k and 2 * head_dim
-// for p.v per (query head, visible key); softmax is not counted.
+// head_dim 128, 32-token blocks), f16 and q8_0 KV, in GFLOP/s; compare with
+// the f32 FMA peak per core (2 FMA pipes x lanes x 2 x clock: ~95 GFLOP/s
+// for Zen 3 AVX2 at ~3 GHz, twice that with AVX-512). FLOPs counted: 2 *
+// head_dim for q.k and 2 * head_dim for p.v per (query head, visible key);
+// softmax is not counted. The decode case from DRAM also gives the KV
+// bandwidth it reached (bytes per FLOP printed at the end).
 //
 //   build/bench/attention_bench [--reps N] [--kv-types f16,q8_0] [--only TEXT] [--threads 1|2]
 //
