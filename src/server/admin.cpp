@@ -1,4 +1,4 @@
-// Session and cache administration under /admin/ (see docs/api.md):
+// Session and cache administration under /admin/ (see docs/API.md):
 //
 //   GET    /admin/sessions              every session's manifest summary
 //   GET    /admin/sessions/{id}         one

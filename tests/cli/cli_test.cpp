@@ -278,3 +278,49 @@ TEST(Cli, SynthErrors) {
 
 }  // namespace
 }  // namespace tandem
+
+namespace tandem {
+namespace {
+
+// tandem bench in process on the shipped model: every scenario runs, the
+// JSON holds the figures, the plot is an SVG.
+TEST(Cli, BenchAllInProcess) {
+  const std::string dir = tandem::test::scratch_dir("cli_bench");
+  CliRun r = tandem("bench all --prompts 3 --max-tokens 8 --concurrency 1,2 --lengths 50,300 --shared 300 --private 32 --agents 3 "
+                    "--kv-memory-mb 64 --json " + dir + "/b.json --plot " + dir + "/b.svg");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  const json b = json::parse(read_file(dir + "/b.json").value());
+  EXPECT_EQ(b["driver"]["driver"], "in-process engine");
+  EXPECT_TRUE(b["machine"].contains("cpu"));
+  const auto& runs = b["throughput"]["runs"];
+  ASSERT_EQ(runs.size(), 3u);
+  for (const auto& run : runs) {
+    EXPECT_EQ(run["generated_tokens"], 24) << run.dump();
+    EXPECT_EQ(run["failures"], 0);
+    EXPECT_EQ(run["cached_prompt_tokens"], 0) << "each run's prompts are new to the cache";
+  }
+  const auto& rows = b["resume"]["rows"];
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1]["prefix_tokens"], 300);
+  EXPECT_EQ(rows[1]["ram_cached_tokens"], 288);   // 9 full blocks
+  EXPECT_EQ(rows[1]["disk_cached_tokens"], 288);  // the same, after a restart, from disk
+  const auto& shared = b["memory"]["shared_prefix"];
+  EXPECT_EQ(shared["agents"], 3);
+  EXPECT_LT(shared["fraction"].get<double>(), 0.5);  // (300 + 3 x 32) / (3 x 332) ideally
+  EXPECT_EQ(read_file(dir + "/b.svg").value().rfind("<svg", 0), 0u);
+  EXPECT_NE(r.out.find("== throughput =="), std::string::npos);
+}
+
+TEST(Cli, BenchErrors) {
+  CliRun bad = tandem("bench nonsense");
+  EXPECT_NE(bad.code, 0);
+  CliRun url = tandem("bench memory --url http://127.0.0.1:1");
+  EXPECT_EQ(url.code, 1);
+  EXPECT_NE(url.err.find("takes no --url"), std::string::npos) << url.err;
+  CliRun down = tandem("bench throughput --url http://127.0.0.1:1 --prompts 1 --concurrency 1");
+  EXPECT_EQ(down.code, 1);
+  EXPECT_NE(down.err.find("warm-up"), std::string::npos) << down.err;
+}
+
+}  // namespace
+}  // namespace tandem

@@ -59,7 +59,7 @@ RunResult run_prompts(Driver& d, const std::vector<std::string>& prompts, int ma
     workers.emplace_back([&] {
       for (size_t i; (i = next.fetch_add(1)) < prompts.size();) {
         Job job;
-        job.prompt = fmt::format("{} {}", tag, prompts[i]);
+        job.prompt = fmt::format("{} #{}: {}", tag, i, prompts[i]);  // shares no block with any other prompt
         job.max_tokens = max_tokens;
         out[i] = d.run(job);
         std::lock_guard<std::mutex> lock(mu);

@@ -1,4 +1,4 @@
-// Crash safety of the disk tier, end to end: a `tandem serve` busy writing
+// tandem serve as a process. Crash safety of the disk tier, end to end: a `tandem serve` busy writing
 // KV blocks (small RAM, so blocks also spill and reload) is killed with
 // SIGKILL at a random moment, then started again on the same cache folder.
 // Every round it must start, fail no block check on load (a kill leaves
@@ -6,88 +6,30 @@
 // server without a disk tier does.
 //
 // 20 seeded rounds here; TANDEM_KILL9_ROUNDS and TANDEM_KILL9_SEED change
-// them (scripts/kill9_soak runs 200).
+// them (scripts/kill9_soak runs 200). And `tandem bench --url` measuring
+// a running server over HTTP.
 #include "server/api.h"
+#include "tandem_process.h"
 #include "test_util.h"
 
 #include <httplib.h>
-#include <signal.h>
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <random>
+#include <fstream>
 #include <regex>
 #include <thread>
-
-extern char** environ;
 
 namespace tandem::server {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// A `tandem serve` child process on a free port.
-class Tandem {
- public:
-  explicit Tandem(std::vector<std::string> extra) {
-    std::vector<std::string> args = {TANDEM_BIN, "serve", "-m", test::shared_model("stories260K.gguf"), "--port", "0",
-                                     "-t", "1", "--kv-memory-mb", "1", "--quiet"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int out[2];
-    EXPECT_EQ(pipe(out), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    EXPECT_EQ(posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    close(out[1]);
-    // The first line names the URL.
-    std::string text;
-    char buf[512];
-    const std::regex url(R"( at http://127\.0\.0\.1:(\d+))");
-    std::smatch m;
-    while (!std::regex_search(text, m, url)) {
-      const ssize_t n = read(out[0], buf, sizeof(buf));
-      if (n <= 0) break;
-      text.append(buf, static_cast<size_t>(n));
-    }
-    close(out[0]);  // later output goes nowhere (the child never blocks: it writes little)
-    if (std::regex_search(text, m, url)) port_ = std::stoi(m[1]);
-  }
-  ~Tandem() {
-    if (pid_ > 0) kill9();
-  }
-  int port() const { return port_; }
-  void kill9() {
-    kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-  int terminate() {  // SIGTERM: the clean shutdown; returns the exit code
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
+using test::Tandem;
 
 const std::vector<std::string> kPrompts = {
     "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends. "
@@ -189,6 +131,36 @@ TEST(Kill9, ServerAlwaysRestartsAndNeverServesABadBlock) {
     for (auto& c : clients) c.join();
   }
   EXPECT_GT(resumed, rounds / 2) << "restarts resumed from disk";
+}
+
+// `tandem bench --url` drives a server over HTTP like any other: the
+// OpenAI completions route with ignore_eos (exact output lengths) and the
+// Anthropic messages route.
+TEST(BenchUrl, MeasuresARunningServerOverHttp) {
+  Tandem t({"--no-disk-cache"}, "64");
+  ASSERT_GT(t.port(), 0);
+  const std::string dir = test::scratch_dir("server_bench_url");
+  for (const std::string api : {"openai", "anthropic"}) {
+    const std::string file = dir + "/" + api + ".json";
+    const std::string cmd = fmt::format(
+        "{} bench throughput --url http://127.0.0.1:{} --api {} --prompts 2 --max-tokens 8 --concurrency 1,2 --json {} "
+        ">{}/{}.out 2>&1",
+        TANDEM_BIN, t.port(), api, file, dir, api);
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    std::ifstream in(file);
+    const json report = json::parse(in, nullptr, false);
+    ASSERT_TRUE(report.is_object()) << file;
+    EXPECT_EQ(report["driver"]["driver"], "http");
+    const json& runs = report["throughput"]["runs"];
+    ASSERT_EQ(runs.size(), 3u);  // single, x1, x2
+    for (const auto& r : runs) {
+      EXPECT_EQ(r["failures"], 0) << r.dump();
+      EXPECT_GT(r["ttft_ms"]["p50"].get<double>(), 0) << r.dump();
+      EXPECT_GT(r["prompt_tokens"].get<int64_t>(), 20) << r.dump();
+      if (api == "openai") EXPECT_EQ(r["generated_tokens"], 16) << "ignore_eos: 8 tokens each";
+      else EXPECT_GT(r["generated_tokens"].get<int64_t>(), 0);
+    }
+  }
 }
 
 }  // namespace
