@@ -3,7 +3,8 @@
 // bench-models/).
 //
 //   --model FILE | --like PRESET --type T     --threads N
-//   forward_bench only: --batches 1,8 (decode batch sizes), --prefill 0|1
+//   forward_bench only: --batches 1,8 (decode batch sizes), --prefill 0|1,
+//                       --kv-type f16|q8_0|f32, --decode-ctx N (context of each decoding sequence)
 #pragma once
 
 #include "model/model.h"
@@ -11,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -25,6 +27,8 @@ struct BenchArgs {
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   std::vector<int> batches{1, 2, 4, 8, 16};  // forward_bench: decode batch sizes
   bool prefill = true;                        // forward_bench: run the 512-token prefill
+  std::string kv_type = "f16";                // forward_bench: KV cache type
+  int decode_ctx = 64;                        // forward_bench: context of each decoding sequence
 };
 
 // Parses the options; prints an error and returns nullopt on a bad one.
@@ -41,6 +45,8 @@ inline std::optional<BenchArgs> parse_args(int argc, char** argv) {
     else if (opt == "--type") a.type = argv[i + 1];
     else if (opt == "--threads") a.threads = std::atoi(argv[i + 1]);
     else if (opt == "--prefill") a.prefill = std::atoi(argv[i + 1]) != 0;
+    else if (opt == "--kv-type") a.kv_type = argv[i + 1];
+    else if (opt == "--decode-ctx") a.decode_ctx = std::max(1, std::atoi(argv[i + 1]));
     else if (opt == "--batches") {
       a.batches.clear();
       for (const char* p = argv[i + 1]; *p != '\0';) {
@@ -55,7 +61,10 @@ inline std::optional<BenchArgs> parse_args(int argc, char** argv) {
       }
     }
     else {
-      fmt::print(stderr, "unknown option {} (--model FILE | --like PRESET --type T, --threads N, --batches 1,8, --prefill 0)\n", opt);
+      fmt::print(stderr,
+                 "unknown option {} (--model FILE | --like PRESET --type T, --threads N, --batches 1,8, --prefill 0, "
+                 "--kv-type T, --decode-ctx N)\n",
+                 opt);
       return std::nullopt;
     }
   }

@@ -4,7 +4,7 @@
 //   - time to first token of the second turn of a 3,000-token conversation,
 //     with the first turn's prefix cached vs cold.
 //
-//   build/bench/engine_bench [--model FILE | --like qwen3-0.6b --type q8_0] [--threads N]
+//   build/bench/engine_bench [--model FILE | --like qwen3-0.6b --type q8_0] [--threads N] [--kv-type q8_0]
 #include "engine/engine.h"
 #include "bench_model.h"
 
@@ -61,13 +61,20 @@ int main(int argc, char** argv) {
   v.types.assign(v.tokens.size(), tokenizer::TokenType::kNormal);
   auto tok = tokenizer::Tokenizer::from_vocab(std::move(v));
   engine::EngineOptions eo;
+  const auto kv_type = kernels::parse_kv_type(args->kv_type);
+  if (!kv_type) {
+    fmt::print(stderr, "unknown --kv-type '{}' ({})\n", args->kv_type, kernels::kv_type_names());
+    return 2;
+  }
+  eo.kv_type = *kv_type;
   eo.kv_bytes = 1024u << 20;
   eo.max_batch_tokens = 512;
   eo.max_batch_size = 16;
   auto e = engine::Engine::create(m, *tok, eo);
   if (!e) return 1;
   const int vocab = m.config().vocab;
-  fmt::print("model {} ({}), {} threads\n", model_path, model::describe(m.config()), threads);
+  fmt::print("model {} ({}), {} threads, {} KV\n", model_path, model::describe(m.config()), threads,
+             kernels::kv_type_name(eo.kv_type));
 
   std::mt19937 rng(1);
   // One after another.

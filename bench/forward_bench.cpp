@@ -2,12 +2,13 @@
 //   - memory bandwidth of this machine (STREAM-like read of 512 MiB),
 //   - prefill tokens/s for a 512-token prompt,
 //   - decode tokens/s for 1 sequence and aggregate for 2, 4, 8, 16
-//     sequences decoding together (one token each per step),
+//     sequences decoding together (one token each per step), each with a
+//     context of --decode-ctx tokens (default 64) in a --kv-type cache,
 //   - single-stream decode against the bandwidth roofline:
-//     weight bytes x tokens/s / bandwidth.
+//     (weight bytes + KV bytes read) x tokens/s / bandwidth.
 //
 //   build/bench/forward_bench [--model FILE | --like qwen3-0.6b --type q8_0] [--threads N]
-//                             [--batches 1,8] [--prefill 0]
+//                             [--batches 1,8] [--prefill 0] [--kv-type q8_0] [--decode-ctx 3000]
 //
 // Without --model it synthesizes the model once into build/bench-models/.
 #include "kernels/dot.h"
@@ -69,14 +70,28 @@ int main(int argc, char** argv) {
   const int threads = args->threads;
   const std::string& model_path = args->model_path;
   model::Model& m = *loaded;
-  const auto shape = m.kv_shape(kernels::KvType::kF16);
-  auto pool = kv::KvPool::create(shape, shape.block_bytes() * 1024);
-  if (!pool) return 1;
+  const auto kv_type = kernels::parse_kv_type(args->kv_type);
+  if (!kv_type) {
+    fmt::print(stderr, "unknown --kv-type '{}' ({})\n", args->kv_type, kernels::kv_type_names());
+    return 2;
+  }
+  const auto shape = m.kv_shape(*kv_type);
+  const int steps = 32, ctx = args->decode_ctx;
+  const int64_t seq_blocks = (ctx + steps + shape.block_tokens - 1) / shape.block_tokens;
+  const int max_batch = *std::max_element(args->batches.begin(), args->batches.end());
+  auto pool = kv::KvPool::create(shape, shape.block_bytes() * static_cast<size_t>(max_batch * seq_blocks + 512 / 32 + 1));
+  if (!pool) {
+    fmt::print(stderr, "{}\n", pool.message());
+    return 1;
+  }
   const double bw = measure_bandwidth_gbs(threads);
   const double wgb = static_cast<double>(m.weight_bytes()) / 1e9;
   fmt::print("model {} ({}), {:.2f} GB of weights per step, {} threads, SIMD {}\n", model_path,
              model::describe(m.config()), wgb, threads, kernels::simd_target_name());
-  fmt::print("memory read bandwidth: {:.1f} GB/s -> decode roofline {:.1f} tokens/s\n", bw, bw / wgb);
+  const double kv_token_gb = static_cast<double>(shape.block_bytes()) / shape.block_tokens / 1e9;
+  fmt::print("memory read bandwidth: {:.1f} GB/s -> decode roofline {:.1f} tokens/s (weights only)\n", bw, bw / wgb);
+  fmt::print("KV cache {}: {} bytes per token; decode context {} tokens ({:.3f} GB of KV per sequence)\n",
+             kernels::kv_type_name(*kv_type), shape.block_bytes() / shape.block_tokens, ctx, kv_token_gb * ctx);
 
   std::vector<float> logits;
   auto blocks_for = [&](int64_t n) {
@@ -97,13 +112,18 @@ int main(int argc, char** argv) {
     fmt::print("prefill 512 tokens: {:.1f} tokens/s\n", 512 / s);
     for (auto b : blocks) (*pool)->release(b);
   }
-  // Decode: B sequences with a 64-token context each, 32 steps.
+  // Decode: B sequences with a CTX-token context each, 32 steps. The
+  // context's K/V are not computed, only written with bytes (attention's
+  // cost does not depend on the values; untouched pages would all read
+  // the kernel's one zero page from cache).
   double single = 0;
   for (int B : args->batches) {
-    const int steps = 32, ctx = 64;
     std::vector<std::vector<int32_t>> toks(static_cast<size_t>(B), std::vector<int32_t>(ctx + steps, 100));
     std::vector<std::vector<kv::BlockId>> blocks;
-    for (int s = 0; s < B; ++s) blocks.push_back(blocks_for(ctx + steps));
+    for (int s = 0; s < B; ++s) {
+      blocks.push_back(blocks_for(ctx + steps));
+      for (kv::BlockId b : blocks.back()) std::memset((*pool)->block_data(b), 0x11, shape.block_bytes());
+    }
     std::vector<model::SequenceBatch> batch(static_cast<size_t>(B));
     double t_total = 0;
     for (int step = 0; step < steps; ++step) {
@@ -122,9 +142,10 @@ int main(int argc, char** argv) {
     }
     const double tps = B * (steps - 1) / t_total;
     if (B == 1) single = tps;
-    fmt::print("decode {:>2} sequences: {:7.1f} tokens/s aggregate ({:.2f}x single){}\n", B, tps,
-               single > 0 ? tps / single : 0.0,
-               B == 1 ? fmt::format(", {:.0f}% of the bandwidth roofline", 100 * tps * wgb / bw) : "");
+    // Bytes a step reads: the weights once, every sequence's KV.
+    const double step_gb = wgb + B * kv_token_gb * (ctx + steps / 2);
+    fmt::print("decode {:>2} sequences: {:7.1f} tokens/s aggregate ({:.2f}x single), {:.0f}% of the bandwidth roofline\n",
+               B, tps, single > 0 ? tps / single : 0.0, 100 * (tps / B) * step_gb / bw);
     for (auto& bl : blocks) {
       for (auto b : bl) (*pool)->release(b);
     }

@@ -35,12 +35,13 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 // sequence, streaming the text as it comes.
 int run_generate(RunOptions o) {
   if (o.n_predict < 0) return fail("-n must be >= 0");
-  if (o.kv_type != "f16" && o.kv_type != "f32") return fail(fmt::format("unknown --kv-type '{}' (f16, f32)", o.kv_type));
+  const auto kv_type = kernels::parse_kv_type(o.kv_type);
+  if (!kv_type) return fail(fmt::format("unknown --kv-type '{}' ({})", o.kv_type, kernels::kv_type_names()));
   engine::EngineOptions eo;
   eo.max_batch_size = 1;
   eo.max_batch_tokens = 512;
   eo.batch_wait_ms = 0;
-  eo.kv_type = o.kv_type == "f32" ? kernels::KvType::kF32 : kernels::KvType::kF16;
+  eo.kv_type = *kv_type;
   model::Model::Options mo;
   mo.ctx = o.ctx;
   mo.n_threads = o.threads;
@@ -151,7 +152,8 @@ void register_run(CLI::App& app, Action& action) {
   cmd->add_option("--seed", o->seed, "Random seed (default: random)");
   cmd->add_option("--ctx", o->ctx, "Context length (default: the model's)");
   cmd->add_option("-t,--threads", o->threads, "Threads (default: one per core)");
-  cmd->add_option("--kv-type", o->kv_type, "KV cache type: f16 or f32")->capture_default_str();
+  cmd->add_option("--kv-type", o->kv_type, std::string("KV cache type: ") + kernels::kv_type_names())
+      ->capture_default_str();
   cmd->add_flag("--special", o->special, "Recognize special tokens written in the prompt");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating after an end-of-generation token");
   cmd->add_flag("--json", o->json,

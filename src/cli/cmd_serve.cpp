@@ -99,8 +99,9 @@ int serve(ServeOptions o) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   if (!o.quiet) spdlog::set_level(spdlog::level::info);
   else spdlog::set_level(spdlog::level::warn);
-  if (o.kv_type != "f16" && o.kv_type != "f32") return fail(fmt::format("unknown --kv-type '{}' (f16, f32)", o.kv_type));
-  o.engine.kv_type = o.kv_type == "f32" ? kernels::KvType::kF32 : kernels::KvType::kF16;
+  const auto kv_type = kernels::parse_kv_type(o.kv_type);
+  if (!kv_type) return fail(fmt::format("unknown --kv-type '{}' ({})", o.kv_type, kernels::kv_type_names()));
+  o.engine.kv_type = *kv_type;
   std::vector<server::ApiKey> keys;
   for (const auto& spec : o.api_keys) {
     auto k = server::parse_api_key(spec);
@@ -197,8 +198,11 @@ int serve(ServeOptions o) {
   const auto& c = m.config();
   const std::string url = fmt::format("http://{}:{}", o.host == "0.0.0.0" ? "127.0.0.1" : o.host, srv.port());
   fmt::print("tandem: serving {} ({}, {} layers, context {}) at {}\n", so.model_name, c.arch_name, c.n_layers, c.ctx, url);
-  fmt::print("tandem: KV cache {:.0f} MiB, batch up to {} sequences / {} tokens per step{}\n",
-             static_cast<double>(o.engine.kv_bytes) / (1 << 20), o.engine.max_batch_size, o.engine.max_batch_tokens,
+  const kv::KvShape kv_shape = m.kv_shape(o.engine.kv_type, o.engine.block_tokens);
+  fmt::print("tandem: KV cache {:.0f} MiB {} ({} tokens), batch up to {} sequences / {} tokens per step{}\n",
+             static_cast<double>(o.engine.kv_bytes) / (1 << 20), kernels::kv_type_name(o.engine.kv_type),
+             o.engine.kv_bytes / kv_shape.block_bytes() * static_cast<size_t>(kv_shape.block_tokens),
+             o.engine.max_batch_size, o.engine.max_batch_tokens,
              (*service)->uses_fallback_template() ? "; no chat template in the model: using ChatML" : "");
   fmt::print("tandem: KV disk tier: {}\n", disk_note);
   fmt::print("tandem: use it from Claude Code with:\n  ANTHROPIC_BASE_URL={} claude\n", url);
@@ -238,7 +242,8 @@ void register_serve(CLI::App& app, Action& action) {
   cmd->add_option("--kv-memory-mb", o->kv_memory_mb, "KV cache budget in MiB (default: --kv-memory-percent)");
   cmd->add_option("--kv-memory-percent", o->kv_memory_percent, "KV cache budget as a fraction of available RAM")
       ->capture_default_str();
-  cmd->add_option("--kv-type", o->kv_type, "KV cache type: f16 or f32")->capture_default_str();
+  cmd->add_option("--kv-type", o->kv_type, std::string("KV cache type: ") + kernels::kv_type_names())
+      ->capture_default_str();
   cmd->add_option("--max-batch-tokens", o->engine.max_batch_tokens, "Tokens per engine step")->capture_default_str();
   cmd->add_option("--max-batch-size", o->engine.max_batch_size, "Sequences per engine step")->capture_default_str();
   cmd->add_option("--batch-wait-ms", o->engine.batch_wait_ms, "Wait for near-simultaneous requests to start together")

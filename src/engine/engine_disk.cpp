@@ -12,25 +12,12 @@
 
 namespace tandem::engine {
 
-namespace {
-
-// Stable ids of the KV types in the disk store's header and index.
-uint32_t kv_type_id(kernels::KvType t) {
-  switch (t) {
-    case kernels::KvType::kF32: return 1;
-    case kernels::KvType::kF16: return 2;
-  }
-  return 0;
-}
-
-}  // namespace
-
 Status Engine::open_disk_tier() {
   kv::DiskStoreOptions o;
   o.dir = opt_.cache_dir;
   o.max_bytes = opt_.cache_disk_bytes;
   o.model_fingerprint = fingerprint_;
-  o.kv_type = kv_type_id(opt_.kv_type);
+  o.kv_type = kernels::kv_type_id(opt_.kv_type);  // stable ids: kernels/kv_type.h
   o.block_tokens = static_cast<uint32_t>(opt_.block_tokens);
   o.block_bytes = static_cast<uint32_t>(pool_->shape().block_bytes());
   auto tier = kv::DiskTier::open(o, *pool_, [this] {

@@ -64,29 +64,84 @@ HWY_INLINE float ScalarKv(const hwy::float16_t* p) {
   return ::tandem::f16_to_f32(h);
 }
 
+// A q8_0 KV head of one block (layout in kv_type.h). K: int8 Q[dim][token]
+// with f16 scales D[dim / G][token]. V: int8 Q[token][dim] with the scales
+// of the rows in use converted to f32 once per block, D[token * NG + dim / G]
+// (a broadcast per V vector then costs one load). A value is the product
+// of an int8 and an f16, exact in f32: whether a block is dequantized to
+// scratch or in registers, every query multiplies the same f32 values.
+struct Q8K {
+  const int8_t* q;
+  const hwy::float16_t* d;
+  size_t group;
+};
+struct Q8V {
+  const int8_t* q;
+  const float* d;
+  size_t group, ng;
+};
+
+// How the tiles read K and V, whatever the storage: values that share a
+// scale (GroupDims), the scale of a run of keys (KScale, K only; a
+// placeholder for f32 and f16, which the compiler drops) or of one V
+// vector (VScale), a vector of values (Load), one value (Scalar, for tails).
+template <typename T>
+HWY_INLINE size_t GroupDims(const T*, size_t dims) { return dims; }
+HWY_INLINE size_t GroupDims(const Q8K& k, size_t) { return k.group; }
+HWY_INLINE size_t GroupDims(const Q8V& v, size_t) { return v.group; }
+template <typename T>
+HWY_INLINE VF KScale(DF d, const T*, size_t, size_t, size_t) { return hn::Zero(d); }
+HWY_INLINE VF KScale(DF d, const Q8K& k, size_t g, size_t t, size_t j) {
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  return hn::PromoteTo(d, hn::LoadU(dh, k.d + g * t + j));
+}
+template <typename T>
+HWY_INLINE VF VScale(DF d, const T*, size_t, size_t) { return hn::Zero(d); }
+HWY_INLINE VF VScale(DF d, const Q8V& v, size_t t, size_t g) { return hn::Set(d, v.d[t * v.ng + g]); }
+template <typename T>
+HWY_INLINE VF Load(DF d, const T* p, size_t idx, VF) { return LoadKv(d, p + idx); }
+HWY_INLINE VF LoadQ8(DF d, const int8_t* q, VF scale) {
+  const hn::Rebind<int8_t, DF> d8;
+  const hn::Rebind<int32_t, DF> di;
+  return hn::Mul(hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(d8, q))), scale);
+}
+HWY_INLINE VF Load(DF d, const Q8K& k, size_t idx, VF scale) { return LoadQ8(d, k.q + idx, scale); }
+HWY_INLINE VF Load(DF d, const Q8V& v, size_t idx, VF scale) { return LoadQ8(d, v.q + idx, scale); }
+template <typename T>
+HWY_INLINE float Scalar(const T* p, size_t idx, size_t) { return ScalarKv(p + idx); }
+HWY_INLINE float Scalar(const Q8K& k, size_t idx, size_t sidx) {
+  return static_cast<float>(k.q[idx]) * ScalarKv(k.d + sidx);
+}
+HWY_INLINE float Scalar(const Q8V& v, size_t idx, size_t sidx) { return static_cast<float>(v.q[idx]) * v.d[sidx]; }
+
 // S[n][t] = sum over d of Q[n][d] * K_T[d][t] for NQ queries, t in [0, T),
 // keys stored transposed (row d holds T keys). NV key vectors per step:
 // NQ * NV independent FMA chains hide the 4-cycle FMA latency, and each K
 // load serves all NQ queries. Every lane sums over d in order from zero
 // (fma), whatever NQ, NV or the tail, so a query's scores never depend on
-// the queries it shares the loads with.
-template <int NQ, int NV, typename KT>
-HWY_INLINE void ScoresTile(const float* const* q, const KT* k_t, size_t dims, size_t t, float* const* s) {
+// the queries it shares the loads with. q8_0 K: the dims of one scale group
+// run together after their NV scale vectors are loaded.
+template <int NQ, int NV, typename KS>
+HWY_INLINE void ScoresTile(const float* const* q, const KS& k_t, size_t dims, size_t t, float* const* s) {
   const DF d;
   const size_t L = hn::Lanes(d);
+  const size_t gd = GroupDims(k_t, dims);
   size_t j = 0;
   for (; j + NV * L <= t; j += NV * L) {
     VF acc[NQ][NV];
     for (int n = 0; n < NQ; ++n) {
       for (int v = 0; v < NV; ++v) acc[n][v] = hn::Zero(d);
     }
-    for (size_t i = 0; i < dims; ++i) {
-      const KT* row = k_t + i * t + j;
-      VF k[NV];
-      for (int v = 0; v < NV; ++v) k[v] = Pinned(LoadKv(d, row + v * L));
-      for (int n = 0; n < NQ; ++n) {
-        const VF qi = hn::Set(d, q[n][i]);
-        for (int v = 0; v < NV; ++v) acc[n][v] = hn::MulAdd(qi, k[v], acc[n][v]);
+    for (size_t g0 = 0; g0 < dims; g0 += gd) {
+      VF sc[NV];
+      for (int v = 0; v < NV; ++v) sc[v] = KScale(d, k_t, g0 / gd, t, j + v * L);
+      for (size_t i = g0; i < g0 + gd; ++i) {
+        VF k[NV];
+        for (int v = 0; v < NV; ++v) k[v] = Pinned(Load(d, k_t, i * t + j + v * L, sc[v]));
+        for (int n = 0; n < NQ; ++n) {
+          const VF qi = hn::Set(d, q[n][i]);
+          for (int v = 0; v < NV; ++v) acc[n][v] = hn::MulAdd(qi, k[v], acc[n][v]);
+        }
       }
     }
     for (int n = 0; n < NQ; ++n) {
@@ -96,16 +151,19 @@ HWY_INLINE void ScoresTile(const float* const* q, const KT* k_t, size_t dims, si
   for (; j + L <= t; j += L) {
     VF acc[NQ];
     for (int n = 0; n < NQ; ++n) acc[n] = hn::Zero(d);
-    for (size_t i = 0; i < dims; ++i) {
-      const VF k = Pinned(LoadKv(d, k_t + i * t + j));
-      for (int n = 0; n < NQ; ++n) acc[n] = hn::MulAdd(hn::Set(d, q[n][i]), k, acc[n]);
+    for (size_t g0 = 0; g0 < dims; g0 += gd) {
+      const VF sc = KScale(d, k_t, g0 / gd, t, j);
+      for (size_t i = g0; i < g0 + gd; ++i) {
+        const VF k = Pinned(Load(d, k_t, i * t + j, sc));
+        for (int n = 0; n < NQ; ++n) acc[n] = hn::MulAdd(hn::Set(d, q[n][i]), k, acc[n]);
+      }
     }
     for (int n = 0; n < NQ; ++n) hn::StoreU(acc[n], d, s[n] + j);
   }
   for (; j < t; ++j) {  // block sizes that are not a multiple of a vector
     for (int n = 0; n < NQ; ++n) {
       float acc = 0.0f;
-      for (size_t i = 0; i < dims; ++i) acc = std::fma(q[n][i], ScalarKv(k_t + i * t + j), acc);
+      for (size_t i = 0; i < dims; ++i) acc = std::fma(q[n][i], Scalar(k_t, i * t + j, (i / gd) * t + j), acc);
       s[n][j] = acc;
     }
   }
@@ -116,11 +174,14 @@ HWY_INLINE void ScoresTile(const float* const* q, const KT* k_t, size_t dims, si
 // sums over t in order after the (exact, when CORR is 1) rescale, so the
 // arithmetic is that of one query alone. A query whose own keys are a
 // subrange has P = 0 elsewhere, and fma(0, v, acc) == acc for finite v.
-template <int NQ, int NV, typename VT>
-HWY_INLINE void PvTile(const float* const* p, const float* corr, const VT* v, size_t t0, size_t t1, size_t dims,
+// A vector never straddles two q8_0 groups: c is a multiple of the lane
+// count, which divides 32, and a group shorter than 32 is the whole head.
+template <int NQ, int NV, typename VS>
+HWY_INLINE void PvTile(const float* const* p, const float* corr, const VS& v, size_t t0, size_t t1, size_t dims,
                        float* const* out) {
   const DF d;
   const size_t L = hn::Lanes(d);
+  const size_t gd = GroupDims(v, dims);
   size_t c = 0;
   for (; c + NV * L <= dims; c += NV * L) {
     VF acc[NQ][NV];
@@ -129,9 +190,10 @@ HWY_INLINE void PvTile(const float* const* p, const float* corr, const VT* v, si
       for (int k = 0; k < NV; ++k) acc[n][k] = hn::Mul(hn::LoadU(d, out[n] + c + k * L), cn);
     }
     for (size_t t = t0; t <= t1; ++t) {
-      const VT* row = v + t * dims + c;
       VF vv[NV];
-      for (int k = 0; k < NV; ++k) vv[k] = Pinned(LoadKv(d, row + k * L));
+      for (int k = 0; k < NV; ++k) {
+        vv[k] = Pinned(Load(d, v, t * dims + c + k * L, VScale(d, v, t, (c + k * L) / gd)));
+      }
       for (int n = 0; n < NQ; ++n) {
         const VF pt = hn::Set(d, p[n][t]);
         for (int k = 0; k < NV; ++k) acc[n][k] = hn::MulAdd(pt, vv[k], acc[n][k]);
@@ -145,15 +207,16 @@ HWY_INLINE void PvTile(const float* const* p, const float* corr, const VT* v, si
     VF acc[NQ];
     for (int n = 0; n < NQ; ++n) acc[n] = hn::Mul(hn::LoadU(d, out[n] + c), hn::Set(d, corr[n]));
     for (size_t t = t0; t <= t1; ++t) {
-      const VF vv = Pinned(LoadKv(d, v + t * dims + c));
+      const VF vv = Pinned(Load(d, v, t * dims + c, VScale(d, v, t, c / gd)));
       for (int n = 0; n < NQ; ++n) acc[n] = hn::MulAdd(hn::Set(d, p[n][t]), vv, acc[n]);
     }
     for (int n = 0; n < NQ; ++n) hn::StoreU(acc[n], d, out[n] + c);
   }
+  const size_t ng = dims / gd;
   for (; c < dims; ++c) {
     for (int n = 0; n < NQ; ++n) {
       float acc = out[n][c] * corr[n];
-      for (size_t t = t0; t <= t1; ++t) acc = std::fma(p[n][t], ScalarKv(v + t * dims + c), acc);
+      for (size_t t = t0; t <= t1; ++t) acc = std::fma(p[n][t], Scalar(v, t * dims + c, t * ng + c / gd), acc);
       out[n][c] = acc;
     }
   }
@@ -224,8 +287,8 @@ struct Item {
 // online softmax runs per item (its own [t0, t1], fixed by its position),
 // and P.V runs over the union of their key ranges with zero weights outside
 // each item's own, sharing each V load.
-template <int NQ, typename KT>
-HWY_INLINE void RunTile(const Item* it, const KT* k_t, const KT* vrows, size_t dims, size_t bt, float scale,
+template <int NQ, typename KS, typename VS>
+HWY_INLINE void RunTile(const Item* it, const KS& k_t, const VS& vrows, size_t dims, size_t bt, float scale,
                         float* scores) {
   constexpr int NV = NQ <= 2 ? 4 : 2;  // NQ * NV accumulators + NV loads + 1 fit 16 registers
   const float* q[NQ];
@@ -240,7 +303,18 @@ HWY_INLINE void RunTile(const Item* it, const KT* k_t, const KT* vrows, size_t d
     u0 = std::min(u0, it[n].t0);
     u1 = std::max(u1, it[n].t1);
   }
-  ScoresTile<NQ, NV>(q, k_t, dims, bt, s);
+  // As many key vectors per step as the block holds, up to NV: with
+  // AVX-512 a 32-token block is two vectors, and a 4-vector step would
+  // leave the whole block to the one-vector loop (NQ FMA chains, latency
+  // bound). Each lane's sum is the same whichever step runs it.
+  const size_t L = hn::Lanes(DF());
+  if (NV >= 4 && bt >= 4 * L) {
+    ScoresTile<NQ, NV>(q, k_t, dims, bt, s);
+  } else if (bt >= 2 * L) {
+    ScoresTile<NQ, 2>(q, k_t, dims, bt, s);
+  } else {
+    ScoresTile<NQ, 1>(q, k_t, dims, bt, s);
+  }
   for (int n = 0; n < NQ; ++n) {
     const Item& x = it[n];
     const float block_max = ScaleMaxInl(s[n], x.t0, x.t1, scale);
@@ -256,19 +330,40 @@ HWY_INLINE void RunTile(const Item* it, const KT* k_t, const KT* vrows, size_t d
   PvTile<NQ, NV>(s, corr, vrows, u0, u1, dims, out);
 }
 
-template <typename KT>
+// Block rows as f32 in scratch, the same values Load() gives: OUT[r][c] for
+// r in [R0, R1), c in [0, COLS) (K: rows are dims, columns keys; V: rows
+// are keys, columns dims). SCALE(r, c) is Load()'s scale vector, SIDX(r, c)
+// Scalar()'s scale index.
+template <typename S, typename ScaleFn, typename IndexFn>
+HWY_INLINE void Dequantize(const S& src, size_t r0, size_t r1, size_t cols, ScaleFn scale, IndexFn sidx,
+                           float* out) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  for (size_t r = r0; r < r1; ++r) {
+    size_t c = 0;
+    for (; c + L <= cols; c += L) hn::StoreU(Load(d, src, r * cols + c, scale(r, c)), d, out + r * cols + c);
+    for (; c < cols; ++c) out[r * cols + c] = Scalar(src, r * cols + c, sidx(r, c));
+  }
+}
+
+template <KvType kType>
 void AttendHeads(const AttentionArgs& a, int head_begin, int head_end, bool convert) {
   const DF d;
   const int group = a.n_heads / a.n_kv_heads;
   const size_t hd = static_cast<size_t>(a.head_dim);
   const int64_t bt = a.block_tokens;
-  const size_t head_elems = static_cast<size_t>(bt) * hd;
+  const size_t bts = static_cast<size_t>(bt);
+  const size_t head_elems = bts * hd;
+  const size_t head_bytes = kv_head_bytes(kType, a.head_dim, a.block_tokens);
+  const size_t q8_group = kType == KvType::kQ8_0 ? static_cast<size_t>(kv_q8_group(a.head_dim)) : hd;
+  const size_t q8_ng = hd / q8_group;
   const int64_t last_pos = a.pos + a.n_queries - 1;
   auto first_visible = [&](int64_t pos) { return a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1) : 0; };
   float* kbuf = a.scratch;
   float* vbuf = kbuf + head_elems;
-  float* scores = vbuf + head_elems;  // [kTile][block_tokens]
-  float* run_max = scores + kTile * static_cast<size_t>(bt);
+  float* vscale = vbuf + head_elems;                              // [block_tokens][ng]: q8_0 V scales
+  float* scores = vscale + bts * (hd / 32 + 1);                   // [kTile][block_tokens]
+  float* run_max = scores + kTile * bts;
   float* run_sum = run_max + static_cast<size_t>(a.n_queries) * static_cast<size_t>(group);
 
   for (int kvh = head_begin / group; kvh * group < head_end; ++kvh) {
@@ -288,23 +383,24 @@ void AttendHeads(const AttentionArgs& a, int head_begin, int head_end, bool conv
       const int64_t lo = std::max(first_visible(a.pos), block_start) - block_start;
       const int64_t hi = std::min(last_pos, block_start + bt - 1) - block_start;
       if (lo > hi) continue;
-      // K of this head is stored transposed, [head_dim][block_tokens]; V as rows.
-      const KT* k_t = reinterpret_cast<const KT*>(a.k_blocks[b]) + static_cast<size_t>(kvh) * head_elems;
-      const KT* vrows = reinterpret_cast<const KT*>(a.v_blocks[b]) + static_cast<size_t>(kvh) * head_elems;
-      auto run = [&](const Item* it, int n, auto kp, auto vp) {
+      const size_t rlo = static_cast<size_t>(lo), rhi = static_cast<size_t>(hi) + 1;  // V rows in use
+      // This KV head's K ([head_dim][block_tokens]) and V rows (kv_type.h).
+      const uint8_t* kh = a.k_blocks[b] + static_cast<size_t>(kvh) * head_bytes;
+      const uint8_t* vh = a.v_blocks[b] + static_cast<size_t>(kvh) * head_bytes;
+      auto run = [&](const Item* it, int n, const auto& kp, const auto& vp) {
         switch (n) {
-          case 1: RunTile<1>(it, kp, vp, hd, static_cast<size_t>(bt), a.scale, scores); break;
-          case 2: RunTile<2>(it, kp, vp, hd, static_cast<size_t>(bt), a.scale, scores); break;
-          case 3: RunTile<3>(it, kp, vp, hd, static_cast<size_t>(bt), a.scale, scores); break;
-          case 4: RunTile<4>(it, kp, vp, hd, static_cast<size_t>(bt), a.scale, scores); break;
-          case 5: RunTile<5>(it, kp, vp, hd, static_cast<size_t>(bt), a.scale, scores); break;
-          default: RunTile<kTile>(it, kp, vp, hd, static_cast<size_t>(bt), a.scale, scores); break;
+          case 1: RunTile<1>(it, kp, vp, hd, bts, a.scale, scores); break;
+          case 2: RunTile<2>(it, kp, vp, hd, bts, a.scale, scores); break;
+          case 3: RunTile<3>(it, kp, vp, hd, bts, a.scale, scores); break;
+          case 4: RunTile<4>(it, kp, vp, hd, bts, a.scale, scores); break;
+          case 5: RunTile<5>(it, kp, vp, hd, bts, a.scale, scores); break;
+          default: RunTile<kTile>(it, kp, vp, hd, bts, a.scale, scores); break;
         }
       };
       // Items query-major (both heads of a query side by side: same keys).
       Item tile[kTile];
       int n_tile = 0;
-      auto for_tiles = [&](auto kp, auto vp) {
+      auto for_tiles = [&](const auto& kp, const auto& vp) {
         for (int i = 0; i < a.n_queries; ++i) {
           const int64_t pos = a.pos + i;
           const int64_t t0 = std::max(first_visible(pos), block_start) - block_start;
@@ -323,24 +419,41 @@ void AttendHeads(const AttentionArgs& a, int head_begin, int head_end, bool conv
         if (n_tile > 0) run(tile, n_tile, kp, vp);
         n_tile = 0;
       };
-      if (convert) {
-        // f16 -> f32 once per block for all queries: K whole, V only the rows any query sees.
-        const hn::Rebind<hwy::float16_t, DF> dh;
-        const size_t L = hn::Lanes(d);
-        const auto* kh = reinterpret_cast<const hwy::float16_t*>(k_t);
-        const auto* vh = reinterpret_cast<const hwy::float16_t*>(vrows);
-        const size_t from = static_cast<size_t>(lo) * hd, to = static_cast<size_t>(hi + 1) * hd;
-        // head_dim * block_tokens and row starts are multiples of 8 for every supported shape;
-        // the scalar loops cover the rest.
-        size_t e = 0;
-        for (; e + L <= head_elems; e += L) hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, kh + e)), d, kbuf + e);
-        for (; e < head_elems; ++e) kbuf[e] = ScalarKv(kh + e);
-        e = from;
-        for (; e + L <= to; e += L) hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, vh + e)), d, vbuf + e);
-        for (; e < to; ++e) vbuf[e] = ScalarKv(vh + e);
+      // Converting once per block for all queries: K whole, V only the rows any query sees.
+      auto convert_and_run = [&](const auto& kp, const auto& vp) {
+        Dequantize(
+            kp, 0, hd, bts, [&](size_t r, size_t c) { return KScale(d, kp, r / q8_group, bts, c); },
+            [&](size_t r, size_t c) { return (r / q8_group) * bts + c; }, kbuf);
+        Dequantize(
+            vp, rlo, rhi, hd, [&](size_t r, size_t c) { return VScale(d, vp, r, c / q8_group); },
+            [&](size_t r, size_t c) { return r * q8_ng + c / q8_group; }, vbuf);
         for_tiles(static_cast<const float*>(kbuf), static_cast<const float*>(vbuf));
+      };
+      if constexpr (kType == KvType::kF32) {
+        for_tiles(reinterpret_cast<const float*>(kh), reinterpret_cast<const float*>(vh));
+      } else if constexpr (kType == KvType::kF16) {
+        const auto* kp = reinterpret_cast<const hwy::float16_t*>(kh);
+        const auto* vp = reinterpret_cast<const hwy::float16_t*>(vh);
+        if (convert) {
+          convert_and_run(kp, vp);
+        } else {
+          for_tiles(kp, vp);
+        }
       } else {
-        for_tiles(k_t, vrows);
+        // V scales of the rows in use to f32 (exact), so a V vector's scale is one broadcast load.
+        const auto* vd = reinterpret_cast<const hwy::float16_t*>(vh + head_elems);
+        const hn::Rebind<hwy::float16_t, DF> dh;
+        size_t e = rlo * q8_ng;
+        for (; e + hn::Lanes(d) <= rhi * q8_ng; e += hn::Lanes(d)) hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, vd + e)), d, vscale + e);
+        for (; e < rhi * q8_ng; ++e) vscale[e] = ScalarKv(vd + e);
+        const Q8K kp{reinterpret_cast<const int8_t*>(kh), reinterpret_cast<const hwy::float16_t*>(kh + head_elems),
+                     q8_group};
+        const Q8V vp{reinterpret_cast<const int8_t*>(vh), vscale, q8_group, q8_ng};
+        if (convert) {
+          convert_and_run(kp, vp);
+        } else {
+          for_tiles(kp, vp);
+        }
       }
     }
     for (int i = 0; i < a.n_queries; ++i) {
@@ -356,14 +469,14 @@ void AttendHeads(const AttentionArgs& a, int head_begin, int head_end, bool conv
 }
 
 void Attention(const AttentionArgs& a, int head_begin, int head_end) {
-  if (a.kv_type == KvType::kF32) {
-    AttendHeads<float>(a, head_begin, head_end, false);
-    return;
-  }
   // Few queries per KV head (decode): K and V are read once per block, so
   // converting them in registers beats converting to scratch and reloading.
   const int per_kv_head = a.n_queries * std::min(a.n_heads / a.n_kv_heads, head_end - head_begin);
-  AttendHeads<hwy::float16_t>(a, head_begin, head_end, per_kv_head > kTile);
+  switch (a.kv_type) {
+    case KvType::kF32: AttendHeads<KvType::kF32>(a, head_begin, head_end, false); break;
+    case KvType::kF16: AttendHeads<KvType::kF16>(a, head_begin, head_end, per_kv_head > kTile); break;
+    case KvType::kQ8_0: AttendHeads<KvType::kQ8_0>(a, head_begin, head_end, per_kv_head > kTile); break;
+  }
 }
 
 // Building blocks for the tests, the same inline code the loop above runs.
@@ -406,8 +519,9 @@ HWY_EXPORT(ScaleMax);
 HWY_EXPORT(ExpSum);
 
 size_t attention_scratch_floats(int block_tokens, int head_dim, int n_queries, int group) {
-  return 2 * static_cast<size_t>(block_tokens) * static_cast<size_t>(head_dim) + kTile * static_cast<size_t>(block_tokens) +
-         2 * static_cast<size_t>(n_queries) * static_cast<size_t>(std::max(group, 1));
+  const size_t bt = static_cast<size_t>(block_tokens), hd = static_cast<size_t>(head_dim);
+  // K and V of a block, q8_0 V scales (at most one per 32 dims, or one per row), kTile score rows, max and sum.
+  return 2 * bt * hd + bt * (hd / 32 + 1) + kTile * bt + 2 * static_cast<size_t>(n_queries) * static_cast<size_t>(std::max(group, 1));
 }
 
 void attention(const AttentionArgs& a, int head_begin, int head_end) {
@@ -434,21 +548,11 @@ float exp_sum_f32(float* s, size_t t0, size_t t1, float m) { return HWY_DYNAMIC_
 void attention_reference(const AttentionArgs& a) {
   const int group = a.n_heads / a.n_kv_heads;
   const int64_t first = a.window > 0 ? std::max<int64_t>(0, a.pos - a.window + 1) : 0;
-  // K is [kv_head][head_dim][token] in a block, V is [kv_head][token][head_dim].
+  const size_t head_bytes = kv_head_bytes(a.kv_type, a.head_dim, a.block_tokens);
   auto load = [&](const uint8_t* const* blocks, int kvh, int64_t pos, int i) -> double {
     const int64_t b = pos / a.block_tokens, t = pos % a.block_tokens;
-    const bool is_k = blocks == a.k_blocks;
-    const size_t idx = is_k ? (static_cast<size_t>(kvh) * a.head_dim + static_cast<size_t>(i)) * a.block_tokens +
-                                  static_cast<size_t>(t)
-                            : (static_cast<size_t>(kvh) * a.block_tokens + static_cast<size_t>(t)) * a.head_dim + i;
-    if (a.kv_type == KvType::kF16) {
-      uint16_t h;
-      std::memcpy(&h, blocks[b] + idx * 2, 2);
-      return f16_to_f32(h);
-    }
-    float f;
-    std::memcpy(&f, blocks[b] + idx * 4, 4);
-    return f;
+    return kv_load(a.kv_type, blocks[b] + static_cast<size_t>(kvh) * head_bytes, blocks == a.k_blocks, a.head_dim,
+                   a.block_tokens, static_cast<int>(t), i);
   };
   for (int h = 0; h < a.n_heads; ++h) {
     const int kvh = h / group;

@@ -17,14 +17,21 @@
 // chunk, or one decode token): each block's K and V rows are converted to
 // f32 once for all of them, and each query's arithmetic is the same
 // whatever the group, so chunking never changes a result.
+//
+// KV types (layouts in kv_type.h): f32; f16; q8_0, int8 values with an f16
+// scale per group of 32 dims of one token, read straight from the blocks
+// (int8 times scale in registers, or into the same per-block f32 scratch as
+// f16 when many queries share a block). An int8 times an f16 is exact in
+// f32, so a q8_0 cache gives bit for bit what an f32 cache holding its
+// dequantized values gives, on every path.
 #pragma once
+
+#include "kernels/kv_type.h"
 
 #include <cstddef>
 #include <cstdint>
 
 namespace tandem::kernels {
-
-enum class KvType { kF16, kF32 };
 
 struct AttentionArgs {
   const float* q = nullptr;  // query i: q + i * q_stride, [n_heads][head_dim]
@@ -35,15 +42,15 @@ struct AttentionArgs {
   float scale = 1.0f;        // applied to q.k
   int64_t pos = 0;           // position of the first query; query i sees keys 0..pos+i
   int64_t window = 0;        // sliding window (keys pos-window+1..pos), 0 = none
-  const uint8_t* const* k_blocks = nullptr;  // per block: this layer's K
-  const uint8_t* const* v_blocks = nullptr;  // per block: this layer's V
+  const uint8_t* const* k_blocks = nullptr;  // per block: this layer's K, [kv_head] of kv_head_bytes()
+  const uint8_t* const* v_blocks = nullptr;  // per block: this layer's V, likewise
   int block_tokens = 32;
   KvType kv_type = KvType::kF16;
   float* scratch = nullptr;  // attention_scratch_floats() floats
 };
 
-// Scratch a call needs: converted K and V of one block, the scores of one
-// block for six items, and each query's running max and sum.
+// Scratch a call needs: converted K and V of one block, its q8_0 V scales,
+// the scores of one block for six items, and each query's running max and sum.
 // GROUP: query heads per KV head that one call may serve together.
 size_t attention_scratch_floats(int block_tokens, int head_dim, int n_queries, int group = 1);
 
@@ -54,7 +61,8 @@ size_t attention_scratch_floats(int block_tokens, int head_dim, int n_queries, i
 // V load; the scratch must be sized for that many heads per KV head.
 void attention(const AttentionArgs& a, int head_begin, int head_end);
 
-// Scalar reference twin: full softmax in double (one query: n_queries is ignored).
+// Scalar reference twin: K and V dequantized (kv_load), full softmax in
+// double (one query: n_queries is ignored).
 void attention_reference(const AttentionArgs& a);
 
 // The per-block building blocks attention() inlines, exported for the tests.

@@ -1,15 +1,27 @@
 #include "kv/kv_pool.h"
 
 #include "core/fp16.h"
+#include "kernels/kv_quant.h"
+
+#include <fmt/format.h>
 
 #include <cstring>
 
 namespace tandem::kv {
 
-Result<std::unique_ptr<KvPool>> KvPool::create(const KvShape& shape, size_t budget_bytes) {
-  if (shape.n_layers <= 0 || shape.n_kv_heads <= 0 || shape.head_dim <= 0 || shape.block_tokens <= 0) {
-    return Status::error("KV shape must be positive");
+std::string KvShape::check() const {
+  if (n_layers <= 0 || n_kv_heads <= 0 || head_dim <= 0 || block_tokens <= 0) return "KV shape must be positive";
+  if (type == kernels::KvType::kQ8_0 && kernels::kv_q8_group(head_dim) == 0) {
+    return fmt::format(
+        "a q8_0 KV cache needs a head size that is a multiple of 32 (or 8 or 16); this model's is {}: use "
+        "--kv-type f16",
+        head_dim);
   }
+  return "";
+}
+
+Result<std::unique_ptr<KvPool>> KvPool::create(const KvShape& shape, size_t budget_bytes) {
+  if (std::string why = shape.check(); !why.empty()) return Status::error(why);
   const size_t block = shape.block_bytes();
   const size_t n = budget_bytes / block;
   if (n == 0) {
@@ -46,7 +58,17 @@ void KvPool::write(BlockId id, int layer, int slot, const float* k_row, const fl
     const float* vs = v_row + h * D;
     const size_t k_off = h * D * T + static_cast<size_t>(slot);  // + d * T
     const size_t v_off = (h * T + static_cast<size_t>(slot)) * D;
-    if (s.type == kernels::KvType::kF32) {
+    if (s.type == kernels::KvType::kQ8_0) {
+      // Per head: | q[D][T] | d[D/G][T] | for K, | q[T][D] | d[T][D/G] | for V.
+      const size_t hb = s.head_bytes(), g = static_cast<size_t>(kernels::kv_q8_group(s.head_dim)), ng = D / g;
+      uint8_t* kh = kb + h * hb;
+      uint8_t* vh = vb + h * hb;
+      kernels::quantize_kv_q8(ks, s.head_dim, static_cast<int>(g), reinterpret_cast<int8_t*>(kh) + slot,
+                              static_cast<ptrdiff_t>(T), reinterpret_cast<uint16_t*>(kh + D * T) + slot,
+                              static_cast<ptrdiff_t>(T));
+      kernels::quantize_kv_q8(vs, s.head_dim, static_cast<int>(g), reinterpret_cast<int8_t*>(vh) + static_cast<size_t>(slot) * D, 1,
+                              reinterpret_cast<uint16_t*>(vh + D * T) + static_cast<size_t>(slot) * ng, 1);
+    } else if (s.type == kernels::KvType::kF32) {
       auto* kd = reinterpret_cast<float*>(kb);
       for (size_t d = 0; d < D; ++d) kd[k_off + d * T] = ks[d];
       std::memcpy(vb + v_off * 4, vs, D * 4);

@@ -6,19 +6,24 @@
 //
 //   | layer 0: K[H][D][T] V[H][T][D] | layer 1: K V | ... |
 //
-// K is transposed so attention computes 8 keys' scores per vector.
+// K is transposed so attention computes 8 keys' scores per vector. f16 and
+// f32 store the values; q8_0 stores per head int8 values then f16 scales,
+// one per 32 dims of a token (K: | q[D][T] | d[D/32][T] |, V: | q[T][D] |
+// d[T][D/32] |; kernels/kv_type.h has the details): 53% of f16's bytes for
+// D = 128. q8_0 needs D a multiple of 32 (or 8 or 16: one scale per row).
 //
 // Storage only: which sequence owns a block is the caller's business (the
 // prefix cache of the engine). Blocks are handed out by a free list.
 #pragma once
 
 #include "core/status.h"
-#include "kernels/attention.h"
+#include "kernels/kv_type.h"
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace tandem::kv {
@@ -32,18 +37,19 @@ struct KvShape {
   int block_tokens = 32;
   kernels::KvType type = kernels::KvType::kF16;
 
-  size_t elem_bytes() const { return type == kernels::KvType::kF16 ? 2 : 4; }
+  // K (or V) of one KV head, one layer, one block.
+  size_t head_bytes() const { return kernels::kv_head_bytes(type, head_dim, block_tokens); }
   // K (or V) of one layer in one block.
-  size_t half_layer_bytes() const {
-    return static_cast<size_t>(n_kv_heads) * static_cast<size_t>(block_tokens) * static_cast<size_t>(head_dim) *
-           elem_bytes();
-  }
+  size_t half_layer_bytes() const { return static_cast<size_t>(n_kv_heads) * head_bytes(); }
   size_t block_bytes() const { return 2 * half_layer_bytes() * static_cast<size_t>(n_layers); }
+  // Why TYPE cannot store this shape ("" when it can).
+  std::string check() const;
 };
 
 class KvPool {
  public:
-  // A pool of as many blocks as BUDGET_BYTES holds (at least one).
+  // A pool of as many blocks as BUDGET_BYTES holds (at least one). Refuses
+  // a shape its type cannot store (q8_0 with head_dim 80).
   static Result<std::unique_ptr<KvPool>> create(const KvShape& shape, size_t budget_bytes);
 
   const KvShape& shape() const { return shape_; }
@@ -59,8 +65,10 @@ class KvPool {
   uint8_t* k(BlockId id, int layer) { return base(id, layer); }
   uint8_t* v(BlockId id, int layer) { return base(id, layer) + shape_.half_layer_bytes(); }
 
-  // Writes the K and V rows of one token at POS (within its block) for LAYER.
-  // K_ROW and V_ROW hold n_kv_heads * head_dim floats.
+  // Writes the K and V rows of one token at SLOT (within its block) for
+  // LAYER, converted to the pool's type (q8_0: kernels/kv_quant.h). K_ROW
+  // and V_ROW hold n_kv_heads * head_dim floats. A token's bytes depend
+  // only on its rows. Threads may write different tokens at once.
   void write(BlockId id, int layer, int slot, const float* k_row, const float* v_row);
 
  private:

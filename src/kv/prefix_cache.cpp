@@ -27,7 +27,7 @@ PrefixCache::PrefixCache(KvPool& pool, uint64_t fingerprint)
 }
 
 BlockKey PrefixCache::root_key(uint64_t ns) const {
-  const uint64_t parts[3] = {fingerprint_, static_cast<uint64_t>(pool_.shape().type), ns};
+  const uint64_t parts[3] = {fingerprint_, kernels::kv_type_id(pool_.shape().type), ns};
   const BlockKey k = XXH3_64bits(parts, sizeof(parts));
   return k == 0 ? 1 : k;
 }

@@ -224,13 +224,26 @@ TEST(Cli, RunGreedyMatchesGoldenWithTheShippedModel) {
   // Streaming text mode prints the same text.
   CliRun text = tandem("run -p 'Once upon a time' -n 32 --temp 0");
   EXPECT_EQ(text.out, j["text"].get<std::string>() + "\n");
+  // An 8-bit KV cache runs the same path (its ids may differ from f16's).
+  CliRun q8 = tandem("run -p 'Once upon a time' -n 32 --temp 0 --json --kv-type q8_0");
+  ASSERT_EQ(q8.code, 0) << q8.err;
+  EXPECT_EQ(json::parse(q8.out)["ids"].size(), 32u);
   // Sampling: a seed fixes the output.
   const std::string a = tandem("run -p 'Once upon a time' -n 24 --seed 5 --json").out;
   EXPECT_EQ(json::parse(a)["ids"], json::parse(tandem("run -p 'Once upon a time' -n 24 --seed 5 --json").out)["ids"]);
 }
 
 TEST(Cli, RunErrors) {
-  EXPECT_NE(tandem("run -p hi --kv-type q3").err.find("unknown --kv-type 'q3'"), std::string::npos);
+  EXPECT_NE(tandem("run -p hi --kv-type q3").err.find("unknown --kv-type 'q3' (f32, f16, q8_0)"), std::string::npos);
+  EXPECT_NE(tandem("serve --port 0 --kv-type q3").err.find("unknown --kv-type 'q3' (f32, f16, q8_0)"),
+            std::string::npos);
+  // q8_0 keeps one scale per 32 head values (or per head of 8 or 16): heads of 4 are refused.
+  CliRun q8 = tandem("run -m " + tandem::test::shared_model("llama-2-tiny-random.gguf") + " -p hi --kv-type q8_0");
+  EXPECT_EQ(q8.code, 1);
+  EXPECT_EQ(count_lines(q8.err), 1u);
+  EXPECT_NE(q8.err.find("q8_0 KV cache needs a head size that is a multiple of 32 (or 8 or 16); this model's is 4"),
+            std::string::npos)
+      << q8.err;
   EXPECT_NE(tandem("run -p hi -n -1").err.find("-n must be >= 0"), std::string::npos);
   EXPECT_NE(tandem("run -m /nonexistent.gguf -p hi").err.find("cannot open /nonexistent.gguf"), std::string::npos);
   CliRun ctx = tandem("run -p hi -n 100 --ctx 16");

@@ -14,10 +14,11 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::string_literals;
 
-EngineOptions with_disk(const std::string& dir, size_t ram_blocks, uint64_t disk_blocks = 1000) {
-  EngineOptions o = manual(ram_blocks);
+EngineOptions with_disk(const std::string& dir, size_t ram_blocks, uint64_t disk_blocks = 1000,
+                        kernels::KvType kv_type = kernels::KvType::kF16) {
+  EngineOptions o = manual(ram_blocks, kv_type);
   o.cache_dir = dir;
-  o.cache_disk_bytes = disk_blocks * (64 + 32 * 4 + 10240);  // stories260K block files
+  o.cache_disk_bytes = disk_blocks * (64 + 32 * 4 + 10240);  // stories260K block files (f16; q8_0 are smaller)
   return o;
 }
 
@@ -129,6 +130,36 @@ TEST(EngineDisk, OtherKvTypeNeverLoads) {
   ASSERT_TRUE(e->flush().ok());
   EXPECT_EQ(e->metrics().disk_blocks, 3);  // its own f32 blocks only
   EXPECT_EQ(e->metrics().disk_load_errors, 0);
+}
+
+// q8_0 blocks go to disk and come back after a restart, giving exactly the
+// q8_0 output alone; an f16 store is not served to a q8_0 engine.
+TEST(EngineDisk, Q8KvBlocksRoundTripThroughDisk) {
+  Fixture f;
+  const std::string dir = test::scratch_dir("engine_disk_q8");
+  const auto q8 = kernels::KvType::kQ8_0;
+  const Request a = greedy(prompt_of(100, 6), 10);
+  {
+    auto e = f.engine(with_disk(dir, 64));  // f16 first
+    run(*e, a);
+    ASSERT_TRUE(e->flush().ok());
+  }
+  const auto expected = alone(f, a, q8);
+  {
+    auto e = f.engine(with_disk(dir, 64, 1000, q8));
+    EXPECT_EQ(e->metrics().disk_blocks, 0);  // the f16 store was cleared at open
+    const Event r = run(*e, a);
+    EXPECT_EQ(r.tokens, expected);
+    EXPECT_EQ(r.usage.cached_tokens, 0);
+    ASSERT_TRUE(e->flush().ok());
+    EXPECT_EQ(e->metrics().disk_blocks, 3);
+  }
+  auto e = f.engine(with_disk(dir, 64, 1000, q8));
+  const Event resumed = run(*e, a);
+  EXPECT_EQ(resumed.tokens, expected);
+  EXPECT_EQ(resumed.usage.disk_tokens, 96);
+  EXPECT_EQ(e->metrics().disk_load_errors, 0);
+  EXPECT_EQ(e->check_invariants(), "");
 }
 
 // Random requests over a 24-block RAM pool spilling to disk: every request

@@ -39,12 +39,14 @@ struct Fixture {
   }
 };
 
-inline EngineOptions manual(size_t kv_blocks = 256) {
+inline EngineOptions manual(size_t kv_blocks = 256, kernels::KvType kv_type = kernels::KvType::kF16) {
   EngineOptions o;
   o.start_thread = false;
   o.max_batch_tokens = 64;
   o.max_batch_size = 16;
-  o.kv_bytes = kv_blocks * 5 * 2 * 4 * 32 * 8 * 2;  // stories260K: 5 layers, 4 kv heads x 8, f16
+  o.kv_type = kv_type;
+  // stories260K: 5 layers of K and V, 4 KV heads of 8, 32-token blocks.
+  o.kv_bytes = kv_blocks * 5 * 2 * 4 * kernels::kv_head_bytes(kv_type, 8, 32);
   return o;
 }
 
@@ -63,8 +65,8 @@ inline Request greedy(std::vector<int32_t> prompt, int max_tokens) {
   return r;
 }
 
-inline std::vector<int32_t> alone(Fixture& f, const Request& r) {
-  auto e = f.engine(manual());
+inline std::vector<int32_t> alone(Fixture& f, const Request& r, kernels::KvType kv_type = kernels::KvType::kF16) {
+  auto e = f.engine(manual(256, kv_type));
   auto s = e->submit(r);
   drain(*e);
   return s->wait().tokens;

@@ -15,7 +15,11 @@
 namespace tandem::engine {
 namespace {
 
-TEST(Engine, BatchedEqualsSequential) {
+// With every KV type (a q8_0 token's bytes depend only on its own rows).
+class EngineKv : public ::testing::TestWithParam<kernels::KvType> {};
+
+TEST_P(EngineKv, BatchedEqualsSequential) {
+  const kernels::KvType kv_type = GetParam();
   Fixture f;
   std::mt19937 rng(99);
   // Shared "system prompts" of 40..90 tokens, random tails, lengths, priorities, sessions.
@@ -35,10 +39,10 @@ TEST(Engine, BatchedEqualsSequential) {
     reqs.push_back(r);
   }
   std::vector<std::vector<int32_t>> expected;
-  for (const auto& r : reqs) expected.push_back(alone(f, r));
+  for (const auto& r : reqs) expected.push_back(alone(f, r, kv_type));
 
   // A small cache (64 blocks of 32 tokens) forces evictions and preemption.
-  auto e = f.engine(manual(64));
+  auto e = f.engine(manual(64, kv_type));
   std::vector<std::shared_ptr<Stream>> streams;
   std::map<uint64_t, std::vector<int32_t>> got;
   std::map<uint64_t, StopReason> stops;
@@ -76,7 +80,11 @@ TEST(Engine, BatchedEqualsSequential) {
   EXPECT_GT(m.preemptions + m.evictions, 0);  // the small cache was under pressure
   EXPECT_EQ(m.kv_blocks_free + m.kv_blocks_cached, m.kv_blocks_total);  // nothing left pinned
   EXPECT_GT(m.cached_tokens, 0);
+  EXPECT_EQ(m.kv_blocks_total, 64);
 }
+
+INSTANTIATE_TEST_SUITE_P(KvTypes, EngineKv, ::testing::Values(kernels::KvType::kF16, kernels::KvType::kQ8_0),
+                         [](const auto& info) { return std::string(kernels::kv_type_name(info.param)); });
 
 TEST(Engine, PrefixCacheServesRepeatedPrompts) {
   Fixture f;

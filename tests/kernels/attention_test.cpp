@@ -4,8 +4,10 @@
 #include "core/fp16.h"
 #include "kernels/attention.h"
 #include "kernels/dot.h"
+#include "kernels/kv_quant.h"
 
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
 #include <cmath>
 #include <cstring>
@@ -21,31 +23,106 @@ struct Case {
   KvType type;
 };
 
+// One layer's K or V of a block, N_KV_HEADS heads of unit-normal values, in
+// TYPE's layout (q8_0: each token's row quantized by the KV write kernel).
+std::vector<uint8_t> random_block(KvType type, int n_kv_heads, int head_dim, int block_tokens, bool is_k,
+                                  std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const size_t hb = kv_head_bytes(type, head_dim, block_tokens);
+  const size_t D = static_cast<size_t>(head_dim), T = static_cast<size_t>(block_tokens);
+  std::vector<uint8_t> mem(hb * static_cast<size_t>(n_kv_heads));
+  for (size_t h = 0; h < static_cast<size_t>(n_kv_heads); ++h) {
+    uint8_t* head = mem.data() + h * hb;
+    if (type == KvType::kQ8_0) {
+      const int g = kv_q8_group(head_dim);
+      const size_t ng = D / static_cast<size_t>(g);
+      auto* q = reinterpret_cast<int8_t*>(head);
+      auto* d = reinterpret_cast<uint16_t*>(head + D * T);
+      std::vector<float> row(D);
+      for (size_t t = 0; t < T; ++t) {
+        for (auto& x : row) x = nd(rng);
+        if (is_k) {
+          quantize_kv_q8(row.data(), head_dim, g, q + t, block_tokens, d + t, block_tokens);
+        } else {
+          quantize_kv_q8(row.data(), head_dim, g, q + t * D, 1, d + t * ng, 1);
+        }
+      }
+      continue;
+    }
+    for (size_t i = 0; i < D * T; ++i) {
+      const float x = nd(rng);
+      if (type == KvType::kF16) {
+        const uint16_t h16 = f32_to_f16(x);
+        std::memcpy(head + i * 2, &h16, 2);
+      } else {
+        std::memcpy(head + i * 4, &x, 4);
+      }
+    }
+  }
+  return mem;
+}
+
+// The same blocks as f32: the values attention must see.
+std::vector<uint8_t> as_f32(const std::vector<uint8_t>& mem, KvType type, int n_kv_heads, int head_dim,
+                            int block_tokens, bool is_k) {
+  const size_t hb = kv_head_bytes(type, head_dim, block_tokens), hb32 = kv_head_bytes(KvType::kF32, head_dim, block_tokens);
+  std::vector<uint8_t> out(hb32 * static_cast<size_t>(n_kv_heads));
+  for (int h = 0; h < n_kv_heads; ++h) {
+    for (int t = 0; t < block_tokens; ++t) {
+      for (int i = 0; i < head_dim; ++i) {
+        const float x = kv_load(type, mem.data() + static_cast<size_t>(h) * hb, is_k, head_dim, block_tokens, t, i);
+        const size_t idx = is_k ? static_cast<size_t>(i * block_tokens + t) : static_cast<size_t>(t * head_dim + i);
+        std::memcpy(out.data() + static_cast<size_t>(h) * hb32 + idx * 4, &x, 4);
+      }
+    }
+  }
+  return out;
+}
+
+// Rounding bound of an f32 kernel against the double twin, from norms (eps =
+// 2^-24 relative rounding): each score sums HEAD_DIM products, so its error
+// is <= (head_dim + 2) eps * scale * sum |q_i k_i|; a score error e moves
+// the softmax-weighted mean by <= 2 e max |v|; the exp, the running sums
+// and P.V add <= (n_keys + 16) eps * max |v| between them.
+double tolerance(const AttentionArgs& a, int h, int64_t first) {
+  const double eps = std::ldexp(1.0, -24);
+  const size_t hb = kv_head_bytes(a.kv_type, a.head_dim, a.block_tokens);
+  const int kvh = h / (a.n_heads / a.n_kv_heads);
+  double s_abs = 0, v_max = 0;
+  for (int64_t p = first; p <= a.pos; ++p) {
+    const uint8_t* kh = a.k_blocks[p / a.block_tokens] + static_cast<size_t>(kvh) * hb;
+    const uint8_t* vh = a.v_blocks[p / a.block_tokens] + static_cast<size_t>(kvh) * hb;
+    const int t = static_cast<int>(p % a.block_tokens);
+    double s = 0;
+    for (int i = 0; i < a.head_dim; ++i) {
+      s += std::fabs(a.q[h * a.head_dim + i] * kv_load(a.kv_type, kh, true, a.head_dim, a.block_tokens, t, i));
+      v_max = std::max<double>(v_max, std::fabs(kv_load(a.kv_type, vh, false, a.head_dim, a.block_tokens, t, i)));
+    }
+    s_abs = std::max(s_abs, s * a.scale);
+  }
+  const double n_keys = static_cast<double>(a.pos - first + 1);
+  return eps * v_max * (2 * (a.head_dim + 2) * s_abs + n_keys + 16);
+}
+
 void run_case(const Case& c, std::mt19937& rng) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   const int64_t n_blocks = c.pos / c.block_tokens + 1;
-  const size_t eb = c.type == KvType::kF16 ? 2 : 4;
-  const size_t block_bytes = static_cast<size_t>(c.n_kv_heads) * c.block_tokens * c.head_dim * eb;
   // Blocks in shuffled memory order: the table, not the address, gives the order.
-  std::vector<std::vector<uint8_t>> kmem(static_cast<size_t>(n_blocks)), vmem(static_cast<size_t>(n_blocks));
-  std::vector<const uint8_t*> kptr, vptr;
+  std::vector<std::vector<uint8_t>> kmem, vmem, k32, v32;
+  std::vector<const uint8_t*> kptr, vptr, kptr32, vptr32;
   for (int64_t b = 0; b < n_blocks; ++b) {
-    for (auto* mem : {&kmem[static_cast<size_t>(b)], &vmem[static_cast<size_t>(b)]}) {
-      mem->resize(block_bytes);
-      for (size_t i = 0; i < block_bytes / eb; ++i) {
-        const float x = nd(rng);
-        if (c.type == KvType::kF16) {
-          const uint16_t h = f32_to_f16(x);
-          std::memcpy(mem->data() + i * 2, &h, 2);
-        } else {
-          std::memcpy(mem->data() + i * 4, &x, 4);
-        }
-      }
-    }
+    kmem.push_back(random_block(c.type, c.n_kv_heads, c.head_dim, c.block_tokens, true, rng));
+    vmem.push_back(random_block(c.type, c.n_kv_heads, c.head_dim, c.block_tokens, false, rng));
+    k32.push_back(as_f32(kmem.back(), c.type, c.n_kv_heads, c.head_dim, c.block_tokens, true));
+    v32.push_back(as_f32(vmem.back(), c.type, c.n_kv_heads, c.head_dim, c.block_tokens, false));
+  }
+  for (int64_t b = 0; b < n_blocks; ++b) {
     kptr.push_back(kmem[static_cast<size_t>(b)].data());
     vptr.push_back(vmem[static_cast<size_t>(b)].data());
+    kptr32.push_back(k32[static_cast<size_t>(b)].data());
+    vptr32.push_back(v32[static_cast<size_t>(b)].data());
   }
-  std::vector<float> q(static_cast<size_t>(c.n_heads * c.head_dim)), out(q.size()), ref(q.size());
+  std::vector<float> q(static_cast<size_t>(c.n_heads * c.head_dim)), out(q.size()), ref(q.size()), out32(q.size());
   for (auto& x : q) x = 0.5f * nd(rng);
   std::vector<float> scratch(attention_scratch_floats(c.block_tokens, c.head_dim, 1, c.n_heads / c.n_kv_heads));
   AttentionArgs a;
@@ -67,26 +144,65 @@ void run_case(const Case& c, std::mt19937& rng) {
   attention(a, c.n_heads / 2, c.n_heads);
   a.out = ref.data();
   attention_reference(a);
+  const int64_t first = c.window > 0 ? std::max<int64_t>(0, c.pos - c.window + 1) : 0;
+  std::vector<double> tol(static_cast<size_t>(c.n_heads));
+  for (int h = 0; h < c.n_heads; ++h) tol[static_cast<size_t>(h)] = tolerance(a, h, first);
   for (size_t i = 0; i < out.size(); ++i) {
-    // Outputs are convex combinations of unit-normal values: |x| <~ 4; f32
-    // accumulation over <= 200 keys stays within ~1e-5 of the double result.
-    ASSERT_NEAR(out[i], ref[i], 2e-5) << "heads " << c.n_heads << "/" << c.n_kv_heads << " dim " << c.head_dim
-                                      << " pos " << c.pos << " window " << c.window << " i " << i;
+    ASSERT_NEAR(out[i], ref[i], tol[i / static_cast<size_t>(c.head_dim)])
+        << kv_type_name(c.type) << " heads " << c.n_heads << "/" << c.n_kv_heads << " dim " << c.head_dim << " pos "
+        << c.pos << " window " << c.window << " i " << i;
   }
+  // Every type runs the f32 arithmetic on the values it stores (an f16 or
+  // an int8 times an f16 scale is exact in f32): the same bits as an f32
+  // cache holding them.
+  AttentionArgs a32 = a;
+  a32.kv_type = KvType::kF32;
+  a32.k_blocks = kptr32.data();
+  a32.v_blocks = vptr32.data();
+  a32.out = out32.data();
+  attention(a32, 0, c.n_heads);
+  ASSERT_EQ(std::memcmp(out.data(), out32.data(), out.size() * sizeof(float)), 0)
+      << kv_type_name(c.type) << " heads " << c.n_heads << "/" << c.n_kv_heads << " dim " << c.head_dim << " pos "
+      << c.pos << " window " << c.window;
 }
 
 TEST(Attention, MatchesReference) {
   std::mt19937 rng(5);
-  for (KvType type : {KvType::kF16, KvType::kF32}) {
+  for (KvType type : {KvType::kF16, KvType::kF32, KvType::kQ8_0}) {
     for (auto [h, kvh] : {std::pair{1, 1}, {4, 2}, {6, 2}, {3, 1}, {8, 8}, {14, 2}}) {
-      for (int hd : {16, 64, 80}) {
+      // q8_0: heads of 8 and 16 (one scale per row), 32, 64, 96 (groups of 32).
+      const std::vector<int> dims = type == KvType::kQ8_0 ? std::vector<int>{8, 16, 32, 64, 96} : std::vector<int>{16, 64, 80};
+      for (int hd : dims) {
         for (int64_t pos : {0, 1, 31, 32, 33, 95, 150}) {
           for (int64_t window : {0, 1, 16, 40}) run_case({h, kvh, hd, 32, pos, window, type}, rng);
         }
       }
     }
   }
-  run_case({4, 2, 32, 7, 60, 0, KvType::kF16}, rng);  // a block size that is not a power of two
+  // Block sizes that are not a power of two (nor a multiple of a vector).
+  run_case({4, 2, 32, 7, 60, 0, KvType::kF16}, rng);
+  run_case({4, 2, 32, 7, 60, 0, KvType::kQ8_0}, rng);
+  run_case({6, 2, 64, 13, 70, 20, KvType::kQ8_0}, rng);
+}
+
+// The same on every SIMD target this CPU runs (AVX2 machines take the
+// 8-lane paths: q8_0 groups of 32 are 4 vectors there, not 2).
+TEST(Attention, EveryTargetMatchesReference) {
+  std::mt19937 rng(6);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    std::printf("  target %s\n", hwy::TargetName(target));
+    for (KvType type : {KvType::kF16, KvType::kQ8_0}) {
+      for (auto [h, kvh] : {std::pair{4, 2}, {14, 2}}) {
+        for (int hd : {16, 64}) {
+          for (int64_t pos : {0, 33, 150}) run_case({h, kvh, hd, 32, pos, pos > 100 ? 40 : 0, type}, rng);
+        }
+      }
+      run_case({4, 2, 32, 7, 60, 0, type}, rng);
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 // A window of 1 sees only the current token: the output is its V row.
@@ -120,58 +236,73 @@ namespace {
 
 // A group of consecutive queries (a prefill chunk) gives, bit for bit, what
 // each query gives alone (a decode step): chunking never changes a result.
+// (The group converts each block to f32 scratch, single queries read the
+// cache in registers: both paths give the same bits.)
 TEST(Attention, GroupEqualsSingleQueries) {
   std::mt19937 rng(3);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   const int H = 4, KVH = 2, HD = 32, BT = 32, NQ = 45;
   const int64_t pos0 = 20;
   const int64_t n_blocks = (pos0 + NQ) / BT + 1;
-  for (int64_t window : {0, 16}) {
-    std::vector<std::vector<uint16_t>> k(static_cast<size_t>(n_blocks)), v(static_cast<size_t>(n_blocks));
-    std::vector<const uint8_t*> kp, vp;
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      for (auto* m : {&k[static_cast<size_t>(b)], &v[static_cast<size_t>(b)]}) {
-        m->resize(static_cast<size_t>(KVH * BT * HD));
-        for (auto& x : *m) x = f32_to_f16(nd(rng));
+  for (KvType type : {KvType::kF16, KvType::kQ8_0, KvType::kF32}) {
+    for (int64_t window : {0, 16}) {
+      std::vector<std::vector<uint8_t>> k, v;
+      std::vector<const uint8_t*> kp, vp;
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        k.push_back(random_block(type, KVH, HD, BT, true, rng));
+        v.push_back(random_block(type, KVH, HD, BT, false, rng));
       }
-      kp.push_back(reinterpret_cast<const uint8_t*>(k[static_cast<size_t>(b)].data()));
-      vp.push_back(reinterpret_cast<const uint8_t*>(v[static_cast<size_t>(b)].data()));
-    }
-    std::vector<float> q(static_cast<size_t>(NQ * H * HD)), group(q.size()), single(q.size());
-    for (auto& x : q) x = nd(rng);
-    std::vector<float> scratch(attention_scratch_floats(BT, HD, NQ, H / KVH));
-    AttentionArgs a;
-    a.n_heads = H;
-    a.n_kv_heads = KVH;
-    a.head_dim = HD;
-    a.scale = 0.17f;
-    a.window = window;
-    a.k_blocks = kp.data();
-    a.v_blocks = vp.data();
-    a.block_tokens = BT;
-    a.scratch = scratch.data();
-    a.q_stride = a.out_stride = H * HD;
-    a.q = q.data();
-    a.out = group.data();
-    a.pos = pos0;
-    a.n_queries = NQ;
-    attention(a, 0, H);
-    for (int i = 0; i < NQ; ++i) {
-      a.q = q.data() + i * H * HD;
-      a.out = single.data() + i * H * HD;
-      a.pos = pos0 + i;
-      a.n_queries = 1;
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        kp.push_back(k[static_cast<size_t>(b)].data());
+        vp.push_back(v[static_cast<size_t>(b)].data());
+      }
+      std::vector<float> q(static_cast<size_t>(NQ * H * HD)), group(q.size()), single(q.size());
+      for (auto& x : q) x = nd(rng);
+      std::vector<float> scratch(attention_scratch_floats(BT, HD, NQ, H / KVH));
+      AttentionArgs a;
+      a.n_heads = H;
+      a.n_kv_heads = KVH;
+      a.head_dim = HD;
+      a.scale = 0.17f;
+      a.window = window;
+      a.k_blocks = kp.data();
+      a.v_blocks = vp.data();
+      a.block_tokens = BT;
+      a.kv_type = type;
+      a.scratch = scratch.data();
+      a.q_stride = a.out_stride = H * HD;
+      a.q = q.data();
+      a.out = group.data();
+      a.pos = pos0;
+      a.n_queries = NQ;
       attention(a, 0, H);
+      for (int i = 0; i < NQ; ++i) {
+        a.q = q.data() + i * H * HD;
+        a.out = single.data() + i * H * HD;
+        a.pos = pos0 + i;
+        a.n_queries = 1;
+        attention(a, 0, H);
+      }
+      const std::string what = std::string(kv_type_name(type)) + " window " + std::to_string(window);
+      ASSERT_EQ(std::memcmp(group.data(), single.data(), group.size() * sizeof(float)), 0) << what;
+      // One head per call (no pairing across heads), and chunks of 3 queries
+      // (some tiles short, blocks read in registers), give the same bits too.
+      std::vector<float> per_head(q.size()), chunked(q.size());
+      a.q = q.data();
+      a.out = per_head.data();
+      a.pos = pos0;
+      a.n_queries = NQ;
+      for (int h = 0; h < H; ++h) attention(a, h, h + 1);
+      ASSERT_EQ(std::memcmp(group.data(), per_head.data(), group.size() * sizeof(float)), 0) << what;
+      for (int i = 0; i < NQ; i += 3) {
+        a.q = q.data() + i * H * HD;
+        a.out = chunked.data() + i * H * HD;
+        a.pos = pos0 + i;
+        a.n_queries = std::min(3, NQ - i);
+        attention(a, 0, H);
+      }
+      ASSERT_EQ(std::memcmp(group.data(), chunked.data(), group.size() * sizeof(float)), 0) << what;
     }
-    ASSERT_EQ(std::memcmp(group.data(), single.data(), group.size() * sizeof(float)), 0) << "window " << window;
-    // One head per call (no pairing across heads) gives the same bits too.
-    std::vector<float> per_head(q.size());
-    a.q = q.data();
-    a.out = per_head.data();
-    a.pos = pos0;
-    a.n_queries = NQ;
-    for (int h = 0; h < H; ++h) attention(a, h, h + 1);
-    ASSERT_EQ(std::memcmp(group.data(), per_head.data(), group.size() * sizeof(float)), 0) << "window " << window;
   }
 }
 

@@ -85,11 +85,11 @@ void expect_same(const Trace& a, const Trace& b, const std::string& what) {
   }
 }
 
-void check_determinism(const std::string& path) {
+void check_determinism(const std::string& path, kernels::KvType kv_type) {
   auto m = test::load(path, 2, 256, 16);
   auto m1 = test::load(path, 1, 256, 16);
   ASSERT_TRUE(m && m1);
-  auto pool = test::make_pool(*m, kernels::KvType::kF16, 1024);
+  auto pool = test::make_pool(*m, kv_type, 1024);
   std::mt19937 rng(1234);
   const int vocab = m->config().vocab;
   const auto prompt = random_tokens(rng, 45, vocab);
@@ -107,7 +107,7 @@ void check_determinism(const std::string& path) {
   }
   // One thread instead of two.
   std::mt19937 r1(1);
-  auto pool1 = test::make_pool(*m1, kernels::KvType::kF16, 1024);
+  auto pool1 = test::make_pool(*m1, kv_type, 1024);
   expect_same(alone, run_together(*m1, *pool1, {prompt}, 6, r1, 1 << 20)[0], "1 thread");
 
   // Inside batches of 2..16 sequences with other prompts, mixed prefill and
@@ -122,9 +122,13 @@ void check_determinism(const std::string& path) {
   EXPECT_EQ(pool->n_free(), pool->n_blocks());
 }
 
-class Determinism : public ::testing::TestWithParam<const char*> {};
+// Every KV type keeps the guarantees: a q8_0 token's bytes depend only on
+// its own K/V rows, and attention's per-query arithmetic on the tiling.
+class Determinism : public ::testing::TestWithParam<std::tuple<const char*, kernels::KvType>> {};
 
-TEST_P(Determinism, BatchChunkingAndThreadsDoNotChangeLogits) { check_determinism(shared_model(GetParam())); }
+TEST_P(Determinism, BatchChunkingAndThreadsDoNotChangeLogits) {
+  check_determinism(shared_model(std::get<0>(GetParam())), std::get<1>(GetParam()));
+}
 
 // Quantized weights go through the integer matmul kernels (activations
 // quantized per row): the same guarantees hold.
@@ -138,16 +142,22 @@ TEST(Determinism, QuantizedWeights) {
         tandem::test::scratch_dir("determinism_" + std::string(gguf::type_name(type))) + "/m.gguf";
     ASSERT_TRUE(write_synth(*shape, type, 5, {}, path).ok());
     SCOPED_TRACE(std::string(gguf::type_name(type)));
-    check_determinism(path);
+    check_determinism(path, kernels::KvType::kF16);
+    // q8_0 KV with heads of 64 (two scale groups per head) on integer-kernel models.
+    if (type == gguf::TensorType::Q8_0 || type == gguf::TensorType::Q4_K) {
+      SCOPED_TRACE("q8_0 KV");
+      check_determinism(path, kernels::KvType::kQ8_0);
+    }
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, Determinism,
-                         ::testing::Values("stories260K.gguf", "qwen2-tiny-random.gguf", "qwen3-tiny-random.gguf",
-                                           "gemma3-tiny-random.gguf"),
+                         ::testing::Combine(::testing::Values("stories260K.gguf", "qwen2-tiny-random.gguf",
+                                                              "qwen3-tiny-random.gguf", "gemma3-tiny-random.gguf"),
+                                            ::testing::Values(kernels::KvType::kF16, kernels::KvType::kQ8_0)),
                          [](const auto& info) {
-                           std::string n = info.param;
-                           return n.substr(0, n.find_first_of("-."));
+                           std::string n = std::get<0>(info.param);
+                           return n.substr(0, n.find_first_of("-.")) + "_" + kernels::kv_type_name(std::get<1>(info.param));
                          });
 
 }  // namespace

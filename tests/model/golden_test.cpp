@@ -27,7 +27,8 @@ TEST_P(GoldenTest, GreedyIdsWithF16Kv) {
   auto m = test::load(shared_model(GetParam().model));
   ASSERT_NE(m, nullptr);
   auto pool = test::make_pool(*m, kernels::KvType::kF16);
-  for (const auto& r : reference(GetParam())["results"]) {
+  const nlohmann::json ref = reference(GetParam());  // (a temporary would die before the loop)
+  for (const auto& r : ref["results"]) {
     const auto prompt = r["prompt_ids"].get<std::vector<int32_t>>();
     const auto want = r["generated_ids"].get<std::vector<int32_t>>();
     EXPECT_EQ(test::greedy(*m, *pool, prompt, static_cast<int>(want.size())), want) << r["prompt"];
@@ -39,7 +40,8 @@ TEST_P(GoldenTest, FirstLogitsWithF32Kv) {
   auto m = test::load(shared_model(GetParam().model));
   ASSERT_NE(m, nullptr);
   auto pool = test::make_pool(*m, kernels::KvType::kF32);
-  for (const auto& r : reference(GetParam())["results"]) {
+  const nlohmann::json ref = reference(GetParam());  // (a temporary would die before the loop)
+  for (const auto& r : ref["results"]) {
     std::vector<float> logits;
     const auto want = r["generated_ids"].get<std::vector<int32_t>>();
     EXPECT_EQ(test::greedy(*m, *pool, r["prompt_ids"].get<std::vector<int32_t>>(), static_cast<int>(want.size()),
@@ -48,6 +50,37 @@ TEST_P(GoldenTest, FirstLogitsWithF32Kv) {
     for (const auto& t : r["top5_first"]) {
       EXPECT_NEAR(logits[t[0].get<size_t>()], t[1].get<double>(), 1e-3) << r["prompt"] << " token " << t[0];
     }
+  }
+}
+
+// With an 8-bit KV cache greedy ids may differ from the reference (the
+// goldens were chosen robust to f16 rounding, not to q8_0's): reports how
+// many positions agree before the first divergence and overall. The real
+// model (stories260K, heads of 8: one scale per head row) agrees on every
+// id, as does gemma3; the random-weight qwen2 and qwen3 goldens diverge on
+// one prompt each (178 and 175 of 192 ids agree): at least 3 in 4 must.
+TEST_P(GoldenTest, GreedyAgreementWithQ8Kv) {
+  auto m = test::load(shared_model(GetParam().model));
+  ASSERT_NE(m, nullptr);
+  auto pool = test::make_pool(*m, kernels::KvType::kQ8_0);
+  size_t same = 0, total = 0;
+  const nlohmann::json ref = reference(GetParam());  // (a temporary would die before the loop)
+  for (const auto& r : ref["results"]) {
+    const auto want = r["generated_ids"].get<std::vector<int32_t>>();
+    const auto got = test::greedy(*m, *pool, r["prompt_ids"].get<std::vector<int32_t>>(), static_cast<int>(want.size()));
+    ASSERT_EQ(got.size(), want.size());
+    size_t first = 0;
+    while (first < want.size() && got[first] == want[first]) ++first;
+    for (size_t i = 0; i < want.size(); ++i) same += got[i] == want[i];
+    total += want.size();
+    std::printf("  %s q8_0 KV: first divergence at %zu of %zu\n", GetParam().model, first, want.size());
+  }
+  std::printf("  %s q8_0 KV: %zu of %zu greedy ids as with f16\n", GetParam().model, same, total);
+  const std::string model = GetParam().model;
+  if (model == "stories260K.gguf" || model == "gemma3-tiny-random.gguf") {
+    EXPECT_EQ(same, total);
+  } else {
+    EXPECT_GE(same * 4, total * 3);
   }
 }
 

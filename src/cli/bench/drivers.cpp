@@ -92,7 +92,7 @@ json EngineDriver::describe() const {
           {"model_shape", model::describe(model_->config())},
           {"weights_gb", static_cast<double>(model_->weight_bytes()) / 1e9},
           {"threads", model_->pool().size()},
-          {"kv_type", o.kv_type == kernels::KvType::kF32 ? "f32" : "f16"},
+          {"kv_type", kernels::kv_type_name(o.kv_type)},
           {"kv_mb", o.kv_bytes >> 20},
           {"max_batch_tokens", o.max_batch_tokens},
           {"max_batch_size", o.max_batch_size},
