@@ -167,7 +167,7 @@ Result<json> bench_resume(Driver& d, EngineDriver* restart_driver, const ResumeO
              "x cold", "cached tokens (RAM / disk)");
   json rows = json::array();
   ChartSeries cold_s{"cold", {}}, ram_s{"RAM hit", {}}, disk_s{"disk hit after restart", {}};
-  Progress progress("resume", static_cast<int64_t>(o.lengths.size()) * (restart_driver ? 5 : 3));
+  Progress progress("resume", static_cast<int64_t>(o.lengths.size()) * (restart_driver ? 3 : 2));
   for (int64_t len : o.lengths) {
     auto turn = [&](const std::string& text) {
       Job j;
@@ -178,33 +178,32 @@ Result<json> bench_resume(Driver& d, EngineDriver* restart_driver, const ResumeO
       return r;
     };
     // The follow-up's new part: about new_tokens tokens of text.
-    const std::string tail = sized_prompt(d, o.new_tokens, "Then");
-    const Outcome cold = turn(join(sized_prompt(d, len, fresh_tag("cold")), tail));
-    // Two conversations whose first turn is the prefix: one continues in
-    // RAM, the other after a restart (from disk).
+    // One conversation: its first turn (the prefix and a new part) is the
+    // cold measurement; a follow-up with another new part finds the prefix
+    // in RAM; after a restart, a third finds it on disk. One long prefill
+    // in all, and each follow-up recomputes the same amount: the prefix's
+    // partial last block and its new part.
     const std::string prefix = sized_prompt(d, len, fresh_tag("conversation"));
-    const std::string prefix2 = sized_prompt(d, len, fresh_tag("conversation"));
-    const Outcome first = turn(prefix);
-    const Outcome ram = turn(join(prefix, tail));
+    const Outcome cold = turn(join(prefix, sized_prompt(d, o.new_tokens, "Then")));
+    const Outcome ram = turn(join(prefix, sized_prompt(d, o.new_tokens, "Next")));
     Outcome disk;
     if (restart_driver != nullptr) {
-      const Outcome first2 = turn(prefix2);
-      if (!first2.ok) return Status::errorf("resume at {} tokens: {}", len, first2.error);
       if (Status s = restart_driver->restart(); !s.ok()) return s;
       if (o.drop_page_cache) {
         std::ofstream("/proc/sys/vm/drop_caches") << "3\n";  // root only; otherwise the files may be in the page cache
       }
-      disk = turn(join(prefix2, tail));
+      disk = turn(join(prefix, sized_prompt(d, o.new_tokens, "Later")));
     }
-    for (const Outcome* x : {&cold, &first, &ram}) {
+    for (const Outcome* x : {&cold, &ram}) {
       if (!x->ok) return Status::errorf("resume at {} tokens: {}", len, x->error);
     }
+    const int64_t prefix_tokens = d.count_tokens(prefix).value_or(len);
     const double ram_x = cold.ttft_ms / ram.ttft_ms;
     const double disk_x = disk.ok ? cold.ttft_ms / disk.ttft_ms : 0;
-    fmt::print("{:>9} {:>10.1f} {:>10.1f} {:>7.1f}x {:>12} {:>8}  {} / {}\n", first.prompt_tokens, cold.ttft_ms,
+    fmt::print("{:>9} {:>10.1f} {:>10.1f} {:>7.1f}x {:>12} {:>8}  {} / {}\n", prefix_tokens, cold.ttft_ms,
                ram.ttft_ms, ram_x, disk.ok ? fmt::format("{:.1f}", disk.ttft_ms) : "n/a",
                disk.ok ? fmt::format("{:.1f}x", disk_x) : "", ram.cached_tokens, disk.ok ? disk.cached_tokens : 0);
-    json row = {{"prefix_tokens", first.prompt_tokens},
+    json row = {{"prefix_tokens", prefix_tokens},
                 {"follow_up_tokens", ram.prompt_tokens},
                 {"cold_ttft_ms", cold.ttft_ms},
                 {"ram_ttft_ms", ram.ttft_ms},
@@ -217,7 +216,7 @@ Result<json> bench_resume(Driver& d, EngineDriver* restart_driver, const ResumeO
       row["page_cache_dropped"] = o.drop_page_cache;
     }
     rows.push_back(row);
-    const double x = static_cast<double>(first.prompt_tokens);
+    const double x = static_cast<double>(prefix_tokens);
     cold_s.points.emplace_back(x, cold.ttft_ms);
     ram_s.points.emplace_back(x, ram.ttft_ms);
     if (disk.ok) disk_s.points.emplace_back(x, disk.ttft_ms);
