@@ -2,12 +2,14 @@
 // entry points of the per-type SIMD kernels. Not part of the public API.
 //
 //   scratch.bytes (64-byte aligned base):
-//   | act row 0 | act row 1 | ... | act row M-1 | work thread 0 | ... | work thread T-1 |
-//     act_row_bytes(K) each                        work_bytes(K) each
+//   | act row 0 | ... | act row M-1 | work thread 0 | ... | work thread T-1 | AMX panels |
+//     act_row_bytes(K) each          work_bytes(K) each                   amx_panel_bytes(M, K)
 //
 // An act row holds one activation row quantized to int8 (quantize_act.h);
 // a work area holds one thread's prepared weight tile (8 weight rows
-// unpacked to the layout the kernel reads).
+// unpacked to the layout the kernel reads; 16 rows for AMX). The AMX
+// panels (only when amx_available()) hold the activation rows repacked in
+// groups of 16 for the tile unit (matmul_amx.cpp).
 #pragma once
 
 #include "kernels/matmul.h"
@@ -32,12 +34,20 @@ inline size_t prep_tile_bytes_kq(int64_t k) {
   return (static_cast<size_t>(k) + 255) / 256 * (kPrepSuperBlockBytes + 210) + 64;
 }
 
+// AMX (matmul_amx.cpp): blocks of 16 rows x 32 int8 + 16 f32 scales, for
+// both the prepared weight tiles (two, plus four 1 KB tile-store buffers) and each
+// panel of 16 activation rows.
+constexpr size_t kAmxBlockBytes = 576;
+inline size_t prep_tile_bytes_amx(int64_t k) { return 2 * (static_cast<size_t>(k) / 32 * kAmxBlockBytes) + 4096; }
+size_t amx_panel_bytes(int64_t m, int64_t k);  // 0 without AMX
+
 // Bytes of one quantized activation row, 64-aligned: blocks of 32 take
 // K + K/8, blocks of 256 K + K/64 + K/8 + K/16 (quantize_act.h).
 inline size_t act_row_bytes(int64_t k) { return round_up(static_cast<size_t>(k) * 5 / 4 + 64, 64); }
 inline size_t work_bytes(int64_t k) {
-  const size_t q8 = prep_tile_bytes_q8(k), kq = prep_tile_bytes_kq(k);
-  return round_up(q8 > kq ? q8 : kq, 64);
+  const size_t q8 = prep_tile_bytes_q8(k), kq = prep_tile_bytes_kq(k), amx = prep_tile_bytes_amx(k);
+  const size_t most = q8 > kq ? q8 : kq;
+  return round_up(most > amx ? most : amx, 64);
 }
 
 struct ScratchView {
@@ -45,6 +55,7 @@ struct ScratchView {
   size_t act_stride = 0;
   uint8_t* work = nullptr;  // n_threads areas of work_stride bytes
   size_t work_stride = 0;
+  uint8_t* panels = nullptr;  // AMX activation panels (null without AMX)
 };
 
 // Carves SCRATCH for M rows of K columns and N_THREADS threads, growing it
@@ -61,5 +72,14 @@ bool matmul_kq(const Matrix& w, const float* x, int64_t m, int64_t x_stride, flo
 bool matmul_f16(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
                 ThreadPool& pool, const ScratchView& s);  // F16, BF16
 const char* matmul_q8_target_name();
+
+// AMX path of matmul_q8 (matmul_amx.cpp), called by its AVX3_DL target
+// after the M activation rows are quantized into S.act (u8 = q + 128, the
+// VNNI layout). Precondition: amx_available() and S.panels sized for M.
+// Returns false when the build has no AMX kernel.
+bool matmul_q8_amx(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s);
+// Number of matmuls that took an AMX path in this process (tests check
+// that the path they compare was really taken).
+uint64_t amx_call_count();
 
 }  // namespace tandem::kernels::detail

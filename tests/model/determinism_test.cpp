@@ -1,5 +1,7 @@
 // A sequence's logits must not depend on what else is in the batch, on how
 // its prompt was chunked, or on the number of threads: bit for bit.
+#include "kernels/amx.h"
+#include "kernels/matmul_internal.h"
 #include "model/synth.h"
 #include "model_test_util.h"
 
@@ -138,7 +140,14 @@ TEST(Determinism, QuantizedWeights) {
         tandem::test::scratch_dir("determinism_" + std::string(gguf::type_name(type))) + "/m.gguf";
     ASSERT_TRUE(write_synth(*shape, type, 5, {}, path).ok());
     SCOPED_TRACE(std::string(gguf::type_name(type)));
+    const uint64_t amx_calls = kernels::detail::amx_call_count();
     check_determinism(path);
+    // With AMX, Q8_0 batches of >= kAmxMinRows rows (the 45-token prompt
+    // alone) take the tile path and chunks of 1 or 7 the VNNI one: the
+    // comparisons above span both.
+    if (type == gguf::TensorType::Q8_0 && kernels::amx_mode() == kernels::AmxMode::kAuto) {
+      EXPECT_GT(kernels::detail::amx_call_count(), amx_calls);
+    }
   }
 }
 

@@ -1,0 +1,84 @@
+// AMX detection and the process-wide mode (amx.h).
+#include "kernels/amx.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__x86_64__) && defined(__linux__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define TANDEM_AMX_PLATFORM 1
+#else
+#define TANDEM_AMX_PLATFORM 0
+#endif
+
+namespace tandem::kernels {
+namespace {
+
+#if TANDEM_AMX_PLATFORM
+constexpr unsigned kCpuidOsxsave = 1u << 27;    // leaf 1 ECX: XGETBV usable
+constexpr unsigned kCpuidAmxTile = 1u << 24;    // leaf 7.0 EDX
+constexpr unsigned kCpuidAmxInt8 = 1u << 25;    // leaf 7.0 EDX
+constexpr uint64_t kXcr0Tile = 3ull << 17;      // XTILECFG | XTILEDATA
+constexpr long kArchReqXcompPerm = 0x1023;      // arch_prctl code (asm/prctl.h)
+constexpr long kXfeatureXtiledata = 18;
+
+uint64_t read_xcr0() {
+  uint32_t lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (static_cast<uint64_t>(hi) << 32) | lo;
+}
+
+bool detect() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || (c & kCpuidOsxsave) == 0) return false;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  if ((d & kCpuidAmxTile) == 0 || (d & kCpuidAmxInt8) == 0) return false;
+  if ((read_xcr0() & kXcr0Tile) != kXcr0Tile) return false;
+  // Linux (5.16+) keeps tile data disabled until a process asks; the grant
+  // is per process, so it covers the pool's threads too.
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+}
+#else
+bool detect() { return false; }
+#endif
+
+bool disabled_by_env() {
+  const char* v = std::getenv("TANDEM_NO_AMX");
+  return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+}
+
+std::atomic<AmxMode>& mode_slot() {
+  static std::atomic<AmxMode> mode{amx_available() && !disabled_by_env() ? AmxMode::kAuto : AmxMode::kOff};
+  return mode;
+}
+
+}  // namespace
+
+bool amx_available() {
+  static const bool available = detect();
+  return available;
+}
+
+AmxMode amx_mode() { return mode_slot().load(std::memory_order_relaxed); }
+
+void set_amx_mode(AmxMode mode) {
+  if (!amx_available()) return;
+  mode_slot().store(mode, std::memory_order_relaxed);
+}
+
+bool amx_use_for_rows(int64_t m) {
+  switch (amx_mode()) {
+    case AmxMode::kAlways:
+      return true;
+    case AmxMode::kAuto:
+      return m >= kAmxMinRows;
+    case AmxMode::kOff:
+      break;
+  }
+  return false;
+}
+
+}  // namespace tandem::kernels

@@ -1,0 +1,164 @@
+// The AMX matmul path (kernels/amx.h, matmul_amx.cpp) against the AVX-512
+// VNNI path: bit-identical outputs over awkward shapes, strides and thread
+// counts, so a batch may take either path without changing any result.
+// (The VNNI path is itself tested against the scalar reference in
+// matmul_test.cpp.) Skipped on machines without AMX.
+#include "core/fp16.h"
+#include "gguf/quant.h"
+#include "kernels/amx.h"
+#include "kernels/matmul.h"
+#include "kernels/matmul_internal.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace tandem::kernels {
+namespace {
+
+using gguf::TensorType;
+
+// Restores the start-up mode after each test.
+class MatmulAmx : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!amx_available()) GTEST_SKIP() << "no AMX on this machine (or TANDEM_NO_AMX / no OS permission)";
+    saved_ = amx_mode();
+  }
+  void TearDown() override {
+    if (amx_available()) set_amx_mode(saved_);
+  }
+  AmxMode saved_ = AmxMode::kOff;
+};
+
+struct Weights {
+  std::vector<uint8_t> bytes;
+  Matrix m;
+};
+
+// Quantized Gaussian rows with outliers, or - RAW - random bytes with sane
+// f16 scales (reaches q8 = -128 and every nibble).
+Weights make_weights(TensorType type, int64_t n, int64_t k, uint32_t seed, bool raw) {
+  std::mt19937 rng(seed);
+  Weights w;
+  const size_t rb = *gguf::row_bytes(type, static_cast<uint64_t>(k));
+  w.bytes.resize(rb * static_cast<size_t>(n));
+  if (raw) {
+    for (auto& b : w.bytes) b = static_cast<uint8_t>(rng());
+    const size_t block_bytes = type == TensorType::Q8_0 ? 34 : 18;
+    std::uniform_real_distribution<float> u(0.002f, 0.02f);
+    for (size_t b = 0; b < w.bytes.size() / block_bytes; ++b) {
+      const uint16_t d = f32_to_f16(u(rng) * ((rng() & 1) ? 1.0f : -1.0f));
+      std::memcpy(w.bytes.data() + b * block_bytes, &d, 2);
+    }
+  } else {
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    std::vector<float> row(static_cast<size_t>(k));
+    for (int64_t r = 0; r < n; ++r) {
+      for (auto& v : row) v = g(rng) * ((rng() % 64) == 0 ? 20.0f : 1.0f);
+      EXPECT_TRUE(gguf::quantize(type, row.data(), w.bytes.data() + static_cast<size_t>(r) * rb, k).ok());
+    }
+  }
+  w.m = Matrix{w.bytes.data(), type, n, k, rb};
+  return w;
+}
+
+// Rows of varied magnitude (per-block scales differ), one all-zero block.
+std::vector<float> make_acts(int64_t m, int64_t stride, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(m * stride));
+  for (auto& v : x) v = g(rng) * ((rng() % 50) == 0 ? 30.0f : 1.0f) * ((rng() % 7) == 0 ? 1e-3f : 1.0f);
+  if (stride >= 64 && m > 1) std::fill(x.begin() + stride + 32, x.begin() + stride + 64, 0.0f);
+  return x;
+}
+
+// Y with AMX off and on; the AMX run must take the AMX path (call counter).
+void expect_same_bits(const Weights& w, const std::vector<float>& x, int64_t m, int64_t x_stride, ThreadPool& pool,
+                      MatmulScratch& scratch, const std::string& what) {
+  const int64_t n = w.m.rows, y_stride = n + 3;
+  std::vector<float> off(static_cast<size_t>(m * y_stride), -7.0f), on(off);
+  set_amx_mode(AmxMode::kOff);
+  matmul(w.m, x.data(), m, x_stride, off.data(), y_stride, pool, scratch);
+  set_amx_mode(AmxMode::kAlways);
+  const uint64_t calls = detail::amx_call_count();
+  matmul(w.m, x.data(), m, x_stride, on.data(), y_stride, pool, scratch);
+  ASSERT_EQ(calls + 1, detail::amx_call_count()) << what << ": AMX path not taken";
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < y_stride; ++j) {
+      const size_t at = static_cast<size_t>(i * y_stride + j);
+      uint32_t a, b;
+      std::memcpy(&a, &off[at], 4);
+      std::memcpy(&b, &on[at], 4);
+      ASSERT_EQ(a, b) << what << " m=" << i << " n=" << j << ": VNNI " << off[at] << " AMX " << on[at];
+    }
+  }
+}
+
+TEST_F(MatmulAmx, BitIdenticalToVnniOverAwkwardShapes) {
+  ThreadPool pool(2);
+  for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0}) {
+    for (int64_t k : {32, 96, 160, 1056}) {      // multiples of 32, not of 64 (but one)
+      for (int64_t n : {1, 3, 17, 33, 50}) {     // not multiples of 16: ragged weight tiles
+        for (bool raw : {false, true}) {
+          const auto w = make_weights(type, n, k, static_cast<uint32_t>(k * 31 + n + raw), raw);
+          const auto x = make_acts(35, k, static_cast<uint32_t>(k + n));
+          MatmulScratch scratch;
+          scratch.reserve(35, k, pool.size());
+          for (int64_t m = 1; m <= 35; ++m) {
+            expect_same_bits(w, x, m, k, pool, scratch,
+                             std::string(gguf::type_name(type)) + (raw ? " raw" : "") + " N=" + std::to_string(n) +
+                                 " K=" + std::to_string(k) + " M=" + std::to_string(m));
+            if (HasFatalFailure()) return;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_F(MatmulAmx, BitIdenticalForLargeBatchesStridesAndThreads) {
+  ThreadPool one(1), two(2);
+  for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0}) {
+    for (int64_t m : {64, 100, 512}) {
+      const int64_t k = m == 512 ? 1024 : 480, n = m == 512 ? 70 : 131, x_stride = k + 8;
+      const auto w = make_weights(type, n, k, static_cast<uint32_t>(m), false);
+      const auto x = make_acts(m, x_stride, static_cast<uint32_t>(m + 1));
+      MatmulScratch scratch;
+      scratch.reserve(m, k, 2);
+      for (ThreadPool* pool : {&one, &two}) {
+        expect_same_bits(w, x, m, x_stride, *pool, scratch,
+                         std::string(gguf::type_name(type)) + " M=" + std::to_string(m) +
+                             " threads=" + std::to_string(pool->size()));
+        if (HasFatalFailure()) return;
+      }
+    }
+  }
+}
+
+// kAuto switches path at kAmxMinRows; a row's output must not notice.
+TEST_F(MatmulAmx, AutoModeRowAloneEqualsRowInLargeBatch) {
+  ThreadPool pool(2);
+  const int64_t k = 2080, n = 45, m = 3 * kAmxMinRows + 5;
+  const auto w = make_weights(TensorType::Q8_0, n, k, 9, false);
+  const auto x = make_acts(m, k, 10);
+  MatmulScratch scratch;
+  scratch.reserve(m, k, 2);
+  set_amx_mode(AmxMode::kAuto);
+  std::vector<float> batch(static_cast<size_t>(m * n)), alone(static_cast<size_t>(n));
+  const uint64_t calls = detail::amx_call_count();
+  matmul(w.m, x.data(), m, k, batch.data(), n, pool, scratch);
+  EXPECT_EQ(calls + 1, detail::amx_call_count());
+  for (int64_t i : {int64_t{0}, m / 2, m - 1}) {
+    matmul(w.m, x.data() + i * k, 1, k, alone.data(), n, pool, scratch);
+    EXPECT_EQ(0, std::memcmp(alone.data(), batch.data() + i * n, sizeof(float) * static_cast<size_t>(n))) << "row " << i;
+  }
+  EXPECT_EQ(calls + 1, detail::amx_call_count()) << "a single row must take the VNNI path in kAuto";
+}
+
+}  // namespace
+}  // namespace tandem::kernels
