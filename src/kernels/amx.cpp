@@ -69,12 +69,28 @@ void set_amx_mode(AmxMode mode) {
   mode_slot().store(mode, std::memory_order_relaxed);
 }
 
-bool amx_use_for_rows(int64_t m) {
+int64_t amx_min_rows(gguf::TensorType type) {
+  // Single thread, hot weights, Qwen3-0.6B FFN shapes: Q8_0 AMX at M = 9
+  // (one half-empty 16-row panel) already beats the VNNI kernel's second
+  // pass (254 vs 267 us); Q4_0 unpacks every weight tile first and wins
+  // from M = 16.
+  switch (type) {
+    case gguf::TensorType::Q8_0:
+      return 9;
+    case gguf::TensorType::Q4_0:
+      return 16;
+    default:
+      return 0;
+  }
+}
+
+bool amx_use(gguf::TensorType type, int64_t m) {
+  const int64_t min_rows = amx_min_rows(type);
   switch (amx_mode()) {
     case AmxMode::kAlways:
-      return true;
+      return min_rows > 0;
     case AmxMode::kAuto:
-      return m >= kAmxMinRows;
+      return min_rows > 0 && m >= min_rows;
     case AmxMode::kOff:
       break;
   }

@@ -17,19 +17,17 @@
 // batch size takes (tests/kernels/matmul_amx_test.cpp).
 #pragma once
 
+#include "gguf/tensor_type.h"
+
 #include <cstdint>
 
 namespace tandem::kernels {
 
 enum class AmxMode {
   kOff,     // never (no AMX, or TANDEM_NO_AMX)
-  kAuto,    // for batches of at least kAmxMinRows rows (the default)
+  kAuto,    // for batches of at least amx_min_rows(type) rows (the default)
   kAlways,  // for every batch size (tests: bit-identity at M = 1..35)
 };
-
-// Smallest batch (activation rows) for which the AMX path pays off in
-// kAuto mode; measured in docs/BENCHMARKS.md.
-inline constexpr int64_t kAmxMinRows = 16;
 
 // CPU, OS and permission all allow tile instructions in this process.
 bool amx_available();
@@ -40,7 +38,12 @@ AmxMode amx_mode();
 // use while matmuls run on other threads.
 void set_amx_mode(AmxMode mode);
 
-// True when a matmul of M activation rows should take the AMX path.
-bool amx_use_for_rows(int64_t m);
+// Smallest batch (activation rows) for which the AMX path of TYPE pays off
+// in kAuto mode (measured, docs/BENCHMARKS.md); 0 when TYPE has none.
+int64_t amx_min_rows(gguf::TensorType type);
+
+// True when a matmul of M activation rows of TYPE weights should take the
+// AMX path (the caller still checks that TYPE has one).
+bool amx_use(gguf::TensorType type, int64_t m);
 
 }  // namespace tandem::kernels

@@ -222,7 +222,7 @@ bool MatmulQ8(const Matrix& w, const float* x, int64_t m, int64_t x_stride, floa
 #if HWY_TARGET == HWY_AVX3_DL
   // Batches on the AMX tile unit (matmul_amx.cpp): the same bits as the
   // VNNI kernel below, from the same quantized rows.
-  if (s.panels != nullptr && amx_use_for_rows(m) && detail::matmul_q8_amx(w, m, y, y_stride, pool, s)) return true;
+  if (s.panels != nullptr && amx_use(w.type, m) && detail::matmul_q8_amx(w, m, y, y_stride, pool, s)) return true;
 #endif
   const bool direct = m <= Q8Kern<false, true>::kCols;
   if (w.type == gguf::TensorType::Q4_0) {

@@ -140,10 +140,10 @@ TEST_F(MatmulAmx, BitIdenticalForLargeBatchesStridesAndThreads) {
   }
 }
 
-// kAuto switches path at kAmxMinRows; a row's output must not notice.
+// kAuto switches path at amx_min_rows(); a row's output must not notice.
 TEST_F(MatmulAmx, AutoModeRowAloneEqualsRowInLargeBatch) {
   ThreadPool pool(2);
-  const int64_t k = 2080, n = 45, m = 3 * kAmxMinRows + 5;
+  const int64_t k = 2080, n = 45, m = 3 * amx_min_rows(TensorType::Q8_0) + 5;
   const auto w = make_weights(TensorType::Q8_0, n, k, 9, false);
   const auto x = make_acts(m, k, 10);
   MatmulScratch scratch;

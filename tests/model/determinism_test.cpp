@@ -142,7 +142,7 @@ TEST(Determinism, QuantizedWeights) {
     SCOPED_TRACE(std::string(gguf::type_name(type)));
     const uint64_t amx_calls = kernels::detail::amx_call_count();
     check_determinism(path);
-    // With AMX, Q8_0 batches of >= kAmxMinRows rows (the 45-token prompt
+    // With AMX, Q8_0 batches of >= amx_min_rows() rows (the 45-token prompt
     // alone) take the tile path and chunks of 1 or 7 the VNNI one: the
     // comparisons above span both.
     if (type == gguf::TensorType::Q8_0 && kernels::amx_mode() == kernels::AmxMode::kAuto) {
