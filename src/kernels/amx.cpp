@@ -70,13 +70,20 @@ void set_amx_mode(AmxMode mode) {
 }
 
 int64_t amx_min_rows(gguf::TensorType type) {
-  // Single thread, hot weights, Qwen3-0.6B FFN shapes: Q8_0 AMX at M = 9
-  // (one half-empty 16-row panel) already beats the VNNI kernel's second
-  // pass (254 vs 267 us); Q4_0 unpacks every weight tile first and wins
-  // from M = 16.
+  // Single thread, hot weights, Qwen3-0.6B FFN shapes (1024x3072 and
+  // 3072x1024): Q8_0 AMX at M = 9 (one half-empty 16-row panel) already
+  // beats the VNNI kernel's second pass (254 vs 267 us). The others pay a
+  // fixed cost per call to unpack every weight tile (Q4_0 to int8, the
+  // K-quants to two digit planes, ~350 us for 3M weights): Q6_K wins from
+  // M = 12 (458 vs 501-535 us), Q4_K from 14 (345-385 vs 416-450), Q4_0
+  // from 16.
   switch (type) {
     case gguf::TensorType::Q8_0:
       return 9;
+    case gguf::TensorType::Q6_K:
+      return 12;
+    case gguf::TensorType::Q4_K:
+      return 14;
     case gguf::TensorType::Q4_0:
       return 16;
     default:

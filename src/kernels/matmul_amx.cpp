@@ -39,27 +39,23 @@
 #include <atomic>
 #include <cstring>
 
-#if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 11 || defined(__clang__))
-#define TANDEM_HAVE_AMX_KERNEL 1
-#include <immintrin.h>
-#else
-#define TANDEM_HAVE_AMX_KERNEL 0
-#endif
-
 namespace tandem::kernels::detail {
 namespace {
 std::atomic<uint64_t> amx_calls{0};
-void count_amx_call() { amx_calls.fetch_add(1, std::memory_order_relaxed); }
 }  // namespace
 
+void count_amx_call() { amx_calls.fetch_add(1, std::memory_order_relaxed); }
 uint64_t amx_call_count() { return amx_calls.load(std::memory_order_relaxed); }
+
+}  // namespace tandem::kernels::detail
 
 #if TANDEM_HAVE_AMX_KERNEL
 
 // Everything below runs only after amx_available(): compiled for AMX and
 // AVX-512 here, without a global -march (the rest of the build must run
-// on any x86-64). No templates or inline functions from headers are
-// instantiated below this line, so none is emitted with these targets.
+// on any x86-64). Apart from amx_tiles.h (made for this region) no inline
+// function or template from a header is instantiated below this line, so
+// none is emitted with these targets for other files to pick up.
 #pragma GCC push_options
 #pragma GCC target("amx-tile,amx-int8,avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")
 // GCC 12's AVX-512 intrinsics pass `__m512 __Y = __Y;` ("undefined")
@@ -68,36 +64,21 @@ uint64_t amx_call_count() { return amx_calls.load(std::memory_order_relaxed); }
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include "kernels/amx_tiles.h"
+
+namespace tandem::kernels::detail {
 namespace {
 
-constexpr int kTile = 16;
+using namespace amx;
 constexpr size_t kBlockBytes = kAmxBlockBytes;  // 512 int8 + 16 f32 scales
 static_assert(kBlockBytes == 512 + 16 * 4);
 
-// ldtilecfg's 64-byte operand (palette 1).
-struct alignas(64) TileConfig {
-  uint8_t palette_id;
-  uint8_t start_row;
-  uint8_t reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-static_assert(sizeof(TileConfig) == 64);
-
-// Tiles: 0, 1 = A (weights), 2, 3 = B (activations), 4..7 = C.
-void configure_tiles() {
-  TileConfig cfg;
-  std::memset(&cfg, 0, sizeof(cfg));
-  cfg.palette_id = 1;
-  for (int t = 0; t < 2; ++t) {
-    cfg.rows[t] = kTile, cfg.colsb[t] = 32;
-    cfg.rows[2 + t] = 8, cfg.colsb[2 + t] = 64;
-  }
-  for (int t = 4; t < 8; ++t) cfg.rows[t] = kTile, cfg.colsb[t] = 64;
-  // The intrinsic's asm declares only 8 bytes of CFG as read: keep the
-  // compiler from dropping the other stores.
-  asm volatile("" ::: "memory");
-  _tile_loadconfig(&cfg);
+// Tiles: 0, 1 = A (weights, 16 x 32 B), 2, 3 = B (activations, 8 x 64 B),
+// 4..7 = C (16 x 64 B).
+void configure_q8_tiles() {
+  const uint8_t rows[8] = {kTile, kTile, 8, 8, kTile, kTile, kTile, kTile};
+  const uint16_t colsb[8] = {32, 32, 64, 64, 64, 64, 64, 64};
+  configure_tiles(rows, colsb);
 }
 
 // ---- activation panels ---------------------------------------------------------
@@ -250,30 +231,6 @@ inline void block_product(int64_t b, const uint8_t* wa, size_t wa_stride, const 
                            _mm512_mul_ps(_mm512_set1_ps(dw[i]), dx), acc##i)
 #define TANDEM_AMX_ROWS(X) X(0); X(1); X(2); X(3); X(4); X(5); X(6); X(7); X(8); X(9); X(10); X(11); X(12); X(13); X(14); X(15)
 
-// 16 x 16 f32 transpose (bit moves only): out[j] lane i = in[i] lane j.
-void transpose16(const __m512 in[16], __m512 out[16]) {
-  __m512 t[16], u[16];
-  for (int k = 0; k < 16; k += 2) {
-    t[k] = _mm512_unpacklo_ps(in[k], in[k + 1]);
-    t[k + 1] = _mm512_unpackhi_ps(in[k], in[k + 1]);
-  }
-  for (int k = 0; k < 16; k += 4) {  // u[k + c], 128-bit lane L: column 4L + c of rows k..k+3
-    u[k + 0] = _mm512_shuffle_ps(t[k], t[k + 2], 0x44);
-    u[k + 1] = _mm512_shuffle_ps(t[k], t[k + 2], 0xee);
-    u[k + 2] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0x44);
-    u[k + 3] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0xee);
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
-    const __m512 w0 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
-    const __m512 w1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
-    out[c] = _mm512_shuffle_f32x4(v0, w0, 0x88);
-    out[8 + c] = _mm512_shuffle_f32x4(v0, w0, 0xdd);
-    out[4 + c] = _mm512_shuffle_f32x4(v1, w1, 0x88);
-    out[12 + c] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
-  }
-}
-
 // Y[m0 + j][n0 + i] for i < N_ROWS, j < M_ROWS, over all K/32 blocks of
 // the weight tile WT and the packed panel XP.
 void output_tile(const WeightTile& wt, const uint8_t* xp, int64_t nb, int n_rows, int m_rows, float* y,
@@ -294,10 +251,7 @@ void output_tile(const WeightTile& wt, const uint8_t* xp, int64_t nb, int n_rows
   }
   const __m512 acc[16] = {acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7,
                           acc8, acc9, acc10, acc11, acc12, acc13, acc14, acc15};
-  __m512 out[16];
-  transpose16(acc, out);
-  const __mmask16 mask = static_cast<__mmask16>((1u << n_rows) - 1);
-  for (int j = 0; j < m_rows; ++j) _mm512_mask_storeu_ps(y + j * y_stride, mask, out[j]);
+  store_transposed(acc, n_rows, m_rows, y, y_stride);
 }
 
 #undef TANDEM_AMX_ROWS
@@ -327,7 +281,7 @@ void run_weight_tiles(const Matrix& w, int64_t begin, int64_t end, const uint8_t
     }
     return wt;
   };
-  configure_tiles();
+  configure_q8_tiles();
   WeightTile next = setup(begin);
   for (int64_t tile = begin; tile < end; ++tile) {
     const WeightTile wt = next;
@@ -370,13 +324,15 @@ bool matmul_q8_amx(const Matrix& w, int64_t m, float* y, int64_t y_stride, Threa
   return true;
 }
 
+}  // namespace tandem::kernels::detail
+
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
 
 #else  // !TANDEM_HAVE_AMX_KERNEL
 
+namespace tandem::kernels::detail {
 bool matmul_q8_amx(const Matrix&, int64_t, float*, int64_t, ThreadPool&, const ScratchView&) { return false; }
+}  // namespace tandem::kernels::detail
 
 #endif
-
-}  // namespace tandem::kernels::detail

@@ -34,12 +34,21 @@ inline size_t prep_tile_bytes_kq(int64_t k) {
   return (static_cast<size_t>(k) + 255) / 256 * (kPrepSuperBlockBytes + 210) + 64;
 }
 
-// AMX (matmul_amx.cpp): blocks of 16 rows x 32 int8 + 16 f32 scales, for
-// both the prepared weight tiles (two, plus four 1 KB tile-store buffers) and each
-// panel of 16 activation rows.
+// AMX, per 16 rows (weights or activations): Q8_0/Q4_0 (matmul_amx.cpp)
+// blocks of 32 columns, 512 int8 + 16 f32 scales; Q4_K/Q6_K
+// (matmul_amx_kq.cpp) super-blocks of 256, a panel of 4 KB int8 + scales +
+// block sums, a weight tile of two 4 KB digit planes + scales + mins. A
+// work area holds two weight tiles and 4 KB of tile-store buffers.
 constexpr size_t kAmxBlockBytes = 576;
-inline size_t prep_tile_bytes_amx(int64_t k) { return 2 * (static_cast<size_t>(k) / 32 * kAmxBlockBytes) + 4096; }
-size_t amx_panel_bytes(int64_t m, int64_t k);  // 0 without AMX
+constexpr size_t kAmxKqPanelSbBytes = 4416;
+constexpr size_t kAmxKqWeightSbBytes = 8576;
+inline size_t prep_tile_bytes_amx(int64_t k) {
+  const size_t q8 = static_cast<size_t>(k) / 32 * kAmxBlockBytes;
+  const size_t kq = (static_cast<size_t>(k) + 255) / 256 * kAmxKqWeightSbBytes;
+  return 2 * (q8 > kq ? q8 : kq) + 4096;
+}
+size_t amx_panel_bytes(int64_t m, int64_t k);  // 0 without AMX; covers both panel kinds
+static_assert(kAmxKqPanelSbBytes <= 256 / 32 * kAmxBlockBytes);
 
 // Bytes of one quantized activation row, 64-aligned: blocks of 32 take
 // K + K/8, blocks of 256 K + K/64 + K/8 + K/16 (quantize_act.h).
@@ -78,8 +87,20 @@ const char* matmul_q8_target_name();
 // VNNI layout). Precondition: amx_available() and S.panels sized for M.
 // Returns false when the build has no AMX kernel.
 bool matmul_q8_amx(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s);
+// AMX path of matmul_kq (matmul_amx_kq.cpp), called after the M rows are
+// quantized into S.act (Q8_K-style rows). Same preconditions.
+bool matmul_kq_amx(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s);
+
 // Number of matmuls that took an AMX path in this process (tests check
-// that the path they compare was really taken).
+// that the path they compare was really taken); the kernels count.
 uint64_t amx_call_count();
+void count_amx_call();
+
+// The AMX kernels need x86-64 and a compiler with the tile intrinsics.
+#if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 11 || defined(__clang__))
+#define TANDEM_HAVE_AMX_KERNEL 1
+#else
+#define TANDEM_HAVE_AMX_KERNEL 0
+#endif
 
 }  // namespace tandem::kernels::detail

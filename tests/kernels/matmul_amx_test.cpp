@@ -8,6 +8,7 @@
 #include "kernels/amx.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_internal.h"
+#include "kernels/quantize_act.h"
 
 #include <gtest/gtest.h>
 
@@ -35,13 +36,16 @@ class MatmulAmx : public ::testing::Test {
   AmxMode saved_ = AmxMode::kOff;
 };
 
+int act_block(TensorType type) { return act_block_elems(type); }
+
 struct Weights {
   std::vector<uint8_t> bytes;
   Matrix m;
 };
 
 // Quantized Gaussian rows with outliers, or - RAW - random bytes with sane
-// f16 scales (reaches q8 = -128 and every nibble).
+// f16 scales (reaches q8 = -128, every nibble, 6-bit scales and mins of 63,
+// Q6_K scales of -128).
 Weights make_weights(TensorType type, int64_t n, int64_t k, uint32_t seed, bool raw) {
   std::mt19937 rng(seed);
   Weights w;
@@ -49,11 +53,18 @@ Weights make_weights(TensorType type, int64_t n, int64_t k, uint32_t seed, bool 
   w.bytes.resize(rb * static_cast<size_t>(n));
   if (raw) {
     for (auto& b : w.bytes) b = static_cast<uint8_t>(rng());
-    const size_t block_bytes = type == TensorType::Q8_0 ? 34 : 18;
+    const auto info = gguf::type_info(type);
     std::uniform_real_distribution<float> u(0.002f, 0.02f);
-    for (size_t b = 0; b < w.bytes.size() / block_bytes; ++b) {
-      const uint16_t d = f32_to_f16(u(rng) * ((rng() & 1) ? 1.0f : -1.0f));
-      std::memcpy(w.bytes.data() + b * block_bytes, &d, 2);
+    auto scale = [&] { return f32_to_f16(u(rng) * ((rng() & 1) ? 1.0f : -1.0f)); };
+    for (size_t b = 0; b < w.bytes.size() / info.block_bytes; ++b) {
+      uint8_t* blk = w.bytes.data() + b * info.block_bytes;
+      const uint16_t d = scale(), dmin = scale();
+      if (type == TensorType::Q6_K) {
+        std::memcpy(blk + 208, &d, 2);
+      } else {
+        std::memcpy(blk, &d, 2);
+        if (type == TensorType::Q4_K) std::memcpy(blk + 2, &dmin, 2);
+      }
     }
   } else {
     std::normal_distribution<float> g(0.0f, 1.0f);
@@ -121,11 +132,34 @@ TEST_F(MatmulAmx, BitIdenticalToVnniOverAwkwardShapes) {
   }
 }
 
+TEST_F(MatmulAmx, KQuantsBitIdenticalOverAwkwardShapes) {
+  ThreadPool pool(2);
+  for (TensorType type : {TensorType::Q4_K, TensorType::Q6_K}) {
+    for (int64_t k : {256, 768, 1280}) {
+      for (int64_t n : {1, 3, 17, 33, 50}) {
+        for (bool raw : {false, true}) {
+          const auto w = make_weights(type, n, k, static_cast<uint32_t>(k * 37 + n + raw), raw);
+          const auto x = make_acts(35, k, static_cast<uint32_t>(k + n + 1));
+          MatmulScratch scratch;
+          scratch.reserve(35, k, pool.size());
+          for (int64_t m = 1; m <= 35; ++m) {
+            expect_same_bits(w, x, m, k, pool, scratch,
+                             std::string(gguf::type_name(type)) + (raw ? " raw" : "") + " N=" + std::to_string(n) +
+                                 " K=" + std::to_string(k) + " M=" + std::to_string(m));
+            if (HasFatalFailure()) return;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST_F(MatmulAmx, BitIdenticalForLargeBatchesStridesAndThreads) {
   ThreadPool one(1), two(2);
-  for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0}) {
+  for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K, TensorType::Q6_K}) {
     for (int64_t m : {64, 100, 512}) {
-      const int64_t k = m == 512 ? 1024 : 480, n = m == 512 ? 70 : 131, x_stride = k + 8;
+      const int64_t k = m == 512 ? 1024 : (act_block(type) == 256 ? 512 : 480), n = m == 512 ? 70 : 131;
+      const int64_t x_stride = k + 8;
       const auto w = make_weights(type, n, k, static_cast<uint32_t>(m), false);
       const auto x = make_acts(m, x_stride, static_cast<uint32_t>(m + 1));
       MatmulScratch scratch;

@@ -142,10 +142,10 @@ TEST(Determinism, QuantizedWeights) {
     SCOPED_TRACE(std::string(gguf::type_name(type)));
     const uint64_t amx_calls = kernels::detail::amx_call_count();
     check_determinism(path);
-    // With AMX, Q8_0 batches of >= amx_min_rows() rows (the 45-token prompt
-    // alone) take the tile path and chunks of 1 or 7 the VNNI one: the
+    // With AMX, batches of >= amx_min_rows() rows (the 45-token prompt
+    // alone) take the tile path and chunks of 1 or 7 the AVX one: the
     // comparisons above span both.
-    if (type == gguf::TensorType::Q8_0 && kernels::amx_mode() == kernels::AmxMode::kAuto) {
+    if (kernels::amx_min_rows(type) > 0 && kernels::amx_mode() == kernels::AmxMode::kAuto) {
       EXPECT_GT(kernels::detail::amx_call_count(), amx_calls);
     }
   }
