@@ -10,6 +10,8 @@
 //                             [--batches 1,8] [--prefill 0]
 //
 // Without --model it synthesizes the model once into build/bench-models/.
+// TANDEM_NO_AMX=1 runs without the AMX matmuls (kernels/amx.h), for A/B.
+#include "kernels/amx.h"
 #include "kernels/dot.h"
 #include "kv/kv_pool.h"
 #include "model/model.h"
@@ -74,8 +76,8 @@ int main(int argc, char** argv) {
   if (!pool) return 1;
   const double bw = measure_bandwidth_gbs(threads);
   const double wgb = static_cast<double>(m.weight_bytes()) / 1e9;
-  fmt::print("model {} ({}), {:.2f} GB of weights per step, {} threads, SIMD {}\n", model_path,
-             model::describe(m.config()), wgb, threads, kernels::simd_target_name());
+  fmt::print("model {} ({}), {:.2f} GB of weights per step, {} threads, SIMD {}, AMX {}\n", model_path,
+             model::describe(m.config()), wgb, threads, kernels::simd_target_name(), kernels::amx_status());
   fmt::print("memory read bandwidth: {:.1f} GB/s -> decode roofline {:.1f} tokens/s\n", bw, bw / wgb);
 
   std::vector<float> logits;

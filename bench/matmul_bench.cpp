@@ -219,9 +219,8 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   g_bw = measure_bandwidth();
   const kernels::AmxMode amx = kernels::amx_mode();
-  std::printf("matmul target: %s, AMX %s; read bandwidth %.1f GB/s, copy %.1f GB/s\n", kernels::matmul_target_name(),
-              amx != kernels::AmxMode::kOff ? "on (also run off: /no_amx)"
-                                            : (kernels::amx_available() ? "off (TANDEM_NO_AMX)" : "not available"),
+  std::printf("matmul target: %s, AMX %s%s; read bandwidth %.1f GB/s, copy %.1f GB/s\n", kernels::matmul_target_name(),
+              kernels::amx_status(), amx != kernels::AmxMode::kOff ? " (each also run off: /no_amx)" : "",
               g_bw.read_gbs, g_bw.copy_gbs);
   for (TensorType type : {TensorType::Q8_0, TensorType::Q4_K, TensorType::F16}) {
     for (const Shape& shape : kShapes) {

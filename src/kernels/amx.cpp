@@ -69,6 +69,12 @@ void set_amx_mode(AmxMode mode) {
   mode_slot().store(mode, std::memory_order_relaxed);
 }
 
+const char* amx_status() {
+  if (!amx_available()) return "not available";
+  if (amx_mode() != AmxMode::kOff) return "on";
+  return disabled_by_env() ? "off (TANDEM_NO_AMX)" : "off";
+}
+
 int64_t amx_min_rows(gguf::TensorType type) {
   // Single thread, hot weights, Qwen3-0.6B FFN shapes (1024x3072 and
   // 3072x1024): Q8_0 AMX at M = 9 (one half-empty 16-row panel) already

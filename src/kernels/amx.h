@@ -42,6 +42,10 @@ void set_amx_mode(AmxMode mode);
 // in kAuto mode (measured, docs/BENCHMARKS.md); 0 when TYPE has none.
 int64_t amx_min_rows(gguf::TensorType type);
 
+// "on", "off (TANDEM_NO_AMX)", "off" (set_amx_mode) or "not available":
+// for start-up summaries and benchmark headers.
+const char* amx_status();
+
 // True when a matmul of M activation rows of TYPE weights should take the
 // AMX path (the caller still checks that TYPE has one).
 bool amx_use(gguf::TensorType type, int64_t m);
