@@ -98,15 +98,18 @@ void pack_panel(const ScratchView& s, int64_t k, int64_t m0, int rows, uint8_t* 
 
 // ---- weight tiles ------------------------------------------------------------------
 
-// 32 weights of one digit pair: W' (32 int16) -> lo = w' & 63, hi = w' >> 6
-// as int8 at LO and HI.
-void store_digits(__m512i w, uint8_t* lo, uint8_t* hi) {
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(lo), _mm512_cvtepi16_epi8(_mm512_and_si512(w, _mm512_set1_epi16(63))));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(hi), _mm512_cvtepi16_epi8(_mm512_srai_epi16(w, 6)));
+// Groups 2c and 2c + 1 (64 weights w' as two vectors of 32 int16) as
+// digits lo = w' & 63 and hi = w' >> 6, int8 (both fit), at row offset
+// ROW of chunk C of the two planes. packs works per 128-bit lane: the
+// qword permute puts group 2c's 32 bytes before group 2c + 1's.
+void store_digits(__m512i w0, __m512i w1, uint8_t* planes, int c, int row) {
+  const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), m63 = _mm512_set1_epi16(63);
+  const __m512i lo = _mm512_packs_epi16(_mm512_and_si512(w0, m63), _mm512_and_si512(w1, m63));
+  const __m512i hi = _mm512_packs_epi16(_mm512_srai_epi16(w0, 6), _mm512_srai_epi16(w1, 6));
+  uint8_t* at = planes + 1024 * static_cast<size_t>(c) + 64 * static_cast<size_t>(row);
+  _mm512_storeu_si512(at, _mm512_permutexvar_epi64(order, lo));
+  _mm512_storeu_si512(at + kWeightHi, _mm512_permutexvar_epi64(order, hi));
 }
-
-// Offset of group G (elements 32g..32g+31) in a digit plane row: chunk g/2, half g%2.
-size_t group_offset(int g) { return 1024 * static_cast<size_t>(g / 2) + 32 * static_cast<size_t>(g % 2); }
 
 // Q4_K block (144 B: d, dmin, scales[12], qs[128]) of weight row I.
 void prepare_q4k_row(const uint8_t* blk, int i, uint8_t* out) {
@@ -121,11 +124,13 @@ void prepare_q4k_row(const uint8_t* blk, int i, uint8_t* out) {
     }
   }
   const __m256i m4 = _mm256_set1_epi8(0x0f);
-  for (int g = 0; g < 8; ++g) {  // bytes 32p..32p+31: group 2p low nibbles, 2p+1 high
-    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * (g / 2)));
-    const __m256i q = g % 2 == 0 ? _mm256_and_si256(b, m4) : _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
-    const __m512i w = _mm512_mullo_epi16(_mm512_cvtepu8_epi16(q), _mm512_set1_epi16(static_cast<int16_t>(sc[g])));
-    store_digits(w, out + group_offset(g) + 64 * i, out + kWeightHi + group_offset(g) + 64 * i);
+  for (int c = 0; c < 4; ++c) {  // bytes 32c..32c+31: group 2c in the low nibbles, 2c + 1 in the high
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * c));
+    const __m256i q0 = _mm256_and_si256(b, m4), q1 = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+    const __m512i w0 = _mm512_mullo_epi16(_mm512_cvtepu8_epi16(q0), _mm512_set1_epi16(static_cast<int16_t>(sc[2 * c])));
+    const __m512i w1 =
+        _mm512_mullo_epi16(_mm512_cvtepu8_epi16(q1), _mm512_set1_epi16(static_cast<int16_t>(sc[2 * c + 1])));
+    store_digits(w0, w1, out, c, i);
   }
   reinterpret_cast<float*>(out + kWeightD)[i] = f16_to_f32(blk);
   reinterpret_cast<float*>(out + kWeightDmin)[i] = f16_to_f32(blk + 2);
@@ -139,7 +144,7 @@ void prepare_q4k_row(const uint8_t* blk, int i, uint8_t* out) {
 void prepare_q6k_row(const uint8_t* blk, int i, uint8_t* out) {
   const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
   const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
-  for (int g = 0; g < 8; ++g) {
+  auto group = [&](int g) {  // w' of group g as 32 int16
     const int h = g / 4, t = g % 4;
     const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32 * (t & 1)));
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
@@ -148,9 +153,9 @@ void prepare_q6k_row(const uint8_t* blk, int i, uint8_t* out) {
     const __m256i q = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 4));  // 0..63 (no carry across bytes)
     const __m512i qs = _mm512_sub_epi16(_mm512_cvtepu8_epi16(q), _mm512_set1_epi16(32));
     const __m512i scv = _mm512_inserti64x4(_mm512_set1_epi16(sc[2 * g]), _mm256_set1_epi16(sc[2 * g + 1]), 1);
-    store_digits(_mm512_mullo_epi16(qs, scv), out + group_offset(g) + 64 * i,
-                 out + kWeightHi + group_offset(g) + 64 * i);
-  }
+    return _mm512_mullo_epi16(qs, scv);
+  };
+  for (int c = 0; c < 4; ++c) store_digits(group(2 * c), group(2 * c + 1), out, c, i);
   reinterpret_cast<float*>(out + kWeightD)[i] = f16_to_f32(blk + 208);
   reinterpret_cast<float*>(out + kWeightDmin)[i] = 0.0f;
   std::memset(out + kWeightMins + 16 * static_cast<size_t>(i), 0, 16);
@@ -261,6 +266,8 @@ void run_weight_tiles(const Matrix& w, int64_t begin, int64_t end, const uint8_t
     const uint8_t* wa = slot(tile);
     if (tile + 1 < end) prepare_weights(w, (tile + 1) * kTile, rows_of(tile + 1), slot(tile + 1));
     asm volatile("" ::: "memory");  // tileloadd's asm does not declare its memory read
+    // (Fetching tile t + 2 ahead, as matmul_amx.cpp does, made no
+    // difference here: the prepare reads each row in order.)
     for (int64_t p = 0; p < n_panels; ++p) {
       const int m_rows = static_cast<int>(m - p * kTile < kTile ? m - p * kTile : kTile);
       float* yt = y + p * kTile * y_stride + tile * kTile;
