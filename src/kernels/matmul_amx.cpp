@@ -57,7 +57,7 @@ uint64_t amx_call_count() { return amx_calls.load(std::memory_order_relaxed); }
 // function or template from a header is instantiated below this line, so
 // none is emitted with these targets for other files to pick up.
 #pragma GCC push_options
-#pragma GCC target("amx-tile,amx-int8,avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")
+#pragma GCC target("amx-tile,amx-int8,avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c,prfchw")
 // GCC 12's AVX-512 intrinsics pass `__m512 __Y = __Y;` ("undefined")
 // vectors, which -Wuninitialized flags once they are inlined here.
 #pragma GCC diagnostic push
@@ -232,10 +232,9 @@ inline void block_product(int64_t b, const uint8_t* wa, size_t wa_stride, const 
 #define TANDEM_AMX_ROWS(X) X(0); X(1); X(2); X(3); X(4); X(5); X(6); X(7); X(8); X(9); X(10); X(11); X(12); X(13); X(14); X(15)
 
 // Y[m0 + j][n0 + i] for i < N_ROWS, j < M_ROWS, over all K/32 blocks of
-// the weight tile WT and the packed panel XP. PF (may be null): 16 weight
-// rows, ROW_BYTES apart, to fetch block by block (BLOCK_BYTES each) on the way.
+// the weight tile WT and the packed panel XP, fetching F on the way.
 void output_tile(const WeightTile& wt, const uint8_t* xp, int64_t nb, int n_rows, int m_rows, float* y,
-                 int64_t y_stride, int32_t* cbufs, const uint8_t* pf, size_t row_bytes, size_t block_bytes) {
+                 int64_t y_stride, int32_t* cbufs, const Fetch& f) {
   __m512 acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7, acc8, acc9, acc10, acc11, acc12, acc13, acc14, acc15;
   acc0 = acc1 = acc2 = acc3 = acc4 = acc5 = acc6 = acc7 = _mm512_setzero_ps();
   acc8 = acc9 = acc10 = acc11 = acc12 = acc13 = acc14 = acc15 = _mm512_setzero_ps();
@@ -245,9 +244,7 @@ void output_tile(const WeightTile& wt, const uint8_t* xp, int64_t nb, int n_rows
       block_product(b + 1, wt.quants + static_cast<size_t>(b + 1) * wt.block_step, wt.stride,
                     xp + static_cast<size_t>(b + 1) * kBlockBytes, cbufs);
     }
-    if (pf != nullptr) {
-      for (int i = 0; i < kTile; ++i) _mm_prefetch(reinterpret_cast<const char*>(pf + i * row_bytes + b * block_bytes), _MM_HINT_T0);
-    }
+    f.block(b, nb, y_stride);
     const int32_t* cbuf = cbufs + 256 * (b & 3);
     const float* dw = wt.dw + 16 * b;
     const __m512 dx = _mm512_loadu_ps(xp + static_cast<size_t>(b) * kBlockBytes + 512);
@@ -261,14 +258,16 @@ void output_tile(const WeightTile& wt, const uint8_t* xp, int64_t nb, int n_rows
 #undef TANDEM_AMX_ROWS
 #undef TANDEM_AMX_EPILOGUE_ROW
 
-// One thread's weight tiles [BEGIN, END) against every panel. Tile t + 1
+// One thread's weight tiles [BEGIN, END) against every panel, in the order
+// (tile, panel). Tile t + 1
 // is prepared before tile t runs (two slots in WORK): the tile loads then
 // read data stored long before (a tile load does not take data from the
 // store buffer; reading a just-written tile stalls). Tile t + 2 is fetched
 // during tile t's first panel: at M = 16 the d_w gather of an unfetched
-// tile (16 rows, one miss per block and row) took 38% of the time.
-void run_weight_tiles(const Matrix& w, int64_t begin, int64_t end, const uint8_t* panels, int64_t m, float* y,
-                      int64_t y_stride, uint8_t* work) {
+// tile (16 rows, one miss per block and row) took 38% of the time. The
+// next output tile's 16 Y lines are fetched for writing (Fetch).
+void run_weight_tiles(const Matrix& w, const TileGrid& grid, int64_t begin, int64_t end, const uint8_t* panels,
+                      int64_t m, float* y, int64_t y_stride, uint8_t* work) {
   const int64_t nb = w.cols / 32, n_panels = (m + kTile - 1) / kTile;
   const size_t block_bytes = w.type == gguf::TensorType::Q4_0 ? 18 : 34;
   const size_t panel_bytes = static_cast<size_t>(nb) * kBlockBytes;
@@ -276,10 +275,10 @@ void run_weight_tiles(const Matrix& w, int64_t begin, int64_t end, const uint8_t
   int32_t* cbufs = reinterpret_cast<int32_t*>(work + 2 * panel_bytes);  // 64-aligned
   auto setup = [&](int64_t tile) {
     uint8_t* slot = work + static_cast<size_t>(tile & 1) * panel_bytes;
-    const int64_t n0 = tile * kTile;
+    const int64_t n0 = grid.begin(tile);
     WeightTile wt{w.data + static_cast<size_t>(n0) * w.row_bytes + 2, w.row_bytes, 34,
                   reinterpret_cast<float*>(slot)};
-    const int rows = static_cast<int>(w.rows - n0 < kTile ? w.rows - n0 : kTile);
+    const int rows = grid.rows(tile);
     prepare_scales(w, n0, rows, reinterpret_cast<float*>(slot));
     if (w.type == gguf::TensorType::Q4_0 || rows < kTile) {
       uint8_t* quants = slot + static_cast<size_t>(nb) * 64;
@@ -294,14 +293,17 @@ void run_weight_tiles(const Matrix& w, int64_t begin, int64_t end, const uint8_t
     const WeightTile wt = next;
     if (tile + 1 < end) next = setup(tile + 1);
     asm volatile("" ::: "memory");  // tileloadd's asm does not declare its memory read
-    const int64_t n0 = tile * kTile;
-    const int n_rows = static_cast<int>(w.rows - n0 < kTile ? w.rows - n0 : kTile);
-    const bool fetch = tile + 2 < end && (tile + 3) * kTile <= w.rows;
-    const uint8_t* pf = fetch ? w.data + static_cast<size_t>((tile + 2) * kTile) * w.row_bytes : nullptr;
+    const int64_t n0 = grid.begin(tile);
+    const int n_rows = grid.rows(tile);
+    const bool fetch = tile + 2 < end && grid.rows(tile + 2) == kTile;
     for (int64_t p = 0; p < n_panels; ++p) {
-      const int m_rows = static_cast<int>(m - p * kTile < kTile ? m - p * kTile : kTile);
-      output_tile(wt, panels + static_cast<size_t>(p) * panel_bytes, nb, n_rows, m_rows,
-                  y + p * kTile * y_stride + n0, y_stride, cbufs, p == 0 ? pf : nullptr, w.row_bytes, block_bytes);
+      Fetch f = Fetch::next_output(y, y_stride, m, n0, p, n_panels, tile + 1 < end ? grid.begin(tile + 1) : -1);
+      if (p == 0 && fetch) {
+        f.weights = w.data + static_cast<size_t>(grid.begin(tile + 2)) * w.row_bytes;
+        f.row_bytes = w.row_bytes, f.block_bytes = block_bytes;
+      }
+      output_tile(wt, panels + static_cast<size_t>(p) * panel_bytes, nb, n_rows, panel_rows(m, p),
+                  y + p * kTile * y_stride + n0, y_stride, cbufs, f);
     }
   }
   _tile_release();
@@ -322,12 +324,12 @@ bool matmul_q8_amx(const Matrix& w, int64_t m, float* y, int64_t y_stride, Threa
       pack_panel(s, k, p * kTile, static_cast<int>(rows), s.panels + static_cast<size_t>(p) * panel_bytes);
     }
   });
-  const int64_t tiles = (w.rows + kTile - 1) / kTile;
+  const TileGrid grid(w.rows, y, y_stride);
   pool.run([&](int t, int nt) {
     int64_t begin, end;
-    ThreadPool::split(tiles, t, nt, &begin, &end);
+    ThreadPool::split(grid.count(), t, nt, &begin, &end);
     if (begin < end) {
-      run_weight_tiles(w, begin, end, s.panels, m, y, y_stride, s.work + static_cast<size_t>(t) * s.work_stride);
+      run_weight_tiles(w, grid, begin, end, s.panels, m, y, y_stride, s.work + static_cast<size_t>(t) * s.work_stride);
     }
   });
   return true;

@@ -37,7 +37,7 @@
 // Compiled for AMX and AVX-512 (no global -march); runs only after
 // amx_available(). See matmul_amx.cpp.
 #pragma GCC push_options
-#pragma GCC target("amx-tile,amx-int8,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")
+#pragma GCC target("amx-tile,amx-int8,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c,prfchw")
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's `__m512 __Y = __Y;`, see matmul_amx.cpp
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -216,16 +216,18 @@ void superblock_product(const uint8_t* wa, const uint8_t* xb, int32_t* cbuf) {
   _tile_stored(7, cbuf + 256, 64);
 }
 
-// Y[m0 + j][n0 + i] for i < N_ROWS, j < M_ROWS over all super-blocks.
+// Y[m0 + j][n0 + i] for i < N_ROWS, j < M_ROWS over all super-blocks,
+// fetching F on the way.
 template <bool kMins>
 void output_tile(const uint8_t* wa, const uint8_t* xp, int64_t nsb, int n_rows, int m_rows, float* y,
-                 int64_t y_stride, int32_t* cbuf) {
+                 int64_t y_stride, int32_t* cbuf, const Fetch& f) {
   __m512 acc[kTile];
   for (int i = 0; i < kTile; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t sb = 0; sb < nsb; ++sb) {
     const uint8_t* w = wa + static_cast<size_t>(sb) * kWeightSbBytes;
     const uint8_t* x = xp + static_cast<size_t>(sb) * kPanelSbBytes;
     superblock_product(w, x, cbuf);
+    f.block(sb, nsb, y_stride);
     const __m512 dx = _mm512_loadu_ps(x + kPanelDx);
     const float* d = reinterpret_cast<const float*>(w + kWeightD);
     const float* dmin = reinterpret_cast<const float*>(w + kWeightDmin);
@@ -249,31 +251,31 @@ void output_tile(const uint8_t* wa, const uint8_t* xp, int64_t nsb, int n_rows, 
 
 // One thread's weight tiles [BEGIN, END) against every panel; tile t + 1
 // is prepared before tile t runs (two slots, see matmul_amx.cpp).
-void run_weight_tiles(const Matrix& w, int64_t begin, int64_t end, const uint8_t* panels, int64_t m, float* y,
-                      int64_t y_stride, uint8_t* work) {
+void run_weight_tiles(const Matrix& w, const TileGrid& grid, int64_t begin, int64_t end, const uint8_t* panels,
+                      int64_t m, float* y, int64_t y_stride, uint8_t* work) {
   const int64_t nsb = w.cols / 256, n_panels = (m + kTile - 1) / kTile;
   const size_t slot_bytes = static_cast<size_t>(nsb) * kWeightSbBytes;
   const size_t panel_bytes = static_cast<size_t>(nsb) * kPanelSbBytes;
   int32_t* cbuf = reinterpret_cast<int32_t*>(work + 2 * slot_bytes);  // 64-aligned, 2 KB
   const bool mins = w.type == gguf::TensorType::Q4_K;
-  auto rows_of = [&](int64_t tile) {
-    return static_cast<int>(w.rows - tile * kTile < kTile ? w.rows - tile * kTile : kTile);
-  };
   auto slot = [&](int64_t tile) { return work + static_cast<size_t>(tile & 1) * slot_bytes; };
   configure_kq_tiles();
-  prepare_weights(w, begin * kTile, rows_of(begin), slot(begin));
+  prepare_weights(w, grid.begin(begin), grid.rows(begin), slot(begin));
   for (int64_t tile = begin; tile < end; ++tile) {
     const uint8_t* wa = slot(tile);
-    if (tile + 1 < end) prepare_weights(w, (tile + 1) * kTile, rows_of(tile + 1), slot(tile + 1));
+    if (tile + 1 < end) prepare_weights(w, grid.begin(tile + 1), grid.rows(tile + 1), slot(tile + 1));
     asm volatile("" ::: "memory");  // tileloadd's asm does not declare its memory read
     // (Fetching tile t + 2 ahead, as matmul_amx.cpp does, made no
     // difference here: the prepare reads each row in order.)
+    const int64_t n0 = grid.begin(tile);
+    const int n_rows = grid.rows(tile);
     for (int64_t p = 0; p < n_panels; ++p) {
-      const int m_rows = static_cast<int>(m - p * kTile < kTile ? m - p * kTile : kTile);
-      float* yt = y + p * kTile * y_stride + tile * kTile;
+      const int m_rows = panel_rows(m, p);
+      float* yt = y + p * kTile * y_stride + n0;
       const uint8_t* xp = panels + static_cast<size_t>(p) * panel_bytes;
-      mins ? output_tile<true>(wa, xp, nsb, rows_of(tile), m_rows, yt, y_stride, cbuf)
-           : output_tile<false>(wa, xp, nsb, rows_of(tile), m_rows, yt, y_stride, cbuf);
+      const Fetch f = Fetch::next_output(y, y_stride, m, n0, p, n_panels, tile + 1 < end ? grid.begin(tile + 1) : -1);
+      mins ? output_tile<true>(wa, xp, nsb, n_rows, m_rows, yt, y_stride, cbuf, f)
+           : output_tile<false>(wa, xp, nsb, n_rows, m_rows, yt, y_stride, cbuf, f);
     }
   }
   _tile_release();
@@ -293,12 +295,12 @@ bool matmul_kq_amx(const Matrix& w, int64_t m, float* y, int64_t y_stride, Threa
       pack_panel(s, k, p * kTile, static_cast<int>(rows), s.panels + static_cast<size_t>(p) * panel_bytes);
     }
   });
-  const int64_t tiles = (w.rows + kTile - 1) / kTile;
+  const TileGrid grid(w.rows, y, y_stride);
   pool.run([&](int t, int nt) {
     int64_t begin, end;
-    ThreadPool::split(tiles, t, nt, &begin, &end);
+    ThreadPool::split(grid.count(), t, nt, &begin, &end);
     if (begin < end) {
-      run_weight_tiles(w, begin, end, s.panels, m, y, y_stride, s.work + static_cast<size_t>(t) * s.work_stride);
+      run_weight_tiles(w, grid, begin, end, s.panels, m, y, y_stride, s.work + static_cast<size_t>(t) * s.work_stride);
     }
   });
   return true;

@@ -12,7 +12,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <random>
 #include <string>
@@ -89,15 +91,29 @@ std::vector<float> make_acts(int64_t m, int64_t stride, uint32_t seed) {
 }
 
 // Y with AMX off and on; the AMX run must take the AMX path (call counter).
+// Y rows Y_STRIDE apart (default N + 3) from SHIFT floats past a 64-byte
+// boundary: with a stride of a multiple of 16, the AMX kernels shift their
+// tiles to Y's cache lines (amx_tiles.h, TileGrid).
 void expect_same_bits(const Weights& w, const std::vector<float>& x, int64_t m, int64_t x_stride, ThreadPool& pool,
-                      MatmulScratch& scratch, const std::string& what) {
-  const int64_t n = w.m.rows, y_stride = n + 3;
-  std::vector<float> off(static_cast<size_t>(m * y_stride), -7.0f), on(off);
+                      MatmulScratch& scratch, const std::string& what, int64_t y_stride = 0, int shift = 0) {
+  const int64_t n = w.m.rows;
+  if (y_stride == 0) y_stride = n + 3;
+  const size_t count = static_cast<size_t>(m * y_stride);
+  std::vector<float> off_buf(count + 32, -7.0f), on_buf(off_buf);
+  auto at = [&](std::vector<float>& b) {
+    const auto a = reinterpret_cast<uintptr_t>(b.data());
+    return b.data() + ((64 - a % 64) % 64) / 4 + shift;
+  };
+  float* off_y = at(off_buf);
+  float* on_y = at(on_buf);
+  std::vector<float> off(count), on(count);
   set_amx_mode(AmxMode::kOff);
-  matmul(w.m, x.data(), m, x_stride, off.data(), y_stride, pool, scratch);
+  matmul(w.m, x.data(), m, x_stride, off_y, y_stride, pool, scratch);
   set_amx_mode(AmxMode::kAlways);
   const uint64_t calls = detail::amx_call_count();
-  matmul(w.m, x.data(), m, x_stride, on.data(), y_stride, pool, scratch);
+  matmul(w.m, x.data(), m, x_stride, on_y, y_stride, pool, scratch);
+  std::copy(off_y, off_y + count, off.begin());
+  std::copy(on_y, on_y + count, on.begin());
   ASSERT_EQ(calls + 1, detail::amx_call_count()) << what << ": AMX path not taken";
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t j = 0; j < y_stride; ++j) {
@@ -169,6 +185,15 @@ TEST_F(MatmulAmx, BitIdenticalForLargeBatchesStridesAndThreads) {
                          std::string(gguf::type_name(type)) + " M=" + std::to_string(m) +
                              " threads=" + std::to_string(pool->size()));
         if (HasFatalFailure()) return;
+        // Y rows a multiple of 16 floats apart, starting 0..15 floats into
+        // a line: first tiles of 16 - shift rows.
+        for (int shift : {0, 1, 4, 15}) {
+          expect_same_bits(w, x, m, x_stride, *pool, scratch,
+                           std::string(gguf::type_name(type)) + " M=" + std::to_string(m) + " threads=" +
+                               std::to_string(pool->size()) + " Y shift " + std::to_string(shift),
+                           (n + 15) / 16 * 16 + 16, shift);
+          if (HasFatalFailure()) return;
+        }
       }
     }
   }
