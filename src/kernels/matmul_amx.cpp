@@ -9,25 +9,24 @@
 //
 // The tiles (A = weights, B = activations, C[i][j] = W row i . X row j):
 //
-//   A  16 weight rows x 32 int8      (a prepared block: 512 B + 16 f32 d_w)
+//   A  16 weight rows x 32 int8: Q8_0 read in place (rows row_bytes apart),
+//      Q4_0 and a short tile unpacked to 512 B; d_w as a 16 x f32 table
 //   B  8 rows x 64 B: row r holds quants 4r..4r+3 of 16 activation rows
 //      (the "VNNI" layout; a packed panel block: 512 B + 16 f32 d_x)
 //   C  16 x 16 int32: tdpbssd (signed x signed, exact, no saturation)
 //
 // An output tile (16 weight rows x 16 activation rows) runs over all of K
 // with its 16 accumulators in zmm registers (row i = weight row, lane j =
-// activation row), then transposes once into Y. Per block: 2 tile loads,
-// tilezero, tdpbssd, a tile store (1 KB) and 16 x (load, cvt, mul by the
-// broadcast d_w, fma). The next block's tile product is issued before this
-// block's epilogue (two sets of tile registers), so the tile unit works
-// while the vector units scale.
+// activation row), then transposes once into Y (amx_tiles.h). Per block:
+// 2 tile loads, tilezero, tdpbssd, a tile store (1 KB) and 16 x (load,
+// cvt, mul by the broadcast d_w, fma). The next block's product is issued
+// before this block's epilogue (four C tiles in rotation).
 //
-// Where the cycles go (Sapphire Rapids, measured in isolated loops, TSC
-// cycles at 2.6 GHz): tdpbssd at K = 32 takes as long as at K = 64 (~11
-// cycles: the unit is half used by the per-32 scales); the tile store and
-// the 16 loads back are ~15; the epilogue's 48 f32 ops have only ports 0
-// and 5 for 512-bit vectors, ~24. The epilogue, not the tile unit, bounds
-// the kernel (see docs/BENCHMARKS.md).
+// Where the cycles go (Sapphire Rapids, isolated loops, TSC cycles at
+// 2.6 GHz): tdpbssd at K = 32 takes as long as at K = 64 (~11 cycles: the
+// per-32 scales leave half the unit idle), the tile work per block ~25,
+// the epilogue's 48 f32 ops on ports 0 and 5 ~22-24, and the two do not
+// overlap: ~50 per block (docs/BENCHMARKS.md).
 //
 // Determinism: C holds the same integers the VNNI kernel sums (integers are
 // exact in any order), d_w and d_x are the same f32 values, and each output
@@ -193,9 +192,9 @@ void prepare_quants(const Matrix& w, int64_t n0, int rows, uint8_t* out) {
 // C = A . B for one block of the prepared weights WA and the panel XB,
 // stored to CBUF (16 x 16 int32). Tile numbers are literals in the
 // intrinsics, hence one function per register set: block b uses A/B set
-// b % 2 and C tile b % 4. The tile unit does not rename registers, so a
-// C tile is busy from tilezero until the store has read it (~90 cycles
-// with the product's latency): four C tiles in rotation keep the unit fed.
+// b % 2 and C tile b % 4, so block b + 1's product never waits for block
+// b's store to read its C. (Two C tiles measured the same: the kernel is
+// not bound by the product's latency.)
 #define TANDEM_AMX_BLOCK_PRODUCT(name, ta, tb, tc)                                       \
   inline void name(const uint8_t* wa, size_t wa_stride, const uint8_t* xb, int32_t* cbuf) { \
     _tile_loadd(ta, wa, wa_stride);                                                    \
