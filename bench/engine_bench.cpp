@@ -5,7 +5,10 @@
 //     with the first turn's prefix cached vs cold.
 //
 //   build/bench/engine_bench [--model FILE | --like qwen3-0.6b --type q8_0] [--threads N] [--kv-type q8_0]
+//
+// TANDEM_NO_AMX=1 runs without the AMX matmuls (kernels/amx.h), for A/B.
 #include "engine/engine.h"
+#include "kernels/amx.h"
 #include "bench_model.h"
 
 #include <fmt/format.h>
@@ -73,8 +76,8 @@ int main(int argc, char** argv) {
   auto e = engine::Engine::create(m, *tok, eo);
   if (!e) return 1;
   const int vocab = m.config().vocab;
-  fmt::print("model {} ({}), {} threads, {} KV\n", model_path, model::describe(m.config()), threads,
-             kernels::kv_type_name(eo.kv_type));
+  fmt::print("model {} ({}), {} threads, {} KV, AMX {}\n", model_path, model::describe(m.config()), threads,
+             kernels::kv_type_name(eo.kv_type), kernels::amx_status());
 
   std::mt19937 rng(1);
   // One after another.

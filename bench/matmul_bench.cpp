@@ -13,7 +13,12 @@
 // Counters: GB/s = weight bytes streamed per second, bw = GB/s / measured
 // read bandwidth, GFLOP/s = 2*M*N*K per second, rows/s = activation rows
 // (tokens) per second through this one matrix.
+//
+// On a CPU with AMX (kernels/amx.h) every benchmark also runs with AMX off
+// ("/no_amx", rows "... no AMX" in the summary): the A/B of the tile path.
+// TANDEM_NO_AMX=1 turns it off for the whole run.
 #include "gguf/quant.h"
+#include "kernels/amx.h"
 #include "kernels/dot.h"
 #include "kernels/matmul.h"
 
@@ -141,8 +146,10 @@ struct Result {
 };
 std::map<std::string, std::map<int64_t, Result>> g_results;  // "q8_0 up" -> M -> result
 
-void bm_matmul(benchmark::State& state, TensorType type, Shape shape) {
+void bm_matmul(benchmark::State& state, TensorType type, Shape shape, kernels::AmxMode amx) {
   const int64_t m = state.range(0);
+  const kernels::AmxMode saved = kernels::amx_mode();
+  kernels::set_amx_mode(amx);
   const LayerStack& st = layers(type, shape);
   std::mt19937 rng(3);
   std::normal_distribution<float> g(0.0f, 1.0f);
@@ -172,9 +179,11 @@ void bm_matmul(benchmark::State& state, TensorType type, Shape shape) {
   // counting only runs that cycled through all layers at least twice or
   // lasted 0.25 s (the library's short calibration runs can hit layers
   // still in L3).
-  Result& best = g_results[std::string(gguf::type_name(type)) + " " + shape.name][m];
+  const bool ab = amx == kernels::AmxMode::kOff && saved != kernels::AmxMode::kOff;
+  Result& best = g_results[std::string(gguf::type_name(type)) + " " + shape.name + (ab ? " no AMX" : "")][m];
   const bool long_enough = state.iterations() >= 2 * kLayers || t * static_cast<double>(state.iterations()) >= 0.25;
   if (long_enough && r.gbs > best.gbs) best = r;
+  kernels::set_amx_mode(saved);
 }
 
 constexpr int64_t kMs[] = {1, 2, 4, 5, 8, 16, 64, 512};
@@ -183,21 +192,21 @@ void print_summary() {
   std::printf("\nmeasured bandwidth (%d threads, 256 MiB) at start: read %.1f GB/s, copy %.1f GB/s\n", kThreads,
               g_bw.read_gbs, g_bw.copy_gbs);
   std::printf("'of bw' = M=1 GB/s / read bandwidth measured right after that benchmark (shown in brackets)\n");
-  std::printf("%-10s %9s %14s %10s %10s %10s %10s %10s %10s %10s %10s %9s %12s\n", "matrix", "M=1 GB/s", "of bw",
+  std::printf("%-17s %9s %14s %10s %10s %10s %10s %10s %10s %10s %10s %9s %12s\n", "matrix", "M=1 GB/s", "of bw",
               "rows/s M=1", "M=2", "M=4", "M=5", "M=8", "M=16", "M=64", "M=512", "M=8/M=1", "GFLOP/s 512");
   for (const auto& [name, by_m] : g_results) {
     auto get = [&](int64_t m) { return by_m.count(m) ? by_m.at(m) : Result{0, 0, 0, 1}; };
-    std::printf("%-10s %9.1f %5.0f%% [%4.1f]", name.c_str(), get(1).gbs, 100 * get(1).gbs / get(1).bw_now,
+    std::printf("%-17s %9.1f %5.0f%% [%4.1f]", name.c_str(), get(1).gbs, 100 * get(1).gbs / get(1).bw_now,
                 get(1).bw_now);
     for (int64_t m : kMs) std::printf(" %10.0f", get(m).rows_per_s);
     std::printf(" %8.1fx %12.1f\n", get(1).rows_per_s > 0 ? get(8).rows_per_s / get(1).rows_per_s : 0.0,
                 get(512).gflops);
   }
-  std::printf("\nGFLOP/s (2*M*N*K per second), best repetition\n%-10s", "matrix");
+  std::printf("\nGFLOP/s (2*M*N*K per second), best repetition\n%-17s", "matrix");
   for (int64_t m : kMs) std::printf(" %7s%-3lld", "M=", static_cast<long long>(m));
   std::printf("\n");
   for (const auto& [name, by_m] : g_results) {
-    std::printf("%-10s", name.c_str());
+    std::printf("%-17s", name.c_str());
     for (int64_t m : kMs) std::printf(" %10.1f", by_m.count(m) ? by_m.at(m).gflops : 0.0);
     std::printf("\n");
   }
@@ -209,15 +218,23 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   g_bw = measure_bandwidth();
-  std::printf("matmul target: %s; read bandwidth %.1f GB/s, copy %.1f GB/s\n", kernels::matmul_target_name(),
+  const kernels::AmxMode amx = kernels::amx_mode();
+  std::printf("matmul target: %s, AMX %s%s; read bandwidth %.1f GB/s, copy %.1f GB/s\n", kernels::matmul_target_name(),
+              kernels::amx_status(), amx != kernels::AmxMode::kOff ? " (each also run off: /no_amx)" : "",
               g_bw.read_gbs, g_bw.copy_gbs);
   for (TensorType type : {TensorType::Q8_0, TensorType::Q4_K, TensorType::F16}) {
     for (const Shape& shape : kShapes) {
       const std::string name = std::string(gguf::type_name(type)) + "/" + shape.name + "_" + std::to_string(shape.k) +
                                "x" + std::to_string(shape.n);
-      auto* b = benchmark::RegisterBenchmark(name.c_str(), bm_matmul, type, shape);
-      for (int64_t m : kMs) b->Arg(m);
-      b->ArgName("M")->UseRealTime()->Unit(benchmark::kMicrosecond);
+      std::vector<std::pair<std::string, kernels::AmxMode>> variants{{name, amx}};
+      if (amx != kernels::AmxMode::kOff && kernels::amx_min_rows(type) > 0) {
+        variants.push_back({name + "/no_amx", kernels::AmxMode::kOff});
+      }
+      for (const auto& [vname, mode] : variants) {
+        auto* b = benchmark::RegisterBenchmark(vname.c_str(), bm_matmul, type, shape, mode);
+        for (int64_t m : kMs) b->Arg(m);
+        b->ArgName("M")->UseRealTime()->Unit(benchmark::kMicrosecond);
+      }
     }
   }
   benchmark::RunSpecifiedBenchmarks();

@@ -5,6 +5,7 @@
 #include "kernels/matmul.h"
 
 #include "gguf/quant.h"
+#include "kernels/amx.h"
 #include "kernels/dot.h"
 #include "kernels/matmul_internal.h"
 
@@ -43,12 +44,17 @@ void matmul_generic(const Matrix& w, const float* x, int64_t m, int64_t x_stride
 
 size_t scratch_bytes(int64_t rows, int64_t cols, int n_threads) {
   return 64 + static_cast<size_t>(rows) * detail::act_row_bytes(cols) +
-         static_cast<size_t>(n_threads) * detail::work_bytes(cols);
+         static_cast<size_t>(n_threads) * detail::work_bytes(cols) + detail::amx_panel_bytes(rows, cols);
 }
 
 }  // namespace
 
 namespace detail {
+
+size_t amx_panel_bytes(int64_t m, int64_t k) {
+  if (!amx_available()) return 0;
+  return static_cast<size_t>((m + 15) / 16) * (static_cast<size_t>(k) / 32) * kAmxBlockBytes;
+}
 
 ScratchView scratch_view(MatmulScratch& scratch, int64_t m, int64_t k, int n_threads) {
   const size_t need = scratch_bytes(m, k, n_threads);
@@ -59,6 +65,7 @@ ScratchView scratch_view(MatmulScratch& scratch, int64_t m, int64_t k, int n_thr
   v.act_stride = act_row_bytes(k);
   v.work = v.act + static_cast<size_t>(m) * v.act_stride;
   v.work_stride = work_bytes(k);
+  if (amx_available()) v.panels = v.work + static_cast<size_t>(n_threads) * v.work_stride;
   return v;
 }
 

@@ -38,6 +38,7 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include "kernels/amx.h"
 #include "kernels/matmul-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -314,6 +315,9 @@ bool MatmulKq(const Matrix& w, const float* x, int64_t m, int64_t x_stride, floa
 #if TANDEM_MATMUL_X86
   const int64_t k = w.cols;
   ForEachRow(pool, m, k, [&](int64_t i) { QuantizeRowB256(x + i * x_stride, k, s.act + i * s.act_stride); });
+  // Batches on the AMX tile unit (matmul_amx_kq.cpp): the same bits as the
+  // kernel below, from the same quantized rows.
+  if (s.panels != nullptr && amx_use(w.type, m) && detail::matmul_kq_amx(w, m, y, y_stride, pool, s)) return true;
   const bool direct = m <= KqKern<false, true>::kCols;
   if (w.type == gguf::TensorType::Q6_K) {
     direct ? RunKq<true, true>(w, m, y, y_stride, pool, s) : RunKq<true, false>(w, m, y, y_stride, pool, s);

@@ -32,6 +32,7 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include "kernels/amx.h"
 #include "kernels/matmul-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -218,6 +219,11 @@ bool MatmulQ8(const Matrix& w, const float* x, int64_t m, int64_t x_stride, floa
 #if TANDEM_MATMUL_X86
   const int64_t k = w.cols;
   ForEachRow(pool, m, k, [&](int64_t i) { QuantizeRowB32(x + i * x_stride, k, s.act + i * s.act_stride); });
+#if HWY_TARGET == HWY_AVX3_DL
+  // Batches on the AMX tile unit (matmul_amx.cpp): the same bits as the
+  // VNNI kernel below, from the same quantized rows.
+  if (s.panels != nullptr && amx_use(w.type, m) && detail::matmul_q8_amx(w, m, y, y_stride, pool, s)) return true;
+#endif
   const bool direct = m <= Q8Kern<false, true>::kCols;
   if (w.type == gguf::TensorType::Q4_0) {
     direct ? RunQ8<true, true>(w, m, y, y_stride, pool, s) : RunQ8<true, false>(w, m, y, y_stride, pool, s);

@@ -1,5 +1,7 @@
 // A sequence's logits must not depend on what else is in the batch, on how
 // its prompt was chunked, or on the number of threads: bit for bit.
+#include "kernels/amx.h"
+#include "kernels/matmul_internal.h"
 #include "model/synth.h"
 #include "model_test_util.h"
 
@@ -142,7 +144,14 @@ TEST(Determinism, QuantizedWeights) {
         tandem::test::scratch_dir("determinism_" + std::string(gguf::type_name(type))) + "/m.gguf";
     ASSERT_TRUE(write_synth(*shape, type, 5, {}, path).ok());
     SCOPED_TRACE(std::string(gguf::type_name(type)));
+    const uint64_t amx_calls = kernels::detail::amx_call_count();
     check_determinism(path, kernels::KvType::kF16);
+    // With AMX, batches of >= amx_min_rows() rows (the 45-token prompt
+    // alone) take the tile path and chunks of 1 or 7 the AVX one: the
+    // comparisons above span both.
+    if (kernels::amx_min_rows(type) > 0 && kernels::amx_mode() == kernels::AmxMode::kAuto) {
+      EXPECT_GT(kernels::detail::amx_call_count(), amx_calls);
+    }
     // q8_0 KV with heads of 64 (two scale groups per head) on integer-kernel models.
     if (type == gguf::TensorType::Q8_0 || type == gguf::TensorType::Q4_K) {
       SCOPED_TRACE("q8_0 KV");
