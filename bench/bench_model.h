@@ -3,7 +3,7 @@
 // bench-models/).
 //
 //   --model FILE | --like PRESET --type T     --threads N
-//   forward_bench only: --batches 1,8 (decode batch sizes), --prefill 0|1,
+//   forward_bench only: --batches 1,8 (decode batch sizes), --prefill 0|1; engine_bench only: --concurrency 0,
 //                       --kv-type f16|q8_0|f32, --decode-ctx N (context of each decoding sequence)
 #pragma once
 
@@ -28,6 +28,7 @@ struct BenchArgs {
   std::vector<int> batches{1, 2, 4, 8, 16};  // forward_bench: decode batch sizes
   bool prefill = true;                        // forward_bench: run the 512-token prefill
   std::string kv_type = "f16";                // forward_bench: KV cache type
+  bool concurrency = true;                    // engine_bench: run the concurrent vs sequential part
   int decode_ctx = 64;                        // forward_bench: context of each decoding sequence
 };
 
@@ -46,6 +47,7 @@ inline std::optional<BenchArgs> parse_args(int argc, char** argv) {
     else if (opt == "--threads") a.threads = std::atoi(argv[i + 1]);
     else if (opt == "--prefill") a.prefill = std::atoi(argv[i + 1]) != 0;
     else if (opt == "--kv-type") a.kv_type = argv[i + 1];
+    else if (opt == "--concurrency") a.concurrency = std::atoi(argv[i + 1]) != 0;
     else if (opt == "--decode-ctx") a.decode_ctx = std::max(1, std::atoi(argv[i + 1]));
     else if (opt == "--batches") {
       a.batches.clear();

@@ -87,10 +87,10 @@ int main(int argc, char** argv) {
     (*e)->submit(r)->wait();  // warm-up
   }
   const auto t0 = Clock::now();
-  for (int i = 0; i < 2; ++i) (*e)->submit(greedy(random_prompt(rng, 32, vocab), n_new))->wait();
+  for (int i = 0; i < 2 && args->concurrency; ++i) (*e)->submit(greedy(random_prompt(rng, 32, vocab), n_new))->wait();
   const double sequential = 2 * n_new / seconds(t0);
-  fmt::print("sequential: {:.1f} tokens/s\n", sequential);
-  for (int c : {1, 2, 4, 5, 8, 16}) {
+  if (args->concurrency) fmt::print("sequential: {:.1f} tokens/s\n", sequential);
+  for (int c : args->concurrency ? std::vector<int>{1, 2, 4, 5, 8, 16} : std::vector<int>{}) {
     std::vector<std::shared_ptr<engine::Stream>> streams;
     const auto t1 = Clock::now();
     for (int i = 0; i < c; ++i) streams.push_back((*e)->submit(greedy(random_prompt(rng, 32, vocab), n_new)));
