@@ -42,11 +42,7 @@ int run_generate(RunOptions o) {
   eo.max_batch_tokens = 512;
   eo.batch_wait_ms = 0;
   eo.kv_type = *kv_type;
-  model::Model::Options mo;
-  mo.ctx = o.ctx;
-  mo.n_threads = o.threads;
-  mo.limits.max_tokens = eo.max_batch_tokens;
-  mo.limits.max_sequences = eo.max_batch_size;
+  const model::Model::Options mo = engine::model_options_for(eo, o.ctx, o.threads);
   auto loaded = model::Model::load(o.model, mo);
   if (!loaded) return fail(loaded.message());
   model::Model& m = **loaded;

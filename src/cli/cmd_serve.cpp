@@ -112,11 +112,7 @@ int serve(ServeOptions o) {
   if (!budget) return fail(budget.message());
   o.engine.kv_bytes = *budget;
 
-  model::Model::Options mo;
-  mo.ctx = o.ctx;
-  mo.n_threads = o.threads;
-  mo.limits.max_tokens = o.engine.max_batch_tokens;
-  mo.limits.max_sequences = o.engine.max_batch_size;
+  const model::Model::Options mo = engine::model_options_for(o.engine, o.ctx, o.threads);
   auto loaded = model::Model::load(o.model, mo);
   if (!loaded) return fail(loaded.message());
   model::Model& m = **loaded;

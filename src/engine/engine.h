@@ -64,6 +64,17 @@ struct EngineOptions {
   int max_stored_sessions = 10000;  // manifests kept; the least recently used unpinned one goes first
 };
 
+// The model options an engine with OPTIONS needs: forward limits as large
+// as its batches, and the caller's context length and thread count.
+inline model::Model::Options model_options_for(const EngineOptions& options, int64_t ctx, int threads) {
+  model::Model::Options mo;
+  mo.ctx = ctx;
+  mo.n_threads = threads;
+  mo.limits.max_tokens = options.max_batch_tokens;
+  mo.limits.max_sequences = options.max_batch_size;
+  return mo;
+}
+
 // One session as the admin API shows it.
 struct SessionInfo {
   std::string id;

@@ -21,11 +21,7 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 Result<std::unique_ptr<EngineDriver>> EngineDriver::create(const EngineSetup& setup) {
   std::unique_ptr<EngineDriver> d(new EngineDriver());
   d->setup_ = setup;
-  model::Model::Options mo;
-  mo.ctx = setup.ctx;
-  mo.n_threads = setup.threads;
-  mo.limits.max_tokens = setup.engine.max_batch_tokens;
-  mo.limits.max_sequences = setup.engine.max_batch_size;
+  const model::Model::Options mo = engine::model_options_for(setup.engine, setup.ctx, setup.threads);
   auto m = model::Model::load(setup.model_path, mo);
   if (!m) return m.status();
   d->model_ = std::move(*m);
