@@ -80,10 +80,8 @@ SessionInfo Engine::describe_session(const kv::SessionRecord& r) const {
   info.id = r.id;
   info.tokens = static_cast<int64_t>(r.tokens.size());
   info.blocks = static_cast<int64_t>(r.keys.size());
-  for (kv::BlockKey key : r.keys) {
-    info.blocks_in_ram += cache_->find(key) ? 1 : 0;
-    info.blocks_on_disk += tier_ != nullptr && tier_->contains(key) ? 1 : 0;
-  }
+  for (kv::BlockKey key : r.keys) info.blocks_in_ram += cache_->find(key) ? 1 : 0;
+  if (tier_ != nullptr) info.blocks_on_disk = tier_->count_contained(r.keys);
   info.last_use_ms = r.last_use_ms;
   info.pinned = r.pinned;
   info.active = session_active(r.id);

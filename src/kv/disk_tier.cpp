@@ -53,6 +53,13 @@ bool DiskTier::contains(uint64_t key) const {
   return mirror_.contains(key);
 }
 
+int64_t DiskTier::count_contained(std::span<const uint64_t> keys) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t n = 0;
+  for (uint64_t k : keys) n += mirror_.contains(k) ? 1 : 0;
+  return n;
+}
+
 void DiskTier::push(Job job) {
   {
     std::lock_guard<std::mutex> lock(mu_);

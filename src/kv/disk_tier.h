@@ -67,6 +67,8 @@ class DiskTier {
   // True when KEY is stored with this parent and these tokens.
   bool contains(uint64_t key, uint64_t parent, std::span<const int32_t> tokens) const;
   bool contains(uint64_t key) const;
+  // How many of KEYS are stored (one lock for all: the admin listing).
+  int64_t count_contained(std::span<const uint64_t> keys) const;
 
   void write(BlockId block, BlockMeta meta);
   void load(BlockId block, uint64_t key);
