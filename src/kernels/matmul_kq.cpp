@@ -318,6 +318,11 @@ bool MatmulKq(const Matrix& w, const float* x, int64_t m, int64_t x_stride, floa
   // Batches on the AMX tile unit (matmul_amx_kq.cpp): the same bits as the
   // kernel below, from the same quantized rows.
   if (s.panels != nullptr && amx_use(w.type, m) && detail::matmul_kq_amx(w, m, y, y_stride, pool, s)) return true;
+#if HWY_TARGET == HWY_AVX3_DL
+  // Decode of Q4_K with the elements in lanes (matmul_kq_vnni.cpp): the
+  // same bits without the per-call transposes.
+  if (detail::matmul_kq_vnni(w, m, y, y_stride, pool, s)) return true;
+#endif
   const bool direct = m <= KqKern<false, true>::kCols;
   if (w.type == gguf::TensorType::Q6_K) {
     direct ? RunKq<true, true>(w, m, y, y_stride, pool, s) : RunKq<true, false>(w, m, y, y_stride, pool, s);

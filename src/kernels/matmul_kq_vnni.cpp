@@ -1,0 +1,315 @@
+// Decode path of the Q4_K matmul (M = 1..4 activation rows) on AVX-512
+// VNNI, bit-identical to matmul_kq.cpp.
+//
+// matmul_kq.cpp puts weight rows in lanes: each super-block of 8 rows is
+// transposed (8 x 4 byte shuffles per 32 quants) and stored to L1 before
+// the dot reads it back. At M = 1 that unpacking is most of the work: the
+// kernel ran at ~93 GFLOP/s on 2 threads, close to the time decode spends
+// waiting for memory, so the two overlapped badly (63-68% of the roofline).
+//
+// Here the elements stay in lanes, as they come from memory. Per weight row
+// and super-block, 128 bytes of nibbles are two 512-bit loads and four
+// vectors of 64 quants (low / high nibbles); the activations are reordered
+// once per call to match (PermuteActQ4K). Then per vector of 64 quants
+//
+//   t = vpdpbusd(0, q, qx)     int32 lane = sum of 4 products, |t| <= 7620
+//   I = vpdpwssd(I, t, sc)     + t * sc[sub-block of the lane]
+//
+// vpdpwssd multiplies int16 pairs: t fits int16, so its low half is t and
+// its high half the sign; the scale vector holds (sc, 0), so the pair sum
+// is exactly t * sc. The lanes of I sum to the exact int32
+// S = sum_e sc[e/32] * q_e * qx_e, the same integer as matmul_kq.cpp.
+//
+// Rows meet lanes once per super-block: 16 rows' I vectors (16 lanes each)
+// are reduced to one vector with row r in lane r (4 levels of shuffle +
+// add, ~3 instructions per row), the mins term M = sum_s m[s] * bsum32[s]
+// joins at the third level, and the f32 epilogue is the one of
+// matmul_kq.cpp on 16 lanes:
+//
+//   acc = fma(float(S), d * dx, acc);  acc = fnmadd(float(M), dmin * dx, acc)
+//
+// Same integers, same f32 operations in the same order: same bits. The
+// reduction order of the integer sums is free (int32 adds are exact).
+//
+// Compiled for AVX-512 VNNI + VBMI without a global -march; called only
+// from the AVX3_DL target of matmul_kq.cpp (whose CPU check covers both).
+#include "kernels/matmul_internal.h"
+
+#include <atomic>
+#include <cstring>
+
+namespace tandem::kernels::detail {
+namespace {
+std::atomic<uint64_t> g_calls{0};
+}  // namespace
+}  // namespace tandem::kernels::detail
+
+#if TANDEM_HAVE_KQ_VNNI_KERNEL
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,avx2,fma,f16c,bmi2")
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's `__m512 __Y = __Y;`, see matmul_amx.cpp
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#define TANDEM_KQ_INLINE inline __attribute__((always_inline))
+
+namespace tandem::kernels::detail {
+namespace {
+
+constexpr int kRows = 16;  // weight rows per tile: one f32 lane each
+constexpr size_t kQ4KBlock = 144;
+
+inline __m512i Zero() { return _mm512_setzero_si512(); }
+
+// ---- the row -> lane reduction -------------------------------------------------
+//
+// Level l adds pairs of vectors and halves the lanes each row occupies.
+// Rows of a tile are processed in groups k = 0..3 of {k, 4+k, 8+k, 12+k},
+// so that after level 2 the vector of group k holds row 4L + k in its
+// 128-bit lane L, and after level 4 lane r is row r.
+
+// 16 + 16 lanes -> 8 + 8: rows a | b in the 256-bit halves.
+inline __m512i Reduce1(__m512i a, __m512i b) {
+  return _mm512_add_epi32(_mm512_shuffle_i64x2(a, b, 0x44), _mm512_shuffle_i64x2(a, b, 0xEE));
+}
+// halves (a0 | a1), (b0 | b1) -> 128-bit lanes a0, a1, b0, b1.
+inline __m512i Reduce2(__m512i a, __m512i b) {
+  return _mm512_add_epi32(_mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+                          _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+// Per 128-bit lane: 4 + 4 -> dwords (a, a, b, b).
+inline __m512i Reduce3(__m512i a, __m512i b) {
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
+}
+// Per 128-bit lane: (a0, a0, a1, a1), (b0, b0, b1, b1) -> (a0, a1, b0, b1).
+inline __m512i Reduce4(__m512i a, __m512i b) {
+  const __m512 fa = _mm512_castsi512_ps(a), fb = _mm512_castsi512_ps(b);
+  return _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(fa, fb, _MM_SHUFFLE(2, 0, 2, 0))),
+                          _mm512_castps_si512(_mm512_shuffle_ps(fa, fb, _MM_SHUFFLE(3, 1, 3, 1))));
+}
+
+// ---- Q4_K ------------------------------------------------------------------------
+//
+// Block (144 bytes): d, dmin (f16) | scales[12] | qs[128]; qs byte 32p + i
+// holds element 64p + i (low nibble) and 64p + 32 + i (high nibble). A
+// 512-bit load of qs bytes 64h .. 64h + 63 gives
+//   low nibbles:  elements 128h + [0, 32) and 128h + [64, 96)  (sub-blocks 4h, 4h + 2)
+//   high nibbles: elements 128h + [32, 64) and 128h + [96, 128) (sub-blocks 4h + 1, 4h + 3)
+// so the activations are stored with the 32-byte pieces of each super-block
+// in the order 0 2 1 3 4 6 5 7: vector v = 2h + nibble of the weights
+// meets bytes 64v .. 64v + 63 of the permuted row.
+
+// One activation row (Q8_K-style, quantize_act.h) -> permuted quants.
+void PermuteActQ4K(const uint8_t* xq, int64_t k, uint8_t* out) {
+  static constexpr int kPiece[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+  for (int64_t sb = 0; sb < k / 256; ++sb) {
+    for (int p = 0; p < 8; ++p) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 256 * sb + 32 * kPiece[p]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 256 * sb + 32 * p), v);
+    }
+  }
+}
+
+// vpermb indices of the scale vectors: for vector v of the row in 128-bit
+// lane L of S (ScalesQ4K), dwords 0..7 take byte sc[first sub-block of v],
+// dwords 8..15 sc[second] (only byte 0 of each dword is kept: (sc, 0) pairs).
+struct ScaleIndexTable {
+  alignas(64) uint8_t idx[4][4][64];
+  constexpr ScaleIndexTable() : idx{} {
+    constexpr int kFirst[4] = {0, 1, 8, 9};  // byte of sc[4h + nibble], v = 2h + nibble
+    for (int lane = 0; lane < 4; ++lane) {
+      for (int v = 0; v < 4; ++v) {
+        for (int i = 0; i < 64; ++i) idx[lane][v][i] = static_cast<uint8_t>(16 * lane + kFirst[v] + (i < 32 ? 0 : 2));
+      }
+    }
+  }
+};
+constexpr ScaleIndexTable kScaleIndex;
+constexpr uint64_t kByte0OfDwords = 0x1111111111111111ULL;
+
+// Headers (bytes 0..15) of 4 blocks, one per 128-bit lane, dwords
+// (d | dmin), u0, u1, u2 -> per lane the bytes sc0..3 | m0..3 | sc4..7 |
+// m4..7 (ggml's get_scale_min_k4, as UnpackQ4K in matmul_kq.cpp):
+//   sc0..3 = u0 & 0x3f,  m0..3 = u1 & 0x3f,
+//   sc4..7 = (u2 & 0x0f) | (u0 >> 6) << 4,  m4..7 = (u2 >> 4 & 0x0f) | (u1 >> 6) << 4
+inline __m512i ScalesQ4K(__m512i h) {
+  const __m512i u = _mm512_shuffle_epi32(h, _MM_PERM_DDCB);  // u0, u1, u2, u2
+  const __m512i shift = _mm512_set4_epi32(4, 0, 0, 0);       // (set4: last argument is dword 0)
+  const __m512i keep = _mm512_set4_epi32(0x0f0f0f0f, 0x0f0f0f0f, 0x3f3f3f3f, 0x3f3f3f3f);
+  const __m512i lo = _mm512_and_si512(_mm512_srlv_epi32(u, shift), keep);
+  // (x >> 6 & 3) << 4 of every byte is (x >> 2) & 0x30.
+  const __m512i hi = _mm512_srli_epi32(_mm512_shuffle_epi32(h, _MM_PERM_CBAA), 2);  // -, -, u0, u1
+  const __m512i mask = _mm512_set4_epi32(0x30303030, 0x30303030, 0, 0);
+  return _mm512_ternarylogic_epi32(lo, hi, mask, 0xF8);  // lo | (hi & mask)
+}
+
+template <int C>
+struct Q4KDecode {
+  int64_t nsb;
+  const uint8_t* xperm[C];  // permuted activation quants (PermuteActQ4K)
+  const float* xd[C];       // activation scales, one per super-block
+  const int16_t* xb32[C];   // activation sums per 32
+
+  // Group k of a tile: rows 4L + k (L = 0..3). Returns per activation row
+  // c the S partials with row 4L + k in 128-bit lane L (ISUM) and the
+  // mins partials likewise (CORR); H gets the rows' header dword 0.
+  TANDEM_KQ_INLINE void Group(const uint8_t* const rows[kRows], size_t off, int k, int64_t sb, __m512i isum[C],
+                           __m512i corr[C], __m512i* h_out) const {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    // vpshufb within each 128-bit lane of S: the mins as int16 (m, 0).
+    const __m512i min_idx =
+        _mm512_broadcast_i32x4(_mm_setr_epi8(4, -1, 5, -1, 6, -1, 7, -1, 12, -1, 13, -1, 14, -1, 15, -1));
+    const auto hdr = [&](int lane) {
+      return _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[4 * lane + k] + off));
+    };
+    __m512i h = _mm512_castsi128_si512(hdr(0));
+    h = _mm512_inserti32x4(h, hdr(1), 1);
+    h = _mm512_inserti32x4(h, hdr(2), 2);
+    h = _mm512_inserti32x4(h, hdr(3), 3);
+    *h_out = h;
+    const __m512i s = ScalesQ4K(h);
+    __m512i a[C], b[C];
+    for (int lane = 0; lane < 4; ++lane) {
+      const uint8_t* qs = rows[4 * lane + k] + off + 16;
+      const __m512i p0 = _mm512_loadu_si512(qs), p1 = _mm512_loadu_si512(qs + 64);
+      const __m512i q[4] = {_mm512_and_si512(p0, m4), _mm512_and_si512(_mm512_srli_epi16(p0, 4), m4),
+                            _mm512_and_si512(p1, m4), _mm512_and_si512(_mm512_srli_epi16(p1, 4), m4)};
+      __m512i r[C];
+      for (int c = 0; c < C; ++c) r[c] = Zero();
+      for (int v = 0; v < 4; ++v) {
+        const __m512i sc =
+            _mm512_maskz_permutexvar_epi8(kByte0OfDwords, _mm512_load_si512(kScaleIndex.idx[lane][v]), s);
+        for (int c = 0; c < C; ++c) {
+          const __m512i x = _mm512_loadu_si512(xperm[c] + 256 * sb + 64 * v);
+          r[c] = _mm512_dpwssd_epi32(r[c], _mm512_dpbusd_epi32(Zero(), q[v], x), sc);
+        }
+      }
+      // Rows of lanes 0, 1 -> halves of a; 2, 3 -> halves of b; a, b -> lanes.
+      for (int c = 0; c < C; ++c) {
+        if (lane == 0) a[c] = r[c];
+        if (lane == 1) a[c] = Reduce1(a[c], r[c]);
+        if (lane == 2) b[c] = r[c];
+        if (lane == 3) isum[c] = Reduce2(a[c], Reduce1(b[c], r[c]));
+      }
+    }
+    const __m512i mins = _mm512_shuffle_epi8(s, min_idx);
+    for (int c = 0; c < C; ++c) {
+      const __m512i bs = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb32[c] + 8 * sb)));
+      corr[c] = _mm512_dpwssd_epi32(Zero(), mins, bs);
+    }
+  }
+
+  // acc[c] lane r += super-block SB of ROWS[r] against activation row c.
+  TANDEM_KQ_INLINE void SuperBlock(const uint8_t* const rows[kRows], int64_t sb, __m512 acc[C]) const {
+    const size_t off = kQ4KBlock * static_cast<size_t>(sb);
+    __m512i is[C], cs[C], is01[C], cs01[C], h0, h1, h2, h3;
+    Group(rows, off, 0, sb, is01, cs01, &h0);
+    Group(rows, off, 1, sb, is, cs, &h1);
+    for (int c = 0; c < C; ++c) is01[c] = Reduce3(is01[c], is[c]), cs01[c] = Reduce3(cs01[c], cs[c]);
+    __m512i is23[C], cs23[C];
+    Group(rows, off, 2, sb, is23, cs23, &h2);
+    Group(rows, off, 3, sb, is, cs, &h3);
+    // (d | dmin) of row 4L + k -> lane 4L + k.
+    const __m512i dd = _mm512_unpacklo_epi64(_mm512_unpacklo_epi32(h0, h1), _mm512_unpacklo_epi32(h2, h3));
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+    const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+    for (int c = 0; c < C; ++c) {
+      const __m512i isum = Reduce4(is01[c], Reduce3(is23[c], is[c]));
+      const __m512i corr = Reduce4(cs01[c], Reduce3(cs23[c], cs[c]));
+      const __m512 dx = _mm512_set1_ps(xd[c][sb]);
+      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, dx), acc[c]);
+      acc[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(corr), _mm512_mul_ps(dmin, dx), acc[c]);
+    }
+  }
+
+  // Y[c][0 .. ROWS) for a tile; PF: PF_BYTES to prefetch along the way.
+  void Tile(const uint8_t* const rows[kRows], int n_rows, float* const y[C], const uint8_t* pf,
+            size_t pf_bytes) const {
+    __m512 acc[C];
+    for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+      if (pf != nullptr) {  // spread over the tile (see PrefetchSlice in matmul-inl.h)
+        const size_t begin = pf_bytes * static_cast<size_t>(sb) / static_cast<size_t>(nsb) / 64 * 64;
+        const size_t end = pf_bytes * static_cast<size_t>(sb + 1) / static_cast<size_t>(nsb);
+        for (size_t o = begin; o < end; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + o), _MM_HINT_T0);
+      }
+      SuperBlock(rows, sb, acc);
+    }
+    const __mmask16 keep = static_cast<__mmask16>((1u << n_rows) - 1);
+    for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(y[c], keep, acc[c]);
+  }
+};
+
+template <int C>
+void RunQ4K(const Matrix& w, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s) {
+  const int64_t k = w.cols, n = w.rows, nsb = k / 256;
+  const int64_t tiles = (n + kRows - 1) / kRows;
+  pool.run([&](int t, int nt) {
+    int64_t begin, end;
+    ThreadPool::split(tiles, t, nt, &begin, &end);
+    if (begin == end) return;
+    // Work area: C permuted activation rows | a zero row (ragged tiles):
+    // <= 4 K + 144 K / 256 bytes, inside work_bytes(K) (>= 12 K).
+    uint8_t* work = s.work + static_cast<size_t>(t) * s.work_stride;
+    Q4KDecode<C> kern{nsb, {}, {}, {}};
+    for (int c = 0; c < C; ++c) {
+      const uint8_t* xq = s.act + static_cast<size_t>(c) * s.act_stride;
+      uint8_t* xp = work + static_cast<size_t>(c * k);
+      PermuteActQ4K(xq, k, xp);
+      kern.xperm[c] = xp;
+      kern.xd[c] = reinterpret_cast<const float*>(xq + k);
+      kern.xb32[c] = reinterpret_cast<const int16_t*>(xq + k + 4 * nsb) + k / 16;
+    }
+    uint8_t* zero_row = work + static_cast<size_t>(C * k);
+    if (end * kRows > n) std::memset(zero_row, 0, w.row_bytes);
+    for (int64_t tile = begin; tile < end; ++tile) {
+      const int64_t n0 = tile * kRows;
+      const int n_rows = static_cast<int>(n - n0 < kRows ? n - n0 : kRows);
+      const uint8_t* rows[kRows];
+      for (int j = 0; j < kRows; ++j) rows[j] = j < n_rows ? w.data + static_cast<size_t>(n0 + j) * w.row_bytes : zero_row;
+      float* out[C];
+      for (int c = 0; c < C; ++c) out[c] = y + c * y_stride + n0;
+      // The next tile (contiguous rows) during this one, as matmul_kq.cpp.
+      const bool next = n0 + 2 * kRows <= n;
+      kern.Tile(rows, n_rows, out, next ? rows[0] + kRows * w.row_bytes : nullptr, kRows * w.row_bytes);
+    }
+  });
+}
+
+}  // namespace
+
+bool matmul_kq_vnni(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s) {
+  if (!kq_vnni_enabled() || w.type != gguf::TensorType::Q4_K || m < 1 || m > kKqVnniMaxRows) return false;
+  switch (m) {
+    case 1: RunQ4K<1>(w, y, y_stride, pool, s); break;
+    case 2: RunQ4K<2>(w, y, y_stride, pool, s); break;
+    case 3: RunQ4K<3>(w, y, y_stride, pool, s); break;
+    default: RunQ4K<4>(w, y, y_stride, pool, s); break;
+  }
+  g_calls.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+}  // namespace tandem::kernels::detail
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
+#else  // !TANDEM_HAVE_KQ_VNNI_KERNEL
+
+namespace tandem::kernels::detail {
+bool matmul_kq_vnni(const Matrix&, int64_t, float*, int64_t, ThreadPool&, const ScratchView&) { return false; }
+}  // namespace tandem::kernels::detail
+
+#endif  // TANDEM_HAVE_KQ_VNNI_KERNEL
+
+namespace tandem::kernels::detail {
+namespace {
+std::atomic<bool> g_enabled{true};
+}  // namespace
+bool kq_vnni_enabled() { return g_enabled.load(std::memory_order_relaxed); }
+void set_kq_vnni_enabled(bool on) { g_enabled.store(on, std::memory_order_relaxed); }
+uint64_t kq_vnni_call_count() { return g_calls.load(std::memory_order_relaxed); }
+}  // namespace tandem::kernels::detail
