@@ -112,22 +112,30 @@ void PermuteActQ4K(const uint8_t* xq, int64_t k, uint8_t* out) {
   }
 }
 
-// vpermb indices of the scale vectors: for vector v of the row in 128-bit
-// lane L of S (ScalesQ4K), dwords 0..7 take byte sc[first sub-block of v],
-// dwords 8..15 sc[second] (only byte 0 of each dword is kept: (sc, 0) pairs).
+// vpermb indices of the scale vectors. The int32 dots t of vectors 2j and
+// 2j + 1 of a row are packed into one vector of int16 (vpackssdw; |t| <=
+// 7620): per 128-bit lane L, words 0..3 hold t_{2j} of dwords 4L..4L+3 and
+// words 4..7 t_{2j+1}. Dwords 0..7 of vector v belong to sub-block
+// first(v), 8..15 to first(v) + 2 (see above), so word w of lane L takes
+// sc[first(2j + w / 4) + (L >= 2 ? 2 : 0)]; for the row in 128-bit lane R
+// of S (ScalesQ4K) that is byte 16 R + the sub-block's byte. Only byte 0 of
+// each word is kept: int16 (sc, 0)... as (sc).
 struct ScaleIndexTable {
-  alignas(64) uint8_t idx[4][4][64];
+  alignas(64) uint8_t idx[4][2][64];
   constexpr ScaleIndexTable() : idx{} {
-    constexpr int kFirst[4] = {0, 1, 8, 9};  // byte of sc[4h + nibble], v = 2h + nibble
-    for (int lane = 0; lane < 4; ++lane) {
-      for (int v = 0; v < 4; ++v) {
-        for (int i = 0; i < 64; ++i) idx[lane][v][i] = static_cast<uint8_t>(16 * lane + kFirst[v] + (i < 32 ? 0 : 2));
+    constexpr int kFirst[4] = {0, 1, 8, 9};  // byte of sc[4h + nibble] in S, v = 2h + nibble
+    for (int row = 0; row < 4; ++row) {
+      for (int j = 0; j < 2; ++j) {
+        for (int i = 0; i < 64; ++i) {
+          const int lane = i / 16, word = i % 16 / 2;
+          idx[row][j][i] = static_cast<uint8_t>(16 * row + kFirst[2 * j + word / 4] + (lane >= 2 ? 2 : 0));
+        }
       }
     }
   }
 };
 constexpr ScaleIndexTable kScaleIndex;
-constexpr uint64_t kByte0OfDwords = 0x1111111111111111ULL;
+constexpr uint64_t kByte0OfWords = 0x5555555555555555ULL;
 
 // Headers (bytes 0..15) of 4 blocks, one per 128-bit lane, dwords
 // (d | dmin), u0, u1, u2 -> per lane the bytes sc0..3 | m0..3 | sc4..7 |
@@ -178,12 +186,14 @@ struct Q4KDecode {
                             _mm512_and_si512(p1, m4), _mm512_and_si512(_mm512_srli_epi16(p1, 4), m4)};
       __m512i r[C];
       for (int c = 0; c < C; ++c) r[c] = Zero();
-      for (int v = 0; v < 4; ++v) {
-        const __m512i sc =
-            _mm512_maskz_permutexvar_epi8(kByte0OfDwords, _mm512_load_si512(kScaleIndex.idx[lane][v]), s);
+      for (int j = 0; j < 2; ++j) {
+        const __m512i sc = _mm512_maskz_permutexvar_epi8(kByte0OfWords, _mm512_load_si512(kScaleIndex.idx[lane][j]), s);
         for (int c = 0; c < C; ++c) {
-          const __m512i x = _mm512_loadu_si512(xperm[c] + 256 * sb + 64 * v);
-          r[c] = _mm512_dpwssd_epi32(r[c], _mm512_dpbusd_epi32(Zero(), q[v], x), sc);
+          const __m512i x0 = _mm512_loadu_si512(xperm[c] + 256 * sb + 128 * j);
+          const __m512i x1 = _mm512_loadu_si512(xperm[c] + 256 * sb + 128 * j + 64);
+          const __m512i t = _mm512_packs_epi32(_mm512_dpbusd_epi32(Zero(), q[2 * j], x0),
+                                               _mm512_dpbusd_epi32(Zero(), q[2 * j + 1], x1));
+          r[c] = _mm512_dpwssd_epi32(r[c], t, sc);
         }
       }
       // Rows of lanes 0, 1 -> halves of a; 2, 3 -> halves of b; a, b -> lanes.
