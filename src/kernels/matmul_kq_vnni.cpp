@@ -274,6 +274,8 @@ void RunQ4K(const Matrix& w, float* y, int64_t y_stride, ThreadPool& pool, const
     }
     uint8_t* zero_row = work + static_cast<size_t>(C * k);
     if (end * kRows > n) std::memset(zero_row, 0, w.row_bytes);
+    const size_t tile_bytes = kRows * w.row_bytes;
+    const int64_t ahead = static_cast<int64_t>((size_t{16384} + tile_bytes - 1) / tile_bytes);
     for (int64_t tile = begin; tile < end; ++tile) {
       const int64_t n0 = tile * kRows;
       const int n_rows = static_cast<int>(n - n0 < kRows ? n - n0 : kRows);
@@ -281,9 +283,14 @@ void RunQ4K(const Matrix& w, float* y, int64_t y_stride, ThreadPool& pool, const
       for (int j = 0; j < kRows; ++j) rows[j] = j < n_rows ? w.data + static_cast<size_t>(n0 + j) * w.row_bytes : zero_row;
       float* out[C];
       for (int c = 0; c < C; ++c) out[c] = y + c * y_stride + n0;
-      // The next tile (contiguous rows) during this one, as matmul_kq.cpp.
-      const bool next = n0 + 2 * kRows <= n;
-      kern.Tile(rows, n_rows, out, next ? rows[0] + kRows * w.row_bytes : nullptr, kRows * w.row_bytes);
+      // A later tile (contiguous rows) during this one, at least 16 KB
+      // ahead. Streaming 1024 x 151936 (the LM head) from DRAM on 2
+      // threads: 15.8 GB/s fetching the next tile (9 KB ahead), 18.3 two
+      // tiles ahead, 17.6 three; at K = 3072 (27 KB tiles) one tile ahead
+      // is as good as two.
+      const bool pf = n0 + (ahead + 1) * kRows <= n;
+      kern.Tile(rows, n_rows, out, pf ? w.data + static_cast<size_t>(n0 + ahead * kRows) * w.row_bytes : nullptr,
+                tile_bytes);
     }
   });
 }
