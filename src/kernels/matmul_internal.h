@@ -91,7 +91,7 @@ bool matmul_q8_amx(const Matrix& w, int64_t m, float* y, int64_t y_stride, Threa
 // quantized into S.act (Q8_K-style rows). Same preconditions.
 bool matmul_kq_amx(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s);
 
-// Decode path of matmul_kq for Q4_K (matmul_kq_vnni.cpp): M = 1..
+// Decode path of matmul_kq for Q4_K and Q6_K (matmul_kq_vnni.cpp): M = 1..
 // kKqVnniMaxRows rows already quantized into S.act, elements in lanes,
 // bit-identical to the rows-in-lanes kernel. Precondition: the CPU has
 // AVX-512 VNNI and VBMI (the AVX3_DL target of matmul_kq.cpp calls it).

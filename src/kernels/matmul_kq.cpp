@@ -319,7 +319,7 @@ bool MatmulKq(const Matrix& w, const float* x, int64_t m, int64_t x_stride, floa
   // kernel below, from the same quantized rows.
   if (s.panels != nullptr && amx_use(w.type, m) && detail::matmul_kq_amx(w, m, y, y_stride, pool, s)) return true;
 #if HWY_TARGET == HWY_AVX3_DL
-  // Decode of Q4_K with the elements in lanes (matmul_kq_vnni.cpp): the
+  // Decode (M <= 4) with the elements in lanes (matmul_kq_vnni.cpp): the
   // same bits without the per-call transposes.
   if (detail::matmul_kq_vnni(w, m, y, y_stride, pool, s)) return true;
 #endif

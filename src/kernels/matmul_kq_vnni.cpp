@@ -1,24 +1,25 @@
-// Decode path of the Q4_K matmul (M = 1..4 activation rows) on AVX-512
-// VNNI, bit-identical to matmul_kq.cpp.
+// Decode path of the K-quant matmuls (Q4_K, Q6_K; M = 1..4 activation
+// rows) on AVX-512 VNNI, bit-identical to matmul_kq.cpp.
 //
 // matmul_kq.cpp puts weight rows in lanes: each super-block of 8 rows is
-// transposed (8 x 4 byte shuffles per 32 quants) and stored to L1 before
-// the dot reads it back. At M = 1 that unpacking is most of the work: the
-// kernel ran at ~93 GFLOP/s on 2 threads, close to the time decode spends
-// waiting for memory, so the two overlapped badly (63-68% of the roofline).
+// transposed (8 x 4 dword shuffles per 32 quants) and stored to L1 before
+// the dot reads it back. At M = 1 that unpacking is most of the work, and
+// the kernel's time came close to the time decode waits for memory, so the
+// two overlapped badly (Q4_K decode at 63-69% of the bandwidth roofline).
 //
 // Here the elements stay in lanes, as they come from memory. Per weight row
-// and super-block, 128 bytes of nibbles are two 512-bit loads and four
+// and super-block, 128 bytes of Q4_K nibbles are two 512-bit loads and four
 // vectors of 64 quants (low / high nibbles); the activations are reordered
-// once per call to match (PermuteActQ4K). Then per vector of 64 quants
+// once per call to match (PermuteActQ4K). Per pair of vectors of 64 quants
 //
-//   t = vpdpbusd(0, q, qx)     int32 lane = sum of 4 products, |t| <= 7620
-//   I = vpdpwssd(I, t, sc)     + t * sc[sub-block of the lane]
+//   t0, t1 = vpdpbusd(0, q, qx)        int32 lane = sum of 4 products, |t| <= 7620
+//   I = vpdpwssd(I, vpackssdw(t0, t1), sc)       + t * sc[sub-block of t]
 //
-// vpdpwssd multiplies int16 pairs: t fits int16, so its low half is t and
-// its high half the sign; the scale vector holds (sc, 0), so the pair sum
-// is exactly t * sc. The lanes of I sum to the exact int32
-// S = sum_e sc[e/32] * q_e * qx_e, the same integer as matmul_kq.cpp.
+// Each t fits int16, so packing is exact, and vpdpwssd adds the two
+// products of each int16 pair with its scale: the lanes of I sum to the
+// exact int32 S = sum_e sc[e/32] * q_e * qx_e, the integer matmul_kq.cpp
+// forms. (Packing halves the vpdpwssd and scale shuffles: M = 1 went from
+// 107 to 115 GFLOP/s per thread.)
 //
 // Rows meet lanes once per super-block: 16 rows' I vectors (16 lanes each)
 // are reduced to one vector with row r in lane r (4 levels of shuffle +
@@ -30,6 +31,13 @@
 //
 // Same integers, same f32 operations in the same order: same bits. The
 // reduction order of the integer sums is free (int32 adds are exact).
+// Q6_K (see its section) works the same way with per-16 scales.
+//
+// Measured (1 thread, thread CPU time, 1024 x 1024 from L2, best of 7):
+//   Q4_K M=1  69 -> 115 GFLOP/s, M=2 104 -> 158, M=4 152 -> 180
+//   Q6_K M=1  37 ->  80 GFLOP/s, M=2  62 -> 118, M=4 101 -> 128
+// (M >= 5 keeps matmul_kq.cpp: at M = 8 it runs at 170 (Q4_K) and 132 (Q6_K)
+// GFLOP/s, about what two passes of 4 rows here would give.)
 //
 // Compiled for AVX-512 VNNI + VBMI without a global -march; called only
 // from the AVX3_DL target of matmul_kq.cpp (whose CPU check covers both).
@@ -59,7 +67,6 @@ namespace tandem::kernels::detail {
 namespace {
 
 constexpr int kRows = 16;  // weight rows per tile: one f32 lane each
-constexpr size_t kQ4KBlock = 144;
 
 inline __m512i Zero() { return _mm512_setzero_si512(); }
 
@@ -155,6 +162,7 @@ inline __m512i ScalesQ4K(__m512i h) {
 
 template <int C>
 struct Q4KDecode {
+  static constexpr size_t kBlock = 144;
   int64_t nsb;
   const uint8_t* xperm[C];  // permuted activation quants (PermuteActQ4K)
   const float* xd[C];       // activation scales, one per super-block
@@ -213,7 +221,7 @@ struct Q4KDecode {
 
   // acc[c] lane r += super-block SB of ROWS[r] against activation row c.
   TANDEM_KQ_INLINE void SuperBlock(const uint8_t* const rows[kRows], int64_t sb, __m512 acc[C]) const {
-    const size_t off = kQ4KBlock * static_cast<size_t>(sb);
+    const size_t off = kBlock * static_cast<size_t>(sb);
     __m512i is[C], cs[C], is01[C], cs01[C], h0, h1, h2, h3;
     Group(rows, off, 0, sb, is01, cs01, &h0);
     Group(rows, off, 1, sb, is, cs, &h1);
@@ -234,44 +242,191 @@ struct Q4KDecode {
     }
   }
 
-  // Y[c][0 .. ROWS) for a tile; PF: PF_BYTES to prefetch along the way.
-  void Tile(const uint8_t* const rows[kRows], int n_rows, float* const y[C], const uint8_t* pf,
-            size_t pf_bytes) const {
-    __m512 acc[C];
-    for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
-    for (int64_t sb = 0; sb < nsb; ++sb) {
-      if (pf != nullptr) {  // spread over the tile (see PrefetchSlice in matmul-inl.h)
-        const size_t begin = pf_bytes * static_cast<size_t>(sb) / static_cast<size_t>(nsb) / 64 * 64;
-        const size_t end = pf_bytes * static_cast<size_t>(sb + 1) / static_cast<size_t>(nsb);
-        for (size_t o = begin; o < end; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + o), _MM_HINT_T0);
-      }
-      SuperBlock(rows, sb, acc);
+  // Setup for a thread: activation rows c < C from S.act into WORK.
+  void Setup(const ScratchView& s, int64_t k, uint8_t* work) {
+    nsb = k / 256;
+    for (int c = 0; c < C; ++c) {
+      const uint8_t* xq = s.act + static_cast<size_t>(c) * s.act_stride;
+      uint8_t* xp = work + static_cast<size_t>(c * k);
+      PermuteActQ4K(xq, k, xp);
+      xperm[c] = xp;
+      xd[c] = reinterpret_cast<const float*>(xq + k);
+      xb32[c] = reinterpret_cast<const int16_t*>(xq + k + 4 * nsb) + k / 16;
     }
-    const __mmask16 keep = static_cast<__mmask16>((1u << n_rows) - 1);
-    for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(y[c], keep, acc[c]);
   }
 };
 
+// ---- Q6_K ------------------------------------------------------------------------
+//
+// Block (210 bytes): ql[128] | qh[64] | scales int8[16] (per 16) | d (f16).
+// Per half h of 128 elements, ql bytes 64h + i (i < 64) hold element
+// 128h + i (low nibble) and 128h + 64 + i (high nibble), and qh byte 32h + l
+// (l < 32) the high 2 bits of elements 128h + l, +32, +64, +96 (bits 0-1,
+// 2-3, 4-5, 6-7). So vector v = 2h + nibble of 64 quants covers elements
+// 64v .. 64v + 63 in order (the activations need no permutation), built
+// from one ql load and the 32 qh bytes broadcast to both 256-bit halves:
+//   v = 2h:     (ql & 15) | (qh << 4 & 0x30) (bytes < 32), (qh << 2 & 0x30) (>= 32)
+//   v = 2h + 1: (ql >> 4 & 15) | (qh & 0x30) (< 32),      (qh >> 2 & 0x30) (>= 32)
+// The offset -32 goes into the dot's accumulator: t = vpdpbusd(-32 * (sum
+// of the 4 qx), q, qx) = sum of (q - 32) * qx, |t| <= 4 * 32 * 127, so
+// sum_lanes sc * t is exactly S - 32 * sum_s sc[s] * bsum16[s], the
+// integer matmul_kq.cpp forms.
+
+// One activation row -> per 4 quants the int32 -32 * their sum (K bytes).
+void OffsetsQ6K(const uint8_t* xq, int64_t k, uint8_t* out) {
+  const __m512i w32 = _mm512_set1_epi8(32);
+  for (int64_t i = 0; i < k; i += 64) {
+    const __m512i sum32 = _mm512_dpbusd_epi32(Zero(), w32, _mm512_loadu_si512(xq + i));
+    _mm512_storeu_si512(out + i, _mm512_sub_epi32(Zero(), sum32));
+  }
+}
+
+// vpermw indices of the scale vectors (as kScaleIndex for Q4_K): word w of
+// 128-bit lane L of the packed dots of vectors 2j, 2j + 1 belongs to
+// sub-block 4 (2j + w / 4) + L; the 16 sign-extended scales of the row in
+// 128-bit lane R of S sit at words 16 (R % 2) .. of S's half R / 2.
+struct ScaleIndexTable6 {
+  alignas(64) uint16_t idx[2][2][32];
+  constexpr ScaleIndexTable6() : idx{} {
+    for (int row = 0; row < 2; ++row) {
+      for (int j = 0; j < 2; ++j) {
+        for (int i = 0; i < 32; ++i) {
+          const int lane = i / 8, word = i % 8;
+          idx[row][j][i] = static_cast<uint16_t>(16 * row + 4 * (2 * j + word / 4) + lane);
+        }
+      }
+    }
+  }
+};
+constexpr ScaleIndexTable6 kScaleIndex6;
+
 template <int C>
-void RunQ4K(const Matrix& w, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s) {
-  const int64_t k = w.cols, n = w.rows, nsb = k / 256;
+struct Q6KDecode {
+  static constexpr size_t kBlock = 210;
+  int64_t nsb;
+  const uint8_t* xq[C];   // activation quants
+  const float* xd[C];     // activation scales, one per super-block
+  const uint8_t* xo[C];   // -32 * sums of 4 quants (OffsetsQ6K)
+
+  // Group k of a tile (rows 4L + k): S partials with row 4L + k in 128-bit lane L.
+  TANDEM_KQ_INLINE void Group(const uint8_t* const rows[kRows], size_t off, int k, int64_t sb, __m512i isum[C]) const {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(0x30);
+    const __m512i shl = _mm512_set_epi64(0x0002000200020002, 0x0002000200020002, 0x0002000200020002,
+                                         0x0002000200020002, 0x0004000400040004, 0x0004000400040004,
+                                         0x0004000400040004, 0x0004000400040004);  // words: 4 (bytes < 32), 2
+    const __m512i shr = _mm512_set_epi64(0x0002000200020002, 0x0002000200020002, 0x0002000200020002,
+                                         0x0002000200020002, 0, 0, 0, 0);  // words: 0, 2
+    const auto scales = [&](int lane) {
+      return _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[4 * lane + k] + off + 192));
+    };
+    __m512i sr = _mm512_castsi128_si512(scales(0));
+    sr = _mm512_inserti32x4(sr, scales(1), 1);
+    sr = _mm512_inserti32x4(sr, scales(2), 2);
+    sr = _mm512_inserti32x4(sr, scales(3), 3);
+    const __m512i sw[2] = {_mm512_cvtepi8_epi16(_mm512_castsi512_si256(sr)),
+                           _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(sr, 1))};
+    __m512i a[C], b[C];
+    for (int lane = 0; lane < 4; ++lane) {
+      const uint8_t* blk = rows[4 * lane + k] + off;
+      __m512i q[4];
+      for (int h = 0; h < 2; ++h) {
+        const __m512i ql = _mm512_loadu_si512(blk + 64 * h);
+        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h)));
+        // (a & c) | b: imm 0xEC with a = ql, b = the high bits, c = 0x0f.
+        q[2 * h] = _mm512_ternarylogic_epi32(ql, _mm512_and_si512(_mm512_sllv_epi16(qh, shl), m2), m4, 0xEC);
+        q[2 * h + 1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), _mm512_and_si512(_mm512_srlv_epi16(qh, shr), m2),
+                                                 m4, 0xEC);
+      }
+      __m512i r[C];
+      for (int c = 0; c < C; ++c) r[c] = Zero();
+      for (int j = 0; j < 2; ++j) {
+        const __m512i sc = _mm512_permutexvar_epi16(_mm512_load_si512(kScaleIndex6.idx[lane % 2][j]), sw[lane / 2]);
+        for (int c = 0; c < C; ++c) {
+          const size_t at = 256 * static_cast<size_t>(sb) + 128 * static_cast<size_t>(j);
+          const __m512i t0 = _mm512_dpbusd_epi32(_mm512_loadu_si512(xo[c] + at), q[2 * j], _mm512_loadu_si512(xq[c] + at));
+          const __m512i t1 =
+              _mm512_dpbusd_epi32(_mm512_loadu_si512(xo[c] + at + 64), q[2 * j + 1], _mm512_loadu_si512(xq[c] + at + 64));
+          r[c] = _mm512_dpwssd_epi32(r[c], _mm512_packs_epi32(t0, t1), sc);
+        }
+      }
+      for (int c = 0; c < C; ++c) {  // as in Q4KDecode::Group
+        if (lane == 0) a[c] = r[c];
+        if (lane == 1) a[c] = Reduce1(a[c], r[c]);
+        if (lane == 2) b[c] = r[c];
+        if (lane == 3) isum[c] = Reduce2(a[c], Reduce1(b[c], r[c]));
+      }
+    }
+  }
+
+  TANDEM_KQ_INLINE void SuperBlock(const uint8_t* const rows[kRows], int64_t sb, __m512 acc[C]) const {
+    const size_t off = kBlock * static_cast<size_t>(sb);
+    __m512i is[C], is01[C], is23[C];
+    Group(rows, off, 0, sb, is01);
+    Group(rows, off, 1, sb, is);
+    for (int c = 0; c < C; ++c) is01[c] = Reduce3(is01[c], is[c]);
+    Group(rows, off, 2, sb, is23);
+    Group(rows, off, 3, sb, is);
+    // d of row r -> lane r: dwords at block byte 206 (sc14, sc15, d), gathered
+    // from the row pointers.
+    const __m512i p0 = _mm512_loadu_si512(reinterpret_cast<const void*>(rows));
+    const __m512i p1 = _mm512_loadu_si512(reinterpret_cast<const void*>(rows + 8));
+    const void* base = reinterpret_cast<const void*>(static_cast<uintptr_t>(off + 206));
+    const __m512i g = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_i64gather_epi32(p0, base, 1)),
+                                         _mm512_i64gather_epi32(p1, base, 1), 1);
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
+    for (int c = 0; c < C; ++c) {
+      const __m512i isum = Reduce4(is01[c], Reduce3(is23[c], is[c]));
+      const __m512 dx = _mm512_set1_ps(xd[c][sb]);
+      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, dx), acc[c]);
+    }
+  }
+
+  void Setup(const ScratchView& s, int64_t k, uint8_t* work) {
+    nsb = k / 256;
+    for (int c = 0; c < C; ++c) {
+      xq[c] = s.act + static_cast<size_t>(c) * s.act_stride;
+      uint8_t* xp = work + static_cast<size_t>(c * k);
+      OffsetsQ6K(xq[c], k, xp);
+      xo[c] = xp;
+      xd[c] = reinterpret_cast<const float*>(xq[c] + k);
+    }
+  }
+};
+
+// Y[c][0 .. N_ROWS) for a tile of KERN; PF: PF_BYTES to prefetch along the way.
+template <int C, class Kern>
+void Tile(const Kern& kern, const uint8_t* const rows[kRows], int n_rows, float* const y[C], const uint8_t* pf,
+          size_t pf_bytes) {
+  __m512 acc[C];
+  for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
+  const int64_t nsb = kern.nsb;
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    if (pf != nullptr) {  // spread over the tile (see PrefetchSlice in matmul-inl.h)
+      const size_t begin = pf_bytes * static_cast<size_t>(sb) / static_cast<size_t>(nsb) / 64 * 64;
+      const size_t end = pf_bytes * static_cast<size_t>(sb + 1) / static_cast<size_t>(nsb);
+      for (size_t o = begin; o < end; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + o), _MM_HINT_T0);
+    }
+    kern.SuperBlock(rows, sb, acc);
+  }
+  const __mmask16 keep = static_cast<__mmask16>((1u << n_rows) - 1);
+  for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(y[c], keep, acc[c]);
+}
+
+// All N rows of W against the C activation rows in S.act, on the pool in
+// whole tiles of 16 rows.
+template <int C, class Kern>
+void Run(const Matrix& w, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s) {
+  const int64_t k = w.cols, n = w.rows;
   const int64_t tiles = (n + kRows - 1) / kRows;
   pool.run([&](int t, int nt) {
     int64_t begin, end;
     ThreadPool::split(tiles, t, nt, &begin, &end);
     if (begin == end) return;
-    // Work area: C permuted activation rows | a zero row (ragged tiles):
-    // <= 4 K + 144 K / 256 bytes, inside work_bytes(K) (>= 12 K).
+    // Work area: C prepared activation rows (K bytes each) | a zero row for
+    // ragged tiles (<= 210 K / 256 bytes): inside work_bytes(K) (>= 12 K).
     uint8_t* work = s.work + static_cast<size_t>(t) * s.work_stride;
-    Q4KDecode<C> kern{nsb, {}, {}, {}};
-    for (int c = 0; c < C; ++c) {
-      const uint8_t* xq = s.act + static_cast<size_t>(c) * s.act_stride;
-      uint8_t* xp = work + static_cast<size_t>(c * k);
-      PermuteActQ4K(xq, k, xp);
-      kern.xperm[c] = xp;
-      kern.xd[c] = reinterpret_cast<const float*>(xq + k);
-      kern.xb32[c] = reinterpret_cast<const int16_t*>(xq + k + 4 * nsb) + k / 16;
-    }
+    Kern kern;
+    kern.Setup(s, k, work);
     uint8_t* zero_row = work + static_cast<size_t>(C * k);
     if (end * kRows > n) std::memset(zero_row, 0, w.row_bytes);
     const size_t tile_bytes = kRows * w.row_bytes;
@@ -289,21 +444,31 @@ void RunQ4K(const Matrix& w, float* y, int64_t y_stride, ThreadPool& pool, const
       // tiles ahead, 17.6 three; at K = 3072 (27 KB tiles) one tile ahead
       // is as good as two.
       const bool pf = n0 + (ahead + 1) * kRows <= n;
-      kern.Tile(rows, n_rows, out, pf ? w.data + static_cast<size_t>(n0 + ahead * kRows) * w.row_bytes : nullptr,
-                tile_bytes);
+      Tile<C>(kern, rows, n_rows, out, pf ? w.data + static_cast<size_t>(n0 + ahead * kRows) * w.row_bytes : nullptr,
+              tile_bytes);
     }
   });
+}
+
+template <int C>
+void RunType(const Matrix& w, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s) {
+  if (w.type == gguf::TensorType::Q6_K) {
+    Run<C, Q6KDecode<C>>(w, y, y_stride, pool, s);
+  } else {
+    Run<C, Q4KDecode<C>>(w, y, y_stride, pool, s);
+  }
 }
 
 }  // namespace
 
 bool matmul_kq_vnni(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s) {
-  if (!kq_vnni_enabled() || w.type != gguf::TensorType::Q4_K || m < 1 || m > kKqVnniMaxRows) return false;
+  const bool kq = w.type == gguf::TensorType::Q4_K || w.type == gguf::TensorType::Q6_K;
+  if (!kq_vnni_enabled() || !kq || m < 1 || m > kKqVnniMaxRows) return false;
   switch (m) {
-    case 1: RunQ4K<1>(w, y, y_stride, pool, s); break;
-    case 2: RunQ4K<2>(w, y, y_stride, pool, s); break;
-    case 3: RunQ4K<3>(w, y, y_stride, pool, s); break;
-    default: RunQ4K<4>(w, y, y_stride, pool, s); break;
+    case 1: RunType<1>(w, y, y_stride, pool, s); break;
+    case 2: RunType<2>(w, y, y_stride, pool, s); break;
+    case 3: RunType<3>(w, y, y_stride, pool, s); break;
+    default: RunType<4>(w, y, y_stride, pool, s); break;
   }
   g_calls.fetch_add(1, std::memory_order_relaxed);
   return true;
