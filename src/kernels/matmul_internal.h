@@ -99,9 +99,9 @@ bool matmul_kq_amx(const Matrix& w, int64_t m, float* y, int64_t y_stride, Threa
 // such kernel, or when disabled.
 constexpr int64_t kKqVnniMaxRows = 4;
 bool matmul_kq_vnni(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s);
-// Process-wide switch (on by default) and call counter, for tests and
-// A/B benchmarks: off, matmul_kq takes its rows-in-lanes kernel. Not for
-// use while matmuls run on other threads.
+// Process-wide switch (on unless TANDEM_NO_KQ_VNNI is set to anything but
+// "0") and call counter, for tests and A/B benchmarks: off, matmul_kq takes
+// its rows-in-lanes kernel. Not for use while matmuls run on other threads.
 bool kq_vnni_enabled();
 void set_kq_vnni_enabled(bool on);
 uint64_t kq_vnni_call_count();

@@ -44,6 +44,7 @@
 #include "kernels/matmul_internal.h"
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 
 namespace tandem::kernels::detail {
@@ -61,6 +62,8 @@ std::atomic<uint64_t> g_calls{0};
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+
+#define KQHINT _MM_HINT_T1
 #define TANDEM_KQ_INLINE inline __attribute__((always_inline))
 
 namespace tandem::kernels::detail {
@@ -393,18 +396,28 @@ struct Q6KDecode {
   }
 };
 
-// Y[c][0 .. N_ROWS) for a tile of KERN; PF: PF_BYTES to prefetch along the way.
+// Y[c][0 .. N_ROWS) for a tile of KERN. NEXT (or null): the next tile's
+// first row, NEXT_ROWS rows ROW_BYTES apart, prefetched along the way.
 template <int C, class Kern>
-void Tile(const Kern& kern, const uint8_t* const rows[kRows], int n_rows, float* const y[C], const uint8_t* pf,
-          size_t pf_bytes) {
+void Tile(const Kern& kern, const uint8_t* const rows[kRows], int n_rows, float* const y[C], const uint8_t* next,
+          int next_rows, size_t row_bytes) {
   __m512 acc[C];
   for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
-  const int64_t nsb = kern.nsb;
-  for (int64_t sb = 0; sb < nsb; ++sb) {
-    if (pf != nullptr) {  // spread over the tile (see PrefetchSlice in matmul-inl.h)
-      const size_t begin = pf_bytes * static_cast<size_t>(sb) / static_cast<size_t>(nsb) / 64 * 64;
-      const size_t end = pf_bytes * static_cast<size_t>(sb + 1) / static_cast<size_t>(nsb);
-      for (size_t o = begin; o < end; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + o), _MM_HINT_T0);
+  for (int64_t sb = 0; sb < kern.nsb; ++sb) {
+    // The super-block of the next tile's rows that the next tile will read
+    // at this step: the prefetches mirror the demand loads one tile later.
+    // Streaming Q4_K from DRAM, M = 1, 2 threads, pure reads 21-23 GB/s:
+    //   1024 x 3072: 18.5 GB/s with the next tile's bytes prefetched in
+    //     address order (the first version), 21.6 mirrored;
+    //   3072 x 1024: 19.2 -> 22.5. matmul_bench down, M = 4: Q4_K 176 ->
+    //     293 GFLOP/s, Q6_K 109 -> 193. Two tiles ahead was worse.
+    if (next != nullptr) {
+      for (int r = 0; r < next_rows; ++r) {
+        const uintptr_t begin = reinterpret_cast<uintptr_t>(next + r * row_bytes + Kern::kBlock * sb);
+        for (uintptr_t p = begin & ~uintptr_t{63}; p < begin + Kern::kBlock; p += 64) {
+          _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+        }
+      }
     }
     kern.SuperBlock(rows, sb, acc);
   }
@@ -429,18 +442,6 @@ void Run(const Matrix& w, float* y, int64_t y_stride, ThreadPool& pool, const Sc
     kern.Setup(s, k, work);
     uint8_t* zero_row = work + static_cast<size_t>(C * k);
     if (end * kRows > n) std::memset(zero_row, 0, w.row_bytes);
-    const size_t tile_bytes = kRows * w.row_bytes;
-    // Software prefetch DIST bytes ahead of the tile, one tile's worth
-    // spread over its super-blocks. Streaming Q4_K from DRAM, M = 1, 2
-    // threads (GB/s; pure reads ~22):
-    //                    dist  0     4 KB  9 KB  16 KB  18 KB  27 KB
-    //   1024 x 3072 (9 KB tiles) 17.3  17.7  14.8  18.2   18.3
-    //   3072 x 1024 (27 KB)      19.4  19.3  19.0  17.6          17.1
-    // Small tiles need it (their 16 rows jump within a page, which the
-    // hardware streamer does not follow); long rows stream on their own
-    // and a far prefetch only competes with the demand loads.
-    const size_t dist = tile_bytes < 16384 ? 16384 : 4096;
-    const uint8_t* w_end = w.data + static_cast<size_t>(n) * w.row_bytes;
     for (int64_t tile = begin; tile < end; ++tile) {
       const int64_t n0 = tile * kRows;
       const int n_rows = static_cast<int>(n - n0 < kRows ? n - n0 : kRows);
@@ -448,8 +449,9 @@ void Run(const Matrix& w, float* y, int64_t y_stride, ThreadPool& pool, const Sc
       for (int j = 0; j < kRows; ++j) rows[j] = j < n_rows ? w.data + static_cast<size_t>(n0 + j) * w.row_bytes : zero_row;
       float* out[C];
       for (int c = 0; c < C; ++c) out[c] = y + c * y_stride + n0;
-      const uint8_t* pf = rows[0] + dist;
-      Tile<C>(kern, rows, n_rows, out, n_rows == kRows && pf + tile_bytes <= w_end ? pf : nullptr, tile_bytes);
+      const int64_t next_rows = n - n0 - kRows < kRows ? n - n0 - kRows : kRows;
+      Tile<C>(kern, rows, n_rows, out, next_rows > 0 ? rows[0] + kRows * w.row_bytes : nullptr,
+              static_cast<int>(next_rows), w.row_bytes);
     }
   });
 }
@@ -493,7 +495,12 @@ bool matmul_kq_vnni(const Matrix&, int64_t, float*, int64_t, ThreadPool&, const 
 
 namespace tandem::kernels::detail {
 namespace {
-std::atomic<bool> g_enabled{true};
+// TANDEM_NO_KQ_VNNI=1 (any value but "0") starts with the path off, for A/B runs.
+bool enabled_at_start() {
+  const char* v = std::getenv("TANDEM_NO_KQ_VNNI");
+  return v == nullptr || std::strcmp(v, "0") == 0;
+}
+std::atomic<bool> g_enabled{enabled_at_start()};
 }  // namespace
 bool kq_vnni_enabled() { return g_enabled.load(std::memory_order_relaxed); }
 void set_kq_vnni_enabled(bool on) { g_enabled.store(on, std::memory_order_relaxed); }
