@@ -62,8 +62,6 @@ std::atomic<uint64_t> g_calls{0};
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
-
-#define KQHINT _MM_HINT_T1
 #define TANDEM_KQ_INLINE inline __attribute__((always_inline))
 
 namespace tandem::kernels::detail {
@@ -128,8 +126,8 @@ void PermuteActQ4K(const uint8_t* xq, int64_t k, uint8_t* out) {
 // words 4..7 t_{2j+1}. Dwords 0..7 of vector v belong to sub-block
 // first(v), 8..15 to first(v) + 2 (see above), so word w of lane L takes
 // sc[first(2j + w / 4) + (L >= 2 ? 2 : 0)]; for the row in 128-bit lane R
-// of S (ScalesQ4K) that is byte 16 R + the sub-block's byte. Only byte 0 of
-// each word is kept: int16 (sc, 0)... as (sc).
+// of S (ScalesQ4K) that is byte 16 R + the sub-block's byte. Byte 1 of
+// each word is zeroed (mask), so the word is the int16 sc.
 struct ScaleIndexTable {
   alignas(64) uint8_t idx[4][2][64];
   constexpr ScaleIndexTable() : idx{} {
