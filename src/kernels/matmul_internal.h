@@ -117,7 +117,7 @@ void count_amx_call();
 #else
 #define TANDEM_HAVE_AMX_KERNEL 0
 #endif
-// The decode VNNI kernel of Q4_K: x86-64, GCC or clang (target pragmas).
+// The VNNI decode kernel of the K-quants: x86-64, GCC or clang (target pragmas).
 #if defined(__x86_64__) && defined(__GNUC__)
 #define TANDEM_HAVE_KQ_VNNI_KERNEL 1
 #else

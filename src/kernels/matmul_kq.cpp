@@ -22,6 +22,9 @@
 // exact int32 totals of its row; one (Q6_K) or two (Q4_K) f32 roundings per
 // super-block follow. Every output has the same bits whatever its lane,
 // tile, M or target (no VNNI here: vpdpbusd cannot apply per-16 scales).
+// Decode (M <= 4) on AVX3_DL takes matmul_kq_vnni.cpp instead, which
+// keeps elements in lanes: there a vpdpbusd lane is 4 quants of one
+// sub-block, so the scales apply per lane after it (same integers).
 //
 // Unpacked super-block of 8 rows (kPrepSuperBlockBytes = 2880):
 //   q[64] (32 B each) | sc[16] int16 pairs per lane | corr[8] int16 pairs |
