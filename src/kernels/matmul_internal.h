@@ -91,6 +91,21 @@ bool matmul_q8_amx(const Matrix& w, int64_t m, float* y, int64_t y_stride, Threa
 // quantized into S.act (Q8_K-style rows). Same preconditions.
 bool matmul_kq_amx(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s);
 
+// Decode path of matmul_kq for Q4_K and Q6_K (matmul_kq_vnni.cpp): M = 1..
+// kKqVnniMaxRows rows already quantized into S.act, elements in lanes,
+// bit-identical to the rows-in-lanes kernel. Precondition: the CPU has
+// AVX-512 VNNI and VBMI (the AVX3_DL target of matmul_kq.cpp calls it).
+// Returns false (nothing done) for other types or M, when the build has no
+// such kernel, or when disabled.
+constexpr int64_t kKqVnniMaxRows = 4;
+bool matmul_kq_vnni(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s);
+// Process-wide switch (on unless TANDEM_NO_KQ_VNNI is set to anything but
+// "0") and call counter, for tests and A/B benchmarks: off, matmul_kq takes
+// its rows-in-lanes kernel. Not for use while matmuls run on other threads.
+bool kq_vnni_enabled();
+void set_kq_vnni_enabled(bool on);
+uint64_t kq_vnni_call_count();
+
 // Number of matmuls that took an AMX path in this process (tests check
 // that the path they compare was really taken); the kernels count.
 uint64_t amx_call_count();
@@ -101,6 +116,12 @@ void count_amx_call();
 #define TANDEM_HAVE_AMX_KERNEL 1
 #else
 #define TANDEM_HAVE_AMX_KERNEL 0
+#endif
+// The VNNI decode kernel of the K-quants: x86-64, GCC or clang (target pragmas).
+#if defined(__x86_64__) && defined(__GNUC__)
+#define TANDEM_HAVE_KQ_VNNI_KERNEL 1
+#else
+#define TANDEM_HAVE_KQ_VNNI_KERNEL 0
 #endif
 
 }  // namespace tandem::kernels::detail

@@ -22,6 +22,9 @@
 // exact int32 totals of its row; one (Q6_K) or two (Q4_K) f32 roundings per
 // super-block follow. Every output has the same bits whatever its lane,
 // tile, M or target (no VNNI here: vpdpbusd cannot apply per-16 scales).
+// Decode (M <= 4) on AVX3_DL takes matmul_kq_vnni.cpp instead, which
+// keeps elements in lanes: there a vpdpbusd lane is 4 quants of one
+// sub-block, so the scales apply per lane after it (same integers).
 //
 // Unpacked super-block of 8 rows (kPrepSuperBlockBytes = 2880):
 //   q[64] (32 B each) | sc[16] int16 pairs per lane | corr[8] int16 pairs |
@@ -318,6 +321,11 @@ bool MatmulKq(const Matrix& w, const float* x, int64_t m, int64_t x_stride, floa
   // Batches on the AMX tile unit (matmul_amx_kq.cpp): the same bits as the
   // kernel below, from the same quantized rows.
   if (s.panels != nullptr && amx_use(w.type, m) && detail::matmul_kq_amx(w, m, y, y_stride, pool, s)) return true;
+#if HWY_TARGET == HWY_AVX3_DL
+  // Decode (M <= 4) with the elements in lanes (matmul_kq_vnni.cpp): the
+  // same bits without the per-call transposes.
+  if (detail::matmul_kq_vnni(w, m, y, y_stride, pool, s)) return true;
+#endif
   const bool direct = m <= KqKern<false, true>::kCols;
   if (w.type == gguf::TensorType::Q6_K) {
     direct ? RunKq<true, true>(w, m, y, y_stride, pool, s) : RunKq<true, false>(w, m, y, y_stride, pool, s);

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <string>
 
 namespace tandem::model {
 namespace {
@@ -145,7 +146,14 @@ TEST(Determinism, QuantizedWeights) {
     ASSERT_TRUE(write_synth(*shape, type, 5, {}, path).ok());
     SCOPED_TRACE(std::string(gguf::type_name(type)));
     const uint64_t amx_calls = kernels::detail::amx_call_count();
+    const uint64_t kq_vnni_calls = kernels::detail::kq_vnni_call_count();
     check_determinism(path, kernels::KvType::kF16);
+    // On AVX-512 VNNI the K-quants' chunks of 1 token take the decode path
+    // of matmul_kq_vnni.cpp, the chunks of 7 the rows-in-lanes kernel.
+    const bool kq = type == gguf::TensorType::Q4_K || type == gguf::TensorType::Q6_K;
+    if (kq && std::string(kernels::matmul_target_name()) == "AVX3_DL" && kernels::detail::kq_vnni_enabled()) {
+      EXPECT_GT(kernels::detail::kq_vnni_call_count(), kq_vnni_calls);
+    }
     // With AMX, batches of >= amx_min_rows() rows (the 45-token prompt
     // alone) take the tile path and chunks of 1 or 7 the AVX one: the
     // comparisons above span both.

@@ -1,0 +1,167 @@
+// The elements-in-lanes decode kernel of the K-quants (matmul_kq_vnni.cpp)
+// against the rows-in-lanes kernel of matmul_kq.cpp: bit-identical outputs
+// over awkward shapes (ragged 16-row tiles, one to many super-blocks),
+// extreme quants (random bytes), strides and thread counts. Both paths are
+// also compared with the scalar reference in matmul_test.cpp (which runs
+// the default, i.e. the new path for M <= 4). Skipped on CPUs without the
+// AVX3_DL target.
+#include "core/fp16.h"
+#include "gguf/quant.h"
+#include "kernels/amx.h"
+#include "kernels/matmul.h"
+#include "kernels/matmul_internal.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace tandem::kernels {
+namespace {
+
+using gguf::TensorType;
+
+// AMX off (the batches it takes must compare the two AVX-512 paths) and the
+// switch restored after each test.
+class MatmulKqVnni : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::string(matmul_target_name()) != "AVX3_DL") GTEST_SKIP() << "no AVX-512 VNNI target on this CPU";
+    saved_amx_ = amx_mode();
+    set_amx_mode(AmxMode::kOff);
+  }
+  void TearDown() override {
+    detail::set_kq_vnni_enabled(true);
+    set_amx_mode(saved_amx_);
+  }
+  AmxMode saved_amx_ = AmxMode::kOff;
+};
+
+struct Weights {
+  std::vector<uint8_t> bytes;
+  Matrix m;
+};
+
+// Quantized Gaussian rows with outliers, or - RAW - random bytes with sane
+// f16 scales (every nibble and 6-bit scale / min up to 63, Q6_K scales of
+// -128, q6 = 0 and 63).
+Weights make_weights(TensorType type, int64_t n, int64_t k, uint32_t seed, bool raw) {
+  std::mt19937 rng(seed);
+  Weights w;
+  const size_t rb = *gguf::row_bytes(type, static_cast<uint64_t>(k));
+  w.bytes.resize(rb * static_cast<size_t>(n));
+  if (raw) {
+    for (auto& b : w.bytes) b = static_cast<uint8_t>(rng());
+    const auto info = gguf::type_info(type);
+    std::uniform_real_distribution<float> u(0.002f, 0.02f);
+    auto scale = [&] { return f32_to_f16(u(rng) * ((rng() & 1) ? 1.0f : -1.0f)); };
+    for (size_t b = 0; b < w.bytes.size() / info.block_bytes; ++b) {
+      uint8_t* blk = w.bytes.data() + b * info.block_bytes;
+      const uint16_t d = scale(), dmin = scale();
+      if (type == TensorType::Q6_K) {
+        std::memcpy(blk + 208, &d, 2);
+      } else {
+        std::memcpy(blk, &d, 2);
+        std::memcpy(blk + 2, &dmin, 2);
+      }
+    }
+  } else {
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    std::vector<float> row(static_cast<size_t>(k));
+    for (int64_t r = 0; r < n; ++r) {
+      for (auto& v : row) v = g(rng) * ((rng() % 64) == 0 ? 20.0f : 1.0f);
+      EXPECT_TRUE(gguf::quantize(type, row.data(), w.bytes.data() + static_cast<size_t>(r) * rb, k).ok());
+    }
+  }
+  w.m = Matrix{w.bytes.data(), type, n, k, rb};
+  return w;
+}
+
+// Rows of varied magnitude, one all-zero block, one row of +-127-heavy
+// quants (a block of equal magnitudes).
+std::vector<float> make_acts(int64_t m, int64_t stride, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(m * stride));
+  for (auto& v : x) v = g(rng) * ((rng() % 50) == 0 ? 30.0f : 1.0f) * ((rng() % 7) == 0 ? 1e-3f : 1.0f);
+  if (stride >= 64 && m > 1) std::fill(x.begin() + stride + 32, x.begin() + stride + 64, 0.0f);
+  if (m > 2) {
+    for (int64_t i = 0; i < stride; ++i) x[static_cast<size_t>(2 * stride + i)] = (rng() & 1) ? 1.0f : -1.0f;
+  }
+  return x;
+}
+
+// Y from the rows-in-lanes kernel (new path off) and the default; the
+// default must take the new path exactly when M <= kKqVnniMaxRows.
+void expect_same_bits(const Weights& w, const std::vector<float>& x, int64_t m, int64_t x_stride, ThreadPool& pool,
+                      MatmulScratch& scratch, const std::string& what, int64_t y_stride = 0) {
+  const int64_t n = w.m.rows;
+  if (y_stride == 0) y_stride = n + 3;
+  const size_t count = static_cast<size_t>(m * y_stride);
+  std::vector<float> off(count, -7.0f), on(count, -7.0f);
+  detail::set_kq_vnni_enabled(false);
+  const uint64_t calls = detail::kq_vnni_call_count();
+  matmul(w.m, x.data(), m, x_stride, off.data(), y_stride, pool, scratch);
+  ASSERT_EQ(calls, detail::kq_vnni_call_count()) << what << ": switched off, yet taken";
+  detail::set_kq_vnni_enabled(true);
+  matmul(w.m, x.data(), m, x_stride, on.data(), y_stride, pool, scratch);
+  const bool expect_taken = m <= detail::kKqVnniMaxRows;  // Q4_K and Q6_K
+  ASSERT_EQ(calls + (expect_taken ? 1 : 0), detail::kq_vnni_call_count()) << what << ": path taken or not";
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < y_stride; ++j) {
+      const size_t at = static_cast<size_t>(i * y_stride + j);
+      uint32_t a, b;
+      std::memcpy(&a, &off[at], 4);
+      std::memcpy(&b, &on[at], 4);
+      ASSERT_EQ(a, b) << what << " m=" << i << " n=" << j << ": rows-in-lanes " << off[at] << " new " << on[at];
+    }
+  }
+}
+
+TEST_F(MatmulKqVnni, BitIdenticalOverAwkwardShapes) {
+  ThreadPool pool(2);
+  for (TensorType type : {TensorType::Q4_K, TensorType::Q6_K}) {
+    for (int64_t k : {256, 768, 2816}) {
+      for (int64_t n : {1, 7, 15, 16, 17, 33, 50, 100}) {
+        for (bool raw : {false, true}) {
+          const auto w = make_weights(type, n, k, static_cast<uint32_t>(k * 41 + n + raw), raw);
+          const auto x = make_acts(35, k, static_cast<uint32_t>(k + n + 3));
+          MatmulScratch scratch;
+          scratch.reserve(35, k, pool.size());
+          for (int64_t m = 1; m <= 35; ++m) {
+            expect_same_bits(w, x, m, k, pool, scratch,
+                             std::string(gguf::type_name(type)) + (raw ? " raw" : "") + " N=" + std::to_string(n) +
+                                 " K=" + std::to_string(k) + " M=" + std::to_string(m));
+            if (HasFatalFailure()) return;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_F(MatmulKqVnni, BitIdenticalOverStridesAndThreads) {
+  ThreadPool one(1), two(2), three(3);
+  for (TensorType type : {TensorType::Q4_K, TensorType::Q6_K}) {
+    const int64_t k = 1024, n = 131, x_stride = k + 40;
+    const auto w = make_weights(type, n, k, 5, false);
+    const auto x = make_acts(4, x_stride, 6);
+    MatmulScratch scratch;
+    scratch.reserve(4, k, 3);
+    for (ThreadPool* pool : {&one, &two, &three}) {
+      for (int64_t m = 1; m <= 4; ++m) {
+        expect_same_bits(w, x, m, x_stride, *pool, scratch,
+                         std::string(gguf::type_name(type)) + " M=" + std::to_string(m) +
+                             " threads=" + std::to_string(pool->size()),
+                         n + 29);
+        if (HasFatalFailure()) return;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tandem::kernels
