@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 
@@ -95,6 +96,8 @@ std::vector<std::string> command_line() {
 }
 
 int run_bench(BenchOptions o) {
+  // Line-buffered even into a pipe or file, so `| tee log` shows each table as it ends.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   o.argv = command_line();
   const bool all = o.scenario == "all";
   const bool want_throughput = all || o.scenario == "throughput";

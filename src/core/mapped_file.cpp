@@ -56,10 +56,24 @@ Result<MappedFile> MappedFile::open(const std::string& path) {
 }
 
 Result<std::string> read_file(const std::string& path) {
-  auto mapped = MappedFile::open(path);
-  if (!mapped) return mapped.status();
-  auto b = mapped->bytes();
-  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+  // read() until EOF rather than mmap: /proc and /sys files report size 0.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::errorf("cannot open {}: {}", path, std::strerror(errno));
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      return Status::errorf("cannot read {}: {}", path, std::strerror(err));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
 
 Status write_file_atomic(const std::string& path, std::span<const uint8_t> data) {

@@ -43,5 +43,15 @@ TEST(MappedFile, MapsAndReportsErrors) {
   EXPECT_FALSE(MappedFile::open(dir).ok());  // a directory is not a regular file
 }
 
+TEST(ReadFile, ReadsFilesThatReportNoSize) {
+  // /proc files stat as 0 bytes; the bench reads the CPU name from one.
+  auto cpuinfo = read_file("/proc/cpuinfo");
+  ASSERT_TRUE(cpuinfo.ok()) << cpuinfo.message();
+  EXPECT_NE(cpuinfo->find("processor"), std::string::npos);
+  const std::string dir = test::scratch_dir("read_file");
+  EXPECT_FALSE(read_file(dir + "/missing").ok());
+  EXPECT_FALSE(read_file(dir).ok());  // a directory reads as an error
+}
+
 }  // namespace
 }  // namespace tandem

@@ -9,6 +9,7 @@
 #include "kernels/matmul.h"
 #include "kernels/matmul_internal.h"
 #include "kernels/quantize_act.h"
+#include "matmul_test_data.h"
 
 #include <gtest/gtest.h>
 
@@ -40,54 +41,11 @@ class MatmulAmx : public ::testing::Test {
 
 int act_block(TensorType type) { return act_block_elems(type); }
 
-struct Weights {
-  std::vector<uint8_t> bytes;
-  Matrix m;
-};
+using test_data::make_quant_weights;
+using Weights = test_data::QuantWeights;
 
-// Quantized Gaussian rows with outliers, or - RAW - random bytes with sane
-// f16 scales (reaches q8 = -128, every nibble, 6-bit scales and mins of 63,
-// Q6_K scales of -128).
-Weights make_weights(TensorType type, int64_t n, int64_t k, uint32_t seed, bool raw) {
-  std::mt19937 rng(seed);
-  Weights w;
-  const size_t rb = *gguf::row_bytes(type, static_cast<uint64_t>(k));
-  w.bytes.resize(rb * static_cast<size_t>(n));
-  if (raw) {
-    for (auto& b : w.bytes) b = static_cast<uint8_t>(rng());
-    const auto info = gguf::type_info(type);
-    std::uniform_real_distribution<float> u(0.002f, 0.02f);
-    auto scale = [&] { return f32_to_f16(u(rng) * ((rng() & 1) ? 1.0f : -1.0f)); };
-    for (size_t b = 0; b < w.bytes.size() / info.block_bytes; ++b) {
-      uint8_t* blk = w.bytes.data() + b * info.block_bytes;
-      const uint16_t d = scale(), dmin = scale();
-      if (type == TensorType::Q6_K) {
-        std::memcpy(blk + 208, &d, 2);
-      } else {
-        std::memcpy(blk, &d, 2);
-        if (type == TensorType::Q4_K) std::memcpy(blk + 2, &dmin, 2);
-      }
-    }
-  } else {
-    std::normal_distribution<float> g(0.0f, 1.0f);
-    std::vector<float> row(static_cast<size_t>(k));
-    for (int64_t r = 0; r < n; ++r) {
-      for (auto& v : row) v = g(rng) * ((rng() % 64) == 0 ? 20.0f : 1.0f);
-      EXPECT_TRUE(gguf::quantize(type, row.data(), w.bytes.data() + static_cast<size_t>(r) * rb, k).ok());
-    }
-  }
-  w.m = Matrix{w.bytes.data(), type, n, k, rb};
-  return w;
-}
-
-// Rows of varied magnitude (per-block scales differ), one all-zero block.
 std::vector<float> make_acts(int64_t m, int64_t stride, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g(0.0f, 1.0f);
-  std::vector<float> x(static_cast<size_t>(m * stride));
-  for (auto& v : x) v = g(rng) * ((rng() % 50) == 0 ? 30.0f : 1.0f) * ((rng() % 7) == 0 ? 1e-3f : 1.0f);
-  if (stride >= 64 && m > 1) std::fill(x.begin() + stride + 32, x.begin() + stride + 64, 0.0f);
-  return x;
+  return test_data::make_acts(m, stride, seed, {.small_blocks = true});
 }
 
 // Y with AMX off and on; the AMX run must take the AMX path (call counter).
@@ -132,7 +90,7 @@ TEST_F(MatmulAmx, BitIdenticalToVnniOverAwkwardShapes) {
     for (int64_t k : {32, 96, 160, 1056}) {      // multiples of 32, not of 64 (but one)
       for (int64_t n : {1, 3, 17, 33, 50}) {     // not multiples of 16: ragged weight tiles
         for (bool raw : {false, true}) {
-          const auto w = make_weights(type, n, k, static_cast<uint32_t>(k * 31 + n + raw), raw);
+          const auto w = make_quant_weights(type, n, k, static_cast<uint32_t>(k * 31 + n + raw), raw);
           const auto x = make_acts(35, k, static_cast<uint32_t>(k + n));
           MatmulScratch scratch;
           scratch.reserve(35, k, pool.size());
@@ -154,7 +112,7 @@ TEST_F(MatmulAmx, KQuantsBitIdenticalOverAwkwardShapes) {
     for (int64_t k : {256, 768, 1280}) {
       for (int64_t n : {1, 3, 17, 33, 50}) {
         for (bool raw : {false, true}) {
-          const auto w = make_weights(type, n, k, static_cast<uint32_t>(k * 37 + n + raw), raw);
+          const auto w = make_quant_weights(type, n, k, static_cast<uint32_t>(k * 37 + n + raw), raw);
           const auto x = make_acts(35, k, static_cast<uint32_t>(k + n + 1));
           MatmulScratch scratch;
           scratch.reserve(35, k, pool.size());
@@ -176,7 +134,7 @@ TEST_F(MatmulAmx, BitIdenticalForLargeBatchesStridesAndThreads) {
     for (int64_t m : {64, 100, 512}) {
       const int64_t k = m == 512 ? 1024 : (act_block(type) == 256 ? 512 : 480), n = m == 512 ? 70 : 131;
       const int64_t x_stride = k + 8;
-      const auto w = make_weights(type, n, k, static_cast<uint32_t>(m), false);
+      const auto w = make_quant_weights(type, n, k, static_cast<uint32_t>(m), false);
       const auto x = make_acts(m, x_stride, static_cast<uint32_t>(m + 1));
       MatmulScratch scratch;
       scratch.reserve(m, k, 2);
@@ -203,7 +161,7 @@ TEST_F(MatmulAmx, BitIdenticalForLargeBatchesStridesAndThreads) {
 TEST_F(MatmulAmx, AutoModeRowAloneEqualsRowInLargeBatch) {
   ThreadPool pool(2);
   const int64_t k = 2080, n = 45, m = 3 * amx_min_rows(TensorType::Q8_0) + 5;
-  const auto w = make_weights(TensorType::Q8_0, n, k, 9, false);
+  const auto w = make_quant_weights(TensorType::Q8_0, n, k, 9, false);
   const auto x = make_acts(m, k, 10);
   MatmulScratch scratch;
   scratch.reserve(m, k, 2);

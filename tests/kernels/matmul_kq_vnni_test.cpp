@@ -10,6 +10,7 @@
 #include "kernels/amx.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_internal.h"
+#include "matmul_test_data.h"
 
 #include <gtest/gtest.h>
 
@@ -40,58 +41,11 @@ class MatmulKqVnni : public ::testing::Test {
   AmxMode saved_amx_ = AmxMode::kOff;
 };
 
-struct Weights {
-  std::vector<uint8_t> bytes;
-  Matrix m;
-};
+using test_data::make_quant_weights;
+using Weights = test_data::QuantWeights;
 
-// Quantized Gaussian rows with outliers, or - RAW - random bytes with sane
-// f16 scales (every nibble and 6-bit scale / min up to 63, Q6_K scales of
-// -128, q6 = 0 and 63).
-Weights make_weights(TensorType type, int64_t n, int64_t k, uint32_t seed, bool raw) {
-  std::mt19937 rng(seed);
-  Weights w;
-  const size_t rb = *gguf::row_bytes(type, static_cast<uint64_t>(k));
-  w.bytes.resize(rb * static_cast<size_t>(n));
-  if (raw) {
-    for (auto& b : w.bytes) b = static_cast<uint8_t>(rng());
-    const auto info = gguf::type_info(type);
-    std::uniform_real_distribution<float> u(0.002f, 0.02f);
-    auto scale = [&] { return f32_to_f16(u(rng) * ((rng() & 1) ? 1.0f : -1.0f)); };
-    for (size_t b = 0; b < w.bytes.size() / info.block_bytes; ++b) {
-      uint8_t* blk = w.bytes.data() + b * info.block_bytes;
-      const uint16_t d = scale(), dmin = scale();
-      if (type == TensorType::Q6_K) {
-        std::memcpy(blk + 208, &d, 2);
-      } else {
-        std::memcpy(blk, &d, 2);
-        std::memcpy(blk + 2, &dmin, 2);
-      }
-    }
-  } else {
-    std::normal_distribution<float> g(0.0f, 1.0f);
-    std::vector<float> row(static_cast<size_t>(k));
-    for (int64_t r = 0; r < n; ++r) {
-      for (auto& v : row) v = g(rng) * ((rng() % 64) == 0 ? 20.0f : 1.0f);
-      EXPECT_TRUE(gguf::quantize(type, row.data(), w.bytes.data() + static_cast<size_t>(r) * rb, k).ok());
-    }
-  }
-  w.m = Matrix{w.bytes.data(), type, n, k, rb};
-  return w;
-}
-
-// Rows of varied magnitude, one all-zero block, one row of +-127-heavy
-// quants (a block of equal magnitudes).
 std::vector<float> make_acts(int64_t m, int64_t stride, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g(0.0f, 1.0f);
-  std::vector<float> x(static_cast<size_t>(m * stride));
-  for (auto& v : x) v = g(rng) * ((rng() % 50) == 0 ? 30.0f : 1.0f) * ((rng() % 7) == 0 ? 1e-3f : 1.0f);
-  if (stride >= 64 && m > 1) std::fill(x.begin() + stride + 32, x.begin() + stride + 64, 0.0f);
-  if (m > 2) {
-    for (int64_t i = 0; i < stride; ++i) x[static_cast<size_t>(2 * stride + i)] = (rng() & 1) ? 1.0f : -1.0f;
-  }
-  return x;
+  return test_data::make_acts(m, stride, seed, {.small_blocks = true, .unit_row = true});
 }
 
 // Y from the rows-in-lanes kernel (new path off) and the default; the
@@ -127,7 +81,7 @@ TEST_F(MatmulKqVnni, BitIdenticalOverAwkwardShapes) {
     for (int64_t k : {256, 768, 2816}) {
       for (int64_t n : {1, 7, 15, 16, 17, 33, 50, 100}) {
         for (bool raw : {false, true}) {
-          const auto w = make_weights(type, n, k, static_cast<uint32_t>(k * 41 + n + raw), raw);
+          const auto w = make_quant_weights(type, n, k, static_cast<uint32_t>(k * 41 + n + raw), raw);
           const auto x = make_acts(35, k, static_cast<uint32_t>(k + n + 3));
           MatmulScratch scratch;
           scratch.reserve(35, k, pool.size());
@@ -147,7 +101,7 @@ TEST_F(MatmulKqVnni, BitIdenticalOverStridesAndThreads) {
   ThreadPool one(1), two(2), three(3);
   for (TensorType type : {TensorType::Q4_K, TensorType::Q6_K}) {
     const int64_t k = 1024, n = 131, x_stride = k + 40;
-    const auto w = make_weights(type, n, k, 5, false);
+    const auto w = make_quant_weights(type, n, k, 5, false);
     const auto x = make_acts(4, x_stride, 6);
     MatmulScratch scratch;
     scratch.reserve(4, k, 3);

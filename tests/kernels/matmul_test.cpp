@@ -23,6 +23,7 @@
 #include "kernels/dot.h"
 #include "kernels/matmul.h"
 #include "kernels/quantize_act.h"
+#include "matmul_test_data.h"
 
 #include <gtest/gtest.h>
 
@@ -32,6 +33,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace tandem::kernels {
@@ -48,52 +50,13 @@ struct Weights {
   Matrix m;
 };
 
-// Finite scale bits for raw-byte blocks: small positive or negative f16.
-uint16_t random_f16_scale(std::mt19937& rng) {
-  std::uniform_real_distribution<float> u(0.002f, 0.02f);
-  const float v = u(rng) * ((rng() & 1) ? 1.0f : -1.0f);
-  return f32_to_f16(v);
-}
-
-// N rows of K from random floats (Gaussian with a few 20x outliers), or -
-// RAW - from random bytes with sane scale fields, which reaches the
-// integer extremes quantizers avoid (q8 -128, 6-bit scales 63, q6 scale -128).
+// The quantized matrix (test_data::make_quant_weights), its dequantized
+// values and the magnitudes check() needs.
 Weights make_weights(TensorType type, int64_t n, int64_t k, uint32_t seed, bool raw = false) {
-  std::mt19937 rng(seed);
+  auto q = test_data::make_quant_weights(type, n, k, seed, raw);
   Weights w;
-  const size_t rb = *gguf::row_bytes(type, static_cast<uint64_t>(k));
-  w.bytes.resize(rb * static_cast<size_t>(n) + 64);
-  if (raw) {
-    for (auto& b : w.bytes) b = static_cast<uint8_t>(rng());
-    const auto info = gguf::type_info(type);
-    const size_t blocks = static_cast<size_t>(n * k / info.block_size);
-    for (size_t b = 0; b < blocks; ++b) {
-      uint8_t* blk = w.bytes.data() + b * info.block_bytes;
-      uint16_t d = random_f16_scale(rng), dmin = random_f16_scale(rng);
-      switch (type) {
-        case TensorType::Q8_0:
-        case TensorType::Q4_0:
-          std::memcpy(blk, &d, 2);
-          break;
-        case TensorType::Q4_K:
-          std::memcpy(blk, &d, 2);
-          std::memcpy(blk + 2, &dmin, 2);
-          break;
-        case TensorType::Q6_K:
-          std::memcpy(blk + 208, &d, 2);
-          break;
-        default:
-          ADD_FAILURE() << "no raw mode for this type";
-      }
-    }
-  } else {
-    std::normal_distribution<float> g(0.0f, 1.0f);
-    std::vector<float> row(static_cast<size_t>(k));
-    for (int64_t r = 0; r < n; ++r) {
-      for (auto& v : row) v = g(rng) * ((rng() % 64) == 0 ? 20.0f : 1.0f);
-      EXPECT_TRUE(gguf::quantize(type, row.data(), w.bytes.data() + static_cast<size_t>(r) * rb, k).ok());
-    }
-  }
+  w.bytes = std::move(q.bytes);
+  const size_t rb = q.m.row_bytes;
   w.deq.resize(static_cast<size_t>(n * k));
   for (int64_t r = 0; r < n; ++r) {
     EXPECT_TRUE(gguf::dequantize(type, w.bytes.data() + static_cast<size_t>(r) * rb, w.deq.data() + r * k, k).ok());
@@ -121,14 +84,7 @@ Weights make_weights(TensorType type, int64_t n, int64_t k, uint32_t seed, bool 
 }
 
 // M rows of K activations: Gaussian, some outliers, one all-zero block.
-std::vector<float> make_acts(int64_t m, int64_t k, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g(0.0f, 1.0f);
-  std::vector<float> x(static_cast<size_t>(m * k));
-  for (auto& v : x) v = g(rng) * ((rng() % 50) == 0 ? 30.0f : 1.0f);
-  if (k >= 64 && m > 1) std::fill(x.begin() + k + 32, x.begin() + k + 64, 0.0f);
-  return x;
-}
+std::vector<float> make_acts(int64_t m, int64_t k, uint32_t seed) { return test_data::make_acts(m, k, seed); }
 
 // Checks Y (M x N, stride N) against both budgets for all rows.
 void check(const Weights& w, const std::vector<float>& x, int64_t m, const std::vector<float>& y,
