@@ -11,6 +11,9 @@
 
 #include <immintrin.h>
 
+#include "kernels/matmul_internal.h"
+#include "kernels/thread_pool.h"
+
 #include <cstdint>
 #include <cstring>
 
@@ -135,6 +138,30 @@ inline void store_transposed(const __m512 acc[16], int n_rows, int m_rows, float
   transpose16(acc, out);
   const __mmask16 mask = static_cast<__mmask16>((1u << n_rows) - 1);
   for (int j = 0; j < m_rows; ++j) _mm512_mask_storeu_ps(y + j * y_stride, mask, out[j]);
+}
+
+// The two phases of every AMX matmul: the M activation rows packed into
+// panels of 16 rows (PACK_PANEL(scratch, k, first_row, rows, out), a panel
+// of PANEL_BYTES per 16 rows), then the output tiles of GRID split across
+// the threads (RUN_TILES(w, grid, begin, end, panels, m, y, y_stride, work)).
+template <class PackPanel, class RunTiles>
+void pack_then_run(const Matrix& w, int64_t m, size_t panel_bytes, float* y, int64_t y_stride, ThreadPool& pool,
+                   const ScratchView& s, PackPanel pack_panel, RunTiles run_tiles) {
+  const int64_t panels = (m + kTile - 1) / kTile;
+  pool.run([&](int t, int nt) {
+    int64_t begin, end;
+    ThreadPool::split(panels, t, nt, &begin, &end);
+    for (int64_t p = begin; p < end; ++p) {
+      const int64_t rows = m - p * kTile < kTile ? m - p * kTile : kTile;
+      pack_panel(s, w.cols, p * kTile, static_cast<int>(rows), s.panels + static_cast<size_t>(p) * panel_bytes);
+    }
+  });
+  const TileGrid grid(w.rows, y, y_stride);
+  pool.run([&](int t, int nt) {
+    int64_t begin, end;
+    ThreadPool::split(grid.count(), t, nt, &begin, &end);
+    if (begin < end) run_tiles(w, grid, begin, end, s.panels, m, y, y_stride, s.work + static_cast<size_t>(t) * s.work_stride);
+  });
 }
 
 }  // namespace tandem::kernels::detail::amx

@@ -312,25 +312,7 @@ void run_weight_tiles(const Matrix& w, const TileGrid& grid, int64_t begin, int6
 
 bool matmul_q8_amx(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s) {
   count_amx_call();
-  const int64_t k = w.cols;
-  const int64_t panels = (m + kTile - 1) / kTile;
-  const size_t panel_bytes = static_cast<size_t>(k / 32) * kBlockBytes;
-  pool.run([&](int t, int nt) {
-    int64_t begin, end;
-    ThreadPool::split(panels, t, nt, &begin, &end);
-    for (int64_t p = begin; p < end; ++p) {
-      const int64_t rows = m - p * kTile < kTile ? m - p * kTile : kTile;
-      pack_panel(s, k, p * kTile, static_cast<int>(rows), s.panels + static_cast<size_t>(p) * panel_bytes);
-    }
-  });
-  const TileGrid grid(w.rows, y, y_stride);
-  pool.run([&](int t, int nt) {
-    int64_t begin, end;
-    ThreadPool::split(grid.count(), t, nt, &begin, &end);
-    if (begin < end) {
-      run_weight_tiles(w, grid, begin, end, s.panels, m, y, y_stride, s.work + static_cast<size_t>(t) * s.work_stride);
-    }
-  });
+  pack_then_run(w, m, static_cast<size_t>(w.cols / 32) * kBlockBytes, y, y_stride, pool, s, pack_panel, run_weight_tiles);
   return true;
 }
 
