@@ -8,7 +8,6 @@
 #include "model/model.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -25,8 +24,7 @@ struct Model::State {
   std::vector<size_t> seq_ptr_offset;
   std::vector<int64_t> seq_row_begin;  // first activation row of each sequence
   std::vector<float> att_scratch;  // per thread: attention_scratch_floats()
-  std::vector<int64_t> att_cost;   // per sequence: its attention work, for ordering
-  std::vector<int32_t> att_order;  // (sequence, KV head) items, most work first
+  std::vector<int64_t> att_work;  // attention work of the items before each (sequence, KV head) item
   size_t att_scratch_per_thread = 0;
   kernels::MatmulScratch mm;
 };
@@ -63,8 +61,7 @@ void Model::init_state() {
   s->k_ptrs.resize(max_blocks);
   s->v_ptrs.resize(max_blocks);
   s->seq_row_begin.resize(static_cast<size_t>(lim.max_sequences));
-  s->att_cost.resize(static_cast<size_t>(lim.max_sequences));
-  s->att_order.resize(static_cast<size_t>(lim.max_sequences) * static_cast<size_t>(c.n_kv_heads));
+  s->att_work.resize(static_cast<size_t>(lim.max_sequences) * static_cast<size_t>(c.n_kv_heads) + 1);
   // KV blocks of up to 1024 tokens (forward() checks the pool's block size).
   s->att_scratch_per_thread = kernels::attention_scratch_floats(1024, c.head_dim, lim.max_tokens, c.n_heads / c.n_kv_heads);
   s->att_scratch.resize(static_cast<size_t>(n_threads) * s->att_scratch_per_thread);
@@ -73,21 +70,27 @@ void Model::init_state() {
 
 namespace {
 
-// ORDER = every (sequence, KV head) item, as sequence * n_kv_heads + head,
-// sorted by the attention work of its sequence (query rows x keys each
-// visits), biggest first. Sorts in place: no allocation in the step.
-void order_attention_items(std::span<const SequenceBatch> batch, int n_kv_heads, std::vector<int64_t>& cost,
-                           std::vector<int32_t>& order) {
-  for (size_t si = 0; si < batch.size(); ++si) {
-    const int64_t n = static_cast<int64_t>(batch[si].tokens.size());
-    cost[si] = n * (batch[si].start_pos + n / 2 + 32);  // + 32: per-block overhead of short contexts
+// WORK[i] = the attention work of items 0..i-1, item = sequence * n_kv_heads
+// + head, work = query rows x keys each visits (+ a per-block overhead).
+void attention_work_prefix(std::span<const SequenceBatch> batch, int n_kv_heads, std::vector<int64_t>& work) {
+  size_t i = 0;
+  work[0] = 0;
+  for (const SequenceBatch& sb : batch) {
+    const int64_t n = static_cast<int64_t>(sb.tokens.size());
+    const int64_t cost = n * (sb.start_pos + n / 2 + 32);
+    for (int h = 0; h < n_kv_heads; ++h, ++i) work[i + 1] = work[i] + cost;
   }
-  const auto items = static_cast<int32_t>(batch.size()) * n_kv_heads;
-  for (int32_t i = 0; i < items; ++i) order[static_cast<size_t>(i)] = i;
-  std::sort(order.begin(), order.begin() + items, [&](int32_t a, int32_t b) {
-    const int64_t ca = cost[static_cast<size_t>(a / n_kv_heads)], cb = cost[static_cast<size_t>(b / n_kv_heads)];
-    return ca != cb ? ca > cb : a < b;
-  });
+}
+
+// The items of thread T of NT: a contiguous range holding ~1/NT of the work
+// (contiguous keeps each thread on neighbouring heads of the same blocks).
+void split_by_work(const std::vector<int64_t>& work, int64_t items, int t, int nt, int64_t* begin, int64_t* end) {
+  const int64_t total = work[static_cast<size_t>(items)];
+  auto first_reaching = [&](int64_t target) {
+    return static_cast<int64_t>(std::lower_bound(work.begin(), work.begin() + items, target) - work.begin());
+  };
+  *begin = t == 0 ? 0 : first_reaching((total * t + nt - 1) / nt);
+  *end = t + 1 == nt ? items : first_reaching((total * (t + 1) + nt - 1) / nt);
 }
 
 // Runs FN(row) for every row, rows split across the pool's threads.
@@ -146,7 +149,7 @@ Result<int> Model::forward(std::span<const SequenceBatch> batch, kv::KvPool& kv,
     n_rows += n;
     n_logit_rows += sb.logits == SequenceBatch::Logits::kAll ? n : sb.logits == SequenceBatch::Logits::kLast ? 1 : 0;
   }
-  order_attention_items(batch, c.n_kv_heads, s.att_cost, s.att_order);
+  attention_work_prefix(batch, c.n_kv_heads, s.att_work);
   if (n_ptrs > s.k_ptrs.size()) {
     s.k_ptrs.resize(n_ptrs);
     s.v_ptrs.resize(n_ptrs);
@@ -222,14 +225,15 @@ Result<int> Model::forward(std::span<const SequenceBatch> batch, kv::KvPool& kv,
       }
     }
     // One item per (sequence, KV head): the sequence's new rows and the query
-    // heads sharing the KV head walk its blocks together. Threads take items
-    // biggest first (att_order), so a prefill chunk's heads spread over all
-    // threads however many decodes share the step; an item's result does not
-    // depend on the thread that computes it.
+    // heads sharing the KV head walk its blocks together. Threads split the
+    // items by work, not count: with decodes and a prefill chunk in one step
+    // a split by count put all of the chunk's heads on the last thread. An
+    // item's result does not depend on the thread that computes it.
     const int group = c.n_heads / c.n_kv_heads;
     const int64_t items = static_cast<int64_t>(batch.size()) * c.n_kv_heads;
-    std::atomic<int64_t> next_item{0};
-    pool.run([&](int t, int /*nt*/) {
+    pool.run([&](int t, int nt) {
+      int64_t b, e;
+      split_by_work(s.att_work, items, t, nt, &b, &e);
       kernels::AttentionArgs a;
       a.n_heads = c.n_heads;
       a.n_kv_heads = c.n_kv_heads;
@@ -241,8 +245,7 @@ Result<int> Model::forward(std::span<const SequenceBatch> batch, kv::KvPool& kv,
       a.q_stride = static_cast<int64_t>(QD);
       a.out_stride = static_cast<int64_t>(QD);
       a.scratch = s.att_scratch.data() + static_cast<size_t>(t) * s.att_scratch_per_thread;
-      for (int64_t i; (i = next_item.fetch_add(1, std::memory_order_relaxed)) < items;) {
-        const int64_t item = s.att_order[static_cast<size_t>(i)];
+      for (int64_t item = b; item < e; ++item) {
         const size_t si = static_cast<size_t>(item / c.n_kv_heads);
         const int kvh = static_cast<int>(item % c.n_kv_heads);
         const size_t r0 = static_cast<size_t>(s.seq_row_begin[si]);
