@@ -125,7 +125,6 @@ int serve(ServeOptions o) {
     o.engine.cache_disk_bytes = o.cache_disk_mb > 0 ? static_cast<uint64_t>(o.cache_disk_mb * 1024 * 1024)
                                                     : default_disk_budget(o.engine.cache_dir);
   }
-  o.engine.prefault_kv = true;  // a long-lived server: the first big prefill or disk hit should not page-fault
   auto engine = engine::Engine::create(m, *tok, o.engine);
   if (!engine && !o.engine.cache_dir.empty()) {
     // A server without its disk tier still serves (e.g. another tandem has

@@ -24,7 +24,6 @@ Result<std::unique_ptr<Engine>> Engine::create(model::Model& model, const tokeni
   auto pool = kv::KvPool::create(model.kv_shape(options.kv_type, options.block_tokens), options.kv_bytes);
   if (!pool) return pool.status();
   e->pool_ = std::move(*pool);
-  if (options.prefault_kv) e->pool_->start_prefault();
   // Blocks of another model (or of kernels that round differently) never match.
   e->fingerprint_ = model.fingerprint();
   e->cache_ = std::make_unique<kv::PrefixCache>(*e->pool_, e->fingerprint_);

@@ -56,7 +56,6 @@ struct EngineOptions {
   int max_sessions = 0;             // distinct sessions waiting or running at once (0: no limit)
   int64_t max_tokens_per_session = 0;  // prompt + generated tokens of one request (0: the context)
   bool start_thread = true;     // false: the caller drives step() (tests)
-  bool prefault_kv = false;     // map the KV pool's pages in the background (kv::KvPool::start_prefault)
   // Disk tier: "" = none. The folder holds this model's blocks only (see
   // kv/disk_store.h); give each model its own.
   std::string cache_dir;
@@ -156,8 +155,6 @@ class Engine {
   // writes (at most TIMEOUT). An error without a disk tier.
   Result<FlushResult> flush(std::chrono::milliseconds timeout = std::chrono::minutes(10));
   bool has_disk_tier() const { return tier_ != nullptr; }
-  // With EngineOptions::prefault_kv: every page of the KV pool is mapped.
-  bool kv_prefaulted() const { return pool_->prefault_done(); }
 
  private:
   struct Sequence;

@@ -5,11 +5,6 @@
 
 #include <fmt/format.h>
 
-#include <sys/mman.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
-#include <algorithm>
 #include <cstring>
 
 namespace tandem::kv {
@@ -36,34 +31,11 @@ Result<std::unique_ptr<KvPool>> KvPool::create(const KvShape& shape, size_t budg
   auto pool = std::unique_ptr<KvPool>(new KvPool());
   pool->shape_ = shape;
   pool->n_blocks_ = static_cast<int32_t>(n);
-  // Anonymous pages of their own (page aligned, for start_prefault()).
-  void* mem = mmap(nullptr, n * block, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) return Status::errorf("cannot allocate {} MiB for the KV cache", n * block >> 20);
-  pool->data_ = std::unique_ptr<uint8_t[], PoolMappingDeleter>(static_cast<uint8_t*>(mem), PoolMappingDeleter{n * block});
+  pool->data_.reset(new (std::nothrow) uint8_t[n * block]);
+  if (!pool->data_) return Status::errorf("cannot allocate {} MiB for the KV cache", n * block >> 20);
   pool->free_.reserve(n);
   for (size_t i = n; i-- > 0;) pool->free_.push_back(static_cast<BlockId>(i));  // hand out 0, 1, 2, ... first
   return pool;
-}
-
-void PoolMappingDeleter::operator()(uint8_t* p) const { munmap(p, bytes); }
-
-KvPool::~KvPool() {
-  prefault_stop_.store(true);
-  if (prefault_thread_.joinable()) prefault_thread_.join();
-}
-
-void KvPool::start_prefault() {
-  if (prefault_thread_.joinable() || prefault_done_.load()) return;
-  prefault_thread_ = std::thread([this] {
-    setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);  // behind the engine's threads
-    uint8_t* const base = data_.get();
-    const size_t bytes = data_.get_deleter().bytes;
-    constexpr size_t kChunk = 32u << 20;  // stop within a chunk's time when the pool goes away
-    for (size_t at = 0; at < bytes && !prefault_stop_.load(); at += kChunk) {
-      if (madvise(base + at, std::min(kChunk, bytes - at), MADV_POPULATE_WRITE) != 0) break;  // EINVAL: old kernel
-    }
-    prefault_done_.store(true);
-  });
 }
 
 std::optional<BlockId> KvPool::allocate() {

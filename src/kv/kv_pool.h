@@ -21,11 +21,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace tandem::kv {
@@ -46,12 +44,6 @@ struct KvShape {
   size_t block_bytes() const { return 2 * half_layer_bytes() * static_cast<size_t>(n_layers); }
   // Why TYPE cannot store this shape ("" when it can).
   std::string check() const;
-};
-
-// Unmaps the pool's pages.
-struct PoolMappingDeleter {
-  size_t bytes = 0;
-  void operator()(uint8_t* p) const;
 };
 
 class KvPool {
@@ -79,17 +71,6 @@ class KvPool {
   // only on its rows. Threads may write different tokens at once.
   void write(BlockId id, int layer, int slot, const float* k_row, const float* v_row);
 
-  // Maps the pool's pages in a background thread (MADV_POPULATE_WRITE, in
-  // chunks, at low priority), so the first writes into a fresh pool - a
-  // cold prefill, or blocks loaded from disk after a restart - do not pay
-  // the page faults (~0.3-1 s per GB on a VM). Contents are never touched:
-  // it may run while blocks are written. A no-op where the kernel lacks
-  // MADV_POPULATE_WRITE (Linux < 5.14).
-  void start_prefault();
-  // True once every page is mapped (or prefaulting is not possible).
-  bool prefault_done() const { return prefault_done_.load(); }
-  ~KvPool();
-
  private:
   uint8_t* base(BlockId id, int layer) {
     return data_.get() + static_cast<size_t>(id) * shape_.block_bytes() +
@@ -98,10 +79,8 @@ class KvPool {
 
   KvShape shape_;
   int32_t n_blocks_ = 0;
-  std::unique_ptr<uint8_t[], PoolMappingDeleter> data_;
+  std::unique_ptr<uint8_t[]> data_;
   std::vector<BlockId> free_;
-  std::thread prefault_thread_;
-  std::atomic<bool> prefault_stop_{false}, prefault_done_{false};
 };
 
 }  // namespace tandem::kv

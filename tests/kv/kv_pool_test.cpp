@@ -6,11 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cmath>
-#include <cstring>
 #include <random>
-#include <thread>
 
 namespace tandem::kv {
 namespace {
@@ -23,32 +20,6 @@ KvShape shape(kernels::KvType type, int head_dim, int block_tokens = 32) {
   s.block_tokens = block_tokens;
   s.type = type;
   return s;
-}
-
-TEST(KvPool, PrefaultKeepsWhatIsWrittenMeanwhile) {
-  // A 64 MiB pool mapped in the background while blocks are written into
-  // it: every written byte survives, and the pool reports when it is done.
-  const KvShape s = shape(kernels::KvType::kF32, 128);
-  auto pool = KvPool::create(s, 64u << 20);
-  ASSERT_TRUE(pool.ok()) << pool.message();
-  KvPool& p = **pool;
-  p.start_prefault();
-  std::vector<float> row(static_cast<size_t>(s.n_kv_heads * s.head_dim));
-  for (BlockId b = 0; b < p.n_blocks(); b += 7) {
-    for (size_t i = 0; i < row.size(); ++i) row[i] = static_cast<float>(b) + static_cast<float>(i) * 1e-3f;
-    p.write(b, 1, 3, row.data(), row.data());
-  }
-  for (int i = 0; i < 2000 && !p.prefault_done(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  EXPECT_TRUE(p.prefault_done());
-  for (BlockId b = 0; b < p.n_blocks(); b += 7) {
-    // Writing the same row again must change nothing: the first write's
-    // bytes are still there (a lost page would read back as zeros).
-    std::vector<float> want(row.size());
-    for (size_t i = 0; i < want.size(); ++i) want[i] = static_cast<float>(b) + static_cast<float>(i) * 1e-3f;
-    std::vector<uint8_t> before(p.block_data(b), p.block_data(b) + s.block_bytes());
-    p.write(b, 1, 3, want.data(), want.data());
-    EXPECT_EQ(0, std::memcmp(before.data(), p.block_data(b), s.block_bytes())) << "block " << b;
-  }
 }
 
 TEST(KvPool, WritesEveryTypeWhereTheLayoutSays) {

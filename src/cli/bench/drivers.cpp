@@ -7,7 +7,6 @@
 #include <httplib.h>
 
 #include <chrono>
-#include <thread>
 
 namespace tandem::bench {
 
@@ -19,19 +18,9 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 
 // ---- in process ----
 
-namespace {
-// A fresh engine maps its KV pool in the background, as `tandem serve` does
-// at start-up; runs begin once that is done, so every measured request sees
-// a server that has been up for a few seconds (not the first page faults).
-void wait_for_prefault(const engine::Engine& e) {
-  while (!e.kv_prefaulted()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-}
-}  // namespace
-
 Result<std::unique_ptr<EngineDriver>> EngineDriver::create(const EngineSetup& setup) {
   std::unique_ptr<EngineDriver> d(new EngineDriver());
   d->setup_ = setup;
-  d->setup_.engine.prefault_kv = true;
   const model::Model::Options mo = engine::model_options_for(setup.engine, setup.ctx, setup.threads);
   auto m = model::Model::load(setup.model_path, mo);
   if (!m) return m.status();
@@ -39,10 +28,9 @@ Result<std::unique_ptr<EngineDriver>> EngineDriver::create(const EngineSetup& se
   auto tok = tokenizer::Tokenizer::from_gguf(d->model_->file());
   if (!tok) return tok.status();
   d->tok_ = std::make_unique<tokenizer::Tokenizer>(std::move(*tok));
-  auto e = engine::Engine::create(*d->model_, *d->tok_, d->setup_.engine);
+  auto e = engine::Engine::create(*d->model_, *d->tok_, setup.engine);
   if (!e) return e.status();
   d->engine_ = std::move(*e);
-  wait_for_prefault(*d->engine_);
   return d;
 }
 
@@ -55,7 +43,6 @@ Status EngineDriver::restart() {
   auto e = engine::Engine::create(*model_, *tok_, setup_.engine);
   if (!e) return e.status();
   engine_ = std::move(*e);
-  wait_for_prefault(*engine_);
   return {};
 }
 
