@@ -73,59 +73,26 @@ void expect_same_bits(const Weights& w, const std::vector<float>& x, int64_t m, 
   std::copy(off_y, off_y + count, off.begin());
   std::copy(on_y, on_y + count, on.begin());
   ASSERT_EQ(calls + 1, detail::amx_call_count()) << what << ": AMX path not taken";
-  for (int64_t i = 0; i < m; ++i) {
-    for (int64_t j = 0; j < y_stride; ++j) {
-      const size_t at = static_cast<size_t>(i * y_stride + j);
-      uint32_t a, b;
-      std::memcpy(&a, &off[at], 4);
-      std::memcpy(&b, &on[at], 4);
-      ASSERT_EQ(a, b) << what << " m=" << i << " n=" << j << ": VNNI " << off[at] << " AMX " << on[at];
-    }
-  }
+  test_data::expect_same_output_bits(off, on, m, y_stride, what, "VNNI", "AMX");
 }
 
 TEST_F(MatmulAmx, BitIdenticalToVnniOverAwkwardShapes) {
   ThreadPool pool(2);
-  for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0}) {
-    for (int64_t k : {32, 96, 160, 1056}) {      // multiples of 32, not of 64 (but one)
-      for (int64_t n : {1, 3, 17, 33, 50}) {     // not multiples of 16: ragged weight tiles
-        for (bool raw : {false, true}) {
-          const auto w = make_quant_weights(type, n, k, static_cast<uint32_t>(k * 31 + n + raw), raw);
-          const auto x = make_acts(35, k, static_cast<uint32_t>(k + n));
-          MatmulScratch scratch;
-          scratch.reserve(35, k, pool.size());
-          for (int64_t m = 1; m <= 35; ++m) {
-            expect_same_bits(w, x, m, k, pool, scratch,
-                             std::string(gguf::type_name(type)) + (raw ? " raw" : "") + " N=" + std::to_string(n) +
-                                 " K=" + std::to_string(k) + " M=" + std::to_string(m));
-            if (HasFatalFailure()) return;
-          }
-        }
-      }
-    }
-  }
+  // K: multiples of 32, not of 64 (but one); N: not multiples of 16 (ragged weight tiles).
+  const test_data::ShapeSweep sweep{{TensorType::Q8_0, TensorType::Q4_0}, {32, 96, 160, 1056}, {1, 3, 17, 33, 50}, 31, 0};
+  test_data::for_each_shape(sweep, make_acts, [&](const Weights& w, const std::vector<float>& x, int64_t m,
+                                                  MatmulScratch& scratch, const std::string& what) {
+    expect_same_bits(w, x, m, w.m.cols, pool, scratch, what);
+  });
 }
 
 TEST_F(MatmulAmx, KQuantsBitIdenticalOverAwkwardShapes) {
   ThreadPool pool(2);
-  for (TensorType type : {TensorType::Q4_K, TensorType::Q6_K}) {
-    for (int64_t k : {256, 768, 1280}) {
-      for (int64_t n : {1, 3, 17, 33, 50}) {
-        for (bool raw : {false, true}) {
-          const auto w = make_quant_weights(type, n, k, static_cast<uint32_t>(k * 37 + n + raw), raw);
-          const auto x = make_acts(35, k, static_cast<uint32_t>(k + n + 1));
-          MatmulScratch scratch;
-          scratch.reserve(35, k, pool.size());
-          for (int64_t m = 1; m <= 35; ++m) {
-            expect_same_bits(w, x, m, k, pool, scratch,
-                             std::string(gguf::type_name(type)) + (raw ? " raw" : "") + " N=" + std::to_string(n) +
-                                 " K=" + std::to_string(k) + " M=" + std::to_string(m));
-            if (HasFatalFailure()) return;
-          }
-        }
-      }
-    }
-  }
+  const test_data::ShapeSweep sweep{{TensorType::Q4_K, TensorType::Q6_K}, {256, 768, 1280}, {1, 3, 17, 33, 50}, 37, 1};
+  test_data::for_each_shape(sweep, make_acts, [&](const Weights& w, const std::vector<float>& x, int64_t m,
+                                                  MatmulScratch& scratch, const std::string& what) {
+    expect_same_bits(w, x, m, w.m.cols, pool, scratch, what);
+  });
 }
 
 TEST_F(MatmulAmx, BitIdenticalForLargeBatchesStridesAndThreads) {

@@ -64,37 +64,17 @@ void expect_same_bits(const Weights& w, const std::vector<float>& x, int64_t m, 
   matmul(w.m, x.data(), m, x_stride, on.data(), y_stride, pool, scratch);
   const bool expect_taken = m <= detail::kKqVnniMaxRows;  // Q4_K and Q6_K
   ASSERT_EQ(calls + (expect_taken ? 1 : 0), detail::kq_vnni_call_count()) << what << ": path taken or not";
-  for (int64_t i = 0; i < m; ++i) {
-    for (int64_t j = 0; j < y_stride; ++j) {
-      const size_t at = static_cast<size_t>(i * y_stride + j);
-      uint32_t a, b;
-      std::memcpy(&a, &off[at], 4);
-      std::memcpy(&b, &on[at], 4);
-      ASSERT_EQ(a, b) << what << " m=" << i << " n=" << j << ": rows-in-lanes " << off[at] << " new " << on[at];
-    }
-  }
+  test_data::expect_same_output_bits(off, on, m, y_stride, what, "rows-in-lanes", "new");
 }
 
 TEST_F(MatmulKqVnni, BitIdenticalOverAwkwardShapes) {
   ThreadPool pool(2);
-  for (TensorType type : {TensorType::Q4_K, TensorType::Q6_K}) {
-    for (int64_t k : {256, 768, 2816}) {
-      for (int64_t n : {1, 7, 15, 16, 17, 33, 50, 100}) {
-        for (bool raw : {false, true}) {
-          const auto w = make_quant_weights(type, n, k, static_cast<uint32_t>(k * 41 + n + raw), raw);
-          const auto x = make_acts(35, k, static_cast<uint32_t>(k + n + 3));
-          MatmulScratch scratch;
-          scratch.reserve(35, k, pool.size());
-          for (int64_t m = 1; m <= 35; ++m) {
-            expect_same_bits(w, x, m, k, pool, scratch,
-                             std::string(gguf::type_name(type)) + (raw ? " raw" : "") + " N=" + std::to_string(n) +
-                                 " K=" + std::to_string(k) + " M=" + std::to_string(m));
-            if (HasFatalFailure()) return;
-          }
-        }
-      }
-    }
-  }
+  const test_data::ShapeSweep sweep{
+      {TensorType::Q4_K, TensorType::Q6_K}, {256, 768, 2816}, {1, 7, 15, 16, 17, 33, 50, 100}, 41, 3};
+  test_data::for_each_shape(sweep, make_acts, [&](const Weights& w, const std::vector<float>& x, int64_t m,
+                                                  MatmulScratch& scratch, const std::string& what) {
+    expect_same_bits(w, x, m, w.m.cols, pool, scratch, what);
+  });
 }
 
 TEST_F(MatmulKqVnni, BitIdenticalOverStridesAndThreads) {

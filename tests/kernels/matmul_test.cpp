@@ -33,7 +33,6 @@
 #include <cstring>
 #include <random>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace tandem::kernels {
@@ -43,20 +42,16 @@ using gguf::TensorType;
 
 double worst_fp_ratio = 0;  // max |y - ref_q| / budget 1 seen, printed at the end
 
-struct Weights {
-  std::vector<uint8_t> bytes;
+// The quantized matrix with what check() needs of it.
+struct Weights : test_data::QuantWeights {
   std::vector<float> deq;  // dequantized, N x K
   std::vector<float> mag;  // magnitude of the terms the kernel rounds, N x K (see check())
-  Matrix m;
 };
 
-// The quantized matrix (test_data::make_quant_weights), its dequantized
-// values and the magnitudes check() needs.
+// test_data::make_quant_weights, dequantized, with the magnitudes check() needs.
 Weights make_weights(TensorType type, int64_t n, int64_t k, uint32_t seed, bool raw = false) {
-  auto q = test_data::make_quant_weights(type, n, k, seed, raw);
-  Weights w;
-  w.bytes = std::move(q.bytes);
-  const size_t rb = q.m.row_bytes;
+  Weights w{test_data::make_quant_weights(type, n, k, seed, raw)};
+  const size_t rb = w.m.row_bytes;
   w.deq.resize(static_cast<size_t>(n * k));
   for (int64_t r = 0; r < n; ++r) {
     EXPECT_TRUE(gguf::dequantize(type, w.bytes.data() + static_cast<size_t>(r) * rb, w.deq.data() + r * k, k).ok());
@@ -79,7 +74,6 @@ Weights make_weights(TensorType type, int64_t n, int64_t k, uint32_t seed, bool 
   } else {
     for (size_t i = 0; i < w.deq.size(); ++i) w.mag[i] = std::fabs(w.deq[i]);
   }
-  w.m = Matrix{w.bytes.data(), type, n, k, rb};
   return w;
 }
 

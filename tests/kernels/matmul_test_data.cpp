@@ -73,4 +73,18 @@ std::vector<float> make_acts(int64_t m, int64_t stride, uint32_t seed, ActsOptio
   return x;
 }
 
+void expect_same_output_bits(const std::vector<float>& a, const std::vector<float>& b, int64_t m, int64_t y_stride,
+                             const std::string& what, const char* name_a, const char* name_b) {
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < y_stride; ++j) {
+      const size_t at = static_cast<size_t>(i * y_stride + j);
+      uint32_t x, y;
+      std::memcpy(&x, &a[at], 4);
+      std::memcpy(&y, &b[at], 4);
+      ASSERT_EQ(x, y) << what << " m=" << i << " n=" << j << ": " << name_a << " " << a[at] << " " << name_b << " "
+                      << b[at];
+    }
+  }
+}
+
 }  // namespace tandem::kernels::test_data
