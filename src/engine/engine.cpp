@@ -240,7 +240,16 @@ std::string Engine::validate(const Sequence& s) const {
 
 void Engine::finish(Sequence& s, StopReason reason, const std::string& error) {
   if (!s.req.session.empty() && s.admitted_once && reason != StopReason::kError) record_session(s);
-  // Release every block; committed ones stay cached for the next turn.
+  // Release every block; committed ones stay cached for the next turn, and
+  // so does a partial last block (as the tail after the last full one).
+  const int64_t bt = opt_.block_tokens;
+  const int64_t in_tail = s.computed - s.committed * bt;
+  if (reason != StopReason::kError && s.loads_pending == 0 && in_tail > 0 && in_tail < bt &&
+      static_cast<int64_t>(s.blocks.size()) > s.committed) {
+    cache_->commit_tail(s.blocks[static_cast<size_t>(s.committed)], s.last_key,
+                        std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.committed * bt),
+                                                                   static_cast<size_t>(in_tail)));
+  }
   const bool returns = s.req.expect_return || s.saw_return_marker;
   const auto retention = returns ? kv::Retention::kLonger : kv::Retention::kNormal;
   for (kv::BlockId b : s.blocks) cache_->release(b, retention);
@@ -321,6 +330,7 @@ void Engine::admit() {
       ++it;
       continue;
     }
+    if (s.loads_pending == 0) take_tail(s);
     if (!s.admitted_once) {
       s.admitted_once = true;
       s.usage.cached_tokens = s.computed;  // loads add theirs when done
@@ -359,6 +369,20 @@ bool Engine::preempt_one(const Sequence* keep) {
   std::lock_guard<std::mutex> lock(mu_);
   ++metrics_.preemptions;
   return true;
+}
+
+// The tail a finished sequence left after S's prefix (the partial block of
+// the conversation's last turn), if S's prompt goes on with its tokens.
+// At least one prompt token is left to compute, like the lookups.
+void Engine::take_tail(Sequence& s) {
+  const int64_t bt = opt_.block_tokens;
+  const int64_t usable = std::min<int64_t>(static_cast<int64_t>(s.tokens.size()) - s.computed - 1, bt - 1);
+  if (usable <= 0 || s.computed != static_cast<int64_t>(s.blocks.size()) * bt) return;
+  const auto rest = std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.computed), static_cast<size_t>(usable));
+  if (auto t = cache_->take_tail(s.last_key, rest)) {
+    s.blocks.push_back(t->block);
+    s.computed += t->tokens;
+  }
 }
 
 void Engine::commit_full_blocks(Sequence& s) {

@@ -130,6 +130,7 @@ std::optional<BlockId> PrefixCache::allocate() {
   m.where = Where::kPinned;
   m.ref = 1;
   m.key = m.parent = 0;
+  m.tail_len = 0;
   m.released_as = m.floor = Retention::kNormal;
   return b;
 }
@@ -140,7 +141,55 @@ void PrefixCache::forget(BlockId b) {
     auto it = by_key_.find(m.key);
     if (it != by_key_.end() && it->second == b) by_key_.erase(it);
   }
+  if (m.tail_len > 0) {
+    auto it = tail_by_parent_.find(m.parent);
+    if (it != tail_by_parent_.end() && it->second == b) tail_by_parent_.erase(it);
+  }
   m.key = m.parent = 0;
+  m.tail_len = 0;
+}
+
+void PrefixCache::commit_tail(BlockId b, BlockKey parent, std::span<const int32_t> tokens) {
+  Meta& m = meta_[static_cast<size_t>(b)];
+  if (tokens.empty() || tokens.size() >= static_cast<size_t>(block_tokens()) || m.key != 0) return;
+  auto [it, inserted] = tail_by_parent_.emplace(parent, b);
+  if (!inserted && it->second != b) {
+    const BlockId old = it->second;
+    it->second = b;
+    Meta& o = meta_[static_cast<size_t>(old)];
+    o.tail_len = 0;  // no longer a tail: freed now if unused, else when released
+    o.parent = 0;
+    if (is_cached(old)) {
+      unlink(list_of(o.where), old);
+      --cached_count_;
+      o.where = Where::kFree;
+      o.released_as = o.floor = Retention::kNormal;
+      push_back(free_, old);
+      ++free_count_;
+    }
+  }
+  m.parent = parent;
+  m.tail_len = static_cast<int32_t>(tokens.size());
+  std::memcpy(tokens_.data() + static_cast<size_t>(b) * static_cast<size_t>(block_tokens()), tokens.data(),
+              tokens.size_bytes());
+}
+
+std::optional<TailMatch> PrefixCache::take_tail(BlockKey parent, std::span<const int32_t> tokens) {
+  auto it = tail_by_parent_.find(parent);
+  if (it == tail_by_parent_.end()) return std::nullopt;
+  const BlockId b = it->second;
+  const Meta& m = meta_[static_cast<size_t>(b)];
+  if (m.ref != 0) return std::nullopt;  // not released yet
+  const auto stored = tokens_of(b).first(static_cast<size_t>(m.tail_len));
+  const size_t n = std::min(stored.size(), tokens.size());
+  const size_t same = static_cast<size_t>(std::mismatch(stored.begin(), stored.begin() + static_cast<ptrdiff_t>(n),
+                                                        tokens.begin()).first - stored.begin());
+  if (same == 0) return std::nullopt;
+  retain(b);
+  forget(b);
+  ++stats_.tail_hits;
+  stats_.tail_tokens += static_cast<int64_t>(same);
+  return TailMatch{b, static_cast<int>(same)};
 }
 
 BlockKey PrefixCache::commit(BlockId b, BlockKey parent, std::span<const int32_t> tokens) {
@@ -167,7 +216,7 @@ void PrefixCache::release_keep_class(BlockId b) { unref(b); }
 void PrefixCache::unref(BlockId b) {
   Meta& m = meta_[static_cast<size_t>(b)];
   if (--m.ref > 0) return;
-  if (m.key != 0) {
+  if (m.key != 0 || m.tail_len > 0) {
     const Retention r = std::max(m.released_as, m.floor);
     m.where = static_cast<Where>(kWhereOfClass[static_cast<size_t>(r)]);
     push_back(list_of(m.where), b);
@@ -216,7 +265,9 @@ std::string PrefixCache::check_invariants() const {
     switch (m.where) {
       case Where::kFree:
         ++free;
-        if (m.ref != 0 || m.key != 0) return fmt::format("free block {} has ref {} key {}", b, m.ref, m.key);
+        if (m.ref != 0 || m.key != 0 || m.tail_len != 0) {
+          return fmt::format("free block {} has ref {} key {} tail {}", b, m.ref, m.key, m.tail_len);
+        }
         break;
       case Where::kPinned:
         ++pinned;
@@ -224,7 +275,9 @@ std::string PrefixCache::check_invariants() const {
         break;
       default:
         ++cached;
-        if (m.ref != 0 || m.key == 0) return fmt::format("cached block {} has ref {} key {}", b, m.ref, m.key);
+        if (m.ref != 0 || (m.key == 0) == (m.tail_len == 0)) {
+          return fmt::format("cached block {} has ref {} key {} tail {}", b, m.ref, m.key, m.tail_len);
+        }
         break;
     }
     if (m.key != 0) {
@@ -262,6 +315,18 @@ std::string PrefixCache::check_invariants() const {
   if (auto e = walk(cached_pinned_, Where::kCachedPinned, pinned_class); !e.empty()) return "pinned class " + e;
   for (const auto& [key, b] : by_key_) {
     if (meta_[static_cast<size_t>(b)].key != key) return fmt::format("map entry {} -> {} is stale", key, b);
+  }
+  for (const auto& [parent, b] : tail_by_parent_) {
+    const Meta& m = meta_[static_cast<size_t>(b)];
+    if (m.tail_len <= 0 || m.tail_len >= block_tokens() || m.parent != parent || m.key != 0) {
+      return fmt::format("tail entry {} -> {} is stale", parent, b);
+    }
+  }
+  for (BlockId b = 0; b < pool_.n_blocks(); ++b) {
+    const Meta& m = meta_[static_cast<size_t>(b)];
+    if (m.tail_len == 0) continue;
+    auto it = tail_by_parent_.find(m.parent);
+    if (it == tail_by_parent_.end() || it->second != b) return fmt::format("tail block {} is not in the map", b);
   }
   return "";
 }

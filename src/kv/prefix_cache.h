@@ -9,12 +9,22 @@
 // Block states (every block is in exactly one):
 //   free     - no content; on the free list
 //   pinned   - ref > 0: in the block table of a running sequence
-//   cached   - ref == 0 with a key: reusable, on an eviction list
+//   cached   - ref == 0 with a key (or a tail, below): reusable, on an
+//              eviction list
 // Cached blocks are evicted least recently released first; blocks released
 // with Retention::kLonger (sessions that will come back soon, e.g. after a
 // tool call) go after all plain ones, and blocks of pinned sessions
 // (a floor set with set_floor) after those. Order is by a logical counter,
 // never by wall time.
+//
+// Tails: the partial last block of a finished sequence (its turn ended
+// mid-block) is cached too, under its parent key, so the next turn of the
+// conversation does not recompute up to block_tokens - 1 positions. The
+// next sequence writes the rest of that block, so a tail is never shared:
+// take_tail() hands it to one sequence, and the tail leaves the cache
+// (it comes back as a full block or a new tail when that sequence ends).
+// Tails have no key (key_of() == 0): they live in RAM only, never in the
+// disk tier or a session manifest.
 #pragma once
 
 #include "kv/kv_pool.h"
@@ -40,6 +50,12 @@ struct PrefixMatch {
 
 struct CacheStats {
   int64_t lookups = 0, hit_blocks = 0, evictions = 0, commits = 0;
+  int64_t tail_hits = 0, tail_tokens = 0;  // tails taken, and their positions reused
+};
+
+struct TailMatch {
+  BlockId block = -1;  // pinned (ref = 1) and no longer cached: the caller's private block
+  int tokens = 0;      // its leading positions that match (1..tail length)
 };
 
 class PrefixCache {
@@ -63,6 +79,16 @@ class PrefixCache {
   // If that content is already cached in another block, BLOCK stays
   // unregistered (freed when released): one copy per content.
   BlockKey commit(BlockId block, BlockKey parent, std::span<const int32_t> tokens);
+
+  // Caches BLOCK's first TOKENS.size() positions (0 < size < block_tokens)
+  // as the tail after PARENT, replacing an older tail there. BLOCK stays
+  // pinned by the caller until released.
+  void commit_tail(BlockId block, BlockKey parent, std::span<const int32_t> tokens);
+  // The cached tail after PARENT if TOKENS starts with at least one of its
+  // tokens (at most TOKENS.size() are used): taken out of the cache for the
+  // caller, who will overwrite the positions that did not match.
+  std::optional<TailMatch> take_tail(BlockKey parent, std::span<const int32_t> tokens);
+  int32_t tail_length(BlockId b) const { return meta_[static_cast<size_t>(b)].tail_len; }
 
   void retain(BlockId block);  // ref + 1 (a block table shared by a new sequence)
   // ref - 1; at 0 the block is cached (if committed) or freed. The last
@@ -101,6 +127,7 @@ class PrefixCache {
   struct Meta {
     BlockKey key = 0;  // 0: not committed
     BlockKey parent = 0;
+    int32_t tail_len = 0;  // > 0: a tail of that many positions after PARENT (key 0)
     int32_t ref = 0;
     Where where = Where::kFree;
     Retention released_as = Retention::kNormal;  // by the last release()
@@ -114,7 +141,7 @@ class PrefixCache {
   void push_back(List& l, BlockId b);
   void unlink(List& l, BlockId b);
   List& list_of(Where w);
-  void forget(BlockId b);  // drop its key from the map
+  void forget(BlockId b);  // drop its key (or tail entry) from the maps
   void unref(BlockId b);   // ref - 1; at 0 onto the list of its class (or free)
 
   KvPool& pool_;
@@ -122,6 +149,7 @@ class PrefixCache {
   std::vector<Meta> meta_;
   std::vector<int32_t> tokens_;  // [block][block_tokens]: content of committed blocks
   std::unordered_map<BlockKey, BlockId> by_key_;
+  std::unordered_map<BlockKey, BlockId> tail_by_parent_;
   List free_, cached_normal_, cached_longer_, cached_pinned_;
   size_t free_count_ = 0, cached_count_ = 0;
   CacheStats stats_;

@@ -297,7 +297,9 @@ TEST(Cli, BenchAllInProcess) {
   for (const auto& run : runs) {
     EXPECT_EQ(run["generated_tokens"], 24) << run.dump();
     EXPECT_EQ(run["failures"], 0);
-    EXPECT_EQ(run["cached_prompt_tokens"], 0) << "each run's prompts are new to the cache";
+    // Each run's prompts share no block with anything cached; only the
+    // partial block of an earlier prompt of the run (its tag) may be reused.
+    EXPECT_LT(run["cached_prompt_tokens"].get<int64_t>(), 3 * 32) << "each run's prompts are new to the cache";
   }
   const auto& rows = b["resume"]["rows"];
   ASSERT_EQ(rows.size(), 2u);

@@ -99,15 +99,28 @@ TEST(Engine, PrefixCacheServesRepeatedPrompts) {
   auto second = e->submit(greedy(prompt, 10));
   drain(*e);
   const Event b = second->wait();
-  EXPECT_EQ(b.usage.cached_tokens, 96);  // 3 full blocks of 32; the rest is recomputed
+  // 3 full blocks of 32 and 4 positions of the first request's tail (its
+  // partial last block); the last prompt token is recomputed for its logits.
+  EXPECT_EQ(b.usage.cached_tokens, 100);
   EXPECT_EQ(b.tokens, a.tokens);
-  // The next turn of the conversation reuses the first turn's blocks too.
+  // The next turn of the conversation reuses the first turn's blocks and its
+  // whole tail: the 101 prompt tokens and 9 of the 10 generated ones (the
+  // last was never fed back), so only 2 positions are computed.
   auto turn2 = prompt;
   turn2.insert(turn2.end(), a.tokens.begin(), a.tokens.end());
   turn2.push_back(5);
   auto third = e->submit(greedy(turn2, 5));
   drain(*e);
-  EXPECT_GE(third->wait().usage.cached_tokens, 96);
+  const Event c = third->wait();
+  EXPECT_EQ(c.usage.cached_tokens, 110);
+  // The same ids as computing the second turn from scratch.
+  auto cold = greedy(turn2, 5);
+  cold.cache_namespace = 77;
+  auto fourth = e->submit(cold);
+  drain(*e);
+  const Event d = fourth->wait();
+  EXPECT_EQ(d.usage.cached_tokens, 0);
+  EXPECT_EQ(d.tokens, c.tokens);
 }
 
 TEST(Engine, SessionsRunInOrder) {

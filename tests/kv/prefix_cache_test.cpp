@@ -161,5 +161,70 @@ TEST(PrefixCache, ChainedKeysNeverMatchAcrossParents) {
   EXPECT_NE(other.root_key(), c.root_key());
 }
 
+// A finished sequence's partial last block: cached after its parent, handed
+// to one sequence whose prompt goes on with (some of) its tokens, evicted
+// like any cached block, replaced by a newer tail of the same parent.
+TEST(PrefixCache, TailsGoToOneSequenceAtATime) {
+  auto pool = tiny_pool(4);
+  PrefixCache c(*pool, 42);
+  const auto p = seq(100, 7);  // 1 full block + a 3-token tail
+  auto table = fill(c, p);
+  const BlockKey parent = c.key_of(table[0]);
+  auto tail = c.allocate();
+  ASSERT_TRUE(tail.has_value());
+  c.commit_tail(*tail, parent, std::span<const int32_t>(p).subspan(4, 3));
+  EXPECT_FALSE(c.take_tail(parent, std::span<const int32_t>(p).subspan(4))) << "its sequence still holds it";
+  c.release(*tail);
+  release_all(c, table);
+  EXPECT_EQ(c.n_cached(), 2);
+  EXPECT_EQ(c.key_of(*tail), 0u) << "tails have no key: they never go to disk";
+  CHECK_INVARIANTS(c);
+
+  // Not after another parent, nor when the next token differs.
+  EXPECT_FALSE(c.take_tail(c.root_key(), std::span<const int32_t>(p).subspan(4)));
+  const std::vector<int32_t> other{999, 105};
+  EXPECT_FALSE(c.take_tail(parent, other));
+  // A prompt that agrees on 2 of the 3 positions takes the block: it will
+  // overwrite the third.
+  const std::vector<int32_t> diverging{104, 105, 7, 8};
+  auto t = c.take_tail(parent, diverging);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->block, *tail);
+  EXPECT_EQ(t->tokens, 2);
+  EXPECT_EQ(c.ref_count(*tail), 1);
+  EXPECT_EQ(c.n_cached(), 1);
+  CHECK_INVARIANTS(c);
+  EXPECT_FALSE(c.take_tail(parent, diverging)) << "a tail serves one sequence";
+  // Its new owner ends with 3 positions again: a tail once more.
+  c.commit_tail(*tail, parent, std::span<const int32_t>(diverging).first(3));
+  c.release(*tail);
+  CHECK_INVARIANTS(c);
+  // A prompt shorter than the tail uses what it has.
+  const std::vector<int32_t> one{104};
+  t = c.take_tail(parent, one);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->tokens, 1);
+  c.release(t->block);
+  EXPECT_EQ(c.n_free(), 3) << "a taken tail released without a new commit is free";
+  CHECK_INVARIANTS(c);
+
+  // A newer tail of the same parent replaces the older; eviction forgets it.
+  auto a = c.allocate(), b = c.allocate();
+  c.commit_tail(*a, parent, std::span<const int32_t>(p).subspan(4, 1));
+  c.release(*a);
+  c.commit_tail(*b, parent, std::span<const int32_t>(p).subspan(4, 2));
+  c.release(*b);
+  EXPECT_EQ(c.n_cached(), 2);  // the full block and the newer tail
+  CHECK_INVARIANTS(c);
+  while (c.n_free() > 0) c.allocate();
+  auto victim = c.allocate();  // the least recently released: the full block
+  ASSERT_TRUE(victim.has_value());
+  auto victim2 = c.allocate();  // then the tail
+  ASSERT_TRUE(victim2.has_value());
+  EXPECT_EQ(*victim2, *b);
+  EXPECT_FALSE(c.take_tail(parent, std::span<const int32_t>(p).subspan(4)));
+  CHECK_INVARIANTS(c);
+}
+
 }  // namespace
 }  // namespace tandem::kv

@@ -191,7 +191,9 @@ TEST(Server, AnthropicMessagesReportCachedPrefix) {
   json second = post_json(cli, "/v1/messages", body, 200);
   const int64_t cached = second["usage"]["cache_read_input_tokens"];
   EXPECT_GT(cached, 400);
-  EXPECT_EQ(cached % 32, 0);
+  // Whole blocks, plus the first request's partial last block when the
+  // prompt ends inside it (then all but the last prompt token are cached).
+  EXPECT_TRUE(cached % 32 == 0 || cached == prompt - 1) << cached << " of " << prompt;
   EXPECT_EQ(second["usage"]["input_tokens"].get<int64_t>() + cached, prompt);
   EXPECT_EQ(second["content"], first["content"]) << "greedy output does not depend on the cache";
 }
