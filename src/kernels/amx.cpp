@@ -21,6 +21,8 @@ namespace {
 constexpr unsigned kCpuidOsxsave = 1u << 27;    // leaf 1 ECX: XGETBV usable
 constexpr unsigned kCpuidAmxTile = 1u << 24;    // leaf 7.0 EDX
 constexpr unsigned kCpuidAmxInt8 = 1u << 25;    // leaf 7.0 EDX
+constexpr unsigned kCpuidAmxBf16 = 1u << 22;    // leaf 7.0 EDX
+constexpr unsigned kCpuidAvx512Bf16 = 1u << 5;  // leaf 7.1 EAX
 constexpr uint64_t kXcr0Tile = 3ull << 17;      // XTILECFG | XTILEDATA
 constexpr long kArchReqXcompPerm = 0x1023;      // arch_prctl code (asm/prctl.h)
 constexpr long kXfeatureXtiledata = 18;
@@ -41,8 +43,15 @@ bool detect() {
   // is per process, so it covers the pool's threads too.
   return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 }
+
+bool detect_bf16() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || (d & kCpuidAmxBf16) == 0) return false;
+  return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & kCpuidAvx512Bf16) != 0;
+}
 #else
 bool detect() { return false; }
+bool detect_bf16() { return false; }
 #endif
 
 bool disabled_by_env() {
@@ -59,6 +68,11 @@ std::atomic<AmxMode>& mode_slot() {
 
 bool amx_available() {
   static const bool available = detect();
+  return available;
+}
+
+bool amx_bf16_available() {
+  static const bool available = amx_available() && detect_bf16();
   return available;
 }
 

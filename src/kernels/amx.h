@@ -31,6 +31,8 @@ enum class AmxMode {
 
 // CPU, OS and permission all allow tile instructions in this process.
 bool amx_available();
+// amx_available() and the CPU also has AMX-BF16 and AVX512-BF16 (attention).
+bool amx_bf16_available();
 
 // The current mode; kOff when AMX is not available.
 AmxMode amx_mode();

@@ -16,6 +16,7 @@
 
 #include "core/fp16.h"
 #include "kernels/attention.h"
+#include "kernels/attention_amx.h"
 
 #ifndef TANDEM_KERNELS_ATTENTION_TILE
 #define TANDEM_KERNELS_ATTENTION_TILE
@@ -521,12 +522,20 @@ HWY_EXPORT(ExpSum);
 size_t attention_scratch_floats(int block_tokens, int head_dim, int n_queries, int group) {
   const size_t bt = static_cast<size_t>(block_tokens), hd = static_cast<size_t>(head_dim);
   // K and V of a block, q8_0 V scales (at most one per 32 dims, or one per row), kTile score rows, max and sum.
-  return 2 * bt * hd + bt * (hd / 32 + 1) + kTile * bt + 2 * static_cast<size_t>(n_queries) * static_cast<size_t>(std::max(group, 1));
+  const size_t f32_path = 2 * bt * hd + bt * (hd / 32 + 1) + kTile * bt +
+                          2 * static_cast<size_t>(n_queries) * static_cast<size_t>(std::max(group, 1));
+  return std::max(f32_path, detail::attention_amx_scratch_floats(head_dim, n_queries, group));
 }
 
 void attention(const AttentionArgs& a, int head_begin, int head_end) {
+  if (detail::attention_amx_fits(a) && detail::attention_amx_on()) {
+    detail::attention_amx(a, head_begin, head_end);
+    return;
+  }
   HWY_DYNAMIC_DISPATCH(Attention)(a, head_begin, head_end);
 }
+
+const char* attention_path_name() { return detail::attention_amx_on() ? "f16 attention: amx-bf16" : "f16 attention: f32"; }
 
 void scores_block_f32(const float* q, const float* k_t, size_t d, size_t t, float* out) {
   HWY_DYNAMIC_DISPATCH(ScoresBlockF32)(q, k_t, d, t, out);

@@ -61,6 +61,11 @@ size_t attention_scratch_floats(int block_tokens, int head_dim, int n_queries, i
 // V load; the scratch must be sized for that many heads per KV head.
 void attention(const AttentionArgs& a, int head_begin, int head_end);
 
+// Which arithmetic f16 caches get ("... amx-bf16" when the tile unit runs
+// them, attention_amx.h; else "... f32"), for the model fingerprint: KV
+// computed one way is never mixed with the other.
+const char* attention_path_name();
+
 // Scalar reference twin: K and V dequantized (kv_load), full softmax in
 // double (one query: n_queries is ignored).
 void attention_reference(const AttentionArgs& a);

@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include "kernels/attention.h"
 #include "kernels/dot.h"
 
 #include <fmt/format.h>
@@ -65,7 +66,7 @@ uint64_t Model::fingerprint() const {
       XXH3_64bits_update(st, t.data + at, std::min(kWindow, n - at));
     }
   }
-  for (const char* target : {kernels::matmul_target_name(), kernels::simd_target_name()}) {
+  for (const char* target : {kernels::matmul_target_name(), kernels::simd_target_name(), kernels::attention_path_name()}) {
     XXH3_64bits_update(st, target, std::strlen(target));
   }
   const uint64_t h = XXH3_64bits_digest(st);

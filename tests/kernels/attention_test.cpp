@@ -3,6 +3,8 @@
 // head counts and group sizes, f16 and f32 caches.
 #include "core/fp16.h"
 #include "kernels/attention.h"
+#include "kernels/attention_amx.h"
+#include "kernels/amx.h"
 #include "kernels/dot.h"
 #include "kernels/kv_quant.h"
 
@@ -84,8 +86,12 @@ std::vector<uint8_t> as_f32(const std::vector<uint8_t>& mem, KvType type, int n_
 // is <= (head_dim + 2) eps * scale * sum |q_i k_i|; a score error e moves
 // the softmax-weighted mean by <= 2 e max |v|; the exp, the running sums
 // and P.V add <= (n_keys + 16) eps * max |v| between them.
-double tolerance(const AttentionArgs& a, int h, int64_t first) {
-  const double eps = std::ldexp(1.0, -24);
+//
+// On AMX tiles (attention_amx.cpp) Q, K, P and V enter as bf16 hi + lo
+// pairs: each product keeps ~16 bits (K and V exactly). This worst-case
+// bound is loose enough that the tile path passes it with eps = 2^-24;
+// the tests give it 2^-22. Dropping one lo part (2^-9) fails it.
+double tolerance(const AttentionArgs& a, int h, int64_t first, double eps) {
   const size_t hb = kv_head_bytes(a.kv_type, a.head_dim, a.block_tokens);
   const int kvh = h / (a.n_heads / a.n_kv_heads);
   double s_abs = 0, v_max = 0;
@@ -145,12 +151,27 @@ void run_case(const Case& c, std::mt19937& rng) {
   a.out = ref.data();
   attention_reference(a);
   const int64_t first = c.window > 0 ? std::max<int64_t>(0, c.pos - c.window + 1) : 0;
+  const bool on_tiles = detail::attention_amx_fits(a) && detail::attention_amx_on();
   std::vector<double> tol(static_cast<size_t>(c.n_heads));
-  for (int h = 0; h < c.n_heads; ++h) tol[static_cast<size_t>(h)] = tolerance(a, h, first);
+  for (int h = 0; h < c.n_heads; ++h) {
+    tol[static_cast<size_t>(h)] = tolerance(a, h, first, std::ldexp(1.0, on_tiles ? -22 : -24));
+  }
   for (size_t i = 0; i < out.size(); ++i) {
     ASSERT_NEAR(out[i], ref[i], tol[i / static_cast<size_t>(c.head_dim)])
         << kv_type_name(c.type) << " heads " << c.n_heads << "/" << c.n_kv_heads << " dim " << c.head_dim << " pos "
         << c.pos << " window " << c.window << " i " << i;
+  }
+  if (on_tiles) {
+    // The f32 path on the same cache agrees within both bounds.
+    const AmxMode mode = amx_mode();
+    set_amx_mode(AmxMode::kOff);
+    a.out = out32.data();
+    attention(a, 0, c.n_heads);
+    set_amx_mode(mode);
+    for (size_t i = 0; i < out.size(); ++i) {
+      ASSERT_NEAR(out[i], out32[i], 2 * tol[i / static_cast<size_t>(c.head_dim)]) << "f16 on tiles vs f32 path, i " << i;
+    }
+    return;
   }
   // Every type runs the f32 arithmetic on the values it stores (an f16 or
   // an int8 times an f16 scale is exact in f32): the same bits as an f32
@@ -166,7 +187,19 @@ void run_case(const Case& c, std::mt19937& rng) {
       << c.pos << " window " << c.window;
 }
 
+// The AMX path (attention_amx.h) is off by default; these tests run every
+// case on it too where the CPU has it.
+std::vector<bool> amx_settings() {
+  detail::set_attention_amx(true);
+  const bool has = detail::attention_amx_on();
+  detail::set_attention_amx(false);
+  return has ? std::vector<bool>{false, true} : std::vector<bool>{false};
+}
+
 TEST(Attention, MatchesReference) {
+  for (bool amx : amx_settings()) {
+  SCOPED_TRACE(amx ? "AMX tiles" : "f32 path");
+  detail::set_attention_amx(amx);
   std::mt19937 rng(5);
   for (KvType type : {KvType::kF16, KvType::kF32, KvType::kQ8_0}) {
     for (auto [h, kvh] : {std::pair{1, 1}, {4, 2}, {6, 2}, {3, 1}, {8, 8}, {14, 2}}) {
@@ -179,10 +212,16 @@ TEST(Attention, MatchesReference) {
       }
     }
   }
+  // Heads of 128 in blocks of 64 (two 32-key steps per block on tiles).
+  for (int64_t pos : {0, 63, 64, 200}) {
+    for (int64_t window : {0, 40}) run_case({4, 2, 128, 64, pos, window, KvType::kF16}, rng);
+  }
   // Block sizes that are not a power of two (nor a multiple of a vector).
   run_case({4, 2, 32, 7, 60, 0, KvType::kF16}, rng);
   run_case({4, 2, 32, 7, 60, 0, KvType::kQ8_0}, rng);
   run_case({6, 2, 64, 13, 70, 20, KvType::kQ8_0}, rng);
+  }
+  detail::set_attention_amx(false);
 }
 
 // The same on every SIMD target this CPU runs (AVX2 machines take the
@@ -241,10 +280,14 @@ namespace {
 TEST(Attention, GroupEqualsSingleQueries) {
   std::mt19937 rng(3);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  const int H = 4, KVH = 2, HD = 32, BT = 32, NQ = 45;
+  const int H = 4, KVH = 2, NQ = 45;
   const int64_t pos0 = 20;
-  const int64_t n_blocks = (pos0 + NQ) / BT + 1;
+  // (On AMX the f16 cases run on tiles: 90 rows, 6 tiles, the last short.)
+  for (bool amx : amx_settings())
+  for (auto [HD, BT] : {std::pair{32, 32}, {128, 64}})
   for (KvType type : {KvType::kF16, KvType::kQ8_0, KvType::kF32}) {
+    detail::set_attention_amx(amx);
+    const int64_t n_blocks = (pos0 + NQ) / BT + 1;
     for (int64_t window : {0, 16}) {
       std::vector<std::vector<uint8_t>> k, v;
       std::vector<const uint8_t*> kp, vp;
@@ -283,7 +326,8 @@ TEST(Attention, GroupEqualsSingleQueries) {
         a.n_queries = 1;
         attention(a, 0, H);
       }
-      const std::string what = std::string(kv_type_name(type)) + " window " + std::to_string(window);
+      const std::string what = std::string(kv_type_name(type)) + " window " + std::to_string(window) + " head " +
+                               std::to_string(HD) + (amx ? " on AMX tiles" : "");
       ASSERT_EQ(std::memcmp(group.data(), single.data(), group.size() * sizeof(float)), 0) << what;
       // One head per call (no pairing across heads), and chunks of 3 queries
       // (some tiles short, blocks read in registers), give the same bits too.
@@ -304,6 +348,7 @@ TEST(Attention, GroupEqualsSingleQueries) {
       ASSERT_EQ(std::memcmp(group.data(), chunked.data(), group.size() * sizeof(float)), 0) << what;
     }
   }
+  detail::set_attention_amx(false);
 }
 
 // The paired kernels share loads only: each query's result has the bits of
