@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 namespace tandem::engine {
@@ -371,9 +372,11 @@ bool Engine::preempt_one(const Sequence* keep) {
   return true;
 }
 
-// The tail a finished sequence left after S's prefix (the partial block of
-// the conversation's last turn), if S's prompt goes on with its tokens.
-// At least one prompt token is left to compute, like the lookups.
+// Past S's whole-block prefix: the tail a finished sequence left there (the
+// partial block of the conversation's last turn) if S's prompt goes on
+// with its tokens; else the head S shares with a cached full block (the
+// prompt leaves that conversation inside a block), copied into a block of
+// its own. At least one prompt token is left to compute, like the lookups.
 void Engine::take_tail(Sequence& s) {
   const int64_t bt = opt_.block_tokens;
   const int64_t usable = std::min<int64_t>(static_cast<int64_t>(s.tokens.size()) - s.computed - 1, bt - 1);
@@ -382,7 +385,17 @@ void Engine::take_tail(Sequence& s) {
   if (auto t = cache_->take_tail(s.last_key, rest)) {
     s.blocks.push_back(t->block);
     s.computed += t->tokens;
+    return;
   }
+  auto shared = cache_->longest_child(s.last_key, rest);
+  if (!shared) return;
+  if (auto copy = cache_->allocate()) {
+    // The whole block (all layers; positions past the head are rewritten).
+    std::memcpy(pool_->block_data(*copy), pool_->block_data(shared->block), pool_->shape().block_bytes());
+    s.blocks.push_back(*copy);
+    s.computed += shared->tokens;
+  }
+  cache_->release_keep_class(shared->block);
 }
 
 void Engine::commit_full_blocks(Sequence& s) {

@@ -139,7 +139,15 @@ void PrefixCache::forget(BlockId b) {
   Meta& m = meta_[static_cast<size_t>(b)];
   if (m.key != 0) {
     auto it = by_key_.find(m.key);
-    if (it != by_key_.end() && it->second == b) by_key_.erase(it);
+    if (it != by_key_.end() && it->second == b) {
+      by_key_.erase(it);
+      for (auto [c, end] = children_.equal_range(m.parent); c != end; ++c) {
+        if (c->second == b) {
+          children_.erase(c);
+          break;
+        }
+      }
+    }
   }
   if (m.tail_len > 0) {
     auto it = tail_by_parent_.find(m.parent);
@@ -174,6 +182,21 @@ void PrefixCache::commit_tail(BlockId b, BlockKey parent, std::span<const int32_
               tokens.size_bytes());
 }
 
+std::optional<TailMatch> PrefixCache::longest_child(BlockKey parent, std::span<const int32_t> tokens) {
+  TailMatch best;
+  const size_t bt = static_cast<size_t>(block_tokens());
+  for (auto [c, end] = children_.equal_range(parent); c != end; ++c) {
+    const auto stored = tokens_of(c->second);
+    const size_t n = std::min(bt, tokens.size());
+    const auto same = static_cast<int>(
+        std::mismatch(stored.begin(), stored.begin() + static_cast<ptrdiff_t>(n), tokens.begin()).first - stored.begin());
+    if (same > best.tokens) best = TailMatch{c->second, same};
+  }
+  if (best.tokens == 0) return std::nullopt;
+  retain(best.block);
+  return best;
+}
+
 std::optional<TailMatch> PrefixCache::take_tail(BlockKey parent, std::span<const int32_t> tokens) {
   auto it = tail_by_parent_.find(parent);
   if (it == tail_by_parent_.end()) return std::nullopt;
@@ -200,6 +223,7 @@ BlockKey PrefixCache::commit(BlockId b, BlockKey parent, std::span<const int32_t
   if (!inserted) return key;  // another block holds this content; this one stays private
   m.key = key;
   m.parent = parent;
+  children_.emplace(parent, b);
   std::memcpy(tokens_.data() + static_cast<size_t>(b) * static_cast<size_t>(block_tokens()), tokens.data(),
               tokens.size_bytes());
   ++stats_.commits;
@@ -315,6 +339,13 @@ std::string PrefixCache::check_invariants() const {
   if (auto e = walk(cached_pinned_, Where::kCachedPinned, pinned_class); !e.empty()) return "pinned class " + e;
   for (const auto& [key, b] : by_key_) {
     if (meta_[static_cast<size_t>(b)].key != key) return fmt::format("map entry {} -> {} is stale", key, b);
+  }
+  size_t committed = 0;
+  for (const Meta& m : meta_) committed += m.key != 0 && by_key_.contains(m.key) ? 1 : 0;
+  if (children_.size() != committed) return fmt::format("{} child entries for {} committed blocks", children_.size(), committed);
+  for (const auto& [parent, b] : children_) {
+    const Meta& m = meta_[static_cast<size_t>(b)];
+    if (m.key == 0 || m.parent != parent) return fmt::format("child entry {} -> {} is stale", parent, b);
   }
   for (const auto& [parent, b] : tail_by_parent_) {
     const Meta& m = meta_[static_cast<size_t>(b)];

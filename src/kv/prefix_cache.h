@@ -89,6 +89,11 @@ class PrefixCache {
   // caller, who will overwrite the positions that did not match.
   std::optional<TailMatch> take_tail(BlockKey parent, std::span<const int32_t> tokens);
   int32_t tail_length(BlockId b) const { return meta_[static_cast<size_t>(b)].tail_len; }
+  // The cached full block after PARENT sharing the longest head with TOKENS
+  // (at least one token, at most TOKENS.size()), pinned (ref + 1; release
+  // it): a prompt that leaves a conversation inside a block copies that
+  // head (the block stays shared, unchanged).
+  std::optional<TailMatch> longest_child(BlockKey parent, std::span<const int32_t> tokens);
 
   void retain(BlockId block);  // ref + 1 (a block table shared by a new sequence)
   // ref - 1; at 0 the block is cached (if committed) or freed. The last
@@ -150,6 +155,7 @@ class PrefixCache {
   std::vector<int32_t> tokens_;  // [block][block_tokens]: content of committed blocks
   std::unordered_map<BlockKey, BlockId> by_key_;
   std::unordered_map<BlockKey, BlockId> tail_by_parent_;
+  std::unordered_multimap<BlockKey, BlockId> children_;  // parent -> committed full blocks
   List free_, cached_normal_, cached_longer_, cached_pinned_;
   size_t free_count_ = 0, cached_count_ = 0;
   CacheStats stats_;

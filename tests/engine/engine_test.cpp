@@ -121,6 +121,20 @@ TEST(Engine, PrefixCacheServesRepeatedPrompts) {
   const Event d = fourth->wait();
   EXPECT_EQ(d.usage.cached_tokens, 0);
   EXPECT_EQ(d.tokens, c.tokens);
+  // A prompt that leaves the conversation inside a full block (token 40 of
+  // the 101) copies the head it shares with that block: 40 cached tokens,
+  // and the same ids as from scratch.
+  auto edited = prompt;
+  edited[40] = 499;
+  auto fifth = e->submit(greedy(edited, 5));
+  drain(*e);
+  const Event f5 = fifth->wait();
+  EXPECT_EQ(f5.usage.cached_tokens, 40);
+  auto edited_cold = greedy(edited, 5);
+  edited_cold.cache_namespace = 78;
+  auto sixth = e->submit(edited_cold);
+  drain(*e);
+  EXPECT_EQ(sixth->wait().tokens, f5.tokens);
 }
 
 TEST(Engine, SessionsRunInOrder) {

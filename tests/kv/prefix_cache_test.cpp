@@ -226,5 +226,38 @@ TEST(PrefixCache, TailsGoToOneSequenceAtATime) {
   CHECK_INVARIANTS(c);
 }
 
+// A prompt that leaves a cached conversation inside a full block finds the
+// head it shares with that block (the caller copies it; the block stays).
+TEST(PrefixCache, LongestChildSharesAHead) {
+  auto pool = tiny_pool(6);
+  PrefixCache c(*pool, 42);
+  const auto a = seq(100, 8), b = concat(seq(100, 4), std::vector<int32_t>{104, 105, 900, 901});
+  release_all(c, fill(c, a));
+  release_all(c, fill(c, b));  // first block shared, second differs after 2 tokens
+  EXPECT_EQ(c.n_cached(), 3);
+  CHECK_INVARIANTS(c);
+  const BlockKey parent = block_key(c.root_key(), std::span<const int32_t>(a).first(4));
+  const std::vector<int32_t> goes_on{104, 105, 106, 0};
+  auto m = c.longest_child(parent, goes_on);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->tokens, 3);  // a's second block: 104 105 106
+  EXPECT_EQ(c.tokens_of(m->block)[2], 106);
+  EXPECT_EQ(c.ref_count(m->block), 1);
+  EXPECT_NE(c.key_of(m->block), 0u) << "still a cached, shared block";
+  c.release(m->block);
+  const std::vector<int32_t> other{104, 105, 900};
+  m = c.longest_child(parent, other);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->tokens, 3);
+  c.release(m->block);
+  EXPECT_FALSE(c.longest_child(parent, std::vector<int32_t>{7}));
+  EXPECT_FALSE(c.longest_child(c.root_key(), std::vector<int32_t>{999}));
+  // Evicted blocks are no longer children.
+  while (c.n_free() > 0) c.allocate();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(c.allocate().has_value());
+  EXPECT_FALSE(c.longest_child(parent, goes_on));
+  CHECK_INVARIANTS(c);
+}
+
 }  // namespace
 }  // namespace tandem::kv
