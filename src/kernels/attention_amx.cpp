@@ -33,6 +33,7 @@
 
 #include "kernels/amx.h"
 #include "kernels/matmul_internal.h"  // TANDEM_HAVE_AMX_KERNEL
+#include "kernels/thread_pool.h"      // (amx_tiles.h includes it; here outside the AMX region)
 
 #include <algorithm>
 #include <atomic>
@@ -97,24 +98,44 @@ size_t attention_amx_scratch_floats(int head_dim, int n_queries, int group) {
 
 #include <immintrin.h>
 
+#include "kernels/amx_tiles.h"
+
 namespace tandem::kernels::detail {
 namespace {
 
-struct alignas(64) TileConfig {
-  uint8_t palette_id;
-  uint8_t start_row;
-  uint8_t reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
+void configure_all_tiles() {  // eight tiles of 16 rows x 64 bytes
+  const uint8_t rows[8] = {16, 16, 16, 16, 16, 16, 16, 16};
+  const uint16_t colsb[8] = {64, 64, 64, 64, 64, 64, 64, 64};
+  amx::configure_tiles(rows, colsb);
+}
 
-void configure_tiles() {
-  TileConfig cfg;
-  std::memset(&cfg, 0, sizeof(cfg));
-  cfg.palette_id = 1;
-  for (int t = 0; t < 8; ++t) cfg.rows[t] = kRows, cfg.colsb[t] = 64;
-  asm volatile("" ::: "memory");  // the intrinsic declares only 8 bytes of CFG as read
-  _tile_loadconfig(&cfg);
+// C tiles 0, 1 += A4 x B6, A4 x B7 (row tile X); with TWO, 2, 3 += A5 x
+// B6, A5 x B7 (row tile Y). Four independent products in flight.
+inline void dp_x_y(bool two) {
+  _tile_dpbf16ps(0, 4, 6);
+  _tile_dpbf16ps(1, 4, 7);
+  if (two) {
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+}
+
+// Loads A4 = AX, A5 = AY (with TWO; null: keep) and B6 = B0, B7 = B1, then dp_x_y.
+inline void load_dp(const uint8_t* ax, const uint8_t* ay, const uint8_t* b0, const uint8_t* b1, bool two) {
+  if (ax != nullptr) _tile_loadd(4, ax, 64);
+  if (two && ay != nullptr) _tile_loadd(5, ay, 64);
+  _tile_loadd(6, b0, 64);
+  _tile_loadd(7, b1, 64);
+  dp_x_y(two);
+}
+
+inline void zero_c(bool two) {
+  _tile_zero(0);
+  _tile_zero(1);
+  if (two) {
+    _tile_zero(2);
+    _tile_zero(3);
+  }
 }
 
 inline __m512 top16(__m512 x) {  // x truncated to bf16, as f32
@@ -206,7 +227,7 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
   float* run_max = carve<float>(at, max_rows * 4);
   float* run_sum = carve<float>(at, max_rows * 4);
 
-  configure_tiles();
+  configure_all_tiles();
   for (int kvh = head_begin / group; kvh * group < head_end; ++kvh) {
     const int hb = head_begin > kvh * group ? head_begin : kvh * group;
     const int he = head_end < (kvh + 1) * group ? head_end : (kvh + 1) * group;
@@ -290,44 +311,14 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
         const size_t tx = active_tiles[0], ty = two ? active_tiles[1] : active_tiles[0];
         n_active = 0;
         // S = Q.K^T: tiles 0, 1 = X's keys 0-15, 16-31; 2, 3 = Y's.
-        _tile_zero(0);
-        _tile_zero(1);
-        if (two) {
-          _tile_zero(2);
-          _tile_zero(3);
-        }
+        zero_c(two);
         for (size_t kc = 0; kc < n_kc; ++kc) {
-          const uint8_t* qx = qt + ((tx * n_kc + kc) * 2) * kTileBytes;
+          const uint8_t* qx = qt + ((tx * n_kc + kc) * 2) * kTileBytes;  // hi, lo
           const uint8_t* qy = qt + ((ty * n_kc + kc) * 2) * kTileBytes;
           const uint8_t* kb = kt + (kc * 2 * 2) * kTileBytes;  // keys 0-15 hi, lo; 16-31 hi, lo
-          _tile_loadd(4, qx, 64);
-          if (two) _tile_loadd(5, qy, 64);
-          _tile_loadd(6, kb, 64);
-          _tile_loadd(7, kb + 2 * kTileBytes, 64);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          if (two) {
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
-          }
-          _tile_loadd(6, kb + kTileBytes, 64);
-          _tile_loadd(7, kb + 3 * kTileBytes, 64);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          if (two) {
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
-          }
-          _tile_loadd(4, qx + kTileBytes, 64);
-          if (two) _tile_loadd(5, qy + kTileBytes, 64);
-          _tile_loadd(6, kb, 64);
-          _tile_loadd(7, kb + 2 * kTileBytes, 64);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          if (two) {
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
-          }
+          load_dp(qx, qy, kb, kb + 2 * kTileBytes, two);                               // hi x hi
+          load_dp(nullptr, nullptr, kb + kTileBytes, kb + 3 * kTileBytes, two);        // hi x lo
+          load_dp(qx + kTileBytes, qy + kTileBytes, kb, kb + 2 * kTileBytes, two);     // lo x hi
         }
         _tile_stored(0, s, kKeys * 4);
         _tile_stored(1, s + 16, kKeys * 4);
@@ -372,40 +363,10 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
         for (size_t dt = 0; dt < n_dt; dt += 2) {
           const uint8_t* v0 = vt + dt * 2 * kTileBytes;  // dims dt: hi, lo; dt + 1: hi, lo
           const uint8_t* v1 = v0 + 2 * kTileBytes;
-          _tile_zero(0);
-          _tile_zero(1);
-          if (two) {
-            _tile_zero(2);
-            _tile_zero(3);
-          }
-          _tile_loadd(4, pt, 64);
-          if (two) _tile_loadd(5, pt + 2 * kTileBytes, 64);
-          _tile_loadd(6, v0, 64);
-          _tile_loadd(7, v1, 64);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          if (two) {
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
-          }
-          _tile_loadd(6, v0 + kTileBytes, 64);
-          _tile_loadd(7, v1 + kTileBytes, 64);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          if (two) {
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
-          }
-          _tile_loadd(4, pt + kTileBytes, 64);
-          if (two) _tile_loadd(5, pt + 3 * kTileBytes, 64);
-          _tile_loadd(6, v0, 64);
-          _tile_loadd(7, v1, 64);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          if (two) {
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
-          }
+          zero_c(two);
+          load_dp(pt, pt + 2 * kTileBytes, v0, v1, two);                            // hi x hi
+          load_dp(nullptr, nullptr, v0 + kTileBytes, v1 + kTileBytes, two);          // hi x lo
+          load_dp(pt + kTileBytes, pt + 3 * kTileBytes, v0, v1, two);                // lo x hi
           _tile_stored(0, pv + dt * 16, static_cast<long>(hd * 4));
           _tile_stored(1, pv + dt * 16 + 16, static_cast<long>(hd * 4));
           if (two) {

@@ -89,36 +89,34 @@ INSTANTIATE_TEST_SUITE_P(KvTypes, EngineKv, ::testing::Values(kernels::KvType::k
 TEST(Engine, PrefixCacheServesRepeatedPrompts) {
   Fixture f;
   auto e = f.engine(manual());
+  // One request run to the end; NS > 0 is a cache namespace nothing else uses (cold).
+  auto run = [&](const std::vector<int32_t>& p, int n, uint64_t ns = 0) {
+    auto r = greedy(p, n);
+    r.cache_namespace = ns;
+    auto s = e->submit(r);
+    drain(*e);
+    return s->wait();
+  };
   std::vector<int32_t> prompt{1};
   for (int i = 0; i < 100; ++i) prompt.push_back(3 + (i * 7) % 500);
-  auto first = e->submit(greedy(prompt, 10));
-  drain(*e);
-  const Event a = first->wait();
+  const Event a = run(prompt, 10);
   EXPECT_EQ(a.usage.cached_tokens, 0);
   EXPECT_EQ(a.usage.prompt_tokens, 101);
-  auto second = e->submit(greedy(prompt, 10));
-  drain(*e);
-  const Event b = second->wait();
+  const Event b = run(prompt, 10);
   // 3 full blocks of 32 and 4 positions of the first request's tail (its
   // partial last block); the last prompt token is recomputed for its logits.
   EXPECT_EQ(b.usage.cached_tokens, 100);
   EXPECT_EQ(b.tokens, a.tokens);
   // The next turn of the conversation reuses the first turn's blocks and its
   // whole tail: the 101 prompt tokens and 9 of the 10 generated ones (the
-  // last was never fed back), so only 2 positions are computed.
+  // last was never fed back), so only 2 positions are computed, and gives
+  // the ids of computing it from scratch.
   auto turn2 = prompt;
   turn2.insert(turn2.end(), a.tokens.begin(), a.tokens.end());
   turn2.push_back(5);
-  auto third = e->submit(greedy(turn2, 5));
-  drain(*e);
-  const Event c = third->wait();
+  const Event c = run(turn2, 5);
   EXPECT_EQ(c.usage.cached_tokens, 110);
-  // The same ids as computing the second turn from scratch.
-  auto cold = greedy(turn2, 5);
-  cold.cache_namespace = 77;
-  auto fourth = e->submit(cold);
-  drain(*e);
-  const Event d = fourth->wait();
+  const Event d = run(turn2, 5, 77);
   EXPECT_EQ(d.usage.cached_tokens, 0);
   EXPECT_EQ(d.tokens, c.tokens);
   // A prompt that leaves the conversation inside a full block (token 40 of
@@ -126,15 +124,9 @@ TEST(Engine, PrefixCacheServesRepeatedPrompts) {
   // and the same ids as from scratch.
   auto edited = prompt;
   edited[40] = 499;
-  auto fifth = e->submit(greedy(edited, 5));
-  drain(*e);
-  const Event f5 = fifth->wait();
-  EXPECT_EQ(f5.usage.cached_tokens, 40);
-  auto edited_cold = greedy(edited, 5);
-  edited_cold.cache_namespace = 78;
-  auto sixth = e->submit(edited_cold);
-  drain(*e);
-  EXPECT_EQ(sixth->wait().tokens, f5.tokens);
+  const Event g = run(edited, 5);
+  EXPECT_EQ(g.usage.cached_tokens, 40);
+  EXPECT_EQ(run(edited, 5, 78).tokens, g.tokens);
 }
 
 TEST(Engine, SessionsRunInOrder) {
