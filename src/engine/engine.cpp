@@ -331,7 +331,7 @@ void Engine::admit() {
       ++it;
       continue;
     }
-    if (s.loads_pending == 0) take_tail(s);
+    if (s.loads_pending == 0) reuse_partial_block(s);
     if (!s.admitted_once) {
       s.admitted_once = true;
       s.usage.cached_tokens = s.computed;  // loads add theirs when done
@@ -377,7 +377,7 @@ bool Engine::preempt_one(const Sequence* keep) {
 // with its tokens; else the head S shares with a cached full block (the
 // prompt leaves that conversation inside a block), copied into a block of
 // its own. At least one prompt token is left to compute, like the lookups.
-void Engine::take_tail(Sequence& s) {
+void Engine::reuse_partial_block(Sequence& s) {
   const int64_t bt = opt_.block_tokens;
   const int64_t usable = std::min<int64_t>(static_cast<int64_t>(s.tokens.size()) - s.computed - 1, bt - 1);
   if (usable <= 0 || s.computed != static_cast<int64_t>(s.blocks.size()) * bt) return;

@@ -169,7 +169,7 @@ class Engine {
   void after_forward(Sequence& s, const float* logits);
   void emit_token(Sequence& s, int32_t token);
   void note_return_markers(Sequence& s, const std::string& delta);
-  void take_tail(Sequence& s);
+  void reuse_partial_block(Sequence& s);
   void commit_full_blocks(Sequence& s);
   void publish_metrics(bool stepped, size_t batch_size, int64_t batch_tokens, double step_ms);
   bool idle() const;

@@ -160,59 +160,47 @@ void PrefixCache::forget(BlockId b) {
 void PrefixCache::commit_tail(BlockId b, BlockKey parent, std::span<const int32_t> tokens) {
   Meta& m = meta_[static_cast<size_t>(b)];
   if (tokens.empty() || tokens.size() >= static_cast<size_t>(block_tokens()) || m.key != 0) return;
-  auto [it, inserted] = tail_by_parent_.emplace(parent, b);
-  if (!inserted && it->second != b) {
-    const BlockId old = it->second;
-    it->second = b;
-    Meta& o = meta_[static_cast<size_t>(old)];
-    o.tail_len = 0;  // no longer a tail: freed now if unused, else when released
-    o.parent = 0;
-    if (is_cached(old)) {
-      unlink(list_of(o.where), old);
-      --cached_count_;
-      o.where = Where::kFree;
-      o.released_as = o.floor = Retention::kNormal;
-      push_back(free_, old);
-      ++free_count_;
-    }
+  // An older tail here is no longer one: freed now if unused, else when released.
+  if (auto it = tail_by_parent_.find(parent); it != tail_by_parent_.end() && it->second != b && !drop(it->second)) {
+    forget(it->second);
   }
+  tail_by_parent_[parent] = b;
   m.parent = parent;
   m.tail_len = static_cast<int32_t>(tokens.size());
   std::memcpy(tokens_.data() + static_cast<size_t>(b) * static_cast<size_t>(block_tokens()), tokens.data(),
               tokens.size_bytes());
 }
 
-std::optional<TailMatch> PrefixCache::longest_child(BlockKey parent, std::span<const int32_t> tokens) {
-  TailMatch best;
-  const size_t bt = static_cast<size_t>(block_tokens());
+namespace {
+// How many leading tokens A and B share.
+int common_prefix(std::span<const int32_t> a, std::span<const int32_t> b) {
+  const size_t n = std::min(a.size(), b.size());
+  return static_cast<int>(std::mismatch(a.begin(), a.begin() + static_cast<ptrdiff_t>(n), b.begin()).first - a.begin());
+}
+}  // namespace
+
+std::optional<PartialMatch> PrefixCache::longest_child(BlockKey parent, std::span<const int32_t> tokens) {
+  PartialMatch best;
   for (auto [c, end] = children_.equal_range(parent); c != end; ++c) {
-    const auto stored = tokens_of(c->second);
-    const size_t n = std::min(bt, tokens.size());
-    const auto same = static_cast<int>(
-        std::mismatch(stored.begin(), stored.begin() + static_cast<ptrdiff_t>(n), tokens.begin()).first - stored.begin());
-    if (same > best.tokens) best = TailMatch{c->second, same};
+    const int same = common_prefix(tokens_of(c->second), tokens);
+    if (same > best.tokens) best = PartialMatch{c->second, same};
   }
   if (best.tokens == 0) return std::nullopt;
   retain(best.block);
   return best;
 }
 
-std::optional<TailMatch> PrefixCache::take_tail(BlockKey parent, std::span<const int32_t> tokens) {
+std::optional<PartialMatch> PrefixCache::take_tail(BlockKey parent, std::span<const int32_t> tokens) {
   auto it = tail_by_parent_.find(parent);
   if (it == tail_by_parent_.end()) return std::nullopt;
   const BlockId b = it->second;
   const Meta& m = meta_[static_cast<size_t>(b)];
   if (m.ref != 0) return std::nullopt;  // not released yet
-  const auto stored = tokens_of(b).first(static_cast<size_t>(m.tail_len));
-  const size_t n = std::min(stored.size(), tokens.size());
-  const size_t same = static_cast<size_t>(std::mismatch(stored.begin(), stored.begin() + static_cast<ptrdiff_t>(n),
-                                                        tokens.begin()).first - stored.begin());
+  const int same = common_prefix(tokens_of(b).first(static_cast<size_t>(m.tail_len)), tokens);
   if (same == 0) return std::nullopt;
   retain(b);
   forget(b);
-  ++stats_.tail_hits;
-  stats_.tail_tokens += static_cast<int64_t>(same);
-  return TailMatch{b, static_cast<int>(same)};
+  return PartialMatch{b, same};
 }
 
 BlockKey PrefixCache::commit(BlockId b, BlockKey parent, std::span<const int32_t> tokens) {

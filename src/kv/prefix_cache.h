@@ -50,12 +50,12 @@ struct PrefixMatch {
 
 struct CacheStats {
   int64_t lookups = 0, hit_blocks = 0, evictions = 0, commits = 0;
-  int64_t tail_hits = 0, tail_tokens = 0;  // tails taken, and their positions reused
 };
 
-struct TailMatch {
-  BlockId block = -1;  // pinned (ref = 1) and no longer cached: the caller's private block
-  int tokens = 0;      // its leading positions that match (1..tail length)
+// A block whose first TOKENS positions match a prompt past its whole blocks.
+struct PartialMatch {
+  BlockId block = -1;
+  int tokens = 0;
 };
 
 class PrefixCache {
@@ -85,15 +85,15 @@ class PrefixCache {
   // pinned by the caller until released.
   void commit_tail(BlockId block, BlockKey parent, std::span<const int32_t> tokens);
   // The cached tail after PARENT if TOKENS starts with at least one of its
-  // tokens (at most TOKENS.size() are used): taken out of the cache for the
-  // caller, who will overwrite the positions that did not match.
-  std::optional<TailMatch> take_tail(BlockKey parent, std::span<const int32_t> tokens);
-  int32_t tail_length(BlockId b) const { return meta_[static_cast<size_t>(b)].tail_len; }
+  // tokens (at most TOKENS.size() are used): taken out of the cache (ref 1,
+  // no longer cached) for the caller, who will overwrite the positions that
+  // did not match.
+  std::optional<PartialMatch> take_tail(BlockKey parent, std::span<const int32_t> tokens);
   // The cached full block after PARENT sharing the longest head with TOKENS
   // (at least one token, at most TOKENS.size()), pinned (ref + 1; release
   // it): a prompt that leaves a conversation inside a block copies that
   // head (the block stays shared, unchanged).
-  std::optional<TailMatch> longest_child(BlockKey parent, std::span<const int32_t> tokens);
+  std::optional<PartialMatch> longest_child(BlockKey parent, std::span<const int32_t> tokens);
 
   void retain(BlockId block);  // ref + 1 (a block table shared by a new sequence)
   // ref - 1; at 0 the block is cached (if committed) or freed. The last
