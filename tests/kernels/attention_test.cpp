@@ -4,7 +4,6 @@
 #include "core/fp16.h"
 #include "kernels/attention.h"
 #include "kernels/attention_amx.h"
-#include "kernels/amx.h"
 #include "kernels/dot.h"
 #include "kernels/kv_quant.h"
 
@@ -163,11 +162,10 @@ void run_case(const Case& c, std::mt19937& rng) {
   }
   if (on_tiles) {
     // The f32 path on the same cache agrees within both bounds.
-    const AmxMode mode = amx_mode();
-    set_amx_mode(AmxMode::kOff);
+    detail::set_attention_amx(false);
     a.out = out32.data();
     attention(a, 0, c.n_heads);
-    set_amx_mode(mode);
+    detail::set_attention_amx(true);
     for (size_t i = 0; i < out.size(); ++i) {
       ASSERT_NEAR(out[i], out32[i], 2 * tol[i / static_cast<size_t>(c.head_dim)]) << "f16 on tiles vs f32 path, i " << i;
     }
