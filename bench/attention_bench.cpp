@@ -63,8 +63,12 @@ std::vector<uint8_t> random_blocks(KvType type, int64_t n_blocks, bool is_k, std
         }
       } else {
         auto* f = reinterpret_cast<uint16_t*>(head);
-        for (int i = 0; i < kHeadDim; ++i) {
-          f[is_k ? i * kBlockTokens + t : t * kHeadDim + i] = f32_to_f16(row[static_cast<size_t>(i)]);
+        for (size_t i = 0; i < kHeadDim; ++i) {
+          if (type == KvType::kBF16) {
+            f[kv_bf16_index(is_k, kHeadDim, kBlockTokens, static_cast<size_t>(t), i)] = f32_to_bf16(row[i]);
+          } else {
+            f[is_k ? i * kBlockTokens + static_cast<size_t>(t) : static_cast<size_t>(t) * kHeadDim + i] = f32_to_f16(row[i]);
+          }
         }
       }
     }
@@ -140,7 +144,7 @@ double run_case(const Case& c, KvType type, ThreadPool& pool, int reps) {
 
 int main(int argc, char** argv) {
   int reps = 5;
-  std::vector<KvType> types{KvType::kF16, KvType::kQ8_0};
+  std::vector<KvType> types{KvType::kF16, KvType::kBF16, KvType::kQ8_0};
   std::string only;
   int threads = 0;  // 0: 1 and 2
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -164,7 +168,7 @@ int main(int argc, char** argv) {
         p = e + 1;
       }
     } else {
-      fmt::print(stderr, "usage: attention_bench [--reps N] [--kv-types f16,q8_0] [--only TEXT] [--threads 1|2]\n");
+      fmt::print(stderr, "usage: attention_bench [--reps N] [--kv-types f16,bf16,q8_0] [--only TEXT] [--threads 1|2]\n");
       return 1;
     }
   }
@@ -190,7 +194,7 @@ int main(int argc, char** argv) {
     }
     fmt::print("\n");
   }
-  fmt::print("(GB/s of K/V read in the DRAM case = GFLOP/s x {:.3f} for f16, x {:.3f} for q8_0)\n",
+  fmt::print("(GB/s of K/V read in the DRAM case = GFLOP/s x {:.3f} for f16 and bf16, x {:.3f} for q8_0)\n",
              2.0 * kv_head_bytes(KvType::kF16, kHeadDim, 1) * kKvHeads / (4.0 * kHeadDim * kHeads),
              2.0 * kv_head_bytes(KvType::kQ8_0, kHeadDim, 32) / 32 * kKvHeads / (4.0 * kHeadDim * kHeads));
   fmt::print("KV bytes per token and layer (8 KV heads of 128): ");

@@ -347,6 +347,31 @@ HWY_INLINE void Dequantize(const S& src, size_t r0, size_t r1, size_t cols, Scal
   }
 }
 
+// bf16 heads (pair layout, kv_type.h) as f32 rows in scratch: K as
+// [dim][token], V rows [R0, R1) as [token][dim] (the pair of the last row
+// too). A u32 lane holds a pair: the low half is the first of the two.
+HWY_INLINE void UnpairBf16(const uint16_t* src, size_t n_pairs_from, size_t n_pairs_to, size_t cols, float* out) {
+  const DF d;
+  const hn::Rebind<uint32_t, DF> du;
+  const size_t L = hn::Lanes(d);
+  const auto high = hn::Set(du, 0xFFFF0000u);
+  for (size_t j = n_pairs_from; j < n_pairs_to; ++j) {
+    const uint32_t* row = reinterpret_cast<const uint32_t*>(src) + j * cols;
+    float* first = out + 2 * j * cols;
+    float* second = first + cols;
+    size_t c = 0;
+    for (; c + L <= cols; c += L) {
+      const auto u = hn::LoadU(du, row + c);
+      hn::StoreU(hn::BitCast(d, hn::ShiftLeft<16>(u)), d, first + c);
+      hn::StoreU(hn::BitCast(d, hn::And(u, high)), d, second + c);
+    }
+    for (; c < cols; ++c) {
+      first[c] = ::tandem::bf16_to_f32(src[(j * cols + c) * 2]);
+      second[c] = ::tandem::bf16_to_f32(src[(j * cols + c) * 2 + 1]);
+    }
+  }
+}
+
 template <KvType kType>
 void AttendHeads(const AttentionArgs& a, int head_begin, int head_end, bool convert) {
   const DF d;
@@ -432,6 +457,11 @@ void AttendHeads(const AttentionArgs& a, int head_begin, int head_end, bool conv
       };
       if constexpr (kType == KvType::kF32) {
         for_tiles(reinterpret_cast<const float*>(kh), reinterpret_cast<const float*>(vh));
+      } else if constexpr (kType == KvType::kBF16) {
+        // Always through scratch: a pair row is not a vector of one dim's keys.
+        UnpairBf16(reinterpret_cast<const uint16_t*>(kh), 0, hd / 2, bts, kbuf);
+        UnpairBf16(reinterpret_cast<const uint16_t*>(vh), rlo / 2, (rhi + 1) / 2, hd, vbuf);
+        for_tiles(static_cast<const float*>(kbuf), static_cast<const float*>(vbuf));
       } else if constexpr (kType == KvType::kF16) {
         const auto* kp = reinterpret_cast<const hwy::float16_t*>(kh);
         const auto* vp = reinterpret_cast<const hwy::float16_t*>(vh);
@@ -477,6 +507,7 @@ void Attention(const AttentionArgs& a, int head_begin, int head_end) {
     case KvType::kF32: AttendHeads<KvType::kF32>(a, head_begin, head_end, false); break;
     case KvType::kF16: AttendHeads<KvType::kF16>(a, head_begin, head_end, per_kv_head > kTile); break;
     case KvType::kQ8_0: AttendHeads<KvType::kQ8_0>(a, head_begin, head_end, per_kv_head > kTile); break;
+    case KvType::kBF16: AttendHeads<KvType::kBF16>(a, head_begin, head_end, true); break;
   }
 }
 
@@ -528,14 +559,18 @@ size_t attention_scratch_floats(int block_tokens, int head_dim, int n_queries, i
 }
 
 void attention(const AttentionArgs& a, int head_begin, int head_end) {
-  if (detail::attention_amx_fits(a) && detail::attention_amx_on()) {
+  if (detail::attention_amx_fits(a) && detail::attention_amx_on(a.kv_type)) {
     detail::attention_amx(a, head_begin, head_end);
     return;
   }
   HWY_DYNAMIC_DISPATCH(Attention)(a, head_begin, head_end);
 }
 
-const char* attention_path_name() { return detail::attention_amx_on() ? "f16 attention: amx-bf16" : "f16 attention: f32"; }
+const char* attention_path_name() {
+  const bool f16 = detail::attention_amx_on(KvType::kF16), bf16 = detail::attention_amx_on(KvType::kBF16);
+  if (f16) return bf16 ? "f16 attention: amx-bf16; bf16: amx-bf16" : "f16 attention: amx-bf16; bf16: f32";
+  return bf16 ? "f16 attention: f32; bf16: amx-bf16" : "f16 attention: f32; bf16: f32";
+}
 
 void scores_block_f32(const float* q, const float* k_t, size_t d, size_t t, float* out) {
   HWY_DYNAMIC_DISPATCH(ScoresBlockF32)(q, k_t, d, t, out);

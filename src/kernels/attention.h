@@ -18,7 +18,8 @@
 // f32 once for all of them, and each query's arithmetic is the same
 // whatever the group, so chunking never changes a result.
 //
-// KV types (layouts in kv_type.h): f32; f16; q8_0, int8 values with an f16
+// KV types (layouts in kv_type.h): f32; f16; bf16 (on the AMX tile unit
+// where the CPU has one, attention_amx.h; else through f32 scratch); q8_0, int8 values with an f16
 // scale per group of 32 dims of one token, read straight from the blocks
 // (int8 times scale in registers, or into the same per-block f32 scratch as
 // f16 when many queries share a block). An int8 times an f16 is exact in
@@ -61,8 +62,8 @@ size_t attention_scratch_floats(int block_tokens, int head_dim, int n_queries, i
 // V load; the scratch must be sized for that many heads per KV head.
 void attention(const AttentionArgs& a, int head_begin, int head_end);
 
-// Which arithmetic f16 caches get ("... amx-bf16" when the tile unit runs
-// them, attention_amx.h; else "... f32"), for the model fingerprint: KV
+// Which arithmetic f16 and bf16 caches get ("amx-bf16" when the tile unit
+// runs them, attention_amx.h; else "f32"), for the model fingerprint: KV
 // computed one way is never mixed with the other.
 const char* attention_path_name();
 

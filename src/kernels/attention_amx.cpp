@@ -46,24 +46,41 @@
 namespace tandem::kernels::detail {
 
 namespace {
-std::atomic<bool>& enabled_slot() {
-  static std::atomic<bool> on{[] {
-    const char* v = std::getenv("TANDEM_AMX_ATTENTION");
-    return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
-  }()};
+// TANDEM_AMX_ATTENTION: unset, bf16 caches on tiles and f16 on the f32
+// path; "1" both on tiles; "0" neither.
+int env_setting() {
+  const char* v = std::getenv("TANDEM_AMX_ATTENTION");
+  if (v == nullptr || *v == '\0') return -1;
+  return std::strcmp(v, "0") == 0 ? 0 : 1;
+}
+std::atomic<bool>& f16_slot() {
+  static std::atomic<bool> on{env_setting() == 1};
+  return on;
+}
+std::atomic<bool>& bf16_slot() {
+  static std::atomic<bool> on{env_setting() != 0};
   return on;
 }
 }  // namespace
 
-bool attention_amx_on() {
-  return TANDEM_HAVE_AMX_KERNEL && enabled_slot().load(std::memory_order_relaxed) && amx_bf16_available() &&
-         amx_mode() != AmxMode::kOff;
+bool attention_amx_on(KvType type) {
+  if (!TANDEM_HAVE_AMX_KERNEL || !amx_bf16_available() || amx_mode() == AmxMode::kOff) return false;
+  if (type == KvType::kBF16) return bf16_slot().load(std::memory_order_relaxed);
+  return type == KvType::kF16 && f16_slot().load(std::memory_order_relaxed);
 }
 
-void set_attention_amx(bool on) { enabled_slot().store(on, std::memory_order_relaxed); }
+void set_attention_amx(bool on) {
+  f16_slot().store(on, std::memory_order_relaxed);
+  bf16_slot().store(on, std::memory_order_relaxed);
+}
+
+void reset_attention_amx() {
+  f16_slot().store(env_setting() == 1, std::memory_order_relaxed);
+  bf16_slot().store(env_setting() != 0, std::memory_order_relaxed);
+}
 
 bool attention_amx_fits(const AttentionArgs& a) {
-  return a.kv_type == KvType::kF16 && a.head_dim % 32 == 0 && a.block_tokens % 32 == 0 && a.head_dim <= 256;
+  return (a.kv_type == KvType::kF16 || a.kv_type == KvType::kBF16) && a.head_dim % 32 == 0 && a.block_tokens % 32 == 0 && a.head_dim <= 256;
 }
 
 namespace {
@@ -120,12 +137,20 @@ inline void dp_x_y(bool two) {
   }
 }
 
-// Loads A4 = AX, A5 = AY (with TWO; null: keep) and B6 = B0, B7 = B1, then dp_x_y.
-inline void load_dp(const uint8_t* ax, const uint8_t* ay, const uint8_t* b0, const uint8_t* b1, bool two) {
+// Loads A4 = AX, A5 = AY (with TWO; null: keep) and B6 = B0, B7 = B1 (rows
+// STRIDE bytes apart), then dp_x_y.
+inline void load_dp(const uint8_t* ax, const uint8_t* ay, const uint8_t* b0, const uint8_t* b1, long stride, bool two) {
   if (ax != nullptr) _tile_loadd(4, ax, 64);
   if (two && ay != nullptr) _tile_loadd(5, ay, 64);
-  _tile_loadd(6, b0, 64);
-  _tile_loadd(7, b1, 64);
+  _tile_loadd(6, b0, stride);
+  _tile_loadd(7, b1, stride);
+  dp_x_y(two);
+}
+
+// The same products with new A tiles and the B tiles already loaded.
+inline void load_a_dp(const uint8_t* ax, const uint8_t* ay, bool two) {
+  _tile_loadd(4, ax, 64);
+  if (two) _tile_loadd(5, ay, 64);
   dp_x_y(two);
 }
 
@@ -212,7 +237,8 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
   const size_t n_kc = hd / 32;  // depth steps of Q.K^T
   const size_t n_dt = hd / 16;  // output tiles of P.V
   const int64_t bt = a.block_tokens;
-  const size_t head_bytes = kv_head_bytes(KvType::kF16, a.head_dim, a.block_tokens);
+  const bool bf16 = a.kv_type == KvType::kBF16;  // else f16
+  const size_t head_bytes = kv_head_bytes(a.kv_type, a.head_dim, a.block_tokens);
   const int64_t last_pos = a.pos + a.n_queries - 1;
   auto first_visible = [&](int64_t pos) { return a.window > 0 ? max64(0, pos - a.window + 1) : 0; };
 
@@ -262,38 +288,64 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
       const int64_t b = ks / bt, t_in = ks % bt;
       const auto* kh = reinterpret_cast<const uint16_t*>(a.k_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
       const auto* vh = reinterpret_cast<const uint16_t*>(a.v_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
-      // K: row d of the block holds its bt keys; a B row pairs dims 2j, 2j+1.
-      for (size_t kc = 0; kc < n_kc; ++kc) {
-        for (size_t half = 0; half < 2; ++half) {
-          uint8_t* dst = kt + ((kc * 2 + half) * 2) * kTileBytes;
+      const bool all_seen = lo == ks && hi == ks + static_cast<int64_t>(kKeys) - 1;
+      if (!bf16) {
+        // K: row d of the block holds its bt keys; a B row pairs dims 2j, 2j+1.
+        for (size_t kc = 0; kc < n_kc; ++kc) {
+          for (size_t half = 0; half < 2; ++half) {
+            uint8_t* dst = kt + ((kc * 2 + half) * 2) * kTileBytes;
+            for (size_t j = 0; j < 16; ++j) {
+              const size_t d0 = kc * 32 + 2 * j;
+              const uint16_t* k0 = kh + d0 * static_cast<size_t>(bt) + static_cast<size_t>(t_in) + half * 16;
+              pair_rows(k0, k0 + bt, dst + j * 64, dst + kTileBytes + j * 64);
+            }
+          }
+        }
+      }
+      // V: a B row pairs keys 2j, 2j+1. Rows nobody sees are zero, so their
+      // zero weights cannot meet a stale non-finite value: f16 always goes
+      // through scratch; bf16 (already in pair layout) only when some of
+      // the 32 keys are unseen.
+      if (!bf16 || !all_seen) {
+        for (size_t dt = 0; dt < n_dt; ++dt) {
+          uint8_t* dst = vt + dt * 2 * kTileBytes;
           for (size_t j = 0; j < 16; ++j) {
-            const size_t d0 = kc * 32 + 2 * j;
-            const uint16_t* k0 = kh + d0 * static_cast<size_t>(bt) + static_cast<size_t>(t_in) + half * 16;
-            pair_rows(k0, k0 + bt, dst + j * 64, dst + kTileBytes + j * 64);
+            const int64_t t0 = ks + static_cast<int64_t>(2 * j);
+            if (t0 + 1 < lo || t0 > hi) {
+              _mm512_store_si512(dst + j * 64, _mm512_setzero_si512());
+              _mm512_store_si512(dst + kTileBytes + j * 64, _mm512_setzero_si512());
+              continue;
+            }
+            if (bf16) {
+              const uint16_t* pair = vh + (static_cast<size_t>(t0 - b * bt) / 2 * hd + dt * 16) * 2;
+              _mm512_store_si512(dst + j * 64, _mm512_loadu_si512(pair));
+            } else {
+              const uint16_t* v0 = vh + static_cast<size_t>(t0 - b * bt) * hd + dt * 16;
+              pair_rows(v0, v0 + hd, dst + j * 64, dst + kTileBytes + j * 64);
+            }
+            if (t0 < lo || t0 + 1 > hi) {  // one of the pair unseen: zero its half
+              const __mmask32 keep = t0 < lo ? 0xAAAAAAAAu : 0x55555555u;
+              for (size_t part = 0; part < (bf16 ? 1u : 2u); ++part) {
+                uint8_t* row = dst + part * kTileBytes + j * 64;
+                _mm512_store_si512(row, _mm512_maskz_mov_epi16(keep, _mm512_load_si512(row)));
+              }
+            }
           }
         }
       }
-      // V: key rows; a B row pairs keys 2j, 2j+1. Rows nobody sees are
-      // zero, so their zero weights cannot meet a stale non-finite value.
-      for (size_t dt = 0; dt < n_dt; ++dt) {
-        uint8_t* dst = vt + dt * 2 * kTileBytes;
-        for (size_t j = 0; j < 16; ++j) {
-          const int64_t t0 = ks + static_cast<int64_t>(2 * j);
-          if (t0 + 1 < lo || t0 > hi) {
-            _mm512_store_si512(dst + j * 64, _mm512_setzero_si512());
-            _mm512_store_si512(dst + kTileBytes + j * 64, _mm512_setzero_si512());
-            continue;
-          }
-          const uint16_t* v0 = vh + static_cast<size_t>(t0 - b * bt) * hd + dt * 16;
-          pair_rows(v0, v0 + hd, dst + j * 64, dst + kTileBytes + j * 64);
-          if (t0 < lo || t0 + 1 > hi) {  // one of the pair unseen: zero its half
-            const __mmask32 keep = t0 < lo ? 0xAAAAAAAAu : 0x55555555u;
-            _mm512_store_si512(dst + j * 64, _mm512_maskz_mov_epi16(keep, _mm512_load_si512(dst + j * 64)));
-            uint8_t* row = dst + kTileBytes + j * 64;
-            _mm512_store_si512(row, _mm512_maskz_mov_epi16(keep, _mm512_load_si512(row)));
-          }
-        }
-      }
+      // B tiles: K (keys 0-15 or 16-31 of this step, 32 dims from KC; hi,
+      // or lo of f16) and V (16 dims from DT; hi or lo), with their strides.
+      const long k_stride = bf16 ? static_cast<long>(bt) * 4 : 64;
+      auto k_tile = [&](size_t kc, size_t half, size_t part) -> const uint8_t* {
+        if (bf16) return reinterpret_cast<const uint8_t*>(kh + (kc * 16 * static_cast<size_t>(bt) + static_cast<size_t>(t_in) + half * 16) * 2);
+        return kt + ((kc * 2 + half) * 2 + part) * kTileBytes;
+      };
+      const bool v_direct = bf16 && all_seen;
+      const long v_stride = v_direct ? static_cast<long>(hd) * 4 : 64;
+      auto v_tile = [&](size_t dt, size_t part) -> const uint8_t* {
+        if (v_direct) return reinterpret_cast<const uint8_t*>(vh + (static_cast<size_t>(t_in) / 2 * hd + dt * 16) * 2);
+        return vt + (dt * 2 + part) * kTileBytes;
+      };
       // Active row tiles, two at a time: four independent accumulator
       // tiles keep the tile unit busy (a tile register is not renamed).
       size_t active_tiles[2];
@@ -315,10 +367,13 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
         for (size_t kc = 0; kc < n_kc; ++kc) {
           const uint8_t* qx = qt + ((tx * n_kc + kc) * 2) * kTileBytes;  // hi, lo
           const uint8_t* qy = qt + ((ty * n_kc + kc) * 2) * kTileBytes;
-          const uint8_t* kb = kt + (kc * 2 * 2) * kTileBytes;  // keys 0-15 hi, lo; 16-31 hi, lo
-          load_dp(qx, qy, kb, kb + 2 * kTileBytes, two);                               // hi x hi
-          load_dp(nullptr, nullptr, kb + kTileBytes, kb + 3 * kTileBytes, two);        // hi x lo
-          load_dp(qx + kTileBytes, qy + kTileBytes, kb, kb + 2 * kTileBytes, two);     // lo x hi
+          load_dp(qx, qy, k_tile(kc, 0, 0), k_tile(kc, 1, 0), k_stride, two);  // hi x hi
+          if (bf16) {
+            load_a_dp(qx + kTileBytes, qy + kTileBytes, two);  // lo x K
+            continue;
+          }
+          load_dp(nullptr, nullptr, k_tile(kc, 0, 1), k_tile(kc, 1, 1), 64, two);                 // hi x lo
+          load_dp(qx + kTileBytes, qy + kTileBytes, k_tile(kc, 0, 0), k_tile(kc, 1, 0), 64, two);  // lo x hi
         }
         _tile_stored(0, s, kKeys * 4);
         _tile_stored(1, s + 16, kKeys * 4);
@@ -361,12 +416,14 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
         // P.V, two 16-dim tiles at a time: 0, 1 = X's, 2, 3 = Y's.
         float* pvy = pv + kRows * hd;
         for (size_t dt = 0; dt < n_dt; dt += 2) {
-          const uint8_t* v0 = vt + dt * 2 * kTileBytes;  // dims dt: hi, lo; dt + 1: hi, lo
-          const uint8_t* v1 = v0 + 2 * kTileBytes;
           zero_c(two);
-          load_dp(pt, pt + 2 * kTileBytes, v0, v1, two);                            // hi x hi
-          load_dp(nullptr, nullptr, v0 + kTileBytes, v1 + kTileBytes, two);          // hi x lo
-          load_dp(pt + kTileBytes, pt + 3 * kTileBytes, v0, v1, two);                // lo x hi
+          load_dp(pt, pt + 2 * kTileBytes, v_tile(dt, 0), v_tile(dt + 1, 0), v_stride, two);  // hi x hi
+          if (bf16) {
+            load_a_dp(pt + kTileBytes, pt + 3 * kTileBytes, two);  // lo x V
+          } else {
+            load_dp(nullptr, nullptr, v_tile(dt, 1), v_tile(dt + 1, 1), 64, two);                  // hi x lo
+            load_dp(pt + kTileBytes, pt + 3 * kTileBytes, v_tile(dt, 0), v_tile(dt + 1, 0), 64, two);  // lo x hi
+          }
           _tile_stored(0, pv + dt * 16, static_cast<long>(hd * 4));
           _tile_stored(1, pv + dt * 16 + 16, static_cast<long>(hd * 4));
           if (two) {

@@ -11,18 +11,19 @@ const char* kv_type_name(KvType type) {
     case KvType::kF16: return "f16";
     case KvType::kF32: return "f32";
     case KvType::kQ8_0: return "q8_0";
+    case KvType::kBF16: return "bf16";
   }
   return "?";
 }
 
 std::optional<KvType> parse_kv_type(std::string_view name) {
-  for (KvType t : {KvType::kF32, KvType::kF16, KvType::kQ8_0}) {
+  for (KvType t : {KvType::kF32, KvType::kF16, KvType::kBF16, KvType::kQ8_0}) {
     if (name == kv_type_name(t)) return t;
   }
   return std::nullopt;
 }
 
-const char* kv_type_names() { return "f32, f16, q8_0"; }
+const char* kv_type_names() { return "f32, f16, bf16, q8_0"; }
 
 int kv_q8_group(int head_dim) {
   if (head_dim > 0 && head_dim % 32 == 0) return 32;
@@ -40,6 +41,7 @@ size_t kv_head_bytes(KvType type, int head_dim, int block_tokens) {
       const int g = kv_q8_group(head_dim);
       return g == 0 ? 0 : d * t + 2 * (d / static_cast<size_t>(g)) * t;
     }
+    case KvType::kBF16: return d % 2 == 0 && t % 2 == 0 ? d * t * 2 : 0;
   }
   return 0;
 }
@@ -66,6 +68,11 @@ float kv_load(KvType type, const uint8_t* head, bool is_k, int head_dim, int blo
       uint16_t h;
       std::memcpy(&h, head + d * bt + sidx * 2, 2);
       return static_cast<float>(static_cast<int8_t>(head[idx])) * f16_to_f32(h);
+    }
+    case KvType::kBF16: {
+      uint16_t h;
+      std::memcpy(&h, head + kv_bf16_index(is_k, d, bt, ti, ii) * 2, 2);
+      return bf16_to_f32(h);
     }
   }
   return 0.0f;

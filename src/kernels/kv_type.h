@@ -20,6 +20,16 @@
 // with the keys they scale. D + 2 * D / G bytes per token and head: 136
 // bytes for D = 128 against 256 in f16 (53%; f32 scales would be 56%).
 //
+// bf16: the operand layout of the AMX tile unit (pairs side by side), so
+// attention loads tiles straight from the blocks (attention_amx.cpp):
+//
+//   K: bf16 [D / 2][T][2]     key t, dim i at ((i / 2) * T + t) * 2 + i % 2
+//   V: bf16 [T / 2][D][2]     key t, dim i at ((t / 2) * D + i) * 2 + t % 2
+//
+// (a row of K pairs dims 2j and 2j + 1 of T keys; a row of V pairs keys 2j
+// and 2j + 1 over all dims). D and T must be even. The bytes of f16, the
+// range of f32, 8 significant bits (f16 has 11).
+//
 // The numeric values of KvType are stable ids: the prefix cache folds them
 // into its root key and the disk tier records them in its files and index
 // (f32 = 1 and f16 = 2 since the disk tier's first version), so never
@@ -33,16 +43,16 @@
 
 namespace tandem::kernels {
 
-enum class KvType : uint8_t { kF32 = 1, kF16 = 2, kQ8_0 = 3 };
+enum class KvType : uint8_t { kF32 = 1, kF16 = 2, kQ8_0 = 3, kBF16 = 4 };
 
 // The stable id of TYPE (prefix-cache keys, disk-store files).
 inline uint32_t kv_type_id(KvType type) { return static_cast<uint32_t>(type); }
 
-// "f16", "f32", "q8_0".
+// "f16", "f32", "q8_0", "bf16".
 const char* kv_type_name(KvType type);
 // The type named NAME (as kv_type_name prints it), nullopt for anything else.
 std::optional<KvType> parse_kv_type(std::string_view name);
-// "f32, f16, q8_0": the accepted names, for help texts and errors.
+// "f32, f16, bf16, q8_0": the accepted names, for help texts and errors.
 const char* kv_type_names();
 
 // q8_0 values per scale for heads of HEAD_DIM (32, or HEAD_DIM when it is 8
@@ -50,9 +60,15 @@ const char* kv_type_names();
 // not 8 or 16).
 int kv_q8_group(int head_dim);
 
-// Bytes of one KV head's K (or V) in one block: D * T * 2 (f16), * 4 (f32),
-// D * T + 2 * (D / G) * T (q8_0). HEAD_DIM must suit TYPE.
+// Bytes of one KV head's K (or V) in one block: D * T * 2 (f16, bf16), * 4
+// (f32), D * T + 2 * (D / G) * T (q8_0); 0 when TYPE cannot store such
+// heads or blocks (q8_0: kv_q8_group() is 0; bf16: D or T odd).
 size_t kv_head_bytes(KvType type, int head_dim, int block_tokens);
+
+// Element index of key T, dim I in a bf16 K (IS_K) or V head (layout above).
+inline size_t kv_bf16_index(bool is_k, size_t head_dim, size_t block_tokens, size_t t, size_t i) {
+  return is_k ? ((i / 2) * block_tokens + t) * 2 + i % 2 : ((t / 2) * head_dim + i) * 2 + t % 2;
+}
 
 // Scalar read of one value: dim I of token T of the K (IS_K) or V of the
 // KV head whose bytes start at HEAD (kv_head_bytes() of them), dequantized.

@@ -17,6 +17,11 @@ std::string KvShape::check() const {
         "--kv-type f16",
         head_dim);
   }
+  if (type == kernels::KvType::kBF16 && (head_dim % 2 != 0 || block_tokens % 2 != 0)) {
+    return fmt::format("a bf16 KV cache needs an even head size and block size (this model's head is {}, blocks {}): "
+                       "use --kv-type f16",
+                       head_dim, block_tokens);
+  }
   return "";
 }
 
@@ -68,6 +73,14 @@ void KvPool::write(BlockId id, int layer, int slot, const float* k_row, const fl
                               static_cast<ptrdiff_t>(T));
       kernels::quantize_kv_q8(vs, s.head_dim, static_cast<int>(g), reinterpret_cast<int8_t*>(vh) + static_cast<size_t>(slot) * D, 1,
                               reinterpret_cast<uint16_t*>(vh + D * T) + static_cast<size_t>(slot) * ng, 1);
+    } else if (s.type == kernels::KvType::kBF16) {
+      auto* kd = reinterpret_cast<uint16_t*>(kb) + h * D * T;
+      auto* vd = reinterpret_cast<uint16_t*>(vb) + h * D * T;
+      const size_t t = static_cast<size_t>(slot);
+      for (size_t d = 0; d < D; ++d) {
+        kd[kernels::kv_bf16_index(true, D, T, t, d)] = f32_to_bf16(ks[d]);
+        vd[kernels::kv_bf16_index(false, D, T, t, d)] = f32_to_bf16(vs[d]);
+      }
     } else if (s.type == kernels::KvType::kF32) {
       auto* kd = reinterpret_cast<float*>(kb);
       for (size_t d = 0; d < D; ++d) kd[k_off + d * T] = ks[d];

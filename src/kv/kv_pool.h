@@ -11,6 +11,8 @@
 // one per 32 dims of a token (K: | q[D][T] | d[D/32][T] |, V: | q[T][D] |
 // d[T][D/32] |; kernels/kv_type.h has the details): 53% of f16's bytes for
 // D = 128. q8_0 needs D a multiple of 32 (or 8 or 16: one scale per row).
+// bf16 stores K as [H][D/2][T][2] and V as [H][T/2][D][2], the operand
+// layout of the AMX tile unit (D and T even).
 //
 // Storage only: which sequence owns a block is the caller's business (the
 // prefix cache of the engine). Blocks are handed out by a free list.

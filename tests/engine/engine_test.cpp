@@ -83,7 +83,8 @@ TEST_P(EngineKv, BatchedEqualsSequential) {
   EXPECT_EQ(m.kv_blocks_total, 64);
 }
 
-INSTANTIATE_TEST_SUITE_P(KvTypes, EngineKv, ::testing::Values(kernels::KvType::kF16, kernels::KvType::kQ8_0),
+INSTANTIATE_TEST_SUITE_P(KvTypes, EngineKv,
+                         ::testing::Values(kernels::KvType::kF16, kernels::KvType::kQ8_0, kernels::KvType::kBF16),
                          [](const auto& info) { return std::string(kernels::kv_type_name(info.param)); });
 
 TEST(Engine, PrefixCacheServesRepeatedPrompts) {

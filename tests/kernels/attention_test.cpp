@@ -50,6 +50,13 @@ std::vector<uint8_t> random_block(KvType type, int n_kv_heads, int head_dim, int
       }
       continue;
     }
+    if (type == KvType::kBF16) {
+      auto* p = reinterpret_cast<uint16_t*>(head);
+      for (size_t t = 0; t < T; ++t) {
+        for (size_t i = 0; i < D; ++i) p[kv_bf16_index(is_k, D, T, t, i)] = f32_to_bf16(nd(rng));
+      }
+      continue;
+    }
     for (size_t i = 0; i < D * T; ++i) {
       const float x = nd(rng);
       if (type == KvType::kF16) {
@@ -150,7 +157,7 @@ void run_case(const Case& c, std::mt19937& rng) {
   a.out = ref.data();
   attention_reference(a);
   const int64_t first = c.window > 0 ? std::max<int64_t>(0, c.pos - c.window + 1) : 0;
-  const bool on_tiles = detail::attention_amx_fits(a) && detail::attention_amx_on();
+  const bool on_tiles = detail::attention_amx_fits(a) && detail::attention_amx_on(c.type);
   std::vector<double> tol(static_cast<size_t>(c.n_heads));
   for (int h = 0; h < c.n_heads; ++h) {
     tol[static_cast<size_t>(h)] = tolerance(a, h, first, std::ldexp(1.0, on_tiles ? -22 : -24));
@@ -167,13 +174,14 @@ void run_case(const Case& c, std::mt19937& rng) {
     attention(a, 0, c.n_heads);
     detail::set_attention_amx(true);
     for (size_t i = 0; i < out.size(); ++i) {
-      ASSERT_NEAR(out[i], out32[i], 2 * tol[i / static_cast<size_t>(c.head_dim)]) << "f16 on tiles vs f32 path, i " << i;
+      ASSERT_NEAR(out[i], out32[i], 2 * tol[i / static_cast<size_t>(c.head_dim)])
+          << kv_type_name(c.type) << " on tiles vs f32 path, i " << i;
     }
     return;
   }
-  // Every type runs the f32 arithmetic on the values it stores (an f16 or
-  // an int8 times an f16 scale is exact in f32): the same bits as an f32
-  // cache holding them.
+  // Every type runs the f32 arithmetic on the values it stores (an f16, a
+  // bf16 or an int8 times an f16 scale is exact in f32): the same bits as
+  // an f32 cache holding them.
   AttentionArgs a32 = a;
   a32.kv_type = KvType::kF32;
   a32.k_blocks = kptr32.data();
@@ -185,12 +193,12 @@ void run_case(const Case& c, std::mt19937& rng) {
       << c.pos << " window " << c.window;
 }
 
-// The AMX path (attention_amx.h) is off by default; these tests run every
-// case on it too where the CPU has it.
+// These tests run every case on the f32 path and, where the CPU has AMX,
+// on the tile path (attention_amx.h: by default bf16 caches only).
 std::vector<bool> amx_settings() {
   detail::set_attention_amx(true);
-  const bool has = detail::attention_amx_on();
-  detail::set_attention_amx(false);
+  const bool has = detail::attention_amx_on(KvType::kF16);
+  detail::reset_attention_amx();
   return has ? std::vector<bool>{false, true} : std::vector<bool>{false};
 }
 
@@ -199,7 +207,7 @@ TEST(Attention, MatchesReference) {
   SCOPED_TRACE(amx ? "AMX tiles" : "f32 path");
   detail::set_attention_amx(amx);
   std::mt19937 rng(5);
-  for (KvType type : {KvType::kF16, KvType::kF32, KvType::kQ8_0}) {
+  for (KvType type : {KvType::kF16, KvType::kF32, KvType::kQ8_0, KvType::kBF16}) {
     for (auto [h, kvh] : {std::pair{1, 1}, {4, 2}, {6, 2}, {3, 1}, {8, 8}, {14, 2}}) {
       // q8_0: heads of 8 and 16 (one scale per row), 32, 64, 96 (groups of 32).
       const std::vector<int> dims = type == KvType::kQ8_0 ? std::vector<int>{8, 16, 32, 64, 96} : std::vector<int>{16, 64, 80};
@@ -211,15 +219,18 @@ TEST(Attention, MatchesReference) {
     }
   }
   // Heads of 128 in blocks of 64 (two 32-key steps per block on tiles).
-  for (int64_t pos : {0, 63, 64, 200}) {
-    for (int64_t window : {0, 40}) run_case({4, 2, 128, 64, pos, window, KvType::kF16}, rng);
+  for (KvType type : {KvType::kF16, KvType::kBF16}) {
+    for (int64_t pos : {0, 63, 64, 200}) {
+      for (int64_t window : {0, 40}) run_case({4, 2, 128, 64, pos, window, type}, rng);
+    }
   }
   // Block sizes that are not a power of two (nor a multiple of a vector).
   run_case({4, 2, 32, 7, 60, 0, KvType::kF16}, rng);
   run_case({4, 2, 32, 7, 60, 0, KvType::kQ8_0}, rng);
   run_case({6, 2, 64, 13, 70, 20, KvType::kQ8_0}, rng);
+  run_case({4, 2, 64, 14, 60, 20, KvType::kBF16}, rng);  // bf16: even sizes only
   }
-  detail::set_attention_amx(false);
+  detail::reset_attention_amx();
 }
 
 // The same on every SIMD target this CPU runs (AVX2 machines take the
@@ -230,13 +241,13 @@ TEST(Attention, EveryTargetMatchesReference) {
     hwy::SetSupportedTargetsForTest(target);
     SCOPED_TRACE(hwy::TargetName(target));
     std::printf("  target %s\n", hwy::TargetName(target));
-    for (KvType type : {KvType::kF16, KvType::kQ8_0}) {
+    for (KvType type : {KvType::kF16, KvType::kQ8_0, KvType::kBF16}) {
       for (auto [h, kvh] : {std::pair{4, 2}, {14, 2}}) {
         for (int hd : {16, 64}) {
           for (int64_t pos : {0, 33, 150}) run_case({h, kvh, hd, 32, pos, pos > 100 ? 40 : 0, type}, rng);
         }
       }
-      run_case({4, 2, 32, 7, 60, 0, type}, rng);
+      run_case({4, 2, 32, type == KvType::kBF16 ? 14 : 7, 60, 0, type}, rng);
     }
   }
   hwy::SetSupportedTargetsForTest(0);
@@ -283,7 +294,7 @@ TEST(Attention, GroupEqualsSingleQueries) {
   // (On AMX the f16 cases run on tiles: 90 rows, 6 tiles, the last short.)
   for (bool amx : amx_settings())
   for (auto [HD, BT] : {std::pair{32, 32}, {128, 64}})
-  for (KvType type : {KvType::kF16, KvType::kQ8_0, KvType::kF32}) {
+  for (KvType type : {KvType::kF16, KvType::kQ8_0, KvType::kF32, KvType::kBF16}) {
     detail::set_attention_amx(amx);
     const int64_t n_blocks = (pos0 + NQ) / BT + 1;
     for (int64_t window : {0, 16}) {
@@ -346,7 +357,85 @@ TEST(Attention, GroupEqualsSingleQueries) {
       ASSERT_EQ(std::memcmp(group.data(), chunked.data(), group.size() * sizeof(float)), 0) << what;
     }
   }
-  detail::set_attention_amx(false);
+  detail::reset_attention_amx();
+}
+
+// Byte ranges of key T in one KV head of TYPE (K if IS_K): its values and
+// (q8_0) its scales.
+std::vector<std::pair<size_t, size_t>> token_bytes(KvType type, bool is_k, size_t D, size_t T, size_t t) {
+  std::vector<std::pair<size_t, size_t>> out;
+  const size_t es = type == KvType::kF32 ? 4 : type == KvType::kQ8_0 ? 1 : 2;
+  for (size_t i = 0; i < D; ++i) {
+    const size_t idx = type == KvType::kBF16 ? kv_bf16_index(is_k, D, T, t, i) : is_k ? i * T + t : t * D + i;
+    out.emplace_back(idx * es, es);
+  }
+  if (type == KvType::kQ8_0) {
+    const size_t g = static_cast<size_t>(kv_q8_group(static_cast<int>(D))), ng = D / g;
+    for (size_t j = 0; j < ng; ++j) out.emplace_back(D * T + (is_k ? j * T + t : t * ng + j) * 2, 2);
+  }
+  return out;
+}
+
+// Keys nobody may see (after the last query, before the window) can hold
+// anything a block held before, NaN included: the results are the same
+// bits as with finite values there (a zero weight times NaN would not be).
+TEST(Attention, UnseenKeysNeverReachTheOutput) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int H = 4, KVH = 2, HD = 64, BT = 32, NQ = 8;
+  for (bool amx : amx_settings())
+  for (KvType type : {KvType::kF16, KvType::kBF16, KvType::kQ8_0, KvType::kF32}) {
+    detail::set_attention_amx(amx);
+    for (int64_t window : {0, 12}) {
+      for (int n_queries : {1, NQ}) {
+        const int64_t pos = 41 - n_queries;  // queries up to 40: keys 41..63 unseen (window 12: 0..28 too)
+        std::vector<std::vector<uint8_t>> k, v;
+        for (int b = 0; b < 2; ++b) {
+          k.push_back(random_block(type, KVH, HD, BT, true, rng));
+          v.push_back(random_block(type, KVH, HD, BT, false, rng));
+        }
+        std::vector<float> q(static_cast<size_t>(NQ * H * HD)), clean(q.size()), poisoned(q.size());
+        for (auto& x : q) x = nd(rng);
+        std::vector<float> scratch(attention_scratch_floats(BT, HD, NQ, H / KVH));
+        auto run = [&](float* out) {
+          const uint8_t* kp[2] = {k[0].data(), k[1].data()};
+          const uint8_t* vp[2] = {v[0].data(), v[1].data()};
+          AttentionArgs a;
+          a.q = q.data();
+          a.out = out;
+          a.n_queries = n_queries;
+          a.q_stride = a.out_stride = H * HD;
+          a.n_heads = H;
+          a.n_kv_heads = KVH;
+          a.head_dim = HD;
+          a.scale = 0.125f;
+          a.pos = pos;
+          a.window = window;
+          a.k_blocks = kp;
+          a.v_blocks = vp;
+          a.block_tokens = BT;
+          a.kv_type = type;
+          a.scratch = scratch.data();
+          attention(a, 0, H);
+        };
+        run(clean.data());
+        const size_t hb = kv_head_bytes(type, HD, BT);
+        for (int64_t key = 0; key < 2 * BT; ++key) {
+          if (key <= 40 && (window == 0 || key > pos - window)) continue;  // someone sees it
+          for (int h = 0; h < KVH; ++h) {
+            for (bool is_k : {true, false}) {
+              uint8_t* head = (is_k ? k : v)[static_cast<size_t>(key / BT)].data() + static_cast<size_t>(h) * hb;
+              for (auto [off, n] : token_bytes(type, is_k, HD, BT, static_cast<size_t>(key % BT))) std::memset(head + off, 0xFF, n);
+            }
+          }
+        }
+        run(poisoned.data());
+        ASSERT_EQ(std::memcmp(clean.data(), poisoned.data(), static_cast<size_t>(n_queries * H * HD) * sizeof(float)), 0)
+            << kv_type_name(type) << " window " << window << " queries " << n_queries << (amx ? " on AMX tiles" : "");
+      }
+    }
+  }
+  detail::reset_attention_amx();
 }
 
 // The paired kernels share loads only: each query's result has the bits of

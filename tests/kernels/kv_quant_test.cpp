@@ -97,13 +97,17 @@ TEST(KvQuant, ZeroAndHugeGroups) {
 }
 
 TEST(KvType, NamesIdsAndLayout) {
-  for (KvType t : {KvType::kF32, KvType::kF16, KvType::kQ8_0}) EXPECT_EQ(parse_kv_type(kv_type_name(t)), t);
+  for (KvType t : {KvType::kF32, KvType::kF16, KvType::kQ8_0, KvType::kBF16}) EXPECT_EQ(parse_kv_type(kv_type_name(t)), t);
   EXPECT_FALSE(parse_kv_type("q8").has_value());
   EXPECT_FALSE(parse_kv_type("F16").has_value());
   // Stable ids: folded into prefix-cache keys and stored on disk.
   EXPECT_EQ(kv_type_id(KvType::kF32), 1u);
   EXPECT_EQ(kv_type_id(KvType::kF16), 2u);
   EXPECT_EQ(kv_type_id(KvType::kQ8_0), 3u);
+  EXPECT_EQ(kv_type_id(KvType::kBF16), 4u);
+  EXPECT_EQ(kv_head_bytes(KvType::kBF16, 128, 32), 128u * 32 * 2);
+  EXPECT_EQ(kv_head_bytes(KvType::kBF16, 7, 32), 0u);  // pairs of dims
+  EXPECT_EQ(kv_head_bytes(KvType::kBF16, 8, 7), 0u);   // pairs of keys
   EXPECT_EQ(kv_q8_group(128), 32);
   EXPECT_EQ(kv_q8_group(64), 32);
   EXPECT_EQ(kv_q8_group(16), 16);
@@ -125,6 +129,20 @@ TEST(KvType, NamesIdsAndLayout) {
   for (int i = 0; i < D; ++i) EXPECT_NEAR(kv_load(KvType::kQ8_0, head.data(), true, D, T, 3, i), row[static_cast<size_t>(i)], 0.05f);
   quantize_kv_q8(row.data(), D, G, q + 2 * D, 1, d + 2 * (D / G), 1);  // V of token 2
   for (int i = 0; i < D; ++i) EXPECT_NEAR(kv_load(KvType::kQ8_0, head.data(), false, D, T, 2, i), row[static_cast<size_t>(i)], 0.05f);
+
+  // bf16 pairs: K rows pair dims 2j, 2j+1 of each key; V rows pair keys 2j,
+  // 2j+1 over all dims (the tile operand layout).
+  EXPECT_EQ(kv_bf16_index(true, 64, 32, 0, 0), 0u);
+  EXPECT_EQ(kv_bf16_index(true, 64, 32, 0, 1), 1u);
+  EXPECT_EQ(kv_bf16_index(true, 64, 32, 1, 0), 2u);
+  EXPECT_EQ(kv_bf16_index(true, 64, 32, 5, 3), (1u * 32 + 5) * 2 + 1);
+  EXPECT_EQ(kv_bf16_index(false, 64, 32, 0, 0), 0u);
+  EXPECT_EQ(kv_bf16_index(false, 64, 32, 1, 0), 1u);
+  EXPECT_EQ(kv_bf16_index(false, 64, 32, 0, 1), 2u);
+  EXPECT_EQ(kv_bf16_index(false, 64, 32, 5, 3), (2u * 64 + 3) * 2 + 1);
+  std::vector<uint16_t> bf(static_cast<size_t>(64 * 32));
+  bf[kv_bf16_index(false, 64, 32, 5, 3)] = f32_to_bf16(1.5f);
+  EXPECT_EQ(kv_load(KvType::kBF16, reinterpret_cast<const uint8_t*>(bf.data()), false, 64, 32, 5, 3), 1.5f);
 }
 
 }  // namespace

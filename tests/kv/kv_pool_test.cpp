@@ -25,7 +25,7 @@ KvShape shape(kernels::KvType type, int head_dim, int block_tokens = 32) {
 TEST(KvPool, WritesEveryTypeWhereTheLayoutSays) {
   std::mt19937 rng(2);
   std::normal_distribution<float> nd(0.0f, 2.0f);
-  for (auto type : {kernels::KvType::kF32, kernels::KvType::kF16, kernels::KvType::kQ8_0}) {
+  for (auto type : {kernels::KvType::kF32, kernels::KvType::kF16, kernels::KvType::kQ8_0, kernels::KvType::kBF16}) {
     for (int hd : {8, 16, 64, 128}) {
       const KvShape s = shape(type, hd, 16);
       auto pool = KvPool::create(s, s.block_bytes() * 2);
@@ -53,7 +53,7 @@ TEST(KvPool, WritesEveryTypeWhereTheLayoutSays) {
         for (int h = 0; h < s.n_kv_heads; ++h) {
           const float* kr = k_rows[w].data() + h * hd;
           const float* vr = v_rows[w].data() + h * hd;
-          // q8_0: the group's step is amax / 127; f16: relative 2^-11.
+          // q8_0: the group's step is amax / 127; f16: relative 2^-11; bf16: 2^-8.
           float kmax = 0, vmax = 0;
           for (int i = 0; i < hd; ++i) kmax = std::max(kmax, std::fabs(kr[i])), vmax = std::max(vmax, std::fabs(vr[i]));
           for (int i = 0; i < hd; ++i) {
@@ -63,8 +63,9 @@ TEST(KvPool, WritesEveryTypeWhereTheLayoutSays) {
                                              s.block_tokens, t, i);
             auto tol = [&](float x, float amax) {
               return type == kernels::KvType::kF32   ? 0.0f
-                     : type == kernels::KvType::kF16 ? std::fabs(x) / 2048 + 3e-8f  // + half a subnormal step
-                                                      : amax / 127 / 2 * 1.001f;
+                     : type == kernels::KvType::kF16  ? std::fabs(x) / 2048 + 3e-8f  // + half a subnormal step
+                     : type == kernels::KvType::kBF16 ? std::fabs(x) / 256
+                                                       : amax / 127 / 2 * 1.001f;
             };
             // (Groups of 32 have their own amax, at most the head's.)
             ASSERT_LE(std::fabs(k - kr[i]), tol(kr[i], kmax)) << kernels::kv_type_name(type) << " hd " << hd;
@@ -95,13 +96,16 @@ TEST(KvPool, BytesPerTokenAndRefusedShapes) {
         << pool.message();
     EXPECT_TRUE(KvPool::create(shape(kernels::KvType::kF16, hd), 1 << 20).ok()) << hd;
   }
+  auto odd = KvPool::create(shape(kernels::KvType::kBF16, 7), 1 << 20);
+  ASSERT_FALSE(odd.ok());
+  EXPECT_NE(odd.message().find("bf16 KV cache needs an even head size"), std::string::npos) << odd.message();
 }
 
 // Blocks of one type never serve another: the types' stable ids are folded
 // into the prefix cache's root key.
 TEST(KvPool, TypesHaveTheirOwnCacheKeys) {
   std::vector<BlockKey> roots;
-  for (auto type : {kernels::KvType::kF32, kernels::KvType::kF16, kernels::KvType::kQ8_0}) {
+  for (auto type : {kernels::KvType::kF32, kernels::KvType::kF16, kernels::KvType::kQ8_0, kernels::KvType::kBF16}) {
     const KvShape s = shape(type, 32);
     auto pool = KvPool::create(s, s.block_bytes() * 2);
     ASSERT_TRUE(pool.ok());

@@ -171,7 +171,8 @@ TEST(Determinism, QuantizedWeights) {
 INSTANTIATE_TEST_SUITE_P(Models, Determinism,
                          ::testing::Combine(::testing::Values("stories260K.gguf", "qwen2-tiny-random.gguf",
                                                               "qwen3-tiny-random.gguf", "gemma3-tiny-random.gguf"),
-                                            ::testing::Values(kernels::KvType::kF16, kernels::KvType::kQ8_0)),
+                                            ::testing::Values(kernels::KvType::kF16, kernels::KvType::kQ8_0,
+                                                              kernels::KvType::kBF16)),
                          [](const auto& info) {
                            std::string n = std::get<0>(info.param);
                            return n.substr(0, n.find_first_of("-.")) + "_" + kernels::kv_type_name(std::get<1>(info.param));

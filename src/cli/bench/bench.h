@@ -45,6 +45,10 @@ class Driver {
   virtual std::optional<int64_t> count_tokens(const std::string& text) = 0;
   // What is measured, for reports ("tandem engine, qwen3-0.6b ...").
   virtual json describe() const = 0;
+  // Waits until the server has finished the background work of earlier
+  // requests (disk writes), where the driver can tell: an agent's next
+  // turn comes after its tool ran, not the instant its last one ended.
+  virtual Status settle() { return {}; }
 };
 
 // The in-process driver: model, tokenizer and an Engine.
@@ -61,6 +65,8 @@ class EngineDriver : public Driver {
   Outcome run(const Job& job) override;
   std::optional<int64_t> count_tokens(const std::string& text) override;
   json describe() const override;
+  // Waits for the disk tier's writes (Engine::flush).
+  Status settle() override;
 
   // Flushes the disk tier, destroys the engine and makes a new one on the
   // same options: what a restart keeps is what the disk tier kept.

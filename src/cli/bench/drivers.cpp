@@ -34,11 +34,14 @@ Result<std::unique_ptr<EngineDriver>> EngineDriver::create(const EngineSetup& se
   return d;
 }
 
+Status EngineDriver::settle() {
+  if (!engine_->has_disk_tier()) return {};
+  auto f = engine_->flush();
+  return f ? Status{} : f.status();
+}
+
 Status EngineDriver::restart() {
-  if (engine_->has_disk_tier()) {
-    auto f = engine_->flush();
-    if (!f) return f.status();
-  }
+  if (Status s = settle(); !s.ok()) return s;
   engine_.reset();
   auto e = engine::Engine::create(*model_, *tok_, setup_.engine);
   if (!e) return e.status();

@@ -170,6 +170,10 @@ Result<json> bench_resume(Driver& d, EngineDriver* restart_driver, const ResumeO
   Progress progress("resume", static_cast<int64_t>(o.lengths.size()) * (restart_driver ? 3 : 2));
   for (int64_t len : o.lengths) {
     auto turn = [&](const std::string& text) {
+      // Each turn starts on an idle server: the disk writes of the turn
+      // before (a 3,500-token prefix is 400 MB of f16 blocks) would
+      // otherwise share its two cores with this one.
+      if (Status s = d.settle(); !s.ok()) return Outcome{false, s.message()};
       Job j;
       j.prompt = text;
       j.max_tokens = 1;
@@ -229,6 +233,23 @@ Result<json> bench_resume(Driver& d, EngineDriver* restart_driver, const ResumeO
   return json{{"new_tokens", o.new_tokens}, {"rows", rows}};
 }
 
+namespace {
+
+// The engine's metrics once it has published the step that finished the
+// last request (a request ends inside a step; the step's figures follow
+// at its end).
+engine::EngineMetrics idle_metrics(engine::Engine& e) {
+  const auto until = Clock::now() + std::chrono::seconds(10);
+  engine::EngineMetrics m = e.metrics();
+  while ((m.running > 0 || m.waiting > 0) && Clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    m = e.metrics();
+  }
+  return m;
+}
+
+}  // namespace
+
 Result<json> bench_memory(EngineDriver& d, const MemoryOptions& o) {
   const model::Model& m = d.model();
   const int bt = d.setup().engine.block_tokens;
@@ -252,7 +273,7 @@ Result<json> bench_memory(EngineDriver& d, const MemoryOptions& o) {
   // N agents: one shared prefix (a system prompt and tools), a private tail each.
   engine::Engine& e = d.engine();
   const std::string shared = sized_prompt(d, o.shared_tokens, fresh_tag("system"));
-  const auto before = e.metrics();
+  const auto before = idle_metrics(e);
   const int64_t free_before = before.kv_blocks_free;
   Progress progress("memory", o.agents);
   auto agent = [&](int i) {
@@ -275,7 +296,7 @@ Result<json> bench_memory(EngineDriver& d, const MemoryOptions& o) {
   for (const Outcome& r : rest) {
     if (!r.ok) return Status::errorf("memory: {}", r.error);
   }
-  const auto after = e.metrics();
+  const auto after = idle_metrics(e);
   const int64_t used = free_before - after.kv_blocks_free;  // blocks now holding KV
   const int64_t per_agent_tokens = first.prompt_tokens;
   const int64_t private_copies = o.agents * ((per_agent_tokens + bt - 1) / bt);
