@@ -1,5 +1,5 @@
-// What an 8-bit KV cache costs in quality: q8_0 (and f32) against f16 on
-// the same tokens, per model.
+// What an 8-bit KV cache costs in quality: q8_0, bf16 (and f32) against
+// f16 on the same tokens, per model.
 //
 //   build/bench/kv_quality_bench [--tokens N] [--model FILE]... [--hf DIR]...
 //
@@ -14,9 +14,9 @@
 // bits of decoding token by token) and its next-token distributions are
 // compared with f16's: mean and max KL(f16 || type) in nats, and the share
 // of positions whose argmax is f16's token. f32 vs f16 gives the scale of
-// f16's own rounding. Then q8_0 generates on its own (free running): the
-// first position where its greedy tokens leave f16's, and the share of
-// positions with the same token. Also the KV bytes per token of each type.
+// f16's own rounding. Then q8_0 and bf16 generate on their own (free
+// running): the first position where their greedy tokens leave f16's, and
+// the share of positions with the same token. Also the KV bytes per token of each type.
 #include "hf_llama.h"
 #include "kv/kv_pool.h"
 #include "model/model.h"
@@ -158,7 +158,8 @@ void run_model(const std::string& path, const std::string& label, Decoder dec, i
     fmt::print("{}: {} tokens exceed the context of {}\n", label, total, c.ctx);
     return;
   }
-  const KvType types[] = {KvType::kF16, KvType::kQ8_0, KvType::kF32};
+  const KvType types[] = {KvType::kF16, KvType::kQ8_0, KvType::kF32, KvType::kBF16};
+  constexpr int kTypes = 4;
   std::vector<std::unique_ptr<kv::KvPool>> pools;
   for (KvType t : types) {
     const kv::KvShape shape = m.kv_shape(t);
@@ -179,21 +180,21 @@ void run_model(const std::string& path, const std::string& label, Decoder dec, i
 
   // Teacher forcing: every type over SEQ in lockstep chunks; rows P-1 .. total-2 predict seq[row + 1].
   const int vocab = c.vocab;
-  Seq s[3];
-  std::vector<float> logits[3];
-  Compare q8_vs_f16, f32_vs_f16, q8_vs_f32;
+  Seq s[kTypes];
+  std::vector<float> logits[kTypes];
+  Compare q8_vs_f16, f32_vs_f16, q8_vs_f32, bf16_vs_f16;
   int64_t f16_self = 0;
-  std::vector<double> lp[3];
+  std::vector<double> lp[kTypes];
   const std::span<const int32_t> all_tokens(seq);
   for (int64_t start = 0; start < total - 1; start += kChunk) {
     const int64_t n = std::min<int64_t>(kChunk, total - 1 - start);
-    for (int t = 0; t < 3; ++t) {
+    for (int t = 0; t < kTypes; ++t) {
       if (!feed(m, *pools[static_cast<size_t>(t)], s[t], all_tokens, n, true, logits[t])) return;
     }
     for (int64_t r = 0; r < n; ++r) {
       const int64_t pos = start + r;
       if (pos < P - 1) continue;
-      for (int t = 0; t < 3; ++t) log_softmax(logits[t].data() + r * vocab, vocab, lp[t]);
+      for (int t = 0; t < kTypes; ++t) log_softmax(logits[t].data() + r * vocab, vocab, lp[t]);
       const int32_t next = seq[static_cast<size_t>(pos + 1)];
       f16_self += argmax(logits[0].data() + r * vocab, vocab) == next;
       auto add = [&](Compare& cmp, int p, int q) {
@@ -206,16 +207,25 @@ void run_model(const std::string& path, const std::string& label, Decoder dec, i
       add(q8_vs_f16, 0, 1);
       add(f32_vs_f16, 0, 2);
       add(q8_vs_f32, 2, 1);
+      add(bf16_vs_f16, 0, 3);
     }
   }
-  for (int t = 0; t < 3; ++t) release(*pools[static_cast<size_t>(t)], s[t]);
+  for (int t = 0; t < kTypes; ++t) release(*pools[static_cast<size_t>(t)], s[t]);
   if (f16_self != n_new) fmt::print("  (!) teacher-forced f16 disagrees with its own greedy run at {} positions\n", n_new - f16_self);
 
-  // Free running: q8_0's own greedy continuation.
-  const std::vector<int32_t> q8_seq = greedy(m, *pools[1], prompt, n_new);
-  int64_t first = 0, same = 0;
-  while (first < n_new && q8_seq[static_cast<size_t>(P + first)] == seq[static_cast<size_t>(P + first)]) ++first;
-  for (int64_t i = 0; i < n_new; ++i) same += q8_seq[static_cast<size_t>(P + i)] == seq[static_cast<size_t>(P + i)];
+  // Free running: q8_0's and bf16's own greedy continuations.
+  struct Run {
+    const char* name;
+    std::vector<int32_t> seq;
+    int64_t first = 0, same = 0;
+  };
+  std::vector<Run> runs;
+  for (int t : {1, 3}) {
+    Run r{kernels::kv_type_name(types[t]), greedy(m, *pools[static_cast<size_t>(t)], prompt, n_new)};
+    while (r.first < n_new && r.seq[static_cast<size_t>(P + r.first)] == seq[static_cast<size_t>(P + r.first)]) ++r.first;
+    for (int64_t i = 0; i < n_new; ++i) r.same += r.seq[static_cast<size_t>(P + i)] == seq[static_cast<size_t>(P + i)];
+    runs.push_back(std::move(r));
+  }
 
   auto row = [](const char* what, const Compare& cmp) {
     fmt::print("  {:<16} mean KL {:.2e}  max KL {:.2e}  same argmax {:.1f}%\n", what, cmp.kl_sum / static_cast<double>(cmp.n),
@@ -225,12 +235,16 @@ void run_model(const std::string& path, const std::string& label, Decoder dec, i
   row("q8_0 vs f16", q8_vs_f16);
   row("f32 vs f16", f32_vs_f16);
   row("q8_0 vs f32", q8_vs_f32);
-  fmt::print("  free-running q8_0 greedy: first divergence at token {} of {}, {:.1f}% of tokens identical\n", first,
-             n_new, 100.0 * static_cast<double>(same) / static_cast<double>(n_new));
-  // The texts from a few tokens before they part.
-  const size_t from = static_cast<size_t>(P + std::max<int64_t>(0, first - 8));
-  fmt::print("  f16  [{}..]: {}\n", from - static_cast<size_t>(P), dec.text(std::span<const int32_t>(seq).subspan(from)));
-  fmt::print("  q8_0 [{}..]: {}\n", from - static_cast<size_t>(P), dec.text(std::span<const int32_t>(q8_seq).subspan(from)));
+  row("bf16 vs f16", bf16_vs_f16);
+  for (const Run& r : runs) {
+    fmt::print("  free-running {} greedy: first divergence at token {} of {}, {:.1f}% of tokens identical\n", r.name,
+               r.first, n_new, 100.0 * static_cast<double>(r.same) / static_cast<double>(n_new));
+    // The texts from a few tokens before they part.
+    const size_t from = static_cast<size_t>(P + std::max<int64_t>(0, r.first - 8));
+    fmt::print("    f16  [{}..]: {}\n", from - static_cast<size_t>(P), dec.text(std::span<const int32_t>(seq).subspan(from)));
+    fmt::print("    {:<4} [{}..]: {}\n", r.name, from - static_cast<size_t>(P),
+               dec.text(std::span<const int32_t>(r.seq).subspan(from)));
+  }
 }
 
 }  // namespace

@@ -27,7 +27,7 @@ using bench::json;
 
 struct BenchOptions {
   std::string scenario;  // throughput | resume | memory | all
-  std::string model, like, type = "q8_0", kv_type = "f16";
+  std::string model, like, type = "q8_0", kv_type = "auto";
   std::string url, api = "openai", model_name = "default", api_key;
   int threads = 0;
   int64_t ctx = 0;
@@ -129,8 +129,7 @@ int run_bench(BenchOptions o) {
     if (o.lengths.size() < 2) o.lengths.push_back(std::max<int64_t>(100, model_ctx / 2));
   }
   if (o.shared == 0) o.shared = std::min<int64_t>(o.quick ? 4000 : 20000, model_ctx / 2);
-  const auto kv_type = kernels::parse_kv_type(o.kv_type);
-  if (!kv_type) return fail(fmt::format("unknown --kv-type '{}' ({})", o.kv_type, kernels::kv_type_names()));
+  if (std::string why = check_kv_type_option(o.kv_type); !why.empty()) return fail(why);
 
   json report = {{"tandem", "0.1.0"}, {"date", now_iso()}, {"command", o.argv}, {"machine", bench::machine_json()}};
   std::vector<bench::Chart> charts;
@@ -153,7 +152,7 @@ int run_bench(BenchOptions o) {
     if (want_memory) need = std::max<int64_t>(need, o.shared + o.private_tokens + 64);
     if (want_throughput) need = std::max<int64_t>(need, 2048);
     s.ctx = need;
-    s.engine.kv_type = *kv_type;
+    s.kv_type = o.kv_type;
     s.engine.max_batch_tokens = o.max_batch_tokens;
     s.engine.max_batch_size = o.max_batch_size;
     s.engine.batch_wait_ms = 0;  // requests arrive together from the bench's threads
@@ -249,7 +248,7 @@ void register_bench(CLI::App& app, Action& action) {
   cmd->add_option("--api-key", o->api_key, "API key sent with --url");
   cmd->add_option("-t,--threads", o->threads, "Compute threads (default: one per core)");
   cmd->add_option("--ctx", o->ctx, "Context length (default: what the scenarios need)");
-  cmd->add_option("--kv-type", o->kv_type, std::string("KV cache type: ") + kernels::kv_type_names())
+  cmd->add_option("--kv-type", o->kv_type, kv_type_option_help())
       ->capture_default_str();
   cmd->add_option("--kv-memory-mb", o->kv_memory_mb, "KV cache budget in MiB (default: 20% of available RAM)");
   cmd->add_option("--max-batch-tokens", o->max_batch_tokens, "Tokens per engine step")->capture_default_str();

@@ -2,6 +2,7 @@
 // engine, streaming it as it comes, then report prompt and generation speed.
 #include "cli/commands.h"
 #include "engine/engine.h"
+#include "kernels/attention.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -18,7 +19,7 @@ namespace tandem::cli {
 namespace {
 
 struct RunOptions {
-  std::string model, prompt, kv_type = "f16";
+  std::string model, prompt, kv_type = "auto";
   int n_predict = 128;
   int64_t ctx = 0;
   int threads = 0;
@@ -35,19 +36,18 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 // sequence, streaming the text as it comes.
 int run_generate(RunOptions o) {
   if (o.n_predict < 0) return fail("-n must be >= 0");
-  const auto kv_type = kernels::parse_kv_type(o.kv_type);
-  if (!kv_type) return fail(fmt::format("unknown --kv-type '{}' ({})", o.kv_type, kernels::kv_type_names()));
+  if (std::string why = check_kv_type_option(o.kv_type); !why.empty()) return fail(why);
   engine::EngineOptions eo;
   eo.max_batch_size = 1;
   eo.max_batch_tokens = 512;
   eo.batch_wait_ms = 0;
-  eo.kv_type = *kv_type;
   const model::Model::Options mo = engine::model_options_for(eo, o.ctx, o.threads);
   auto loaded = model::Model::load(o.model, mo);
   if (!loaded) return fail(loaded.message());
   model::Model& m = **loaded;
   auto tok = tokenizer::Tokenizer::from_gguf(m.file());
   if (!tok) return fail(tok.message());
+  eo.kv_type = resolve_kv_type_option(o.kv_type, m.config().head_dim, eo.block_tokens);
 
   tokenizer::EncodeOptions enc;
   enc.add_bos = tok->adds_bos();
@@ -115,6 +115,20 @@ int run_generate(RunOptions o) {
 }  // namespace
 
 // The model shipped in the repository: models/ next to the build folder.
+std::string kv_type_option_help() {
+  return std::string("KV cache type: auto (bf16 where attention runs on AMX tiles, else f16), ") + kernels::kv_type_names();
+}
+
+std::string check_kv_type_option(const std::string& name) {
+  if (name == "auto" || kernels::parse_kv_type(name)) return "";
+  return fmt::format("unknown --kv-type '{}' (auto, {})", name, kernels::kv_type_names());
+}
+
+kernels::KvType resolve_kv_type_option(const std::string& name, int head_dim, int block_tokens) {
+  if (name == "auto") return kernels::auto_kv_type(head_dim, block_tokens);
+  return kernels::parse_kv_type(name).value_or(kernels::KvType::kF16);
+}
+
 std::string default_model_path() {
   std::error_code ec;
   const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
@@ -148,7 +162,7 @@ void register_run(CLI::App& app, Action& action) {
   cmd->add_option("--seed", o->seed, "Random seed (default: random)");
   cmd->add_option("--ctx", o->ctx, "Context length (default: the model's)");
   cmd->add_option("-t,--threads", o->threads, "Threads (default: one per core)");
-  cmd->add_option("--kv-type", o->kv_type, std::string("KV cache type: ") + kernels::kv_type_names())
+  cmd->add_option("--kv-type", o->kv_type, kv_type_option_help())
       ->capture_default_str();
   cmd->add_flag("--special", o->special, "Recognize special tokens written in the prompt");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating after an end-of-generation token");

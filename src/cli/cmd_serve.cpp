@@ -23,7 +23,7 @@ namespace tandem::cli {
 namespace {
 
 struct ServeOptions {
-  std::string model, model_name, kv_type = "f16";
+  std::string model, model_name, kv_type = "auto";
   std::string host = "127.0.0.1";
   int port = 8000;
   std::vector<std::string> api_keys, aliases, logit_bias;
@@ -99,9 +99,7 @@ int serve(ServeOptions o) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   if (!o.quiet) spdlog::set_level(spdlog::level::info);
   else spdlog::set_level(spdlog::level::warn);
-  const auto kv_type = kernels::parse_kv_type(o.kv_type);
-  if (!kv_type) return fail(fmt::format("unknown --kv-type '{}' ({})", o.kv_type, kernels::kv_type_names()));
-  o.engine.kv_type = *kv_type;
+  if (std::string why = check_kv_type_option(o.kv_type); !why.empty()) return fail(why);
   std::vector<server::ApiKey> keys;
   for (const auto& spec : o.api_keys) {
     auto k = server::parse_api_key(spec);
@@ -118,10 +116,11 @@ int serve(ServeOptions o) {
   model::Model& m = **loaded;
   auto tok = tokenizer::Tokenizer::from_gguf(m.file());
   if (!tok) return fail(tok.message());
+  o.engine.kv_type = resolve_kv_type_option(o.kv_type, m.config().head_dim, o.engine.block_tokens);
   std::string disk_note = "off (--no-disk-cache)";
   if (!o.no_disk_cache) {
     const std::string base = o.cache_dir.empty() ? default_cache_base() : o.cache_dir;
-    o.engine.cache_dir = model_cache_dir(base, o.model, m.fingerprint(), o.kv_type);
+    o.engine.cache_dir = model_cache_dir(base, o.model, m.fingerprint(), kernels::kv_type_name(o.engine.kv_type));
     o.engine.cache_disk_bytes = o.cache_disk_mb > 0 ? static_cast<uint64_t>(o.cache_disk_mb * 1024 * 1024)
                                                     : default_disk_budget(o.engine.cache_dir);
   }
@@ -238,7 +237,7 @@ void register_serve(CLI::App& app, Action& action) {
   cmd->add_option("--kv-memory-mb", o->kv_memory_mb, "KV cache budget in MiB (default: --kv-memory-percent)");
   cmd->add_option("--kv-memory-percent", o->kv_memory_percent, "KV cache budget as a fraction of available RAM")
       ->capture_default_str();
-  cmd->add_option("--kv-type", o->kv_type, std::string("KV cache type: ") + kernels::kv_type_names())
+  cmd->add_option("--kv-type", o->kv_type, kv_type_option_help())
       ->capture_default_str();
   cmd->add_option("--max-batch-tokens", o->engine.max_batch_tokens, "Tokens per engine step")->capture_default_str();
   cmd->add_option("--max-batch-size", o->engine.max_batch_size, "Sequences per engine step")->capture_default_str();

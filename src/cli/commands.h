@@ -2,6 +2,8 @@
 // sets a callback; a callback returns the process exit code.
 #pragma once
 
+#include "kernels/kv_type.h"
+
 #include <CLI/CLI.hpp>
 
 #include <functional>
@@ -25,5 +27,14 @@ std::string default_model_path();
 
 // Prints "tandem: error: MESSAGE" on stderr and returns the exit code 1.
 int fail(const std::string& message);
+
+// --kv-type: a KV type's name (kernels/kv_type.h) or "auto", bf16 where the
+// model's attention runs on AMX tiles, else f16 (kernels::auto_kv_type).
+std::string kv_type_option_help();
+// The error for a NAME that is neither; "" when it is accepted.
+std::string check_kv_type_option(const std::string& name);
+// The type NAME (accepted by check_kv_type_option) stands for with heads
+// of HEAD_DIM in blocks of BLOCK_TOKENS.
+kernels::KvType resolve_kv_type_option(const std::string& name, int head_dim, int block_tokens);
 
 }  // namespace tandem::cli

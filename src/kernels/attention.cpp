@@ -572,6 +572,14 @@ const char* attention_path_name() {
   return bf16 ? "f16 attention: f32; bf16: amx-bf16" : "f16 attention: f32; bf16: f32";
 }
 
+KvType auto_kv_type(int head_dim, int block_tokens) {
+  AttentionArgs a;
+  a.kv_type = KvType::kBF16;
+  a.head_dim = head_dim;
+  a.block_tokens = block_tokens;
+  return detail::attention_amx_fits(a) && detail::attention_amx_on(KvType::kBF16) ? KvType::kBF16 : KvType::kF16;
+}
+
 void scores_block_f32(const float* q, const float* k_t, size_t d, size_t t, float* out) {
   HWY_DYNAMIC_DISPATCH(ScoresBlockF32)(q, k_t, d, t, out);
 }

@@ -67,6 +67,12 @@ void attention(const AttentionArgs& a, int head_begin, int head_end);
 // computed one way is never mixed with the other.
 const char* attention_path_name();
 
+// The KV type a cache should default to for heads of HEAD_DIM in blocks of
+// BLOCK_TOKENS: bf16 where its attention runs on the AMX tile unit
+// (attention_amx.h: 1.6-2x faster prefill and cached turns, the same
+// decode speed), else f16.
+KvType auto_kv_type(int head_dim, int block_tokens);
+
 // Scalar reference twin: K and V dequantized (kv_load), full softmax in
 // double (one query: n_queries is ignored).
 void attention_reference(const AttentionArgs& a);

@@ -234,8 +234,8 @@ TEST(Cli, RunGreedyMatchesGoldenWithTheShippedModel) {
 }
 
 TEST(Cli, RunErrors) {
-  EXPECT_NE(tandem("run -p hi --kv-type q3").err.find("unknown --kv-type 'q3' (f32, f16, bf16, q8_0)"), std::string::npos);
-  EXPECT_NE(tandem("serve --port 0 --kv-type q3").err.find("unknown --kv-type 'q3' (f32, f16, bf16, q8_0)"),
+  EXPECT_NE(tandem("run -p hi --kv-type q3").err.find("unknown --kv-type 'q3' (auto, f32, f16, bf16, q8_0)"), std::string::npos);
+  EXPECT_NE(tandem("serve --port 0 --kv-type q3").err.find("unknown --kv-type 'q3' (auto, f32, f16, bf16, q8_0)"),
             std::string::npos);
   // q8_0 keeps one scale per 32 head values (or per head of 8 or 16): heads of 4 are refused.
   CliRun q8 = tandem("run -m " + tandem::test::shared_model("llama-2-tiny-random.gguf") + " -p hi --kv-type q8_0");

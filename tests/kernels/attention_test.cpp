@@ -253,6 +253,19 @@ TEST(Attention, EveryTargetMatchesReference) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
+// --kv-type auto: bf16 exactly where its attention would run on tiles.
+TEST(Attention, AutoKvTypeIsBf16WhereTilesRunIt) {
+  const bool tiles = detail::attention_amx_on(KvType::kBF16);
+  EXPECT_EQ(auto_kv_type(128, 32), tiles ? KvType::kBF16 : KvType::kF16);
+  EXPECT_EQ(auto_kv_type(64, 64), tiles ? KvType::kBF16 : KvType::kF16);
+  EXPECT_EQ(auto_kv_type(80, 32), KvType::kF16);  // not whole tiles: f16 reads faster there
+  EXPECT_EQ(auto_kv_type(8, 32), KvType::kF16);
+  EXPECT_EQ(auto_kv_type(128, 16), KvType::kF16);
+  detail::set_attention_amx(false);
+  EXPECT_EQ(auto_kv_type(128, 32), KvType::kF16);
+  detail::reset_attention_amx();
+}
+
 // A window of 1 sees only the current token: the output is its V row.
 TEST(Attention, WindowOfOneReturnsCurrentValue) {
   const int hd = 8;

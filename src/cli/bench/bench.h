@@ -56,6 +56,7 @@ struct EngineSetup {
   std::string model_path;
   int64_t ctx = 0;
   int threads = 0;
+  std::string kv_type = "auto";  // --kv-type: sets engine.kv_type once the model is loaded
   engine::EngineOptions engine;
 };
 

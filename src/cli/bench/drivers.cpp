@@ -1,5 +1,6 @@
 // The two bench drivers: the engine in this process, and a server over HTTP.
 #include "cli/bench/bench.h"
+#include "cli/commands.h"
 #include "kernels/dot.h"
 #include "kernels/matmul.h"
 
@@ -25,10 +26,12 @@ Result<std::unique_ptr<EngineDriver>> EngineDriver::create(const EngineSetup& se
   auto m = model::Model::load(setup.model_path, mo);
   if (!m) return m.status();
   d->model_ = std::move(*m);
+  d->setup_.engine.kv_type =
+      cli::resolve_kv_type_option(setup.kv_type, d->model_->config().head_dim, setup.engine.block_tokens);
   auto tok = tokenizer::Tokenizer::from_gguf(d->model_->file());
   if (!tok) return tok.status();
   d->tok_ = std::make_unique<tokenizer::Tokenizer>(std::move(*tok));
-  auto e = engine::Engine::create(*d->model_, *d->tok_, setup.engine);
+  auto e = engine::Engine::create(*d->model_, *d->tok_, d->setup_.engine);
   if (!e) return e.status();
   d->engine_ = std::move(*e);
   return d;
