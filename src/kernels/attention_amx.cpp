@@ -86,6 +86,8 @@ bool attention_amx_fits(const AttentionArgs& a) {
 namespace {
 constexpr size_t kRows = 16;  // (query, head) rows per tile
 constexpr size_t kKeys = 32;  // keys per step
+constexpr size_t kSteps = 4;  // steps per softmax chunk
+constexpr size_t kChunkKeys = kSteps * kKeys;
 constexpr size_t kTileBytes = 1024;
 
 size_t rows_padded(int n_queries, int group) {
@@ -96,9 +98,11 @@ size_t rows_padded(int n_queries, int group) {
 
 size_t attention_amx_scratch_floats(int head_dim, int n_queries, int group) {
   const size_t hd = static_cast<size_t>(head_dim), r = rows_padded(n_queries, group);
-  // Q tiles (hi + lo bf16 = one float per element), K and V tiles of 32
-  // keys (hi + lo), S, P, P.V of one row tile, max and sum, alignment.
-  return r * hd + 2 * kKeys * hd + 2 * kRows * kKeys + 2 * kRows * kKeys + 2 * kRows * hd + 2 * r + 64;
+  // Q tiles (hi + lo bf16 = one float per element); per step of a chunk K
+  // and V tiles of 32 keys (hi + lo); S and P of two row tiles for a chunk;
+  // P.V of two row tiles; max and sum; alignment of each.
+  return r * hd + kSteps * 2 * kKeys * hd + 2 * kRows * kChunkKeys + kSteps * 4 * kTileBytes / 4 + 2 * kRows * hd +
+         2 * r + 16 * 16;
 }
 
 }  // namespace tandem::kernels::detail
@@ -229,6 +233,93 @@ T* carve(uint8_t*& at, size_t bytes) {
   return p;
 }
 
+// One step of 32 keys (inside one block) as B tiles: K (keys 0-15 or
+// 16-31, 32 dims from KC; hi, or lo of f16) and V (16 dims from DT; hi or
+// lo), with their row strides.
+struct StepKv {
+  int64_t ks = 0;   // first key
+  size_t slot = 0;  // step within its chunk
+  const uint8_t* k = nullptr;  // bf16: the block's pairs at key ks; f16: converted tiles
+  const uint8_t* v = nullptr;  // bf16 all seen: the block's pairs; else tiles in scratch
+  long k_stride = 64, v_stride = 64;
+  size_t bt = 0, hd = 0;  // block keys, head dims
+  bool k_direct = false, v_direct = false;
+
+  const uint8_t* k_tile(size_t kc, size_t half, size_t part) const {
+    if (k_direct) return k + (kc * 16 * bt + half * 16) * 4;  // 16 dim pairs x 16 keys
+    return k + ((kc * 2 + half) * 2 + part) * kTileBytes;
+  }
+  const uint8_t* v_tile(size_t dt, size_t part) const {
+    if (v_direct) return v + dt * 16 * 4;  // 16 key pairs x 16 dims
+    return v + (dt * 2 + part) * kTileBytes;
+  }
+};
+
+// Points X at the K and V of keys X.ks .. X.ks + 31 (a block's keys T_IN..
+// of heads KH, VH; [LO, HI] the ones anyone sees), converting into KT, VT
+// where they cannot be read in place: f16 always (to bf16 hi + lo pairs);
+// bf16 V when some of the keys are unseen, whose rows become zero so their
+// zero weights cannot meet a stale non-finite value.
+void prepare_step(StepKv& x, const uint16_t* kh, const uint16_t* vh, bool bf16, int64_t lo, int64_t hi, size_t t_in,
+                  size_t bt, size_t hd, uint8_t* kt, uint8_t* vt) {
+  const size_t n_kc = hd / 32, n_dt = hd / 16;
+  x.bt = bt;
+  x.hd = hd;
+  const bool all_seen = lo == x.ks && hi == x.ks + static_cast<int64_t>(kKeys) - 1;
+  x.k_direct = bf16;
+  x.v_direct = bf16 && all_seen;
+  if (bf16) {
+    x.k = reinterpret_cast<const uint8_t*>(kh + t_in * 2);
+    x.k_stride = static_cast<long>(bt) * 4;
+  } else {
+    // K: row d of the block holds its bt keys; a B row pairs dims 2j, 2j+1.
+    for (size_t kc = 0; kc < n_kc; ++kc) {
+      for (size_t half = 0; half < 2; ++half) {
+        uint8_t* dst = kt + ((kc * 2 + half) * 2) * kTileBytes;
+        for (size_t j = 0; j < 16; ++j) {
+          const uint16_t* k0 = kh + (kc * 32 + 2 * j) * bt + t_in + half * 16;
+          pair_rows(k0, k0 + bt, dst + j * 64, dst + kTileBytes + j * 64);
+        }
+      }
+    }
+    x.k = kt;
+    x.k_stride = 64;
+  }
+  if (x.v_direct) {
+    x.v = reinterpret_cast<const uint8_t*>(vh + t_in / 2 * hd * 2);
+    x.v_stride = static_cast<long>(hd) * 4;
+    return;
+  }
+  // V: a B row pairs keys 2j, 2j+1.
+  for (size_t dt = 0; dt < n_dt; ++dt) {
+    uint8_t* dst = vt + dt * 2 * kTileBytes;
+    for (size_t j = 0; j < 16; ++j) {
+      const int64_t t0 = x.ks + static_cast<int64_t>(2 * j);
+      if (t0 + 1 < lo || t0 > hi) {
+        _mm512_store_si512(dst + j * 64, _mm512_setzero_si512());
+        _mm512_store_si512(dst + kTileBytes + j * 64, _mm512_setzero_si512());
+        continue;
+      }
+      const size_t t = t_in + 2 * j;
+      if (bf16) {
+        _mm512_store_si512(dst + j * 64, _mm512_loadu_si512(vh + (t / 2 * hd + dt * 16) * 2));
+      } else {
+        const uint16_t* v0 = vh + t * hd + dt * 16;
+        pair_rows(v0, v0 + hd, dst + j * 64, dst + kTileBytes + j * 64);
+      }
+      if (t0 < lo || t0 + 1 > hi) {  // one of the pair unseen: zero its half
+        const __mmask32 keep = t0 < lo ? 0xAAAAAAAAu : 0x55555555u;
+        for (size_t part = 0; part < (bf16 ? 1u : 2u); ++part) {
+          uint8_t* row = dst + part * kTileBytes + j * 64;
+          _mm512_store_si512(row, _mm512_maskz_mov_epi16(keep, _mm512_load_si512(row)));
+        }
+      }
+    }
+  }
+  x.v = vt;
+  x.v_stride = 64;
+}
+
 }  // namespace
 
 void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
@@ -245,10 +336,11 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
   uint8_t* at = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(a.scratch) + 63) / 64 * 64);
   const size_t max_rows = rows_padded(a.n_queries, group);
   uint8_t* qt = carve<uint8_t>(at, max_rows / kRows * n_kc * 2 * kTileBytes);  // [tile][kc][hi, lo]
-  uint8_t* kt = carve<uint8_t>(at, n_kc * 2 * 2 * kTileBytes);                 // [kc][half][hi, lo]
-  uint8_t* vt = carve<uint8_t>(at, n_dt * 2 * kTileBytes);                     // [dt][hi, lo]
-  float* s = carve<float>(at, 2 * kRows * kKeys * 4);  // two row tiles
-  uint8_t* pt = carve<uint8_t>(at, 4 * kTileBytes);  // P hi, lo of two row tiles
+  const size_t kt_step = n_kc * 2 * 2 * kTileBytes, vt_step = n_dt * 2 * kTileBytes;
+  uint8_t* kt = carve<uint8_t>(at, kSteps * kt_step);  // per step [kc][half][hi, lo] (f16)
+  uint8_t* vt = carve<uint8_t>(at, kSteps * vt_step);  // per step [dt][hi, lo]
+  float* s = carve<float>(at, 2 * kRows * kChunkKeys * 4);         // two row tiles x a chunk's keys
+  uint8_t* pt = carve<uint8_t>(at, kSteps * 4 * kTileBytes);       // per step: P hi, lo of two row tiles
   float* pv = carve<float>(at, 2 * kRows * hd * 4);
   float* run_max = carve<float>(at, max_rows * 4);
   float* run_sum = carve<float>(at, max_rows * 4);
@@ -280,72 +372,31 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
         run_sum[r] = 0.0f;
       }
     }
-    for (int64_t ks = first_visible(a.pos) / static_cast<int64_t>(kKeys) * static_cast<int64_t>(kKeys); ks <= last_pos;
-         ks += static_cast<int64_t>(kKeys)) {
-      // Keys ks..ks+31 (inside one block): which of them anyone sees.
-      const int64_t lo = max64(first_visible(a.pos), ks), hi = min64(last_pos, ks + static_cast<int64_t>(kKeys) - 1);
-      if (lo > hi) continue;
-      const int64_t b = ks / bt, t_in = ks % bt;
-      const auto* kh = reinterpret_cast<const uint16_t*>(a.k_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
-      const auto* vh = reinterpret_cast<const uint16_t*>(a.v_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
-      const bool all_seen = lo == ks && hi == ks + static_cast<int64_t>(kKeys) - 1;
-      if (!bf16) {
-        // K: row d of the block holds its bt keys; a B row pairs dims 2j, 2j+1.
-        for (size_t kc = 0; kc < n_kc; ++kc) {
-          for (size_t half = 0; half < 2; ++half) {
-            uint8_t* dst = kt + ((kc * 2 + half) * 2) * kTileBytes;
-            for (size_t j = 0; j < 16; ++j) {
-              const size_t d0 = kc * 32 + 2 * j;
-              const uint16_t* k0 = kh + d0 * static_cast<size_t>(bt) + static_cast<size_t>(t_in) + half * 16;
-              pair_rows(k0, k0 + bt, dst + j * 64, dst + kTileBytes + j * 64);
-            }
-          }
-        }
+    // Chunks of kSteps x 32 keys at multiples of their size (absolute
+    // positions: the same chunks whatever the call's first query). One
+    // softmax update and one output update per row and chunk; P.V of the
+    // chunk's steps accumulates in the tiles.
+    const int64_t chunk_keys = static_cast<int64_t>(kSteps * kKeys);
+    for (int64_t cs = first_visible(a.pos) / chunk_keys * chunk_keys; cs <= last_pos; cs += chunk_keys) {
+      // The chunk's steps anyone sees, their K and V.
+      StepKv st[kSteps];
+      size_t n_st = 0;
+      for (size_t j = 0; j < kSteps; ++j) {
+        const int64_t ks = cs + static_cast<int64_t>(j * kKeys);
+        const int64_t lo = max64(first_visible(a.pos), ks), hi = min64(last_pos, ks + static_cast<int64_t>(kKeys) - 1);
+        if (lo > hi) continue;
+        StepKv& x = st[n_st];
+        x.ks = ks;
+        x.slot = j;
+        const int64_t b = ks / bt, t_in = ks % bt;
+        const auto* kh = reinterpret_cast<const uint16_t*>(a.k_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
+        const auto* vh = reinterpret_cast<const uint16_t*>(a.v_blocks[b] + static_cast<size_t>(kvh) * head_bytes);
+        prepare_step(x, kh, vh, bf16, lo, hi, static_cast<size_t>(t_in), static_cast<size_t>(bt), hd,
+                     kt + n_st * kt_step, vt + n_st * vt_step);
+        ++n_st;
       }
-      // V: a B row pairs keys 2j, 2j+1. Rows nobody sees are zero, so their
-      // zero weights cannot meet a stale non-finite value: f16 always goes
-      // through scratch; bf16 (already in pair layout) only when some of
-      // the 32 keys are unseen.
-      if (!bf16 || !all_seen) {
-        for (size_t dt = 0; dt < n_dt; ++dt) {
-          uint8_t* dst = vt + dt * 2 * kTileBytes;
-          for (size_t j = 0; j < 16; ++j) {
-            const int64_t t0 = ks + static_cast<int64_t>(2 * j);
-            if (t0 + 1 < lo || t0 > hi) {
-              _mm512_store_si512(dst + j * 64, _mm512_setzero_si512());
-              _mm512_store_si512(dst + kTileBytes + j * 64, _mm512_setzero_si512());
-              continue;
-            }
-            if (bf16) {
-              const uint16_t* pair = vh + (static_cast<size_t>(t0 - b * bt) / 2 * hd + dt * 16) * 2;
-              _mm512_store_si512(dst + j * 64, _mm512_loadu_si512(pair));
-            } else {
-              const uint16_t* v0 = vh + static_cast<size_t>(t0 - b * bt) * hd + dt * 16;
-              pair_rows(v0, v0 + hd, dst + j * 64, dst + kTileBytes + j * 64);
-            }
-            if (t0 < lo || t0 + 1 > hi) {  // one of the pair unseen: zero its half
-              const __mmask32 keep = t0 < lo ? 0xAAAAAAAAu : 0x55555555u;
-              for (size_t part = 0; part < (bf16 ? 1u : 2u); ++part) {
-                uint8_t* row = dst + part * kTileBytes + j * 64;
-                _mm512_store_si512(row, _mm512_maskz_mov_epi16(keep, _mm512_load_si512(row)));
-              }
-            }
-          }
-        }
-      }
-      // B tiles: K (keys 0-15 or 16-31 of this step, 32 dims from KC; hi,
-      // or lo of f16) and V (16 dims from DT; hi or lo), with their strides.
-      const long k_stride = bf16 ? static_cast<long>(bt) * 4 : 64;
-      auto k_tile = [&](size_t kc, size_t half, size_t part) -> const uint8_t* {
-        if (bf16) return reinterpret_cast<const uint8_t*>(kh + (kc * 16 * static_cast<size_t>(bt) + static_cast<size_t>(t_in) + half * 16) * 2);
-        return kt + ((kc * 2 + half) * 2 + part) * kTileBytes;
-      };
-      const bool v_direct = bf16 && all_seen;
-      const long v_stride = v_direct ? static_cast<long>(hd) * 4 : 64;
-      auto v_tile = [&](size_t dt, size_t part) -> const uint8_t* {
-        if (v_direct) return reinterpret_cast<const uint8_t*>(vh + (static_cast<size_t>(t_in) / 2 * hd + dt * 16) * 2);
-        return vt + (dt * 2 + part) * kTileBytes;
-      };
+      if (n_st == 0) continue;
+      const int64_t chunk_end = cs + chunk_keys - 1;
       // Active row tiles, two at a time: four independent accumulator
       // tiles keep the tile unit busy (a tile register is not renamed).
       size_t active_tiles[2];
@@ -354,7 +405,7 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
         if (tile < n_tiles) {
           const size_t r0 = tile * kRows, r1 = min_size(n_rows, r0 + kRows);
           const int64_t pos_lo = a.pos + static_cast<int64_t>(r0 / n_h), pos_hi = a.pos + static_cast<int64_t>((r1 - 1) / n_h);
-          if (pos_hi < ks || first_visible(pos_lo) > ks + static_cast<int64_t>(kKeys) - 1) continue;
+          if (pos_hi < st[0].ks || first_visible(pos_lo) > chunk_end) continue;
           active_tiles[n_active++] = tile;
           if (n_active < 2) continue;
         }
@@ -362,26 +413,33 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
         const bool two = n_active == 2;
         const size_t tx = active_tiles[0], ty = two ? active_tiles[1] : active_tiles[0];
         n_active = 0;
-        // S = Q.K^T: tiles 0, 1 = X's keys 0-15, 16-31; 2, 3 = Y's.
-        zero_c(two);
-        for (size_t kc = 0; kc < n_kc; ++kc) {
-          const uint8_t* qx = qt + ((tx * n_kc + kc) * 2) * kTileBytes;  // hi, lo
-          const uint8_t* qy = qt + ((ty * n_kc + kc) * 2) * kTileBytes;
-          load_dp(qx, qy, k_tile(kc, 0, 0), k_tile(kc, 1, 0), k_stride, two);  // hi x hi
-          if (bf16) {
-            load_a_dp(qx + kTileBytes, qy + kTileBytes, two);  // lo x K
-            continue;
+        // S = Q.K^T per step: tiles 0, 1 = X's keys 0-15, 16-31; 2, 3 = Y's.
+        // Row i of S holds the chunk's keys: step slot j at i * kChunkKeys + 32 j.
+        for (size_t j = 0; j < n_st; ++j) {
+          const StepKv& x = st[j];
+          zero_c(two);
+          for (size_t kc = 0; kc < n_kc; ++kc) {
+            const uint8_t* qx = qt + ((tx * n_kc + kc) * 2) * kTileBytes;  // hi, lo
+            const uint8_t* qy = qt + ((ty * n_kc + kc) * 2) * kTileBytes;
+            load_dp(qx, qy, x.k_tile(kc, 0, 0), x.k_tile(kc, 1, 0), x.k_stride, two);  // hi x hi
+            if (bf16) {
+              load_a_dp(qx + kTileBytes, qy + kTileBytes, two);  // lo x K
+              continue;
+            }
+            load_dp(nullptr, nullptr, x.k_tile(kc, 0, 1), x.k_tile(kc, 1, 1), 64, two);                 // hi x lo
+            load_dp(qx + kTileBytes, qy + kTileBytes, x.k_tile(kc, 0, 0), x.k_tile(kc, 1, 0), 64, two);  // lo x hi
           }
-          load_dp(nullptr, nullptr, k_tile(kc, 0, 1), k_tile(kc, 1, 1), 64, two);                 // hi x lo
-          load_dp(qx + kTileBytes, qy + kTileBytes, k_tile(kc, 0, 0), k_tile(kc, 1, 0), 64, two);  // lo x hi
+          float* sj = s + x.slot * kKeys;
+          const long row = static_cast<long>(kChunkKeys * 4);
+          _tile_stored(0, sj, row);
+          _tile_stored(1, sj + 16, row);
+          if (two) {
+            _tile_stored(2, sj + kRows * kChunkKeys, row);
+            _tile_stored(3, sj + kRows * kChunkKeys + 16, row);
+          }
         }
-        _tile_stored(0, s, kKeys * 4);
-        _tile_stored(1, s + 16, kKeys * 4);
-        if (two) {
-          _tile_stored(2, s + kRows * kKeys, kKeys * 4);
-          _tile_stored(3, s + kRows * kKeys + 16, kKeys * 4);
-        }
-        // Online softmax per row over its own keys; P rows as bf16 hi, lo.
+        // Online softmax per row over its own keys of the chunk; P rows
+        // as bf16 hi, lo per step.
         float corr[2 * kRows];
         bool active[2 * kRows];
         const __m512 scale = _mm512_set1_ps(a.scale);
@@ -389,40 +447,67 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
         for (size_t i = 0; i < (two ? 2 : 1) * kRows; ++i) {
           const size_t r = (i < kRows ? tx : ty) * kRows + i % kRows;
           active[i] = false;
-          __m512 p0 = _mm512_setzero_ps(), p1 = _mm512_setzero_ps();
+          int64_t t0 = 0, t1 = -1;
           if (r < n_rows) {
             const int64_t pos = a.pos + static_cast<int64_t>(r / n_h);
-            const int64_t t0 = max64(first_visible(pos), ks), t1 = min64(pos, ks + static_cast<int64_t>(kKeys) - 1);
-            if (t0 <= t1) {
-              active[i] = true;
-              const __mmask16 m0 = range_mask(t0, t1, ks), m1 = range_mask(t0, t1, ks + 16);
-              const __m512 x0 = _mm512_mul_ps(_mm512_loadu_ps(s + i * kKeys), scale);
-              const __m512 x1 = _mm512_mul_ps(_mm512_loadu_ps(s + i * kKeys + 16), scale);
-              const float block_max =
-                  _mm512_reduce_max_ps(_mm512_max_ps(_mm512_mask_mov_ps(ninf, m0, x0), _mm512_mask_mov_ps(ninf, m1, x1)));
-              const float old_max = run_max[r];
-              const float new_max = old_max > block_max ? old_max : block_max;
-              corr[i] = new_max == old_max ? 1.0f : __builtin_expf(old_max - new_max);  // 0 on the first keys
-              const __m512 vm = _mm512_set1_ps(new_max);
-              p0 = _mm512_maskz_mov_ps(m0, exp_ps(_mm512_sub_ps(x0, vm)));
-              p1 = _mm512_maskz_mov_ps(m1, exp_ps(_mm512_sub_ps(x1, vm)));
-              run_sum[r] = run_sum[r] * corr[i] + _mm512_reduce_add_ps(_mm512_add_ps(p0, p1));
-              run_max[r] = new_max;
-            }
+            t0 = max64(first_visible(pos), cs);
+            t1 = min64(pos, chunk_end);
           }
-          uint8_t* prow = pt + (i / kRows) * 2 * kTileBytes + (i % kRows) * 64;
-          split_row(p0, p1, prow, prow + kTileBytes);
+          float* srow = s + i * kChunkKeys;
+          __mmask16 m[kSteps][2];
+          __m512 mx = ninf;
+          for (size_t j = 0; j < n_st; ++j) {
+            const int64_t ks = st[j].ks;
+            float* x = srow + st[j].slot * kKeys;
+            m[j][0] = range_mask(t0, t1, ks);
+            m[j][1] = range_mask(t0, t1, ks + 16);
+            const __m512 x0 = _mm512_mul_ps(_mm512_loadu_ps(x), scale), x1 = _mm512_mul_ps(_mm512_loadu_ps(x + 16), scale);
+            _mm512_storeu_ps(x, x0);
+            _mm512_storeu_ps(x + 16, x1);
+            mx = _mm512_max_ps(mx, _mm512_max_ps(_mm512_mask_mov_ps(ninf, m[j][0], x0), _mm512_mask_mov_ps(ninf, m[j][1], x1)));
+          }
+          const bool sees = t0 <= t1;
+          float new_max = 0.0f;
+          if (sees) {
+            active[i] = true;
+            const float chunk_max = _mm512_reduce_max_ps(mx);
+            const float old_max = run_max[r];
+            new_max = old_max > chunk_max ? old_max : chunk_max;
+            corr[i] = new_max == old_max ? 1.0f : __builtin_expf(old_max - new_max);  // 0 on the first keys
+          }
+          const __m512 vm = _mm512_set1_ps(new_max);
+          __m512 sum = _mm512_setzero_ps();
+          for (size_t j = 0; j < n_st; ++j) {
+            float* x = srow + st[j].slot * kKeys;
+            __m512 p0 = _mm512_setzero_ps(), p1 = _mm512_setzero_ps();
+            if (sees) {
+              p0 = _mm512_maskz_mov_ps(m[j][0], exp_ps(_mm512_sub_ps(_mm512_loadu_ps(x), vm)));
+              p1 = _mm512_maskz_mov_ps(m[j][1], exp_ps(_mm512_sub_ps(_mm512_loadu_ps(x + 16), vm)));
+              sum = _mm512_add_ps(sum, _mm512_add_ps(p0, p1));
+            }
+            uint8_t* prow = pt + (j * 2 + i / kRows) * 2 * kTileBytes + (i % kRows) * 64;
+            split_row(p0, p1, prow, prow + kTileBytes);
+          }
+          if (sees) {
+            run_sum[r] = run_sum[r] * corr[i] + _mm512_reduce_add_ps(sum);
+            run_max[r] = new_max;
+          }
         }
-        // P.V, two 16-dim tiles at a time: 0, 1 = X's, 2, 3 = Y's.
+        // P.V over the chunk's steps, two 16-dim tiles at a time: 0, 1 =
+        // X's, 2, 3 = Y's.
         float* pvy = pv + kRows * hd;
         for (size_t dt = 0; dt < n_dt; dt += 2) {
           zero_c(two);
-          load_dp(pt, pt + 2 * kTileBytes, v_tile(dt, 0), v_tile(dt + 1, 0), v_stride, two);  // hi x hi
-          if (bf16) {
-            load_a_dp(pt + kTileBytes, pt + 3 * kTileBytes, two);  // lo x V
-          } else {
-            load_dp(nullptr, nullptr, v_tile(dt, 1), v_tile(dt + 1, 1), 64, two);                  // hi x lo
-            load_dp(pt + kTileBytes, pt + 3 * kTileBytes, v_tile(dt, 0), v_tile(dt + 1, 0), 64, two);  // lo x hi
+          for (size_t j = 0; j < n_st; ++j) {
+            const StepKv& x = st[j];
+            const uint8_t* px = pt + (j * 2) * 2 * kTileBytes;  // X hi, lo, then Y hi, lo
+            load_dp(px, px + 2 * kTileBytes, x.v_tile(dt, 0), x.v_tile(dt + 1, 0), x.v_stride, two);  // hi x hi
+            if (bf16) {
+              load_a_dp(px + kTileBytes, px + 3 * kTileBytes, two);  // lo x V
+            } else {
+              load_dp(nullptr, nullptr, x.v_tile(dt, 1), x.v_tile(dt + 1, 1), 64, two);                    // hi x lo
+              load_dp(px + kTileBytes, px + 3 * kTileBytes, x.v_tile(dt, 0), x.v_tile(dt + 1, 0), 64, two);  // lo x hi
+            }
           }
           _tile_stored(0, pv + dt * 16, static_cast<long>(hd * 4));
           _tile_stored(1, pv + dt * 16 + 16, static_cast<long>(hd * 4));
