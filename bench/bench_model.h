@@ -4,9 +4,10 @@
 //
 //   --model FILE | --like PRESET --type T     --threads N
 //   forward_bench only: --batches 1,8 (decode batch sizes), --prefill 0|1; engine_bench only: --concurrency 0,
-//                       --kv-type f16|q8_0|f32, --decode-ctx N (context of each decoding sequence)
+//                       --kv-type auto|f16|bf16|q8_0|f32, --decode-ctx N (context of each decoding sequence)
 #pragma once
 
+#include "kernels/attention.h"
 #include "model/model.h"
 #include "model/synth.h"
 
@@ -27,7 +28,7 @@ struct BenchArgs {
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   std::vector<int> batches{1, 2, 4, 8, 16};  // forward_bench: decode batch sizes
   bool prefill = true;                        // forward_bench: run the 512-token prefill
-  std::string kv_type = "f16";                // forward_bench: KV cache type
+  std::string kv_type = "auto";               // KV cache type (auto: as tandem serve chooses)
   bool concurrency = true;                    // engine_bench: run the concurrent vs sequential part
   int decode_ctx = 64;                        // forward_bench: context of each decoding sequence
 };
@@ -71,6 +72,16 @@ inline std::optional<BenchArgs> parse_args(int argc, char** argv) {
     }
   }
   return a;
+}
+
+// The KV type --kv-type names for M ("auto": bf16 where attention runs on
+// AMX tiles, else f16, as tandem serve picks); prints an error and returns
+// nullopt for an unknown name.
+inline std::optional<kernels::KvType> kv_type_for(const BenchArgs& a, const model::Model& m) {
+  if (a.kv_type == "auto") return kernels::auto_kv_type(m.config().head_dim, 32);
+  const auto t = kernels::parse_kv_type(a.kv_type);
+  if (!t) fmt::print(stderr, "unknown --kv-type '{}' (auto, {})\n", a.kv_type, kernels::kv_type_names());
+  return t;
 }
 
 // Loads the model (synthesizing it first when no --model is given).

@@ -4,7 +4,7 @@
 //   - time to first token of the second turn of a 3,000-token conversation,
 //     with the first turn's prefix cached vs cold.
 //
-//   build/bench/engine_bench [--model FILE | --like qwen3-0.6b --type q8_0] [--threads N] [--kv-type q8_0]
+//   build/bench/engine_bench [--model FILE | --like qwen3-0.6b --type q8_0] [--threads N] [--kv-type auto|f16|bf16|q8_0]
 //
 // TANDEM_NO_AMX=1 runs without the AMX matmuls (kernels/amx.h), for A/B.
 #include "engine/engine.h"
@@ -64,11 +64,8 @@ int main(int argc, char** argv) {
   v.types.assign(v.tokens.size(), tokenizer::TokenType::kNormal);
   auto tok = tokenizer::Tokenizer::from_vocab(std::move(v));
   engine::EngineOptions eo;
-  const auto kv_type = kernels::parse_kv_type(args->kv_type);
-  if (!kv_type) {
-    fmt::print(stderr, "unknown --kv-type '{}' ({})\n", args->kv_type, kernels::kv_type_names());
-    return 2;
-  }
+  const auto kv_type = bench::kv_type_for(*args, m);
+  if (!kv_type) return 2;
   eo.kv_type = *kv_type;
   eo.kv_bytes = 1024u << 20;
   eo.max_batch_tokens = 512;

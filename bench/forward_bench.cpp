@@ -79,11 +79,8 @@ int main(int argc, char** argv) {
   const int threads = args->threads;
   const std::string& model_path = args->model_path;
   model::Model& m = *loaded;
-  const auto kv_type = kernels::parse_kv_type(args->kv_type);
-  if (!kv_type) {
-    fmt::print(stderr, "unknown --kv-type '{}' ({})\n", args->kv_type, kernels::kv_type_names());
-    return 2;
-  }
+  const auto kv_type = bench::kv_type_for(*args, m);
+  if (!kv_type) return 2;
   const auto shape = m.kv_shape(*kv_type);
   const int steps = 32, ctx = args->decode_ctx;
   const int64_t seq_blocks = (ctx + steps + shape.block_tokens - 1) / shape.block_tokens;

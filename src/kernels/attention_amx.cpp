@@ -1,34 +1,38 @@
-// Paged attention of an f16 KV cache on the AMX tile unit, BF16 tiles.
+// Paged attention of a bf16 or f16 KV cache on the AMX tile unit, BF16 tiles.
 //
 // The same online softmax as attention.cpp (keys in position order, a
 // running max and sum per (query, head) row), with the two products on
-// tiles of 16 rows: scores S = Q.K^T and P.V, 32 keys at a time.
+// tiles of 16 rows: scores S = Q.K^T and P.V, 32 keys per step. Steps go
+// in chunks of 4 (128 keys at absolute multiples of 128): S of a chunk's
+// steps first, then one softmax update per row for the chunk, then P.V of
+// the chunk summed in the accumulator tiles and added to the output once.
 //
-// Precision. A tile multiplies bf16 (8 significant bits) and accumulates in
-// f32, so every operand is split in two bf16 parts, x = hi + lo:
-//   - K and V: f16 values have 11 significant bits; hi keeps the top 8 and
-//     lo the other 3, both exact: hi + lo is the stored value;
+// Operands. A tile multiplies bf16 (8 significant bits) and accumulates in
+// f32, so the f32 operands are split in two bf16 parts, x = hi + lo:
 //   - Q and P (f32): hi the top 8 bits, lo the rest rounded to 8, so
-//     hi + lo holds 16 bits (relative error <= 2^-17).
-// A product is hi.hi + hi.lo + lo.hi (lo.lo is below 2^-16 of it): three
-// tile products instead of one, still several times the f32 FMA rate.
-// Results differ from the f32 path by about 2^-16 relative (bound and
-// tests in tests/kernels/attention_test.cpp); f16 storage itself rounds
-// at 2^-11.
+//     hi + lo holds 16 bits (relative error <= 2^-17);
+//   - bf16 K and V are stored in the B-tile pair layout (kv_type.h) and
+//     loaded straight from the blocks: a product is hi.K + lo.K;
+//   - f16 K and V (11 significant bits) are converted per step into hi +
+//     lo tiles (hi the top 8 bits, lo the other 3, both exact), and a
+//     product is hi.hi + hi.lo + lo.hi (lo.lo is below 2^-16 of it).
+// Results differ from the f32 path on the same values by about 2^-16
+// relative (bound and tests in tests/kernels/attention_test.cpp).
 //
 // Determinism. Every row of a tile product is computed on its own (the
 // tile unit sums each output over the depth in a fixed order), padding
-// rows are zero, and a row's softmax and output update read only that row:
-// a (query, head)'s result does not depend on which rows share its tiles,
-// on the number of queries in the call, or on the thread. This path is
-// taken for every call that fits (decode steps too), never by batch size.
+// rows are zero, V rows nobody sees are zero, and a row's softmax and
+// output update read only that row: a (query, head)'s result does not
+// depend on which rows share its tiles, on the number of queries in the
+// call, or on the thread. This path is taken for every call that fits
+// (decode steps too), never by batch size.
 //
 // Tiles (all 16 rows x 64 bytes), for two row tiles X and Y at a time (a
 // tile register is not renamed: four independent accumulators keep the
 // unit busy where one chain of dependent products would wait on each):
 //   0-3  C: S of X, Y for keys 0-15, 16-31 (f32); or P.V of X, Y for 2 x 16 dims
 //   4, 5 A: Q rows of X, Y (32 dims of bf16, hi or lo); or P rows (32 keys)
-//   6, 7 B: K (16 dim pairs x 16 keys) or V (16 key pairs x 16 dims), hi or lo
+//   6, 7 B: K (16 dim pairs x 16 keys) or V (16 key pairs x 16 dims)
 #include "kernels/attention_amx.h"
 
 #include "kernels/amx.h"

@@ -258,7 +258,7 @@ Result<json> bench_memory(EngineDriver& d, const MemoryOptions& o) {
   fmt::print("{:<6} {:>12} {:>16} {:>10}\n", "type", "per token", fmt::format("per {}-token session", o.session_tokens),
              "vs f16");
   const double f16_block = static_cast<double>(m.kv_shape(kernels::KvType::kF16, bt).block_bytes());
-  for (kernels::KvType type : {kernels::KvType::kF32, kernels::KvType::kF16, kernels::KvType::kQ8_0}) {
+  for (kernels::KvType type : {kernels::KvType::kF32, kernels::KvType::kF16, kernels::KvType::kBF16, kernels::KvType::kQ8_0}) {
     const char* name = kernels::kv_type_name(type);
     const kv::KvShape shape = m.kv_shape(type, bt);
     if (!shape.check().empty()) continue;  // q8_0 with a head size it cannot store
