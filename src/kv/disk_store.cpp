@@ -488,22 +488,27 @@ Result<std::vector<uint64_t>> DiskStore::victims_for(uint64_t need) const {
 void DiskStore::set_protected(std::vector<uint64_t> keys) { protected_ = {keys.begin(), keys.end()}; }
 
 Status DiskStore::load(uint64_t key, std::span<uint8_t> out, BlockMeta* meta) {
-  if (out.size() != opt_.block_bytes) {
+  if (out.size() != opt_.block_bytes) {  // the caller's mistake: the block stays
     return Status::errorf("disk store: load into {} bytes, blocks have {}", out.size(), opt_.block_bytes);
   }
   auto row = find(key);
   if (!row) return row.status();
   if (!row->has_value()) return Status::errorf("disk store: block {:016x} is not stored", key);
-  const BlockMeta& m = **row;
+  Status read = read_checked(key, **row, out);
+  if (Status s = finish_load(key, read); !s.ok()) return s;
+  if (meta != nullptr) *meta = std::move(**row);
+  return {};
+}
 
+Status DiskStore::read_checked(uint64_t key, const BlockMeta& m, std::span<uint8_t> out) const {
+  if (out.size() != opt_.block_bytes) {
+    return Status::errorf("disk store: load into {} bytes, blocks have {}", out.size(), opt_.block_bytes);
+  }
   const std::string path = block_path(key);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   auto bad = [&](const char* what) {
     if (fd >= 0) ::close(fd);
-    ++stats_.bad_blocks;
-    Status dropped = drop(key);
-    return Status::errorf("disk store: block {:016x}: {}; deleted{}", key, what,
-                          dropped.ok() ? "" : " from the index only: " + dropped.message());
+    return Status::error(what);
   };
   if (fd < 0) return bad("cannot open its file");
   struct stat sb {};
@@ -526,13 +531,21 @@ Status DiskStore::load(uint64_t key, std::span<uint8_t> out, BlockMeta* meta) {
   }
   if (checksum_of(h, tokens, out) != h.checksum) return bad("checksum mismatch");
   ::close(fd);
+  return {};
+}
 
+Status DiskStore::finish_load(uint64_t key, const Status& read) {
+  if (!read.ok()) {
+    ++stats_.bad_blocks;
+    Status dropped = drop(key);
+    return Status::errorf("disk store: block {:016x}: {}; deleted{}", key, read.message(),
+                          dropped.ok() ? "" : " from the index only: " + dropped.message());
+  }
   StmtScope scope{st_->touch};
   sqlite3_bind_int64(st_->touch, 1, to_db(key));
   sqlite3_bind_int64(st_->touch, 2, ++clock_);
   if (sqlite3_step(st_->touch) != SQLITE_DONE) return Status::errorf("disk store: index: {}", sqlite3_errmsg(db_));
   ++stats_.loads;
-  if (meta != nullptr) *meta = std::move(**row);
   return {};
 }
 

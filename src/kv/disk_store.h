@@ -117,6 +117,15 @@ class DiskStore {
   // unspecified bytes). A success counts as a use.
   Status load(uint64_t key, std::span<uint8_t> out, BlockMeta* meta = nullptr);
 
+  // load() in three parts, so that the file reads of several blocks can run
+  // on several threads: find() (the index), read_checked() (the file and
+  // every check; no index access, any thread, concurrently with other
+  // read_checked() calls), then finish_load() with its result (the index
+  // again: a use on success; on failure the block is deleted and the
+  // returned error names why).
+  Status read_checked(uint64_t key, const BlockMeta& meta, std::span<uint8_t> out) const;
+  Status finish_load(uint64_t key, const Status& read);
+
   // Deletes KEY's block; absent keys are fine.
   Status erase(uint64_t key);
 

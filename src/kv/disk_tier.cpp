@@ -1,6 +1,8 @@
 #include "kv/disk_tier.h"
 
 #include <algorithm>
+#include <atomic>
+#include <optional>
 
 namespace tandem::kv {
 
@@ -134,31 +136,90 @@ void DiskTier::forget(const std::vector<uint64_t>& keys) {
 }
 
 void DiskTier::run() {
+  // Loads waiting together are taken together (up to kLoadBatch): their
+  // file reads run on two threads (execute_loads()).
+  constexpr size_t kLoadBatch = 16;
   for (;;) {
-    Job job;
+    std::vector<Job> jobs;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stop_ || !loads_.empty() || !others_.empty(); });
       // Stopping still finishes the queue: queued writes are what a clean
       // shutdown keeps.
       if (loads_.empty() && others_.empty()) break;
-      auto& q = loads_.empty() ? others_ : loads_;
-      job = std::move(q.front());
-      q.pop_front();
-      ++busy_;
+      if (!loads_.empty()) {
+        while (!loads_.empty() && jobs.size() < kLoadBatch) {
+          jobs.push_back(std::move(loads_.front()));
+          loads_.pop_front();
+        }
+      } else {
+        jobs.push_back(std::move(others_.front()));
+        others_.pop_front();
+      }
+      busy_ += static_cast<int64_t>(jobs.size());
     }
-    execute(job);
+    const Job::Kind kind = jobs.front().kind;
+    if (kind == Job::Kind::kLoad) {
+      execute_loads(jobs);
+    } else {
+      execute(jobs.front());
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      --busy_;
-      --stats_.queued;
+      busy_ -= static_cast<int64_t>(jobs.size());
+      stats_.queued -= static_cast<int64_t>(jobs.size());
       stats_.blocks = static_cast<int64_t>(store_->count());
       stats_.bytes = store_->bytes();
     }
     idle_cv_.notify_all();
-    if ((job.kind == Job::Kind::kWrite || job.kind == Job::Kind::kLoad) && on_done_) on_done_();
+    if ((kind == Job::Kind::kWrite || kind == Job::Kind::kLoad) && on_done_) on_done_();
   }
   idle_cv_.notify_all();
+}
+
+// The index lookups and updates stay on this thread (the store's SQLite
+// connection is single-threaded); the file reads and checksums, most of a
+// load (page faults of fresh pool pages, the copy, xxHash), run on this
+// thread and one helper at once: the compute threads are waiting for these
+// blocks anyway.
+void DiskTier::execute_loads(std::vector<Job>& jobs) {
+  const size_t bytes = pool_.shape().block_bytes();
+  const size_t n = jobs.size();
+  std::vector<std::optional<BlockMeta>> metas(n);
+  std::vector<Status> read(n);
+  for (size_t i = 0; i < n; ++i) {
+    auto row = store_->find(jobs[i].meta.key);
+    if (!row) {
+      read[i] = row.status();
+    } else if (!row->has_value()) {
+      read[i] = Status::errorf("disk store: block {:016x} is not stored", jobs[i].meta.key);
+    } else {
+      metas[i] = std::move(**row);
+    }
+  }
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n;) {
+      if (!metas[i]) continue;
+      read[i] = store_->read_checked(jobs[i].meta.key, *metas[i], std::span<uint8_t>(pool_.block_data(jobs[i].block), bytes));
+    }
+  };
+  std::thread helper;
+  if (n > 1) helper = std::thread(work);
+  work();
+  if (helper.joinable()) helper.join();
+  for (size_t i = 0; i < n; ++i) {
+    const Job& job = jobs[i];
+    Status s = metas[i] ? store_->finish_load(job.meta.key, read[i]) : read[i];
+    std::lock_guard<std::mutex> lock(mu_);
+    if (s.ok()) {
+      ++stats_.loads;
+    } else {
+      ++stats_.load_errors;
+      mirror_.erase(job.meta.key);  // the store deleted it (or never had it)
+    }
+    done_.push_back(IoDone{IoDone::Kind::kLoad, job.block, job.meta.key, s.ok(), s.message()});
+  }
 }
 
 void DiskTier::execute(Job& job) {
@@ -180,15 +241,8 @@ void DiskTier::execute(Job& job) {
       return;
     }
     case Job::Kind::kLoad: {
-      Status s = store_->load(job.meta.key, std::span<uint8_t>(pool_.block_data(job.block), bytes));
-      std::lock_guard<std::mutex> lock(mu_);
-      if (s.ok()) {
-        ++stats_.loads;
-      } else {
-        ++stats_.load_errors;
-        mirror_.erase(job.meta.key);  // the store deleted it (or never had it)
-      }
-      done_.push_back(IoDone{IoDone::Kind::kLoad, job.block, job.meta.key, s.ok(), s.message()});
+      std::vector<Job> one{std::move(job)};
+      execute_loads(one);
       return;
     }
     case Job::Kind::kSession:

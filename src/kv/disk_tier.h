@@ -106,6 +106,7 @@ class DiskTier {
   void push(Job job);
   void run();
   void execute(Job& job);
+  void execute_loads(std::vector<Job>& jobs);
   void forget(const std::vector<uint64_t>& keys);  // mirror removals (lock held by the caller)
 
   std::unique_ptr<DiskStore> store_;  // the I/O thread's alone after open
