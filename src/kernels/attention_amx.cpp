@@ -457,6 +457,14 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
             t0 = max64(first_visible(pos), cs);
             t1 = min64(pos, chunk_end);
           }
+          if (t0 > t1) {  // padding, or no key of this chunk for this row: zero weights
+            for (size_t j = 0; j < n_st; ++j) {
+              uint8_t* prow = pt + (j * 2 + i / kRows) * 2 * kTileBytes + (i % kRows) * 64;
+              _mm512_store_si512(prow, _mm512_setzero_si512());
+              _mm512_store_si512(prow + kTileBytes, _mm512_setzero_si512());
+            }
+            continue;
+          }
           float* srow = s + i * kChunkKeys;
           __mmask16 m[kSteps][2];
           __m512 mx = ninf;
@@ -470,32 +478,23 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
             _mm512_storeu_ps(x + 16, x1);
             mx = _mm512_max_ps(mx, _mm512_max_ps(_mm512_mask_mov_ps(ninf, m[j][0], x0), _mm512_mask_mov_ps(ninf, m[j][1], x1)));
           }
-          const bool sees = t0 <= t1;
-          float new_max = 0.0f;
-          if (sees) {
-            active[i] = true;
-            const float chunk_max = _mm512_reduce_max_ps(mx);
-            const float old_max = run_max[r];
-            new_max = old_max > chunk_max ? old_max : chunk_max;
-            corr[i] = new_max == old_max ? 1.0f : __builtin_expf(old_max - new_max);  // 0 on the first keys
-          }
+          active[i] = true;
+          const float chunk_max = _mm512_reduce_max_ps(mx);
+          const float old_max = run_max[r];
+          const float new_max = old_max > chunk_max ? old_max : chunk_max;
+          corr[i] = new_max == old_max ? 1.0f : __builtin_expf(old_max - new_max);  // 0 on the first keys
           const __m512 vm = _mm512_set1_ps(new_max);
           __m512 sum = _mm512_setzero_ps();
           for (size_t j = 0; j < n_st; ++j) {
             float* x = srow + st[j].slot * kKeys;
-            __m512 p0 = _mm512_setzero_ps(), p1 = _mm512_setzero_ps();
-            if (sees) {
-              p0 = _mm512_maskz_mov_ps(m[j][0], exp_ps(_mm512_sub_ps(_mm512_loadu_ps(x), vm)));
-              p1 = _mm512_maskz_mov_ps(m[j][1], exp_ps(_mm512_sub_ps(_mm512_loadu_ps(x + 16), vm)));
-              sum = _mm512_add_ps(sum, _mm512_add_ps(p0, p1));
-            }
+            const __m512 p0 = _mm512_maskz_mov_ps(m[j][0], exp_ps(_mm512_sub_ps(_mm512_loadu_ps(x), vm)));
+            const __m512 p1 = _mm512_maskz_mov_ps(m[j][1], exp_ps(_mm512_sub_ps(_mm512_loadu_ps(x + 16), vm)));
+            sum = _mm512_add_ps(sum, _mm512_add_ps(p0, p1));
             uint8_t* prow = pt + (j * 2 + i / kRows) * 2 * kTileBytes + (i % kRows) * 64;
             split_row(p0, p1, prow, prow + kTileBytes);
           }
-          if (sees) {
-            run_sum[r] = run_sum[r] * corr[i] + _mm512_reduce_add_ps(sum);
-            run_max[r] = new_max;
-          }
+          run_sum[r] = run_sum[r] * corr[i] + _mm512_reduce_add_ps(sum);
+          run_max[r] = new_max;
         }
         // P.V over the chunk's steps, two 16-dim tiles at a time: 0, 1 =
         // X's, 2, 3 = Y's.
