@@ -188,6 +188,7 @@ class Engine {
   void on_committed(kv::BlockId b, kv::BlockKey key);
   void wait_for_io();
   void finish_loads(Sequence& s);
+  void load_shared_head(Sequence& s, kv::BlockKey parent);  // reads the block S leaves the chain in
   int64_t queue_unwritten_blocks();
   // Sessions (engine_sessions.cpp).
   void record_session(Sequence& s);

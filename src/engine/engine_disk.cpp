@@ -82,8 +82,32 @@ bool Engine::lookup_disk(Sequence& s) {
     s.load_keys.push_back(key);
     parent = key;
   }
+  load_shared_head(s, parent);
   if (s.loads_pending == 0) finish_loads(s);
   return true;
+}
+
+// Where the prompt leaves the chain inside a block that is only on disk
+// (a restarted server, a retry with another last message), reads that
+// block too, so finish_loads() can copy the head they share
+// (reuse_partial_block) instead of computing it.
+void Engine::load_shared_head(Sequence& s, kv::BlockKey parent) {
+  s.side_load = 0;
+  s.side_loaded = false;
+  const int64_t bt = opt_.block_tokens;
+  const int64_t at = static_cast<int64_t>(s.blocks.size()) * bt;
+  const int64_t usable = std::min<int64_t>(static_cast<int64_t>(s.tokens.size()) - at - 1, bt - 1);
+  if (usable <= 0) return;
+  const auto rest = std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(at), static_cast<size_t>(usable));
+  auto child = tier_->longest_child(parent, rest);
+  if (!child || loading_.contains(child->key) || cache_->find(child->key)) return;  // in RAM or on its way
+  auto fresh = cache_->allocate();  // its reference is the load's: no block table holds it
+  if (!fresh) return;
+  ++io_refs_[static_cast<size_t>(*fresh)];
+  loading_[child->key] = Loading{*fresh, parent, std::move(child->tokens)};
+  tier_->load(*fresh, child->key);
+  s.side_load = child->key;
+  ++s.loads_pending;
 }
 
 // All of S's slots are done: the chain up to the first failed load is its
@@ -102,6 +126,11 @@ void Engine::finish_loads(Sequence& s) {
   s.blocks.resize(s.load_begin + ok);
   s.committed = static_cast<int64_t>(s.blocks.size());
   s.computed = s.committed * bt;
+  // A head shared with a block past the chain (in RAM, or the side load).
+  const int64_t whole = s.computed;
+  reuse_partial_block(s);
+  if (s.side_loaded) from_disk += s.computed - whole;
+  s.side_loaded = false;
   if (s.count_loads) {
     s.usage.cached_tokens = s.computed;
     s.usage.disk_tokens = from_disk;
@@ -164,6 +193,12 @@ void Engine::take_io_done() {
       }
       for (auto& s : running_) {
         if (s->loads_pending == 0) continue;
+        if (s->side_load == d.key) {
+          s->side_load = 0;
+          s->side_loaded = d.ok;
+          if (--s->loads_pending == 0) finish_loads(*s);
+          continue;
+        }
         for (size_t j = 0; j < s->load_state.size(); ++j) {
           if (s->load_state[j] != Sequence::Slot::kPending || s->blocks[s->load_begin + j] != b) continue;
           s->load_state[j] = d.ok ? Sequence::Slot::kLoaded : Sequence::Slot::kFailed;

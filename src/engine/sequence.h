@@ -32,8 +32,12 @@ struct Engine::Sequence {
   std::vector<kv::BlockKey> load_keys;  // (an in-RAM block found past a RAM miss is a slot too)
   enum class Slot : uint8_t { kPending, kLoaded, kFailed, kInRam };
   std::vector<Slot> load_state;
-  int loads_pending = 0;
+  int loads_pending = 0;     // pending slots, and the side load
   bool count_loads = false;  // first admission: the loads count as cached prompt tokens
+  // A stored block the prompt shares a head with past the chain (loaded
+  // beside it, then copied like a shared head in RAM); 0 when none.
+  kv::BlockKey side_load = 0;
+  bool side_loaded = false;  // it arrived (its head then counts as read from disk)
   Sampler sampler;
   tokenizer::StreamingDetokenizer detok;
   std::string held;             // text held back: it may be the start of a stop string

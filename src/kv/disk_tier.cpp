@@ -19,7 +19,7 @@ Result<std::unique_ptr<DiskTier>> DiskTier::open(const DiskStoreOptions& options
   auto sessions = (*store)->sessions();
   if (!sessions) return sessions.status();
   std::unique_ptr<DiskTier> t(new DiskTier(std::move(*store), pool, std::move(on_done)));
-  for (BlockMeta& m : *entries) t->mirror_[m.key] = Entry{m.parent, std::move(m.tokens)};
+  for (BlockMeta& m : *entries) t->mirror_put(m.key, Entry{m.parent, std::move(m.tokens)});
   t->sessions_at_open_ = std::move(*sessions);
   const DiskStoreStats& s = t->store_->stats();
   t->stats_.dropped_at_open = s.dropped_at_open;
@@ -53,6 +53,42 @@ bool DiskTier::contains(uint64_t key, uint64_t parent, std::span<const int32_t> 
 bool DiskTier::contains(uint64_t key) const {
   std::lock_guard<std::mutex> lock(mu_);
   return mirror_.contains(key);
+}
+
+std::optional<BlockMeta> DiskTier::longest_child(uint64_t parent, std::span<const int32_t> tokens) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::optional<BlockMeta> best;
+  size_t best_n = 0;
+  const auto [from, to] = children_.equal_range(parent);
+  for (auto it = from; it != to; ++it) {
+    const Entry& e = mirror_.at(it->second);
+    const size_t n = static_cast<size_t>(
+        std::mismatch(e.tokens.begin(), e.tokens.end(), tokens.begin(), tokens.end()).first - e.tokens.begin());
+    if (n > best_n) {
+      best_n = n;
+      best = BlockMeta{it->second, parent, e.tokens};
+    }
+  }
+  return best;
+}
+
+void DiskTier::mirror_put(uint64_t key, Entry entry) {
+  mirror_erase(key);
+  children_.emplace(entry.parent, key);
+  mirror_[key] = std::move(entry);
+}
+
+void DiskTier::mirror_erase(uint64_t key) {
+  auto it = mirror_.find(key);
+  if (it == mirror_.end()) return;
+  const auto [from, to] = children_.equal_range(it->second.parent);
+  for (auto c = from; c != to; ++c) {
+    if (c->second == key) {
+      children_.erase(c);
+      break;
+    }
+  }
+  mirror_.erase(it);
 }
 
 int64_t DiskTier::count_contained(std::span<const uint64_t> keys) const {
@@ -132,7 +168,7 @@ DiskTierStats DiskTier::stats() const {
 }
 
 void DiskTier::forget(const std::vector<uint64_t>& keys) {
-  for (uint64_t k : keys) mirror_.erase(k);
+  for (uint64_t k : keys) mirror_erase(k);
 }
 
 void DiskTier::run() {
@@ -216,7 +252,7 @@ void DiskTier::execute_loads(std::vector<Job>& jobs) {
       ++stats_.loads;
     } else {
       ++stats_.load_errors;
-      mirror_.erase(job.meta.key);  // the store deleted it (or never had it)
+      mirror_erase(job.meta.key);  // the store deleted it (or never had it)
     }
     done_.push_back(IoDone{IoDone::Kind::kLoad, job.block, job.meta.key, s.ok(), s.message()});
   }
@@ -233,7 +269,7 @@ void DiskTier::execute(Job& job) {
       stats_.evictions += static_cast<int64_t>(evicted.size());
       if (s.ok()) {
         ++stats_.writes;
-        mirror_[job.meta.key] = Entry{job.meta.parent, job.meta.tokens};
+        mirror_put(job.meta.key, Entry{job.meta.parent, job.meta.tokens});
       } else {
         ++stats_.write_errors;
       }
@@ -257,7 +293,7 @@ void DiskTier::execute(Job& job) {
       Status s = store_->erase(job.meta.key);
       std::lock_guard<std::mutex> lock(mu_);
       stats_.index_errors += s.ok() ? 0 : 1;
-      mirror_.erase(job.meta.key);
+      mirror_erase(job.meta.key);
       return;
     }
     case Job::Kind::kProtect:

@@ -23,6 +23,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <span>
 #include <thread>
@@ -69,6 +70,10 @@ class DiskTier {
   bool contains(uint64_t key) const;
   // How many of KEYS are stored (one lock for all: the admin listing).
   int64_t count_contained(std::span<const uint64_t> keys) const;
+  // The stored child of PARENT whose tokens begin with the longest run of
+  // TOKENS (at least one), with its tokens: a block a prompt shares a head
+  // with after leaving a stored conversation inside it.
+  std::optional<BlockMeta> longest_child(uint64_t parent, std::span<const int32_t> tokens) const;
 
   void write(BlockId block, BlockMeta meta);
   void load(BlockId block, uint64_t key);
@@ -108,6 +113,9 @@ class DiskTier {
   void execute(Job& job);
   void execute_loads(std::vector<Job>& jobs);
   void forget(const std::vector<uint64_t>& keys);  // mirror removals (lock held by the caller)
+  // The mirror and its parent index, together (lock held by the caller).
+  void mirror_put(uint64_t key, Entry entry);
+  void mirror_erase(uint64_t key);
 
   std::unique_ptr<DiskStore> store_;  // the I/O thread's alone after open
   KvPool& pool_;
@@ -120,6 +128,7 @@ class DiskTier {
   int64_t busy_ = 0;  // jobs taken and not finished
   bool stop_ = false;
   std::unordered_map<uint64_t, Entry> mirror_;
+  std::unordered_multimap<uint64_t, uint64_t> children_;  // parent -> keys in mirror_
   std::vector<IoDone> done_;
   DiskTierStats stats_;
   std::thread thread_;

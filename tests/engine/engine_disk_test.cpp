@@ -82,6 +82,32 @@ TEST(EngineDisk, RestartResumesFromDiskWithIdenticalOutput) {
   EXPECT_EQ(e->check_invariants(), "");
 }
 
+// After a restart a prompt that leaves a stored conversation inside a block
+// reads that block beside its chain and copies the head they share, as a
+// RAM hit would: the cached count is exact to the token.
+TEST(EngineDisk, SharedHeadComesFromDiskAfterRestart) {
+  Fixture f;
+  const std::string dir = test::scratch_dir("engine_disk_head");
+  const Request a = greedy(prompt_of(130, 5), 4);
+  {
+    auto e = f.engine(with_disk(dir, 64));
+    run(*e, a);
+    ASSERT_TRUE(e->flush().ok());  // blocks 0-3 (128 tokens) on disk
+  }
+  std::vector<int32_t> p(a.prompt.begin(), a.prompt.begin() + 110);  // leaves block 3 after 14 of its tokens
+  for (int i = 0; i < 20; ++i) p.push_back(400 + i);
+  const Request b = greedy(p, 6);
+  const auto expected = alone(f, b);
+  auto e = f.engine(with_disk(dir, 64));
+  const Event r = run(*e, b);
+  EXPECT_EQ(r.tokens, expected);
+  EXPECT_EQ(r.usage.cached_tokens, 110);  // 3 whole blocks + the 14-token head of the 4th
+  EXPECT_EQ(r.usage.disk_tokens, 110);
+  EXPECT_EQ(e->metrics().disk_loads, 4);
+  EXPECT_EQ(e->metrics().disk_load_errors, 0);
+  EXPECT_EQ(e->check_invariants(), "");
+}
+
 // Flips one payload byte of every stored block: each load fails its
 // checksum, the block is deleted, and the prompt is computed again.
 TEST(EngineDisk, DamagedBlocksAreRecomputedNeverServed) {
