@@ -34,6 +34,14 @@ Event run(Engine& e, Request r) {
   return s->wait();
 }
 
+// Runs R on an engine (f16, 64 RAM blocks) over DIR and flushes it: R's
+// full blocks are on disk when the engine is gone.
+void run_and_store(Fixture& f, const std::string& dir, const Request& r) {
+  auto e = f.engine(with_disk(dir, 64));
+  run(*e, r);
+  ASSERT_TRUE(e->flush().ok());
+}
+
 TEST(EngineDisk, EvictedPrefixComesBackFromDisk) {
   Fixture f;
   const std::string dir = test::scratch_dir("engine_disk_evicted");
@@ -89,11 +97,7 @@ TEST(EngineDisk, SharedHeadComesFromDiskAfterRestart) {
   Fixture f;
   const std::string dir = test::scratch_dir("engine_disk_head");
   const Request a = greedy(prompt_of(130, 5), 4);
-  {
-    auto e = f.engine(with_disk(dir, 64));
-    run(*e, a);
-    ASSERT_TRUE(e->flush().ok());  // blocks 0-3 (128 tokens) on disk
-  }
+  ASSERT_NO_FATAL_FAILURE(run_and_store(f, dir, a));  // blocks 0-3 (128 tokens) on disk
   std::vector<int32_t> p(a.prompt.begin(), a.prompt.begin() + 110);  // leaves block 3 after 14 of its tokens
   for (int i = 0; i < 20; ++i) p.push_back(400 + i);
   const Request b = greedy(p, 6);
@@ -115,11 +119,7 @@ TEST(EngineDisk, DamagedBlocksAreRecomputedNeverServed) {
   const std::string dir = test::scratch_dir("engine_disk_damaged");
   const Request a = greedy(prompt_of(100, 4), 10);
   const auto expected = alone(f, a);
-  {
-    auto e = f.engine(with_disk(dir, 64));
-    run(*e, a);
-    ASSERT_TRUE(e->flush().ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(run_and_store(f, dir, a));
   int damaged = 0;
   for (const auto& entry : fs::recursive_directory_iterator(fs::path(dir) / "blocks")) {
     if (!entry.is_regular_file()) continue;
@@ -141,11 +141,7 @@ TEST(EngineDisk, OtherKvTypeNeverLoads) {
   Fixture f;
   const std::string dir = test::scratch_dir("engine_disk_foreign");
   const Request a = greedy(prompt_of(100, 5), 6);
-  {
-    auto e = f.engine(with_disk(dir, 64));
-    run(*e, a);
-    ASSERT_TRUE(e->flush().ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(run_and_store(f, dir, a));
   EngineOptions o = with_disk(dir, 32);
   o.kv_type = kernels::KvType::kF32;
   o.cache_disk_bytes = 1000 * (64 + 32 * 4 + 20480);
@@ -165,11 +161,7 @@ TEST(EngineDisk, Q8KvBlocksRoundTripThroughDisk) {
   const std::string dir = test::scratch_dir("engine_disk_q8");
   const auto q8 = kernels::KvType::kQ8_0;
   const Request a = greedy(prompt_of(100, 6), 10);
-  {
-    auto e = f.engine(with_disk(dir, 64));  // f16 first
-    run(*e, a);
-    ASSERT_TRUE(e->flush().ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(run_and_store(f, dir, a));  // f16 first
   const auto expected = alone(f, a, q8);
   {
     auto e = f.engine(with_disk(dir, 64, 1000, q8));
