@@ -385,6 +385,8 @@ void Engine::reuse_partial_block(Sequence& s) {
   if (auto t = cache_->take_tail(s.last_key, rest)) {
     s.blocks.push_back(t->block);
     s.computed += t->tokens;
+    ++tail_hits_;
+    partial_block_tokens_ += t->tokens;
     return;
   }
   auto shared = cache_->longest_child(s.last_key, rest);
@@ -394,6 +396,8 @@ void Engine::reuse_partial_block(Sequence& s) {
     std::memcpy(pool_->block_data(*copy), pool_->block_data(shared->block), pool_->shape().block_bytes());
     s.blocks.push_back(*copy);
     s.computed += shared->tokens;
+    ++head_copies_;
+    partial_block_tokens_ += shared->tokens;
   }
   cache_->release_keep_class(shared->block);
 }
@@ -531,6 +535,9 @@ void Engine::publish_metrics(bool stepped, size_t batch_size, int64_t batch_toke
   metrics_.kv_blocks_cached = cache_->n_cached();
   metrics_.disk_enabled = tier_ != nullptr;
   metrics_.disk_hit_tokens = disk_hit_tokens_;
+  metrics_.tail_hits = tail_hits_;
+  metrics_.head_copies = head_copies_;
+  metrics_.partial_block_tokens = partial_block_tokens_;
   metrics_.disk_pending = static_cast<int64_t>(write_wanted_.size());
   metrics_.sessions = static_cast<int64_t>(sessions_.size());
   if (!stepped) return;

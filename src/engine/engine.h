@@ -99,6 +99,9 @@ struct EngineMetrics {
   int64_t prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0;
   int64_t preemptions = 0, evictions = 0;
   int64_t kv_blocks_total = 0, kv_blocks_free = 0, kv_blocks_cached = 0;
+  // Reuse inside a block (kv/prefix_cache.h): tails taken over, shared
+  // heads copied, and the prompt tokens they served (in cached_tokens too).
+  int64_t tail_hits = 0, head_copies = 0, partial_block_tokens = 0;
   // Forward-step durations: counts per upper bound of kStepBucketsMs (the
   // last bucket counts the rest), their sum in ms.
   static constexpr double kStepBucketsMs[] = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
@@ -219,6 +222,7 @@ class Engine {
   std::vector<int32_t> io_refs_;                             // per block: references held by I/O jobs
   int64_t writes_in_flight_ = 0;
   int64_t disk_hit_tokens_ = 0;
+  int64_t tail_hits_ = 0, head_copies_ = 0, partial_block_tokens_ = 0;
   // Sessions (engine thread only).
   std::unordered_map<std::string, kv::SessionRecord> sessions_;
   std::unordered_map<kv::BlockKey, int> pinned_keys_;  // keys of pinned sessions' chains, with counts

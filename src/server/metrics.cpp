@@ -70,6 +70,12 @@ std::string ServerMetrics::render(const engine::EngineMetrics& e, int64_t in_fli
   metric(out, "tandem_steps_total", "counter", "Engine steps.", e.steps);
   metric(out, "tandem_preemptions_total", "counter", "Sequences preempted for lack of KV blocks.", e.preemptions);
   metric(out, "tandem_kv_evictions_total", "counter", "Cached KV blocks evicted.", e.evictions);
+  metric(out, "tandem_kv_tail_hits_total", "counter", "Partial last blocks of finished sequences taken over.",
+         e.tail_hits);
+  metric(out, "tandem_kv_head_copies_total", "counter", "Heads shared with a cached block copied into a new block.",
+         e.head_copies);
+  metric(out, "tandem_kv_partial_block_tokens_total", "counter",
+         "Prompt tokens served from inside a block (tails and shared heads).", e.partial_block_tokens);
   out += "# HELP tandem_kv_blocks KV cache blocks by state.\n# TYPE tandem_kv_blocks gauge\n";
   const int64_t used = e.kv_blocks_total - e.kv_blocks_free - e.kv_blocks_cached;
   out += fmt::format("tandem_kv_blocks{{state=\"used\"}} {}\ntandem_kv_blocks{{state=\"cached\"}} {}\n"

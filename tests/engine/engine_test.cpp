@@ -128,6 +128,11 @@ TEST(Engine, PrefixCacheServesRepeatedPrompts) {
   const Event g = run(edited, 5);
   EXPECT_EQ(g.usage.cached_tokens, 40);
   EXPECT_EQ(run(edited, 5, 78).tokens, g.tokens);
+  // Counted: b and c took tails (4 and 14 tokens), g copied an 8-token head.
+  const EngineMetrics m = e->metrics();
+  EXPECT_EQ(m.tail_hits, 2);
+  EXPECT_EQ(m.head_copies, 1);
+  EXPECT_EQ(m.partial_block_tokens, 4 + 14 + 8);
 }
 
 TEST(Engine, SessionsRunInOrder) {

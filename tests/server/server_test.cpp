@@ -334,6 +334,8 @@ TEST(Server, ModelsHealthAndMetrics) {
   EXPECT_NE(m.find("tandem_step_seconds_count"), std::string::npos);
   EXPECT_NE(m.find("tandem_kv_blocks{state=\"free\"}"), std::string::npos);
   EXPECT_NE(m.find("tandem_time_to_first_token_seconds_bucket"), std::string::npos);
+  EXPECT_NE(m.find("tandem_kv_partial_block_tokens_total"), std::string::npos);
+  EXPECT_NE(m.find("tandem_kv_tail_hits_total"), std::string::npos);
 }
 
 TEST(Server, PingsWhileWaitingAndOverloadStatuses) {
