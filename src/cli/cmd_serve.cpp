@@ -3,6 +3,7 @@
 #include "cli/commands.h"
 #include "engine/engine.h"
 #include "engine/memory_budget.h"
+#include "kernels/kv_type.h"
 #include "model/model.h"
 #include "server/server.h"
 #include "server/service.h"
@@ -11,6 +12,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
@@ -49,17 +51,48 @@ std::string default_cache_base() {
   return "/tmp/tandem-cache";
 }
 
-// One folder per model and KV type under BASE, so switching models keeps
-// each one's blocks: "<file stem>-<fingerprint>-<kv type>" (the stem
-// reduced to [A-Za-z0-9._-]).
-std::string model_cache_dir(const std::string& base, const std::string& model_path, uint64_t fingerprint,
-                            const std::string& kv_type) {
+// The model file's stem as cache folders name it: [A-Za-z0-9._-], at most 64.
+std::string cache_stem(const std::string& model_path) {
   std::string stem = std::filesystem::path(model_path).stem().string();
   for (char& c : stem) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '_';
   }
   if (stem.empty() || stem[0] == '.') stem = "model" + stem;
-  return fmt::format("{}/{}-{:016x}-{}", base, stem.substr(0, 64), fingerprint, kv_type);
+  return stem.substr(0, 64);
+}
+
+// One folder per model and KV type under BASE, so switching models keeps
+// each one's blocks: "<file stem>-<fingerprint>-<kv type>".
+std::string model_cache_dir(const std::string& base, const std::string& model_path, uint64_t fingerprint,
+                            const std::string& kv_type) {
+  return fmt::format("{}/{}-{:016x}-{}", base, cache_stem(model_path), fingerprint, kv_type);
+}
+
+// The other folders of this model's stem under BASE ("<stem>-<16 hex>-<kv
+// type>" but CURRENT: another build's fingerprint, another file of that
+// name, another KV type) and the bytes of their files. Nothing removes
+// them (another tandem may still use one), so start-up reports them.
+struct OtherCaches {
+  int folders = 0;
+  uint64_t bytes = 0;
+};
+OtherCaches other_cache_dirs(const std::string& base, const std::string& model_path, const std::string& current) {
+  namespace fs = std::filesystem;
+  OtherCaches out;
+  const std::string prefix = cache_stem(model_path) + "-";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(base, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_directory(ec) || fs::path(current).filename() == name || name.rfind(prefix, 0) != 0) continue;
+    const std::string rest = name.substr(prefix.size());  // <16 hex>-<kv type>
+    if (rest.size() < 18 || rest[16] != '-' || !kernels::parse_kv_type(rest.substr(17))) continue;
+    if (!std::all_of(rest.begin(), rest.begin() + 16, [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); })) continue;
+    ++out.folders;
+    for (const auto& f : fs::recursive_directory_iterator(entry.path(), ec)) {
+      if (f.is_regular_file(ec)) out.bytes += f.file_size(ec);
+    }
+  }
+  return out;
 }
 
 // 20% of the free space where the tier lives, at most 50 GiB.
@@ -200,6 +233,14 @@ int serve(ServeOptions o) {
              o.engine.max_batch_size, o.engine.max_batch_tokens,
              (*service)->uses_fallback_template() ? "; no chat template in the model: using ChatML" : "");
   fmt::print("tandem: KV disk tier: {}\n", disk_note);
+  if (!o.engine.cache_dir.empty()) {
+    const std::string base = std::filesystem::path(o.engine.cache_dir).parent_path().string();
+    if (const OtherCaches other = other_cache_dirs(base, o.model, o.engine.cache_dir); other.folders > 0) {
+      fmt::print("tandem: other cache folders of this model in {} (other builds or KV types, not read now): {}, "
+                 "{:.1f} MiB; delete them to free the space\n",
+                 base, other.folders, static_cast<double>(other.bytes) / (1 << 20));
+    }
+  }
   fmt::print("tandem: use it from Claude Code with:\n  ANTHROPIC_BASE_URL={} claude\n", url);
   fmt::print("tandem: or any OpenAI client with base URL {}/v1\n", url);
   std::fflush(stdout);

@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 namespace tandem {
 namespace {
@@ -21,8 +23,10 @@ struct CliRun {
   std::string out, err;
 };
 
-// Runs `tandem ARGS` (a shell fragment) and captures its output.
-CliRun tandem(const std::string& args, const std::string& stdin_text = "") {
+// Runs `tandem ARGS` (a shell fragment) with STDIN_TEXT and captures its
+// output; with TIMEOUT_S, stopped by SIGTERM (a server's clean shutdown)
+// after that many seconds.
+CliRun tandem(const std::string& args, const std::string& stdin_text = "", int timeout_s = 0) {
   static int counter = 0;
   const std::string dir = tandem::test::scratch_dir("cli_run_" + std::to_string(counter++));
   const std::string in = dir + "/in", out = dir + "/out", err = dir + "/err";
@@ -31,7 +35,8 @@ CliRun tandem(const std::string& args, const std::string& stdin_text = "") {
     std::fwrite(stdin_text.data(), 1, stdin_text.size(), f);
     std::fclose(f);
   }
-  const std::string cmd = std::string(TANDEM_BINARY_DIR) + "/tandem " + args + " <" + in + " >" + out + " 2>" + err;
+  const std::string limit = timeout_s > 0 ? "timeout -s TERM " + std::to_string(timeout_s) + " " : "";
+  const std::string cmd = limit + std::string(TANDEM_BINARY_DIR) + "/tandem " + args + " <" + in + " >" + out + " 2>" + err;
   const int status = std::system(cmd.c_str());
   CliRun r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -315,6 +320,25 @@ TEST(Cli, BenchAllInProcess) {
   EXPECT_LT(shared["fraction"].get<double>(), 0.5);  // (300 + 3 x 32) / (3 x 332) ideally
   EXPECT_EQ(read_file(dir + "/b.svg").value().rfind("<svg", 0), 0u);
   EXPECT_NE(r.out.find("== throughput =="), std::string::npos);
+}
+
+// tandem serve names the cache folders of this model's other builds or KV
+// types: nothing else ever removes them.
+TEST(Cli, ServeReportsOtherCacheFolders) {
+  namespace fs = std::filesystem;
+  const std::string base = tandem::test::scratch_dir("cli_other_caches");
+  fs::create_directories(base + "/stories260K-0123456789abcdef-f16/blocks");
+  std::ofstream(base + "/stories260K-0123456789abcdef-f16/blocks/x") << std::string(1 << 20, 'x');
+  fs::create_directories(base + "/other-0123456789abcdef-f16");        // another model
+  fs::create_directories(base + "/stories260K-not-a-fingerprint-f16");  // not named like a cache folder
+  CliRun r = tandem("serve --port 0 --kv-memory-mb 8 --cache-dir " + base, "", 3);
+  EXPECT_NE(r.out.find("tandem: serving stories260K"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.out.find("other cache folders of this model in " + base + " (other builds or KV types, not read now): 1, 1.0 MiB"),
+            std::string::npos)
+      << r.out;
+  // Its own folder is not one of them.
+  CliRun again = tandem("serve --port 0 --kv-memory-mb 8 --cache-dir " + base, "", 3);
+  EXPECT_NE(again.out.find("not read now): 1, 1.0 MiB"), std::string::npos) << again.out;
 }
 
 TEST(Cli, BenchErrors) {
