@@ -331,7 +331,9 @@ void Engine::admit() {
       ++it;
       continue;
     }
-    if (s.loads_pending == 0) reuse_partial_block(s);
+    // Past the whole blocks (with a disk tier finish_loads() does this, once
+    // the loads are in).
+    if (tier_ == nullptr) reuse_partial_block(s);
     if (!s.admitted_once) {
       s.admitted_once = true;
       s.usage.cached_tokens = s.computed;  // loads add theirs when done

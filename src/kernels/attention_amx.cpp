@@ -246,7 +246,7 @@ struct StepKv {
   const uint8_t* k = nullptr;  // bf16: the block's pairs at key ks; f16: converted tiles
   const uint8_t* v = nullptr;  // bf16 all seen: the block's pairs; else tiles in scratch
   long k_stride = 64, v_stride = 64;
-  size_t bt = 0, hd = 0;  // block keys, head dims
+  size_t bt = 0;  // keys per block
   bool k_direct = false, v_direct = false;
 
   const uint8_t* k_tile(size_t kc, size_t half, size_t part) const {
@@ -268,7 +268,6 @@ void prepare_step(StepKv& x, const uint16_t* kh, const uint16_t* vh, bool bf16, 
                   size_t bt, size_t hd, uint8_t* kt, uint8_t* vt) {
   const size_t n_kc = hd / 32, n_dt = hd / 16;
   x.bt = bt;
-  x.hd = hd;
   const bool all_seen = lo == x.ks && hi == x.ks + static_cast<int64_t>(kKeys) - 1;
   x.k_direct = bf16;
   x.v_direct = bf16 && all_seen;

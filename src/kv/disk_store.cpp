@@ -491,13 +491,19 @@ Status DiskStore::load(uint64_t key, std::span<uint8_t> out, BlockMeta* meta) {
   if (out.size() != opt_.block_bytes) {  // the caller's mistake: the block stays
     return Status::errorf("disk store: load into {} bytes, blocks have {}", out.size(), opt_.block_bytes);
   }
+  auto row = find_stored(key);
+  if (!row) return row.status();
+  Status read = read_checked(key, *row, out);
+  if (Status s = finish_load(key, read); !s.ok()) return s;
+  if (meta != nullptr) *meta = std::move(*row);
+  return {};
+}
+
+Result<BlockMeta> DiskStore::find_stored(uint64_t key) const {
   auto row = find(key);
   if (!row) return row.status();
   if (!row->has_value()) return Status::errorf("disk store: block {:016x} is not stored", key);
-  Status read = read_checked(key, **row, out);
-  if (Status s = finish_load(key, read); !s.ok()) return s;
-  if (meta != nullptr) *meta = std::move(**row);
-  return {};
+  return std::move(**row);
 }
 
 Status DiskStore::read_checked(uint64_t key, const BlockMeta& m, std::span<uint8_t> out) const {

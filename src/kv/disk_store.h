@@ -110,6 +110,8 @@ class DiskStore {
 
   // The index entry of KEY, nullopt when absent. Reads no block file.
   Result<std::optional<BlockMeta>> find(uint64_t key) const;
+  // The same, an error when KEY is not stored.
+  Result<BlockMeta> find_stored(uint64_t key) const;
 
   // Reads KEY's block into OUT (block_bytes) and, if META is not null, its
   // metadata. Verifies the whole file against the store and the index; on

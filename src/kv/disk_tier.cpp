@@ -1,5 +1,7 @@
 #include "kv/disk_tier.h"
 
+#include "kv/child_index.h"
+
 #include <algorithm>
 #include <atomic>
 #include <optional>
@@ -58,12 +60,11 @@ bool DiskTier::contains(uint64_t key) const {
 std::optional<BlockMeta> DiskTier::longest_child(uint64_t parent, std::span<const int32_t> tokens) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::optional<BlockMeta> best;
-  size_t best_n = 0;
+  int best_n = 0;
   const auto [from, to] = children_.equal_range(parent);
   for (auto it = from; it != to; ++it) {
     const Entry& e = mirror_.at(it->second);
-    const size_t n = static_cast<size_t>(
-        std::mismatch(e.tokens.begin(), e.tokens.end(), tokens.begin(), tokens.end()).first - e.tokens.begin());
+    const int n = common_prefix(e.tokens, tokens);
     if (n > best_n) {
       best_n = n;
       best = BlockMeta{it->second, parent, e.tokens};
@@ -81,13 +82,7 @@ void DiskTier::mirror_put(uint64_t key, Entry entry) {
 void DiskTier::mirror_erase(uint64_t key) {
   auto it = mirror_.find(key);
   if (it == mirror_.end()) return;
-  const auto [from, to] = children_.equal_range(it->second.parent);
-  for (auto c = from; c != to; ++c) {
-    if (c->second == key) {
-      children_.erase(c);
-      break;
-    }
-  }
+  erase_child(children_, it->second.parent, key);
   mirror_.erase(it);
 }
 
@@ -224,13 +219,11 @@ void DiskTier::execute_loads(std::vector<Job>& jobs) {
   std::vector<std::optional<BlockMeta>> metas(n);
   std::vector<Status> read(n);
   for (size_t i = 0; i < n; ++i) {
-    auto row = store_->find(jobs[i].meta.key);
-    if (!row) {
-      read[i] = row.status();
-    } else if (!row->has_value()) {
-      read[i] = Status::errorf("disk store: block {:016x} is not stored", jobs[i].meta.key);
+    auto row = store_->find_stored(jobs[i].meta.key);
+    if (row) {
+      metas[i] = std::move(*row);
     } else {
-      metas[i] = std::move(**row);
+      read[i] = row.status();
     }
   }
   std::atomic<size_t> next{0};
@@ -276,11 +269,8 @@ void DiskTier::execute(Job& job) {
       done_.push_back(IoDone{IoDone::Kind::kWrite, job.block, job.meta.key, s.ok(), s.message()});
       return;
     }
-    case Job::Kind::kLoad: {
-      std::vector<Job> one{std::move(job)};
-      execute_loads(one);
-      return;
-    }
+    case Job::Kind::kLoad:
+      return;  // run() hands every load to execute_loads()
     case Job::Kind::kSession:
     case Job::Kind::kEraseSession: {
       // A lost manifest only costs the admin listing; counted, not fatal.

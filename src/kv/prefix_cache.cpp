@@ -1,5 +1,7 @@
 #include "kv/prefix_cache.h"
 
+#include "kv/child_index.h"
+
 #include <xxhash.h>
 
 #include <fmt/format.h>
@@ -141,12 +143,7 @@ void PrefixCache::forget(BlockId b) {
     auto it = by_key_.find(m.key);
     if (it != by_key_.end() && it->second == b) {
       by_key_.erase(it);
-      for (auto [c, end] = children_.equal_range(m.parent); c != end; ++c) {
-        if (c->second == b) {
-          children_.erase(c);
-          break;
-        }
-      }
+      erase_child(children_, m.parent, b);
     }
   }
   if (m.tail_len > 0) {
@@ -170,14 +167,6 @@ void PrefixCache::commit_tail(BlockId b, BlockKey parent, std::span<const int32_
   std::memcpy(tokens_.data() + static_cast<size_t>(b) * static_cast<size_t>(block_tokens()), tokens.data(),
               tokens.size_bytes());
 }
-
-namespace {
-// How many leading tokens A and B share.
-int common_prefix(std::span<const int32_t> a, std::span<const int32_t> b) {
-  const size_t n = std::min(a.size(), b.size());
-  return static_cast<int>(std::mismatch(a.begin(), a.begin() + static_cast<ptrdiff_t>(n), b.begin()).first - a.begin());
-}
-}  // namespace
 
 std::optional<PartialMatch> PrefixCache::longest_child(BlockKey parent, std::span<const int32_t> tokens) {
   PartialMatch best;
