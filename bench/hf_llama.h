@@ -1,7 +1,7 @@
 // A Hugging Face LlamaForCausalLM folder (config.json, model.safetensors
 // with F32 tensors, tokenizer.json) as a GGUF file tandem loads, for
 // benchmarks on small real checkpoints that only exist in that form
-// (shared/models/story656k). Not a general converter: F32 weights only,
+// (tests/data/story656k). Not a general converter: F32 weights only,
 // no tokenizer metadata (the benchmark works on token ids).
 //
 // Facts of the two formats this relies on:

@@ -3,7 +3,7 @@
 //
 //   build/bench/kv_quality_bench [--tokens N] [--model FILE]... [--hf DIR]...
 //
-// Default models: shared/models stories260K.gguf and story656k (converted
+// Default models (tests/data): stories260K.gguf and story656k (converted
 // from its safetensors, bench/hf_llama.h), the qwen3 and gemma3 tiny
 // random-weight goldens, and bench-models/qwen3-0.6b-q8_0.gguf when present
 // (`tandem synth --like qwen3-0.6b --type q8_0`, or forward_bench makes it).
@@ -262,10 +262,10 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  const std::string shared = TANDEM_SHARED_MODELS;
+  const std::string data = TANDEM_TEST_DATA;
   if (models.empty() && hf_dirs.empty()) {
-    models = {shared + "/stories260K.gguf", shared + "/qwen3-tiny-random.gguf", shared + "/gemma3-tiny-random.gguf"};
-    hf_dirs = {shared + "/story656k"};
+    models = {data + "/stories260K.gguf", data + "/qwen3-tiny-random.gguf", data + "/gemma3-tiny-random.gguf"};
+    hf_dirs = {data + "/story656k"};
     if (std::filesystem::exists("bench-models/qwen3-0.6b-q8_0.gguf")) models.push_back("bench-models/qwen3-0.6b-q8_0.gguf");
   }
   fmt::print("KV cache quality, {} greedy tokens per model (KL in nats per token)\n", n_new);

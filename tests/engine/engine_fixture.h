@@ -23,7 +23,7 @@ struct Fixture {
     mo.ctx = 512;
     mo.limits.max_tokens = max_tokens;
     mo.limits.max_sequences = 16;
-    auto m = model::Model::load(tandem::test::shared_model("stories260K.gguf"), mo);
+    auto m = model::Model::load(tandem::test::data_path("stories260K.gguf"), mo);
     EXPECT_TRUE(m.ok()) << m.message();
     model = std::move(*m);
     auto t = tokenizer::Tokenizer::from_gguf(model->file());

@@ -39,7 +39,7 @@ uint64_t walk(const GgufFile& f) {
 TEST(GgufFuzz, MutatedFilesNeverCrash) {
   std::vector<std::vector<uint8_t>> seeds = {test::sample_bytes()};
   // The head of a real model file: metadata and tensor infos, data cut off.
-  auto real = MappedFile::open(tandem::test::shared_model("stories260K.gguf"));
+  auto real = MappedFile::open(tandem::test::data_path("stories260K.gguf"));
   ASSERT_TRUE(real.ok());
   seeds.emplace_back(real->bytes().begin(), real->bytes().begin() + 16384);
   std::mt19937_64 rng(20261123);

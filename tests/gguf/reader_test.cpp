@@ -12,7 +12,7 @@ namespace tandem::gguf {
 namespace {
 
 TEST(GgufReader, ReadsStories260K) {
-  auto f = GgufFile::open(tandem::test::shared_model("stories260K.gguf"));
+  auto f = GgufFile::open(tandem::test::data_path("stories260K.gguf"));
   ASSERT_TRUE(f.ok()) << f.message();
   EXPECT_EQ(f->version(), 3u);
   EXPECT_EQ(f->get_string("general.architecture"), "llama");
@@ -42,7 +42,7 @@ TEST(GgufReader, ReadsStories260K) {
 TEST(GgufReader, ReadsEveryArchitectureFile) {
   for (const char* name : {"qwen2-tiny-random.gguf", "qwen3-tiny-random.gguf", "gemma3-tiny-random.gguf",
                            "llama-2-tiny-random.gguf"}) {
-    auto f = GgufFile::open(tandem::test::shared_model(name));
+    auto f = GgufFile::open(tandem::test::data_path(name));
     ASSERT_TRUE(f.ok()) << name << ": " << f.message();
     EXPECT_GT(f->tensors().size(), 5u) << name;
     for (const auto& t : f->tensors()) {
@@ -51,7 +51,7 @@ TEST(GgufReader, ReadsEveryArchitectureFile) {
       EXPECT_LE(f->data_offset() + t.offset + t.n_bytes, f->file_size());
     }
   }
-  auto llama2 = GgufFile::open(tandem::test::shared_model("llama-2-tiny-random.gguf"));
+  auto llama2 = GgufFile::open(tandem::test::data_path("llama-2-tiny-random.gguf"));
   ASSERT_TRUE(llama2.ok());
   EXPECT_EQ(llama2->find_tensor("token_embd.weight")->type, TensorType::F16);
   EXPECT_EQ(llama2->get_array("tokenizer.ggml.tokens")->size(), 32000u);

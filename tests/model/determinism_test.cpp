@@ -13,7 +13,7 @@
 namespace tandem::model {
 namespace {
 
-using tandem::test::shared_model;
+using tandem::test::data_path;
 using Logits = SequenceBatch::Logits;
 
 // Logits per position of one sequence: position p -> the row that predicts token p+1.
@@ -130,7 +130,7 @@ void check_determinism(const std::string& path, kernels::KvType kv_type) {
 class Determinism : public ::testing::TestWithParam<std::tuple<const char*, kernels::KvType>> {};
 
 TEST_P(Determinism, BatchChunkingAndThreadsDoNotChangeLogits) {
-  check_determinism(shared_model(std::get<0>(GetParam())), std::get<1>(GetParam()));
+  check_determinism(data_path(std::get<0>(GetParam())), std::get<1>(GetParam()));
 }
 
 // Quantized weights go through the integer matmul kernels (activations

@@ -1,6 +1,6 @@
 // Greedy ids and first-position logits against the reference outputs in
-// shared/models/reference (each agrees with an independent implementation;
-// see shared/MODEL_NOTES.md for the conventions they pin down).
+// tests/data/reference (each agrees with an independent implementation;
+// tests/data/README.md says how they were made and what they pin down).
 #include "core/mapped_file.h"
 #include "model_test_util.h"
 
@@ -9,7 +9,7 @@
 namespace tandem::model {
 namespace {
 
-using tandem::test::shared_model;
+using tandem::test::data_path;
 
 struct Golden {
   const char* model;
@@ -19,12 +19,12 @@ struct Golden {
 class GoldenTest : public ::testing::TestWithParam<Golden> {};
 
 nlohmann::json reference(const Golden& g) {
-  return nlohmann::json::parse(read_file(shared_model(std::string("reference/") + g.reference)).value());
+  return nlohmann::json::parse(read_file(data_path(std::string("reference/") + g.reference)).value());
 }
 
 // Exact greedy ids with the default f16 KV cache.
 TEST_P(GoldenTest, GreedyIdsWithF16Kv) {
-  auto m = test::load(shared_model(GetParam().model));
+  auto m = test::load(data_path(GetParam().model));
   ASSERT_NE(m, nullptr);
   auto pool = test::make_pool(*m, kernels::KvType::kF16);
   const nlohmann::json ref = reference(GetParam());  // (a temporary would die before the loop)
@@ -37,7 +37,7 @@ TEST_P(GoldenTest, GreedyIdsWithF16Kv) {
 
 // Top-5 logits at the first generated position within 1e-3 with an f32 KV cache.
 TEST_P(GoldenTest, FirstLogitsWithF32Kv) {
-  auto m = test::load(shared_model(GetParam().model));
+  auto m = test::load(data_path(GetParam().model));
   ASSERT_NE(m, nullptr);
   auto pool = test::make_pool(*m, kernels::KvType::kF32);
   const nlohmann::json ref = reference(GetParam());  // (a temporary would die before the loop)
@@ -60,7 +60,7 @@ TEST_P(GoldenTest, FirstLogitsWithF32Kv) {
 // id, as does gemma3; the random-weight qwen2 and qwen3 goldens diverge on
 // one prompt each (178 and 175 of 192 ids agree): at least 3 in 4 must.
 TEST_P(GoldenTest, GreedyAgreementWithQ8Kv) {
-  auto m = test::load(shared_model(GetParam().model));
+  auto m = test::load(data_path(GetParam().model));
   ASSERT_NE(m, nullptr);
   auto pool = test::make_pool(*m, kernels::KvType::kQ8_0);
   size_t same = 0, total = 0;

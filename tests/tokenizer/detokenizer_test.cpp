@@ -6,7 +6,7 @@
 namespace tandem::tokenizer {
 namespace {
 
-using tandem::test::shared_model;
+using tandem::test::data_path;
 
 bool is_valid_utf8(const std::string& s) { return utf8_sanitize(s) == s; }
 
@@ -32,7 +32,7 @@ TEST(StreamingDetokenizer, MatchesWholeDecodeOnEveryFixture) {
 }
 
 TEST(StreamingDetokenizer, HoldsByteFallbackUntilCharacterIsComplete) {
-  Tokenizer tok = test::load_gguf_tokenizer(shared_model("stories260K.gguf"));
+  Tokenizer tok = test::load_gguf_tokenizer(data_path("stories260K.gguf"));
   // "你好" -> ▁ <0xE4> <0xBD> <0xA0> <0xE5> <0xA5> <0xBD>
   const auto ids = tok.encode("你好", {});
   ASSERT_EQ(ids.size(), 7u);
@@ -44,7 +44,7 @@ TEST(StreamingDetokenizer, HoldsByteFallbackUntilCharacterIsComplete) {
 }
 
 TEST(StreamingDetokenizer, FirstTokenLeadingSpace) {
-  Tokenizer tok = test::load_gguf_tokenizer(shared_model("stories260K.gguf"));
+  Tokenizer tok = test::load_gguf_tokenizer(data_path("stories260K.gguf"));
   const auto ids = tok.encode("Once upon", {});  // ▁Once ▁upon
   StreamingDetokenizer from_start(tok, /*at_text_start=*/true);
   EXPECT_EQ(from_start.push(ids[0]), "Once");
@@ -63,7 +63,7 @@ TEST(StreamingDetokenizer, FirstTokenLeadingSpace) {
 }
 
 TEST(StreamingDetokenizer, InvalidBytesBecomeReplacementCharacters) {
-  Tokenizer tok = test::load_gguf_tokenizer(shared_model("stories260K.gguf"));
+  Tokenizer tok = test::load_gguf_tokenizer(data_path("stories260K.gguf"));
   const TokenId e4 = tok.vocab().find("<0xE4>");
   const TokenId a = tok.vocab().find("a");
   ASSERT_NE(e4, kNoToken);

@@ -82,8 +82,8 @@ void check(const Tokenizer& tok, const std::string& text, bool nfc) {
 }
 
 TEST(TokenizerFuzz, RandomTextProperties) {
-  Tokenizer spm = test::load_gguf_tokenizer(tandem::test::shared_model("llama-2-tiny-random.gguf"));
-  Tokenizer gemma = test::load_gguf_tokenizer(tandem::test::shared_model("gemma3-tiny-random.gguf"));
+  Tokenizer spm = test::load_gguf_tokenizer(tandem::test::data_path("llama-2-tiny-random.gguf"));
+  Tokenizer gemma = test::load_gguf_tokenizer(tandem::test::data_path("gemma3-tiny-random.gguf"));
   const Tokenizer& qwen = test::load_hf_tokenizer("qwen3");
   const Tokenizer& llama3 = test::load_hf_tokenizer("llama3");
   std::mt19937 rng(20261123);
@@ -103,7 +103,7 @@ TEST(TokenizerFuzz, RandomTextProperties) {
 // that encodes and decodes anything without crashing.
 TEST(TokenizerFuzz, MutatedVocabularies) {
   // The model's metadata alone (vocabulary included), as a small file to mutate.
-  auto real = gguf::GgufFile::open(tandem::test::shared_model("stories260K.gguf"));
+  auto real = gguf::GgufFile::open(tandem::test::data_path("stories260K.gguf"));
   ASSERT_TRUE(real.ok());
   gguf::GgufWriter w;
   for (const auto& kv : real->metadata()) w.set(kv.key, kv.value);

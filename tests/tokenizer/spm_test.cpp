@@ -1,15 +1,15 @@
 // SentencePiece (tokenizer.ggml.model = "llama") against the reference
-// tokenizations in shared/models/reference.
+// tokenizations in tests/data/reference.
 #include "tokenizer_test_util.h"
 
 namespace tandem::tokenizer {
 namespace {
 
-using tandem::test::shared_model;
+using tandem::test::data_path;
 
 void check_reference(const std::string& model, const std::string& reference) {
-  Tokenizer tok = test::load_gguf_tokenizer(shared_model(model));
-  const auto ref = test::load_json(shared_model("reference/" + reference));
+  Tokenizer tok = test::load_gguf_tokenizer(data_path(model));
+  const auto ref = test::load_json(data_path("reference/" + reference));
   ASSERT_EQ(tok.vocab().size(), ref["vocab_size"].get<size_t>());
   ASSERT_GT(ref["cases"].size(), 30u);
   for (const auto& c : ref["cases"]) {
@@ -42,8 +42,8 @@ TEST(Spm, GoldenPromptIds) {
                                       std::pair{"qwen2-tiny-random.gguf", "qwen2_tiny_greedy.json"},
                                       std::pair{"qwen3-tiny-random.gguf", "qwen3_tiny_greedy.json"},
                                       std::pair{"gemma3-tiny-random.gguf", "gemma3_tiny_greedy.json"}}) {
-    Tokenizer tok = test::load_gguf_tokenizer(shared_model(model));
-    const auto ref = test::load_json(shared_model(std::string("reference/") + golden));
+    Tokenizer tok = test::load_gguf_tokenizer(data_path(model));
+    const auto ref = test::load_json(data_path(std::string("reference/") + golden));
     ASSERT_FALSE(ref["results"].empty());
     for (const auto& r : ref["results"]) {
       EncodeOptions opts;
@@ -55,8 +55,8 @@ TEST(Spm, GoldenPromptIds) {
 }
 
 TEST(Spm, GemmaHasNoSpacePrefix) {
-  Tokenizer gemma = test::load_gguf_tokenizer(shared_model("gemma3-tiny-random.gguf"));
-  Tokenizer stories = test::load_gguf_tokenizer(shared_model("stories260K.gguf"));
+  Tokenizer gemma = test::load_gguf_tokenizer(data_path("gemma3-tiny-random.gguf"));
+  Tokenizer stories = test::load_gguf_tokenizer(data_path("stories260K.gguf"));
   EXPECT_FALSE(gemma.vocab().add_space_prefix);
   const auto g = gemma.encode("Once", {});
   const auto s = stories.encode("Once", {});
@@ -66,7 +66,7 @@ TEST(Spm, GemmaHasNoSpacePrefix) {
 
 // Control tokens are a security boundary: "<s>" a user typed is text.
 TEST(Spm, ControlTokensOnlyWhenParsing) {
-  Tokenizer tok = test::load_gguf_tokenizer(shared_model("llama-2-tiny-random.gguf"));
+  Tokenizer tok = test::load_gguf_tokenizer(data_path("llama-2-tiny-random.gguf"));
   EncodeOptions as_text;
   EncodeOptions parse;
   parse.special = SpecialTokens::kParse;
