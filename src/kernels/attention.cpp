@@ -572,12 +572,16 @@ const char* attention_path_name() {
   return bf16 ? "f16 attention: f32; bf16: amx-bf16" : "f16 attention: f32; bf16: f32";
 }
 
-KvType auto_kv_type(int head_dim, int block_tokens) {
+bool attention_runs_on_tiles(KvType type, int head_dim, int block_tokens) {
   AttentionArgs a;
-  a.kv_type = KvType::kBF16;
+  a.kv_type = type;
   a.head_dim = head_dim;
   a.block_tokens = block_tokens;
-  return detail::attention_amx_fits(a) && detail::attention_amx_on(KvType::kBF16) ? KvType::kBF16 : KvType::kF16;
+  return detail::attention_amx_fits(a) && detail::attention_amx_on(type);
+}
+
+KvType auto_kv_type(int head_dim, int block_tokens) {
+  return attention_runs_on_tiles(KvType::kBF16, head_dim, block_tokens) ? KvType::kBF16 : KvType::kF16;
 }
 
 void scores_block_f32(const float* q, const float* k_t, size_t d, size_t t, float* out) {

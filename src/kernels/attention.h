@@ -73,6 +73,10 @@ const char* attention_path_name();
 // decode speed), else f16.
 KvType auto_kv_type(int head_dim, int block_tokens);
 
+// True when a cache of TYPE with heads of HEAD_DIM in blocks of BLOCK_TOKENS
+// has its attention on the AMX tile unit (else the f32 SIMD path).
+bool attention_runs_on_tiles(KvType type, int head_dim, int block_tokens);
+
 // Scalar reference twin: K and V dequantized (kv_load), full softmax in
 // double (one query: n_queries is ignored).
 void attention_reference(const AttentionArgs& a);

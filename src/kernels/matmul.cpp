@@ -123,4 +123,20 @@ void matmul_reference(const Matrix& w, const float* x, int64_t m, int64_t x_stri
 
 const char* matmul_target_name() { return detail::matmul_q8_target_name(); }
 
+std::string compute_path_summary() {
+  const std::string target = matmul_target_name();
+  std::string isa = target;
+  if (target == "AVX3_SPR") isa = "AVX-512 VNNI + BF16 + FP16";
+  else if (target == "AVX3_ZEN4") isa = "AVX-512 VNNI + BF16";
+  else if (target == "AVX3_DL") isa = "AVX-512 VNNI";
+  else if (target == "AVX3") isa = "AVX-512";
+  else if (target == "AVX2") isa = "AVX2 + FMA";
+  else if (target == "EMU128" || target == "SCALAR") isa = "no SIMD";
+  std::string s = isa + " (Highway " + target + ")";
+  if (amx_bf16_available()) s += ", AMX-INT8 + AMX-BF16 tiles";
+  else if (amx_available()) s += ", AMX-INT8 tiles";
+  else s += ", no AMX";
+  return s;
+}
+
 }  // namespace tandem::kernels

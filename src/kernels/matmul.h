@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace tandem::kernels {
@@ -55,5 +56,9 @@ void matmul_reference(const Matrix& w, const float* x, int64_t m, int64_t x_stri
 // ("AVX2", "AVX3", "AVX3_DL", ...). On targets without dedicated kernels
 // (older than AVX2) every type takes the generic path.
 const char* matmul_target_name();
+
+// What the kernels run on, for people: "AVX-512 VNNI (Highway AVX3_ZEN4), no
+// AMX" or "... AMX-INT8 + AMX-BF16 tiles".
+std::string compute_path_summary();
 
 }  // namespace tandem::kernels

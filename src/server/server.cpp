@@ -2,7 +2,9 @@
 
 #include "server/admin.h"
 #include "server/anthropic.h"
+#include "server/log.h"
 #include "server/openai.h"
+#include "server/render.h"
 #include "server/responses.h"
 
 #include <fmt/format.h>
@@ -26,10 +28,23 @@ int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-bool is_anthropic(const httplib::Request& req) { return req.path.rfind("/v1/messages", 0) == 0; }
+// The body API /v1/render was asked for: ?api=, else an anthropic-version
+// header (every Anthropic SDK sends one), else a guess from the body.
+BodyApi render_api(const httplib::Request& req, const json& body) {
+  if (auto api = parse_body_api(req.get_param_value("api"))) return *api;
+  if (req.has_header("anthropic-version")) return BodyApi::kAnthropic;
+  return guess_body_api(body);
+}
+
+// Errors in Anthropic's envelope on its routes, and on /v1/render for its bodies.
+bool is_anthropic(const httplib::Request& req) {
+  if (req.path.rfind("/v1/messages", 0) == 0) return true;
+  return req.path == "/v1/render" &&
+         (req.get_param_value("api") == "anthropic" || (!req.has_param("api") && req.has_header("anthropic-version")));
+}
 
 std::string route_label(const httplib::Request& req) {
-  for (const char* r : {"/v1/messages/count_tokens", "/v1/messages", "/v1/chat/completions", "/v1/completions",
+  for (const char* r : {"/v1/messages/count_tokens", "/v1/messages", "/v1/render", "/v1/chat/completions", "/v1/completions",
                         "/v1/responses", "/v1/models", "/health", "/metrics", "/admin/sessions", "/admin/cache"}) {
     if (req.path.rfind(r, 0) == 0) return r;
   }
@@ -41,7 +56,32 @@ void send_json(httplib::Response& res, int status, const json& body) {
   res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
+// The log record of the request this HTTP worker thread serves: a request's
+// handler, its streamed content and the logger all run on one thread.
+struct CurrentRequest {
+  RequestRecord record;
+  std::chrono::steady_clock::time_point start;
+};
+thread_local CurrentRequest t_current;
+
+// What the log says of a finished generation.
+void note_completion(const Completion& c) {
+  t_current.record.stop = engine::stop_reason_name(c.stop);
+  t_current.record.usage = c.usage;
+  if (!c.error.empty()) t_current.record.error = c.error;
+}
+
+const char* priority_name(engine::Priority p) {
+  switch (p) {
+    case engine::Priority::kHigh: return "high";
+    case engine::Priority::kNormal: return "normal";
+    case engine::Priority::kLow: return "low";
+  }
+  return "?";
+}
+
 void send_error(const httplib::Request& req, httplib::Response& res, const ApiError& e) {
+  t_current.record.error = e.message;
   const bool a = is_anthropic(req);
   send_json(res, http_status(e.kind, a), a ? anthropic::error_body(e) : openai::error_body(e));
 }
@@ -126,6 +166,11 @@ void Server::install_routes() {
     engine::Priority priority = engine::Priority::kNormal;
     std::string session;  // from headers; "" when none
   };
+  http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    t_current = {};
+    t_current.start = std::chrono::steady_clock::now();
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
   auto authorize = [this](const httplib::Request& req, httplib::Response& res) -> std::optional<Caller> {
     Caller c;
     engine::Priority tier = engine::Priority::kHigh;  // no keys: every local client is trusted alike
@@ -142,6 +187,7 @@ void Server::install_routes() {
       }
       tier = it->tier;
       c.priority = std::min(engine::Priority::kNormal, tier);
+      t_current.record.key = fmt::format("key{}:{}", it - opt_.api_keys.begin() + 1, priority_name(tier));
     }
     if (req.has_header("x-priority")) {
       auto p = parse_priority(req.get_header_value("x-priority"));
@@ -244,15 +290,19 @@ void Server::install_routes() {
       ChatRequest& chat = std::get<ChatRequest>(parsed);
       if (!check_model(req, res, chat.model)) return;
       finish_request(chat, *caller);
+      t_current.record.session = short_session(chat.session);
+      t_current.record.stream = chat.stream;
       auto prepared = service_.prepare(chat, api.tool_id_prefix);
       if (auto* e = std::get_if<ApiError>(&prepared)) return send_error(req, res, *e);
       const std::string id = random_id(api.id_prefix);
+      t_current.record.id = id;
       const int64_t created = unix_now();
       if (!chat.stream) {
         auto done = service_.run(std::move(std::get<Prepared>(prepared)));
         if (auto* e = std::get_if<ApiError>(&done)) return send_error(req, res, *e);
         const Completion& c = std::get<Completion>(done);
         metrics_.count_usage(c.usage);
+        note_completion(c);
         if (c.stop == engine::StopReason::kError) return send_error(req, res, {ErrorKind::kRateLimit, c.error});
         return send_json(res, 200, api.response(id, chat.model, created, c));
       }
@@ -271,14 +321,33 @@ void Server::install_routes() {
         cb.on_idle = [&] { return put(w->keep_alive()); };
         auto done = service_.run(std::move(*p), &cb);
         if (auto* e = std::get_if<ApiError>(&done)) {
+          t_current.record.error = e->message;
           put(w->error(*e));
           return;
         }
         metrics_.count_usage(std::get<Completion>(done).usage);
+        note_completion(std::get<Completion>(done));
         put(w->finish(std::get<Completion>(done)));
       });
     };
   };
+  // The prompt a body becomes (what the model would be given), not run.
+  http.Post("/v1/render", [=, this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorize(req, res)) return;
+    if (req.has_param("api") && !parse_body_api(req.get_param_value("api"))) {
+      return send_error(req, res, {ErrorKind::kInvalidRequest, "api: expected anthropic, openai, completions or responses", "api"});
+    }
+    auto body = parse_body(req, res);
+    if (!body) return;
+    const BodyApi api = render_api(req, *body);
+    auto rendered = render_body(service_.prompts(), api, *body);
+    if (auto* e = std::get_if<ApiError>(&rendered)) return send_error(req, res, *e);
+    const RenderedPrompt& r = std::get<RenderedPrompt>(rendered);
+    json out{{"api", body_api_name(api)}, {"prompt", r.text}, {"tokens", r.ids.size()}};
+    const std::string ids = req.get_param_value("ids");
+    if (ids == "true" || ids == "1") out["ids"] = r.ids;
+    send_json(res, 200, out);
+  });
   http.Post("/v1/messages", chat_route(kMessages));
   http.Post("/v1/chat/completions", chat_route(kChatCompletions));
   http.Post("/v1/completions", chat_route(kCompletions));
@@ -348,7 +417,14 @@ void Server::install_routes() {
   });
   http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     metrics_.count_request(route_label(req), res.status);
-    spdlog::info("{} {} {}", req.method, req.path, res.status);
+    RequestRecord& r = t_current.record;
+    r.method = req.method;
+    r.path = req.path;
+    r.status = res.status;
+    r.total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_current.start).count();
+    log_request(r);
+    t_current = {};  // a request that never reaches routing (malformed) must not log this one's fields
+    t_current.start = std::chrono::steady_clock::now();
   });
 }
 

@@ -12,11 +12,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Put before a control token's text inside client strings, so that the
-// token is tokenized as plain text even after the template rendered it
-// (U+E000, a private-use character no real text needs).
-constexpr std::string_view kGuard = "\xEE\x80\x80";
-
 std::string random_hex(size_t n) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   static const char* digits = "0123456789abcdef";
@@ -64,124 +59,25 @@ int http_status(ErrorKind kind, bool anthropic) {
 
 Result<std::unique_ptr<Service>> Service::create(engine::Engine& engine, const tokenizer::Tokenizer& tokenizer,
                                                  const ServiceOptions& options) {
-  std::unique_ptr<Service> s(new Service(engine, tokenizer, options));
-  const std::string& source = tokenizer.vocab().chat_template;
-  s->fallback_template_ = source.empty();
-  auto parsed = chat::ChatTemplate::parse(s->fallback_template_ ? chat::chatml_fallback_template() : source);
-  if (!parsed) return parsed.status().with_context("the model's chat template");
-  s->template_ = std::make_unique<chat::ChatTemplate>(std::move(*parsed));
-  s->tool_format_ = chat::detect_tool_call_format(source);
-  const auto& v = tokenizer.vocab();
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (v.is_control(static_cast<int32_t>(i)) && v.tokens[i].size() > 1) s->control_texts_.push_back(v.tokens[i]);
-  }
-  std::sort(s->control_texts_.begin(), s->control_texts_.end(),
-            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
-  return s;
-}
-
-// Every string a client sent, with control-token texts guarded and any
-// guard character the client sent itself removed.
-json Service::guard_client_text(const json& value) const {
-  if (value.is_string()) {
-    std::string s = value.get<std::string>();
-    for (size_t at = s.find(kGuard); at != std::string::npos; at = s.find(kGuard, at)) s.erase(at, kGuard.size());
-    std::string out;
-    out.reserve(s.size());
-    for (size_t i = 0; i < s.size();) {
-      const std::string* hit = nullptr;
-      if (s[i] == '<' || s[i] == '[') {
-        for (const auto& t : control_texts_) {
-          if (s.compare(i, t.size(), t) == 0) {
-            hit = &t;
-            break;
-          }
-        }
-      }
-      if (hit) {
-        out += kGuard;
-        out += *hit;
-        i += hit->size();
-      } else {
-        out += s[i++];
-      }
-    }
-    return out;
-  }
-  if (value.is_array()) {
-    json out = json::array();
-    for (const auto& v : value) out.push_back(guard_client_text(v));
-    return out;
-  }
-  if (value.is_object()) {
-    json out = json::object();
-    for (const auto& [k, v] : value.items()) out[k] = guard_client_text(v);
-    return out;
-  }
-  return value;
-}
-
-ApiResult<std::string> Service::render(const ChatRequest& chat) const {
-  if (chat.raw_prompt) return *chat.raw_prompt;
-  json ctx;
-  ctx["messages"] = guard_client_text(chat.messages);
-  // No tools: null, as transformers passes (some templates test `tools is not none`).
-  ctx["tools"] = chat.tools.empty() ? json(nullptr) : guard_client_text(chat.tools);
-  ctx["add_generation_prompt"] = true;
-  const auto& v = tok_.vocab();
-  ctx["bos_token"] = v.bos >= 0 ? v.tokens[static_cast<size_t>(v.bos)] : "";
-  ctx["eos_token"] = v.eos >= 0 ? v.tokens[static_cast<size_t>(v.eos)] : "";
-  if (chat.enable_thinking) ctx["enable_thinking"] = *chat.enable_thinking;
-  auto out = template_->render(ctx);
-  if (!out) return ApiError{ErrorKind::kInvalidRequest, out.message(), "messages"};
-  return std::move(*out);
-}
-
-// Tokenizes the rendered prompt: control tokens are recognized, except
-// those right after a guard (they came from a client).
-std::vector<int32_t> Service::tokenize_prompt(const std::string& text) const {
-  tokenizer::EncodeOptions parse;
-  parse.special = tokenizer::SpecialTokens::kParse;
-  tokenizer::EncodeOptions plain;
-  plain.special = tokenizer::SpecialTokens::kAsText;
-  std::vector<int32_t> ids;
-  auto append = [&](std::string_view piece, const tokenizer::EncodeOptions& o) {
-    if (piece.empty()) return;
-    auto part = tok_.encode(piece, o);
-    ids.insert(ids.end(), part.begin(), part.end());
-  };
-  size_t pos = 0;
-  for (size_t at = text.find(kGuard); at != std::string::npos; at = text.find(kGuard, pos)) {
-    append(std::string_view(text).substr(pos, at - pos), parse);
-    pos = at + kGuard.size();
-    for (const auto& t : control_texts_) {
-      if (text.compare(pos, t.size(), t) == 0) {
-        append(t, plain);
-        pos += t.size();
-        break;
-      }
-    }
-  }
-  append(std::string_view(text).substr(pos), parse);
-  const auto& v = tok_.vocab();
-  if (tok_.adds_bos() && v.bos >= 0 && (ids.empty() || ids.front() != v.bos)) ids.insert(ids.begin(), v.bos);
-  return ids;
+  auto prompts = PromptBuilder::create(tokenizer, options.chat_template);
+  if (!prompts) return prompts.status();
+  return std::unique_ptr<Service>(new Service(engine, std::move(*prompts), options));
 }
 
 ApiResult<Prepared> Service::prepare(const ChatRequest& chat, const std::string& tool_id_prefix) const {
-  auto text = render(chat);
+  auto text = prompts_.render(chat);
   if (auto* e = std::get_if<ApiError>(&text)) return *e;
   Prepared p;
   p.prompt_text = std::move(std::get<std::string>(text));
   auto& r = p.request;
-  r.prompt = tokenize_prompt(p.prompt_text);
+  r.prompt = prompts_.tokenize(p.prompt_text);
   r.session = chat.session;
   r.priority = chat.priority;
   r.sampling = chat.sampling;
   r.ignore_eos = chat.ignore_eos;
   r.sampling.logit_bias.insert(r.sampling.logit_bias.end(), opt_.logit_bias.begin(), opt_.logit_bias.end());
   r.stop = chat.stop;
-  r.return_markers = return_markers(tool_format_);
+  r.return_markers = return_markers(prompts_.tool_format());
   const int64_t room = context_length() - static_cast<int64_t>(r.prompt.size());
   int64_t max_tokens = chat.max_tokens ? *chat.max_tokens : (opt_.default_max_tokens > 0 ? opt_.default_max_tokens : room);
   if (opt_.max_tokens_cap > 0) max_tokens = std::min<int64_t>(max_tokens, opt_.max_tokens_cap);
@@ -190,7 +86,7 @@ ApiResult<Prepared> Service::prepare(const ChatRequest& chat, const std::string&
     return ApiError{ErrorKind::kInvalidRequest, "max_tokens must be at least 1", "max_tokens"};
   }
   if (std::string error = engine_.check(r); !error.empty()) return ApiError{ErrorKind::kInvalidRequest, error, "messages"};
-  p.parser.format = chat.raw_prompt || chat.tools.empty() ? chat::ToolCallFormat::kNone : tool_format_;
+  p.parser.format = chat.raw_prompt || chat.tools.empty() ? chat::ToolCallFormat::kNone : prompts_.tool_format();
   p.parser.reasoning = !chat.raw_prompt;
   p.parser.starts_in_reasoning = !chat.raw_prompt && ends_in_open_think(p.prompt_text);
   p.parser.tool_id_prefix = tool_id_prefix;
@@ -212,9 +108,9 @@ ApiResult<Prepared> Service::prepare(const ChatRequest& chat, const std::string&
 }
 
 ApiResult<int64_t> Service::count_tokens(const ChatRequest& chat) const {
-  auto text = render(chat);
+  auto text = prompts_.render(chat);
   if (auto* e = std::get_if<ApiError>(&text)) return *e;
-  return static_cast<int64_t>(tokenize_prompt(std::get<std::string>(text)).size());
+  return static_cast<int64_t>(prompts_.tokenize(std::get<std::string>(text)).size());
 }
 
 ApiResult<Completion> Service::run(Prepared prepared, const StreamCallbacks* callbacks) {

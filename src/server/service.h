@@ -8,9 +8,9 @@
 #pragma once
 
 #include "chat/output_parser.h"
-#include "chat/template.h"
 #include "engine/engine.h"
 #include "server/api.h"
+#include "server/prompt.h"
 #include "tokenizer/tokenizer.h"
 
 #include <atomic>
@@ -32,6 +32,8 @@ struct ServiceOptions {
   // Added to every request's logit bias (tandem serve --logit-bias), e.g. to
   // make a model end its turns sooner.
   std::vector<std::pair<int32_t, float>> logit_bias;
+  // A Jinja chat template replacing the model's (tandem serve --chat-template); "" for the model's.
+  std::string chat_template;
 };
 
 // A request ready for the engine.
@@ -51,14 +53,15 @@ struct StreamCallbacks {
 
 class Service {
  public:
-  // The template comes from the model's GGUF (tokenizer.chat_template), or
-  // the ChatML fallback when it has none.
+  // The template is options.chat_template, else the model's GGUF
+  // (tokenizer.chat_template), else the ChatML fallback.
   static Result<std::unique_ptr<Service>> create(engine::Engine& engine, const tokenizer::Tokenizer& tokenizer,
                                                  const ServiceOptions& options);
 
   const ServiceOptions& options() const { return opt_; }
   int64_t context_length() const { return engine_.context_length(); }
-  bool uses_fallback_template() const { return fallback_template_; }
+  bool uses_fallback_template() const { return prompts_.uses_fallback_template(); }
+  const PromptBuilder& prompts() const { return prompts_; }
 
   // Renders and tokenizes; errors are 400s (template errors carry the
   // template's own message; a prompt beyond the context says
@@ -76,19 +79,12 @@ class Service {
   engine::Engine& engine() { return engine_; }
 
  private:
-  Service(engine::Engine& engine, const tokenizer::Tokenizer& tokenizer, const ServiceOptions& options)
-      : engine_(engine), tok_(tokenizer), opt_(options) {}
-  ApiResult<std::string> render(const ChatRequest& chat) const;
-  std::vector<int32_t> tokenize_prompt(const std::string& text) const;
-  json guard_client_text(const json& value) const;
+  Service(engine::Engine& engine, PromptBuilder prompts, const ServiceOptions& options)
+      : engine_(engine), prompts_(std::move(prompts)), opt_(options) {}
 
   engine::Engine& engine_;
-  const tokenizer::Tokenizer& tok_;
+  PromptBuilder prompts_;
   ServiceOptions opt_;
-  std::unique_ptr<chat::ChatTemplate> template_;
-  bool fallback_template_ = false;
-  chat::ToolCallFormat tool_format_ = chat::ToolCallFormat::kNone;
-  std::vector<std::string> control_texts_;  // control tokens' text, longest first
   std::atomic<int64_t> in_flight_{0};
 };
 
