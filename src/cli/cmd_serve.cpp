@@ -40,7 +40,7 @@ struct ServeOptions {
   double max_body_mb = 64;
   int http_threads = 64;
   bool quiet = false;
-  std::string log_format = "text", log_file, chat_template;
+  std::string log_format = "text", log_file, chat_template, dump_dir;
   std::string cache_dir, admin_key;
   double cache_disk_mb = 0;  // 0: 20% of the free space, at most 50 GiB
   bool no_disk_cache = false;
@@ -202,6 +202,12 @@ int serve(ServeOptions o) {
   sopt.max_body_bytes = static_cast<size_t>(o.max_body_mb * 1024 * 1024);
   sopt.http_threads = o.http_threads;
   sopt.admin_key = o.admin_key;
+  if (!o.dump_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.dump_dir, ec);
+    if (ec) return fail(fmt::format("--dump-requests {}: {}", o.dump_dir, ec.message()));
+    sopt.dump_dir = o.dump_dir;
+  }
   server::Server srv(**service, sopt);
   if (auto st = srv.bind(); !st.ok()) return fail(st.message());
 
@@ -261,6 +267,7 @@ int serve(ServeOptions o) {
     }
   }
   if (!o.log_file.empty()) say(fmt::format("log: {} ({})", o.log_file, o.log_format));
+  if (!o.dump_dir.empty()) say(fmt::format("request bodies are written to {}", o.dump_dir));
   fmt::print("tandem: use it from Claude Code with:\n  ANTHROPIC_BASE_URL={} claude\n", url);
   fmt::print("tandem: or any OpenAI client with base URL {}/v1\n", url);
   std::fflush(stdout);
@@ -323,6 +330,8 @@ void register_serve(CLI::App& app, Action& action) {
   cmd->add_option("--log-format", o->log_format, "Log lines as text, or json (one object per line, for log shippers)")
       ->capture_default_str();
   cmd->add_option("--log-file", o->log_file, "Also append the log to this file");
+  cmd->add_option("--dump-requests", o->dump_dir,
+                  "Write every generation request's body to this folder (for tandem render --diff; holds prompts)");
   cmd->add_option("--cache-dir", o->cache_dir,
                   "Disk tier of the KV cache: one folder per model under it (default: ~/.cache/tandem)");
   cmd->add_option("--cache-disk-mb", o->cache_disk_mb,

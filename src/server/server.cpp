@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -150,6 +151,13 @@ void Server::wait_until_running() const {
 
 void Server::stop() {
   if (http_) http_->stop();
+}
+
+void Server::dump_body(const json& body, const std::string& id) {
+  const std::string path = fmt::format("{}/{:06}-{}.json", opt_.dump_dir, dumped_.fetch_add(1) + 1, id);
+  std::ofstream out(path, std::ios::binary);
+  out << body.dump(1, ' ', false, json::error_handler_t::replace) << "\n";
+  if (!out) spdlog::warn("--dump-requests: cannot write {}", path);
 }
 
 void Server::install_routes() {
@@ -296,6 +304,7 @@ void Server::install_routes() {
       if (auto* e = std::get_if<ApiError>(&prepared)) return send_error(req, res, *e);
       const std::string id = random_id(api.id_prefix);
       t_current.record.id = id;
+      if (!opt_.dump_dir.empty()) dump_body(*body, id);
       const int64_t created = unix_now();
       if (!chat.stream) {
         auto done = service_.run(std::move(std::get<Prepared>(prepared)));

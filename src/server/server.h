@@ -32,6 +32,9 @@ struct ServerOptions {
   size_t max_body_bytes = 64u << 20;  // larger bodies get 413
   int http_threads = 64;              // connections served at once (streams hold one each)
   std::string admin_key;              // needed by /admin/ routes (see admin.h)
+  // Every generation request's body is written here as <n>-<id>.json
+  // (tandem serve --dump-requests: for tandem render --diff); "" for none.
+  std::string dump_dir;
 };
 
 // "KEY" or "KEY:high|normal|low".
@@ -56,6 +59,7 @@ class Server {
 
  private:
   void install_routes();
+  void dump_body(const json& body, const std::string& id);
 
   Service& service_;
   ServerOptions opt_;
@@ -63,6 +67,7 @@ class Server {
   ServerMetrics metrics_;
   int port_ = 0;
   std::atomic<bool> shutting_down_{false};
+  std::atomic<uint64_t> dumped_{0};
 };
 
 }  // namespace tandem::server

@@ -122,7 +122,8 @@ TEST(Render, ServeLogsEveryRequestAsJson) {
   const std::string body = R"({"model":"m","max_tokens":3,"messages":[{"role":"user","content":"hi"}]})";
   const std::string script = write(dir, "run.sh", R"(
 set -u
-"$1" serve --port 0 --no-disk-cache --kv-memory-mb 16 --log-format json --log-file "$2/log.jsonl" > "$2/out" 2>/dev/null &
+"$1" serve --port 0 --no-disk-cache --kv-memory-mb 16 --log-format json --log-file "$2/log.jsonl" \
+  --dump-requests "$2/bodies" > "$2/out" 2>/dev/null &
 pid=$!
 for i in $(seq 100); do grep -q ' at http' "$2/out" && break; sleep 0.1; done
 port=$(grep -o '127.0.0.1:[0-9]*' "$2/out" | head -n 1 | cut -d: -f2)
@@ -146,6 +147,11 @@ wait "$pid"
   ASSERT_NE(req, lines.end());
   EXPECT_EQ((*req)["status"], 200);
   EXPECT_EQ((*req)["generated_tokens"], 3);
+  // --dump-requests kept the body, named after the response id; render reads it back.
+  const std::string dumped = dir + "/bodies/000001-" + (*req)["id"].get<std::string>() + ".json";
+  CliRun again = tandem("render --json " + dumped);
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(json::parse(again.out)["tokens"], (*req)["prompt_tokens"]);
 }
 
 }  // namespace

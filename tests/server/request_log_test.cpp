@@ -78,11 +78,13 @@ TEST(RequestLog, OneJsonLinePerRequestWithCacheUse) {
   httplib::Client cli("127.0.0.1", s.port());
   const json body = {{"model", "m"}, {"max_tokens", 4}, {"system", std::string(2000, 'x')}, {"messages", user_turn("hi")}};
   const httplib::Headers headers{{"x-api-key", "sk-second"}, {"x-session-id", "agent-7f3a9c2b41d0-long-tail"}};
-  post_json(cli, "/v1/messages", body, 200, headers);
+  json first = post_json(cli, "/v1/messages", body, 200, headers);
   json second = post_json(cli, "/v1/messages", body, 200, headers);
   post_json(cli, "/v1/messages", {{"model", "m"}}, 400, headers);
   post_json(cli, "/v1/messages", body, 401, {{"x-api-key", "sk-wrong"}});
 
+  // A line is written after its response went out, so lines of requests on
+  // different connections may come in any order: find each by id or status.
   const auto lines = read_lines_when(log.file, 4);
   ASSERT_EQ(lines.size(), 4u);
   std::vector<json> rows;
@@ -91,26 +93,31 @@ TEST(RequestLog, OneJsonLinePerRequestWithCacheUse) {
     EXPECT_EQ(r["event"], "request");
     EXPECT_EQ(r["level"], "info");
     EXPECT_EQ(r["time"].get<std::string>().back(), 'Z');
+    EXPECT_EQ(r.dump().find("sk-second"), std::string::npos) << "never the key itself";
   }
-  EXPECT_EQ(rows[0]["status"], 200);
-  EXPECT_EQ(rows[0]["key"], "key2:low") << "the key's position and tier, never the key";
-  EXPECT_EQ(lines[0].find("sk-second"), std::string::npos);
-  EXPECT_EQ(rows[0]["session"], "agent-7f3a9c");
-  EXPECT_EQ(rows[0]["stop"], "max_tokens");
-  EXPECT_EQ(rows[0]["generated_tokens"], 4);
-  EXPECT_EQ(rows[0]["cached_tokens"], 0);
-  EXPECT_TRUE(rows[0]["id"].get<std::string>().rfind("msg_", 0) == 0);
+  auto row = [&](const std::string& field, const json& value) {
+    auto it = std::find_if(rows.begin(), rows.end(), [&](const json& r) { return r.value(field, json()) == value; });
+    EXPECT_NE(it, rows.end()) << field << " " << value;
+    return it == rows.end() ? json::object() : *it;
+  };
+  const json r1 = row("id", first["id"]), r2 = row("id", second["id"]), bad = row("status", 400), denied = row("status", 401);
+  EXPECT_EQ(r1["status"], 200);
+  EXPECT_EQ(r1["key"], "key2:low") << "the key's position and tier";
+  EXPECT_EQ(r1["session"], "agent-7f3a9c");
+  EXPECT_EQ(r1["stop"], "max_tokens");
+  EXPECT_EQ(r1["generated_tokens"], 4);
+  EXPECT_EQ(r1["cached_tokens"], 0);
   // The second turn's cache use is the client's.
-  EXPECT_EQ(rows[1]["cached_tokens"], second["usage"]["cache_read_input_tokens"]);
-  EXPECT_EQ(rows[1]["cached_tokens"], rows[1]["prompt_tokens"].get<int64_t>() - 1) << "all but the last prompt token";
-  EXPECT_EQ(rows[1]["prompt_tokens"],
+  EXPECT_EQ(r2["cached_tokens"], second["usage"]["cache_read_input_tokens"]);
+  EXPECT_EQ(r2["cached_tokens"], r2["prompt_tokens"].get<int64_t>() - 1) << "all but the last prompt token";
+  EXPECT_EQ(r2["prompt_tokens"],
             second["usage"]["cache_read_input_tokens"].get<int64_t>() + second["usage"]["input_tokens"].get<int64_t>());
-  EXPECT_GE(rows[1]["ttft_ms"].get<double>(), rows[1]["queue_ms"].get<double>());
-  EXPECT_EQ(rows[2]["status"], 400);
-  EXPECT_EQ(rows[2]["error"], "messages: field required");
-  EXPECT_FALSE(rows[2].contains("stop"));
-  EXPECT_EQ(rows[3]["status"], 401);
-  EXPECT_FALSE(rows[3].contains("key"));
+  EXPECT_GE(r2["ttft_ms"].get<double>(), r2["queue_ms"].get<double>());
+  EXPECT_EQ(bad["error"], "messages: field required");
+  EXPECT_EQ(bad["key"], "key2:low");
+  EXPECT_FALSE(bad.contains("stop"));
+  EXPECT_EQ(denied["error"], "invalid API key");
+  EXPECT_FALSE(denied.contains("key"));
 }
 
 TEST(RequestLog, TextLinesAndScrapesAtDebug) {
