@@ -33,12 +33,6 @@ bool is_object_method(const std::string& n) {
 }
 
 // Positional argument I, else keyword NAME, else undefined.
-Value arg(const CallArgs& args, size_t i, const char* name) {
-  if (i < args.pos.size()) return args.pos[i];
-  if (const Value* v = args.kwargs.find(name)) return *v;
-  return Value();
-}
-
 bool starts_or_ends(const std::string& s, const std::string& fix, bool start) {
   if (fix.size() > s.size()) return false;
   return start ? s.compare(0, fix.size(), fix) == 0 : s.compare(s.size() - fix.size(), fix.size(), fix) == 0;

@@ -12,12 +12,6 @@
 namespace tandem::chat::detail {
 namespace {
 
-Value arg(const CallArgs& args, size_t i, const char* name) {
-  if (i < args.pos.size()) return args.pos[i];
-  if (const Value* v = args.kwargs.find(name)) return *v;
-  return Value();
-}
-
 bool is_container(const Value& v) { return v.is_object() || v.is_namespace(); }
 
 // `attribute="a.b.0"` as sort and map resolve it.

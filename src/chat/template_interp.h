@@ -41,6 +41,13 @@ struct CallArgs {
   Object kwargs;
 };
 
+// Argument I of a call, by position or else by NAME; undefined when absent.
+inline Value arg(const CallArgs& args, size_t i, const char* name) {
+  if (i < args.pos.size()) return args.pos[i];
+  if (const Value* v = args.kwargs.find(name)) return *v;
+  return Value();
+}
+
 class Interp;
 
 struct Callable {

@@ -77,6 +77,9 @@ void register_synth(CLI::App& app, Action& action) {
   cmd->add_option("--ffn", o->overrides.ffn_dim, "Override: feed-forward width");
   cmd->add_option("--ctx", o->overrides.ctx, "Override: context length");
   cmd->add_option("--vocab", o->overrides.vocab, "Override: embedding rows (at least the tokenizer's size)");
+  cmd->add_option("--experts", o->overrides.n_experts, "Override: experts per layer (MoE presets)");
+  cmd->add_option("--experts-used", o->overrides.n_experts_used, "Override: experts each token uses");
+  cmd->add_option("--expert-ffn", o->overrides.expert_ffn_dim, "Override: an expert's feed-forward width");
   cmd->callback([=, &action] { action = [=] { return run_synth(*o); }; });
 }
 

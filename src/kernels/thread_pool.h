@@ -52,6 +52,16 @@ class ThreadPool {
     *end = n * (thread + 1) / n_threads;
   }
 
+  // Runs FN(i) for i in [0, N), split into contiguous ranges across the threads.
+  template <typename Fn>
+  void for_each(int64_t n, Fn&& fn) {
+    run([&](int t, int nt) {
+      int64_t b, e;
+      split(n, t, nt, &b, &e);
+      for (int64_t i = b; i < e; ++i) fn(i);
+    });
+  }
+
  private:
   using Invoker = void (*)(void*, int, int);
   void run_erased(void* fn, Invoker invoke);

@@ -32,8 +32,10 @@ Result<ModelConfig> read_config(const gguf::GgufFile& f, int64_t ctx_override) {
     c.arch = Arch::kQwen3;
   } else if (*arch == "gemma3") {
     c.arch = Arch::kGemma3;
+  } else if (*arch == "qwen3moe") {
+    c.arch = Arch::kQwen3Moe;
   } else {
-    return Status::errorf("architecture '{}' is not supported (supported: llama, qwen2, qwen3, gemma3)", *arch);
+    return Status::errorf("architecture '{}' is not supported (supported: llama, qwen2, qwen3, gemma3, qwen3moe)", *arch);
   }
   const std::string& a = *arch;
   TANDEM_RETURN_IF_ERROR(read_int(f, a, "block_count", &c.n_layers));
@@ -76,6 +78,16 @@ Result<ModelConfig> read_config(const gguf::GgufFile& f, int64_t ctx_override) {
       c.rope_pairing = kernels::RopePairing::kNeox;
       c.qk_norm = true;
       break;
+    case Arch::kQwen3Moe:
+      c.rope_pairing = kernels::RopePairing::kNeox;
+      c.qk_norm = true;
+      TANDEM_RETURN_IF_ERROR(read_int(f, a, "expert_count", &c.n_experts));
+      TANDEM_RETURN_IF_ERROR(read_int(f, a, "expert_used_count", &c.n_experts_used));
+      TANDEM_RETURN_IF_ERROR(read_int(f, a, "expert_feed_forward_length", &c.expert_ffn_dim));
+      if (c.n_experts_used > c.n_experts || c.n_experts > 1024) {
+        return Status::errorf("{} experts used of {} is not a valid mixture", c.n_experts_used, c.n_experts);
+      }
+      break;
     case Arch::kGemma3:
       c.rope_pairing = kernels::RopePairing::kNeox;
       c.qk_norm = true;
@@ -95,8 +107,10 @@ Result<ModelConfig> read_config(const gguf::GgufFile& f, int64_t ctx_override) {
 }
 
 std::string describe(const ModelConfig& c) {
-  return fmt::format("{}: {} layers, dim {}, {} heads / {} kv (head {}), ffn {}, vocab {}, ctx {}", c.arch_name,
-                     c.n_layers, c.dim, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim, c.vocab, c.ctx);
+  std::string ffn = fmt::format("ffn {}", c.ffn_dim);
+  if (c.moe()) ffn = fmt::format("{} of {} experts of ffn {}", c.n_experts_used, c.n_experts, c.expert_ffn_dim);
+  return fmt::format("{}: {} layers, dim {}, {} heads / {} kv (head {}), {}, vocab {}, ctx {}", c.arch_name,
+                     c.n_layers, c.dim, c.n_heads, c.n_kv_heads, c.head_dim, ffn, c.vocab, c.ctx);
 }
 
 }  // namespace tandem::model

@@ -12,7 +12,7 @@
 
 namespace tandem::model {
 
-enum class Arch { kLlama, kQwen2, kQwen3, kGemma3 };
+enum class Arch { kLlama, kQwen2, kQwen3, kGemma3, kQwen3Moe };
 
 struct ModelConfig {
   Arch arch = Arch::kLlama;
@@ -45,6 +45,14 @@ struct ModelConfig {
   int64_t sliding_window = 0;    // gemma3: window of sliding layers (0: none)
   int sliding_pattern = 0;       // gemma3: layer il slides when il % pattern < pattern - 1
 
+  // Mixture of experts (qwen3moe): every layer's FFN is N_EXPERTS SwiGLU
+  // experts of EXPERT_FFN_DIM; each token takes the N_EXPERTS_USED with the
+  // largest router probabilities, weighted by those renormalized to sum 1.
+  int n_experts = 0;       // 0: a dense FFN
+  int n_experts_used = 0;
+  int expert_ffn_dim = 0;
+
+  bool moe() const { return n_experts > 0; }
   int q_dim() const { return n_heads * head_dim; }
   int kv_dim() const { return n_kv_heads * head_dim; }
   bool is_sliding(int layer) const {

@@ -6,6 +6,7 @@
 #include "kernels/ops.h"
 #include "gguf/quant.h"
 #include "model/model.h"
+#include "model/moe.h"
 
 #include <algorithm>
 #include <cmath>
@@ -27,6 +28,7 @@ struct Model::State {
   std::vector<int64_t> att_work;  // attention work of the items before each (sequence, KV head) item
   size_t att_scratch_per_thread = 0;
   kernels::MatmulScratch mm;
+  MoeScratch moe;  // mixture-of-experts layers only
 };
 
 Model::Model() = default;
@@ -46,8 +48,13 @@ void Model::init_state() {
   s->att.resize(T * c.q_dim());
   s->k.resize(T * c.kv_dim());
   s->v.resize(T * c.kv_dim());
-  s->gate.resize(T * c.ffn_dim);
-  s->up.resize(T * c.ffn_dim);
+  const int ffn = c.moe() ? c.expert_ffn_dim : c.ffn_dim;
+  if (c.moe()) {
+    s->moe.reserve(c, lim.max_tokens);
+  } else {
+    s->gate.resize(T * static_cast<size_t>(ffn));
+    s->up.resize(T * static_cast<size_t>(ffn));
+  }
   const size_t half = static_cast<size_t>(c.n_rot / 2);
   s->cos_global.resize(T * half);
   s->sin_global.resize(T * half);
@@ -65,7 +72,7 @@ void Model::init_state() {
   // KV blocks of up to 1024 tokens (forward() checks the pool's block size).
   s->att_scratch_per_thread = kernels::attention_scratch_floats(1024, c.head_dim, lim.max_tokens, c.n_heads / c.n_kv_heads);
   s->att_scratch.resize(static_cast<size_t>(n_threads) * s->att_scratch_per_thread);
-  s->mm.reserve(lim.max_tokens, std::max(c.ffn_dim, std::max(c.dim, c.q_dim())), n_threads);
+  s->mm.reserve(lim.max_tokens, std::max(ffn, std::max(c.dim, c.q_dim())), n_threads);
 }
 
 namespace {
@@ -91,16 +98,6 @@ void split_by_work(const std::vector<int64_t>& work, int64_t items, int t, int n
   };
   *begin = t == 0 ? 0 : first_reaching((total * t + nt - 1) / nt);
   *end = t + 1 == nt ? items : first_reaching((total * (t + 1) + nt - 1) / nt);
-}
-
-// Runs FN(row) for every row, rows split across the pool's threads.
-template <typename Fn>
-void for_rows(kernels::ThreadPool& pool, int64_t n, Fn&& fn) {
-  pool.run([&](int t, int nt) {
-    int64_t b, e;
-    kernels::ThreadPool::split(n, t, nt, &b, &e);
-    for (int64_t r = b; r < e; ++r) fn(r);
-  });
 }
 
 }  // namespace
@@ -162,7 +159,7 @@ Result<int> Model::forward(std::span<const SequenceBatch> batch, kv::KvPool& kv,
   const float* factors = weights_.rope_factors.empty() ? nullptr : weights_.rope_factors.data();
 
   // Embeddings and RoPE tables, per row.
-  for_rows(pool, n_rows, [&](int64_t r) {
+  pool.for_each(n_rows, [&](int64_t r) {
     const size_t ri = static_cast<size_t>(r);
     const int64_t row = batch[static_cast<size_t>(s.row_seq[ri])].tokens[static_cast<size_t>(
         s.row_pos[ri] - batch[static_cast<size_t>(s.row_seq[ri])].start_pos)];
@@ -181,14 +178,14 @@ Result<int> Model::forward(std::span<const SequenceBatch> batch, kv::KvPool& kv,
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = weights_.layers[static_cast<size_t>(l)];
     const bool sliding = c.is_sliding(l);
-    for_rows(pool, n_rows, [&](int64_t r) {
+    pool.for_each(n_rows, [&](int64_t r) {
       kernels::rmsnorm(s.x.data() + r * D, L.attn_norm.data(), c.rms_eps, s.xb.data() + r * D, D);
     });
     kernels::matmul(L.wq, s.xb.data(), n_rows, c.dim, s.q.data(), c.q_dim(), pool, s.mm);
     kernels::matmul(L.wk, s.xb.data(), n_rows, c.dim, s.k.data(), c.kv_dim(), pool, s.mm);
     kernels::matmul(L.wv, s.xb.data(), n_rows, c.dim, s.v.data(), c.kv_dim(), pool, s.mm);
 
-    for_rows(pool, n_rows, [&](int64_t r) {
+    pool.for_each(n_rows, [&](int64_t r) {
       const size_t ri = static_cast<size_t>(r);
       float* q = s.q.data() + ri * QD;
       float* k = s.k.data() + ri * KD;
@@ -260,15 +257,20 @@ Result<int> Model::forward(std::span<const SequenceBatch> batch, kv::KvPool& kv,
     });
 
     kernels::matmul(L.wo, s.att.data(), n_rows, c.q_dim(), s.xb.data(), c.dim, pool, s.mm);
-    for_rows(pool, n_rows, [&](int64_t r) {
+    pool.for_each(n_rows, [&](int64_t r) {
       float* o = s.xb.data() + r * D;
       if (c.post_norms) kernels::rmsnorm(o, L.post_attn_norm.data(), c.rms_eps, o, D);
       kernels::add_inplace(s.x.data() + r * D, o, D);
       kernels::rmsnorm(s.x.data() + r * D, L.ffn_norm.data(), c.rms_eps, o, D);
     });
+    if (c.moe()) {
+      moe_ffn(L, c, s.xb.data(), n_rows, s.xb.data(), pool, s.mm, s.moe);
+      pool.for_each(n_rows, [&](int64_t r) { kernels::add_inplace(s.x.data() + r * D, s.xb.data() + r * D, D); });
+      continue;
+    }
     kernels::matmul(L.w_gate, s.xb.data(), n_rows, c.dim, s.gate.data(), c.ffn_dim, pool, s.mm);
     kernels::matmul(L.w_up, s.xb.data(), n_rows, c.dim, s.up.data(), c.ffn_dim, pool, s.mm);
-    for_rows(pool, n_rows, [&](int64_t r) {
+    pool.for_each(n_rows, [&](int64_t r) {
       float* g = s.gate.data() + r * F;
       if (c.gelu) {
         kernels::gelu_tanh_mul(g, s.up.data() + r * F, g, F);
@@ -277,7 +279,7 @@ Result<int> Model::forward(std::span<const SequenceBatch> batch, kv::KvPool& kv,
       }
     });
     kernels::matmul(L.w_down, s.gate.data(), n_rows, c.ffn_dim, s.xb.data(), c.dim, pool, s.mm);
-    for_rows(pool, n_rows, [&](int64_t r) {
+    pool.for_each(n_rows, [&](int64_t r) {
       float* o = s.xb.data() + r * D;
       if (c.post_norms) kernels::rmsnorm(o, L.post_ffn_norm.data(), c.rms_eps, o, D);
       kernels::add_inplace(s.x.data() + r * D, o, D);

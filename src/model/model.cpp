@@ -45,7 +45,14 @@ uint64_t Model::weight_bytes() const {
   auto bytes = [](const kernels::Matrix& m) { return static_cast<uint64_t>(m.row_bytes) * static_cast<uint64_t>(m.rows); };
   uint64_t total = bytes(weights_.output);
   for (const auto& L : weights_.layers) {
-    total += bytes(L.wq) + bytes(L.wk) + bytes(L.wv) + bytes(L.wo) + bytes(L.w_gate) + bytes(L.w_up) + bytes(L.w_down);
+    total += bytes(L.wq) + bytes(L.wk) + bytes(L.wv) + bytes(L.wo);
+    if (!config_.moe()) {
+      total += bytes(L.w_gate) + bytes(L.w_up) + bytes(L.w_down);
+      continue;
+    }
+    // One token reads the router and its n_experts_used experts.
+    total += bytes(L.router) + static_cast<uint64_t>(config_.n_experts_used) *
+                                   (bytes(L.exp_gate[0]) + bytes(L.exp_up[0]) + bytes(L.exp_down[0]));
   }
   return total;
 }

@@ -52,7 +52,8 @@ class Model {
   const gguf::GgufFile& file() const { return file_; }
   kv::KvShape kv_shape(kernels::KvType type, int block_tokens = 32) const;
   kernels::ThreadPool& pool() { return *pool_; }
-  // Bytes of weights a decode step streams (all matrices; the embedding only when tied).
+  // Bytes of weights a decode step streams (all matrices; the embedding only when tied;
+  // with experts: the router and the experts one token uses).
   uint64_t weight_bytes() const;
   // Identifies the model's weights and everything else that shapes its K/V
   // (metadata, tensor layout, the SIMD targets the kernels run with): KV

@@ -58,7 +58,7 @@ class Normal {
 // requested type's block fall back to q8_0, then f16 (llama.cpp does the
 // same for e.g. Qwen2.5-0.5B's 896-wide rows under K-quants).
 TensorType storage_type(const TensorSpec& spec, TensorType requested) {
-  if (spec.dims.size() == 1) return TensorType::F32;
+  if (spec.dims.size() == 1 || spec.init == TensorSpec::Init::kRouter) return TensorType::F32;  // routers stay f32, as in llama.cpp's files
   const uint64_t row = spec.dims[0];
   if (row % gguf::type_info(requested).block_size == 0) return requested;
   if (row % 32 == 0) return TensorType::Q8_0;
@@ -82,7 +82,8 @@ uint32_t file_type(TensorType t) {
 Status fill_tensor(const TensorSpec& spec, const ModelShape& shape, TensorType type, uint64_t seed,
                    std::span<uint8_t> out) {
   const uint64_t cols = spec.dims[0];
-  const uint64_t rows = spec.dims.size() > 1 ? spec.dims[1] : 1;
+  uint64_t rows = 1;  // every row of every matrix of a 3-D (expert) tensor
+  for (size_t d = 1; d < spec.dims.size(); ++d) rows *= spec.dims[d];
   const uint64_t row_bytes = *gguf::row_bytes(type, cols);
   if (spec.init == TensorSpec::Init::kRopeFreqs) {
     const auto factors = llama3_rope_factors(shape);
@@ -90,7 +91,8 @@ Status fill_tensor(const TensorSpec& spec, const ModelShape& shape, TensorType t
   }
   // Matrices: N(0, 1/fan_in), so each projection keeps unit variance and the
   // residual stream stays finite over every layer. Norm weights 1 + N(0, 0.02^2).
-  const float std_dev = spec.init == TensorSpec::Init::kMatrix ? 1.0f / std::sqrt(static_cast<float>(cols)) : 0.02f;
+  const bool matrix = spec.init == TensorSpec::Init::kMatrix || spec.init == TensorSpec::Init::kRouter;
+  const float std_dev = matrix ? 1.0f / std::sqrt(static_cast<float>(cols)) : 0.02f;
   const float mean = spec.init == TensorSpec::Init::kNorm ? 1.0f : 0.0f;
   const uint64_t tensor_seed = mix(seed ^ hash_name(spec.name));
   const unsigned n_threads = std::max(1u, std::min(std::thread::hardware_concurrency(), 8u));
@@ -136,7 +138,13 @@ void set_synth_metadata(gguf::GgufWriter& w, const ModelShape& s, TensorType typ
   w.set(a + "rope.freq_base", Value::f32(s.rope_base));
   w.set(a + "attention.layer_norm_rms_epsilon", Value::f32(s.rms_eps));
   if (s.sliding_window > 0) w.set(a + "attention.sliding_window", Value::u32(s.sliding_window));
-  if (s.architecture == "qwen3" || s.architecture == "gemma3" || s.head_dim * s.n_heads != s.dim) {
+  if (s.n_experts > 0) {
+    w.set(a + "expert_count", Value::u32(s.n_experts));
+    w.set(a + "expert_used_count", Value::u32(s.n_experts_used));
+    w.set(a + "expert_feed_forward_length", Value::u32(s.expert_ffn_dim));
+  }
+  if (s.architecture == "qwen3" || s.architecture == "qwen3moe" || s.architecture == "gemma3" ||
+      s.head_dim * s.n_heads != s.dim) {
     w.set(a + "attention.key_length", Value::u32(s.head_dim));
     w.set(a + "attention.value_length", Value::u32(s.head_dim));
   }

@@ -5,7 +5,9 @@
 
 namespace tandem::model {
 
-std::vector<std::string> preset_names() { return {"qwen3-0.6b", "qwen2.5-0.5b", "llama-3.2-1b", "gemma3-1b"}; }
+std::vector<std::string> preset_names() {
+  return {"qwen3-0.6b", "qwen2.5-0.5b", "llama-3.2-1b", "gemma3-1b", "qwen3-30b-a3b", "qwen3-coder-30b-a3b"};
+}
 
 Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& o) {
   ModelShape s;
@@ -38,6 +40,16 @@ Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& o
     s.qk_norm = true;
     s.post_norms = true;
     s.sliding_window = 512;
+  } else if (preset == "qwen3-30b-a3b" || preset == "qwen3-coder-30b-a3b") {
+    const bool coder = preset == "qwen3-coder-30b-a3b";
+    s.architecture = "qwen3moe";
+    s.name = coder ? "Qwen3 Coder 30B A3B Instruct" : "Qwen3 30B A3B";
+    s.n_layers = 48, s.dim = 2048, s.n_heads = 32, s.n_kv_heads = 4, s.head_dim = 128;
+    s.ffn_dim = coder ? 5472 : 6144;  // the dense size in the metadata; every layer uses experts
+    s.n_experts = 128, s.n_experts_used = 8, s.expert_ffn_dim = 768;
+    s.vocab = 151936, s.ctx = coder ? 262144 : 40960, s.rms_eps = 1e-6f, s.rope_base = coder ? 10000000.f : 1000000.f;
+    s.qk_norm = true;
+    s.tied_embeddings = false;
   } else {
     std::string known;
     for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
@@ -50,6 +62,13 @@ Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& o
   if (o.ffn_dim) s.ffn_dim = o.ffn_dim;
   if (o.ctx) s.ctx = o.ctx;
   if (o.vocab) s.vocab = o.vocab;
+  if (o.n_experts) s.n_experts = o.n_experts;
+  if (o.n_experts_used) s.n_experts_used = o.n_experts_used;
+  if (o.expert_ffn_dim) s.expert_ffn_dim = o.expert_ffn_dim;
+  if (s.n_experts > 0 && (s.n_experts_used == 0 || s.n_experts_used > s.n_experts || s.expert_ffn_dim == 0)) {
+    return Status::errorf("{} experts used of {} (expert ffn {}) is not a valid mixture", s.n_experts_used,
+                          s.n_experts, s.expert_ffn_dim);
+  }
   if (o.head_dim) {
     s.head_dim = o.head_dim;
   } else if (o.dim || o.n_heads) {
@@ -60,7 +79,8 @@ Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& o
     return Status::errorf("heads ({}) must be a positive multiple of kv heads ({})", s.n_heads, s.n_kv_heads);
   }
   if (s.head_dim == 0 || s.head_dim % 2 != 0) return Status::errorf("head size {} must be even and positive", s.head_dim);
-  if (s.architecture != "qwen3" && s.architecture != "gemma3" && s.head_dim * s.n_heads != s.dim) {
+  if (s.architecture != "qwen3" && s.architecture != "qwen3moe" && s.architecture != "gemma3" &&
+      s.head_dim * s.n_heads != s.dim) {
     return Status::errorf("{} needs heads x head size = dim ({} x {} != {})", s.architecture, s.n_heads, s.head_dim,
                           s.dim);
   }
@@ -95,6 +115,13 @@ std::vector<TensorSpec> tensor_specs(const ModelShape& s) {
     out.push_back({p + "attn_output.weight", {q_dim, s.dim}, I::kMatrix});
     if (s.post_norms) out.push_back({p + "post_attention_norm.weight", {s.dim}, I::kNorm});
     out.push_back({p + "ffn_norm.weight", {s.dim}, I::kNorm});
+    if (s.n_experts > 0) {
+      out.push_back({p + "ffn_gate_inp.weight", {s.dim, s.n_experts}, I::kRouter});
+      out.push_back({p + "ffn_gate_exps.weight", {s.dim, s.expert_ffn_dim, s.n_experts}, I::kMatrix});
+      out.push_back({p + "ffn_down_exps.weight", {s.expert_ffn_dim, s.dim, s.n_experts}, I::kMatrix});
+      out.push_back({p + "ffn_up_exps.weight", {s.dim, s.expert_ffn_dim, s.n_experts}, I::kMatrix});
+      continue;
+    }
     out.push_back({p + "ffn_gate.weight", {s.dim, s.ffn_dim}, I::kMatrix});
     out.push_back({p + "ffn_up.weight", {s.dim, s.ffn_dim}, I::kMatrix});
     out.push_back({p + "ffn_down.weight", {s.ffn_dim, s.dim}, I::kMatrix});

@@ -33,21 +33,25 @@ struct ModelShape {
   // Llama 3 rope scaling (written as the rope_freqs.weight tensor).
   float rope_scale_factor = 0, rope_low_freq_factor = 0, rope_high_freq_factor = 0;
   uint32_t rope_original_ctx = 0;
+  // Mixture of experts (qwen3moe): 0 experts for a dense FFN.
+  uint32_t n_experts = 0, n_experts_used = 0, expert_ffn_dim = 0;
 };
 
 // Overrides for small test models; 0 keeps the preset's value.
 struct ShapeOverrides {
   uint32_t n_layers = 0, dim = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, ffn_dim = 0, ctx = 0, vocab = 0;
+  uint32_t n_experts = 0, n_experts_used = 0, expert_ffn_dim = 0;
 };
 
-// Known presets: qwen3-0.6b, qwen2.5-0.5b, llama-3.2-1b, gemma3-1b.
+// Known presets: qwen3-0.6b, qwen2.5-0.5b, llama-3.2-1b, gemma3-1b,
+// qwen3-30b-a3b, qwen3-coder-30b-a3b.
 std::vector<std::string> preset_names();
 Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& overrides);
 
 struct TensorSpec {
   std::string name;
   std::vector<uint64_t> dims;  // GGML order: dims[0] contiguous
-  enum class Init { kMatrix, kNorm, kBias, kRopeFreqs } init;
+  enum class Init { kMatrix, kNorm, kBias, kRopeFreqs, kRouter } init;  // kRouter: a matrix stored f32
 };
 
 // Every tensor of the model, in file order.

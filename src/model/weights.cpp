@@ -34,6 +34,29 @@ class Loader {
     return {};
   }
 
+  // N matrices of OUT rows x IN columns stacked in one 3-D tensor (GGML
+  // dims [IN, OUT, N]): views of each, in order.
+  Status experts(const std::string& name, int64_t in, int64_t out, int64_t n, std::vector<kernels::Matrix>* ms) {
+    const gguf::TensorInfo* t = f_.find_tensor(name);
+    if (t == nullptr) return Status::errorf("tensor {} is missing", name);
+    const std::vector<uint64_t> want{static_cast<uint64_t>(in), static_cast<uint64_t>(out), static_cast<uint64_t>(n)};
+    if (t->dims != want) return Status::errorf("tensor {} has shape {}, expected {}", name, t->shape_string(), shape_str(want));
+    if (!kernels::matmul_supports(t->type)) {
+      return Status::errorf("tensor {} has type {}, which tandem cannot compute with", name, gguf::type_name(t->type));
+    }
+    const uint64_t bytes = t->n_bytes / static_cast<uint64_t>(n);
+    ms->resize(static_cast<size_t>(n));
+    for (int64_t e = 0; e < n; ++e) {
+      kernels::Matrix& m = (*ms)[static_cast<size_t>(e)];
+      m.data = t->data + static_cast<uint64_t>(e) * bytes;
+      m.type = t->type;
+      m.rows = out;
+      m.cols = in;
+      m.row_bytes = static_cast<size_t>(bytes / static_cast<uint64_t>(out));
+    }
+    return {};
+  }
+
   // A vector of N values, converted to f32.
   Status vector(const std::string& name, int64_t n, std::vector<float>* v) {
     const gguf::TensorInfo* t = f_.find_tensor(name);
@@ -96,6 +119,14 @@ Result<Weights> load_weights(const gguf::GgufFile& file, ModelConfig* c) {
       TANDEM_RETURN_IF_ERROR(ld.vector(p + "post_ffw_norm.weight", c->dim, &L.post_ffn_norm));
     }
     TANDEM_RETURN_IF_ERROR(ld.vector(p + "ffn_norm.weight", c->dim, &L.ffn_norm));
+    if (c->moe()) {
+      const int64_t n = c->n_experts, ef = c->expert_ffn_dim;
+      TANDEM_RETURN_IF_ERROR(ld.matrix(p + "ffn_gate_inp.weight", c->dim, n, &L.router));
+      TANDEM_RETURN_IF_ERROR(ld.experts(p + "ffn_gate_exps.weight", c->dim, ef, n, &L.exp_gate));
+      TANDEM_RETURN_IF_ERROR(ld.experts(p + "ffn_up_exps.weight", c->dim, ef, n, &L.exp_up));
+      TANDEM_RETURN_IF_ERROR(ld.experts(p + "ffn_down_exps.weight", ef, c->dim, n, &L.exp_down));
+      continue;
+    }
     TANDEM_RETURN_IF_ERROR(ld.matrix(p + "ffn_gate.weight", c->dim, c->ffn_dim, &L.w_gate));
     TANDEM_RETURN_IF_ERROR(ld.matrix(p + "ffn_up.weight", c->dim, c->ffn_dim, &L.w_up));
     TANDEM_RETURN_IF_ERROR(ld.matrix(p + "ffn_down.weight", c->ffn_dim, c->dim, &L.w_down));

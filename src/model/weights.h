@@ -19,7 +19,11 @@ struct LayerWeights {
   std::vector<float> q_norm, k_norm;   // qwen3, gemma3: [head_dim]
   std::vector<float> post_attn_norm;   // gemma3: [dim]
   std::vector<float> ffn_norm;         // [dim]
-  kernels::Matrix w_gate, w_up, w_down;  // [ffn x dim] x2, [dim x ffn]
+  kernels::Matrix w_gate, w_up, w_down;  // [ffn x dim] x2, [dim x ffn]; empty with experts
+  // Mixture of experts: the router [n_experts x dim] and each expert's
+  // matrices, views into the 3-D tensors (expert e at e x its size).
+  kernels::Matrix router;
+  std::vector<kernels::Matrix> exp_gate, exp_up, exp_down;  // [expert_ffn x dim] x2, [dim x expert_ffn]
   std::vector<float> post_ffn_norm;    // gemma3: [dim]
 };
 

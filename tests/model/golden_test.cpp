@@ -59,6 +59,8 @@ TEST_P(GoldenTest, FirstLogitsWithF32Kv) {
 // model (stories260K, heads of 8: one scale per head row) agrees on every
 // id, as does gemma3; the random-weight qwen2 and qwen3 goldens diverge on
 // one prompt each (178 and 175 of 192 ids agree): at least 3 in 4 must.
+// qwen3moe's router has logit gaps of 2e-4 (tests/data/README.md), so 8-bit
+// K/V flips an expert choice early on one prompt (125 of 192): half must.
 TEST_P(GoldenTest, GreedyAgreementWithQ8Kv) {
   auto m = test::load(data_path(GetParam().model));
   ASSERT_NE(m, nullptr);
@@ -79,6 +81,8 @@ TEST_P(GoldenTest, GreedyAgreementWithQ8Kv) {
   const std::string model = GetParam().model;
   if (model == "stories260K.gguf" || model == "gemma3-tiny-random.gguf") {
     EXPECT_EQ(same, total);
+  } else if (model == "qwen3moe-tiny-random.gguf") {
+    EXPECT_GE(same * 2, total);
   } else {
     EXPECT_GE(same * 4, total * 3);
   }
@@ -88,7 +92,8 @@ INSTANTIATE_TEST_SUITE_P(Models, GoldenTest,
                          ::testing::Values(Golden{"stories260K.gguf", "stories260K_greedy.json"},
                                            Golden{"qwen2-tiny-random.gguf", "qwen2_tiny_greedy.json"},
                                            Golden{"qwen3-tiny-random.gguf", "qwen3_tiny_greedy.json"},
-                                           Golden{"gemma3-tiny-random.gguf", "gemma3_tiny_greedy.json"}),
+                                           Golden{"gemma3-tiny-random.gguf", "gemma3_tiny_greedy.json"},
+                                           Golden{"qwen3moe-tiny-random.gguf", "qwen3moe_tiny_greedy.json"}),
                          [](const auto& info) {
                            std::string n = info.param.model;
                            return n.substr(0, n.find_first_of("-."));
