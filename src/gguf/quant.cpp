@@ -15,6 +15,7 @@
 
 #include "gguf/quant_blocks.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -272,6 +273,46 @@ void quantize_q8_k(const float* src, uint8_t* dst, int64_t blocks) {
   }
 }
 
+// ---- mxfp4 ----------------------------------------------------------------------
+
+float mxfp4_scale(uint8_t e) { return std::ldexp(1.0f, static_cast<int>(e) - 128); }
+
+void dequantize_mxfp4(const uint8_t* src, float* dst, int64_t blocks) {
+  for (int64_t i = 0; i < blocks; ++i, dst += kQK) {
+    const auto b = load_block<BlockMxfp4>(src, i);
+    const float d = mxfp4_scale(b.e);
+    for (int j = 0; j < kQK / 2; ++j) {
+      dst[j] = static_cast<float>(kMxfp4Values[b.qs[j] & 0x0f]) * d;
+      dst[j + kQK / 2] = static_cast<float>(kMxfp4Values[b.qs[j] >> 4]) * d;
+    }
+  }
+}
+
+// The exponent puts the block's largest magnitude in the top binade of the
+// doubled values (ggml's rule: floor(log2(amax)) - 2, biased); each value
+// takes the nearest representable one (ties: the first in the table).
+void quantize_mxfp4(const float* src, uint8_t* dst, int64_t blocks) {
+  for (int64_t i = 0; i < blocks; ++i, src += kQK) {
+    BlockMxfp4 b{};
+    float amax = 0.0f;
+    for (int j = 0; j < kQK; ++j) amax = std::fmax(amax, std::fabs(src[j]));
+    const int e = amax > 0.0f && std::isfinite(amax) ? static_cast<int>(std::floor(std::log2(amax))) - 2 + 127 : 0;
+    b.e = static_cast<uint8_t>(std::clamp(e, 0, 255));
+    const float d = mxfp4_scale(b.e);
+    auto nearest = [&](float x) {
+      int best = 0;
+      float best_err = std::fabs(static_cast<float>(kMxfp4Values[0]) * d - x);
+      for (int q = 1; q < 16; ++q) {
+        const float err = std::fabs(static_cast<float>(kMxfp4Values[q]) * d - x);
+        if (err < best_err) best = q, best_err = err;
+      }
+      return static_cast<uint8_t>(best);
+    };
+    for (int j = 0; j < kQK / 2; ++j) b.qs[j] = static_cast<uint8_t>(nearest(src[j]) | nearest(src[j + kQK / 2]) << 4);
+    store_block(dst, i, b);
+  }
+}
+
 // ---- dispatch -----------------------------------------------------------------
 
 using DequantizeFn = void (*)(const uint8_t* src, float* dst, int64_t blocks);
@@ -292,6 +333,7 @@ constexpr Codec kCodecs[] = {
     {TensorType::Q5_0, dequantize_q5_0, quantize_q5_0},
     {TensorType::Q5_1, dequantize_q5_1, quantize_q5_1},
     {TensorType::Q8_0, dequantize_q8_0, quantize_q8_0},
+    {TensorType::MXFP4, dequantize_mxfp4, quantize_mxfp4},
     {TensorType::Q2_K, dequantize_q2_k, quantize_q2_k},
     {TensorType::Q3_K, dequantize_q3_k, quantize_q3_k},
     {TensorType::Q4_K, dequantize_q4_k, quantize_q4_k},

@@ -13,7 +13,7 @@
 namespace tandem::gguf {
 
 // True for the types dequantize() handles: F32, F16, BF16, Q8_0, Q4_0, Q4_1,
-// Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K.
+// Q5_0, Q5_1, MXFP4, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K.
 bool can_dequantize(TensorType type);
 
 // Dequantizes N elements stored at SRC (row_bytes(type, n) bytes) into DST.
@@ -25,5 +25,9 @@ bool can_quantize(TensorType type);
 
 // Quantizes N floats from SRC into DST (row_bytes(type, n) bytes).
 Status quantize(TensorType type, const float* src, void* dst, int64_t n);
+
+// MXFP4's 16 E2M1 values, doubled so that all are integers (a block's value
+// is kMxfp4Values[nibble] * 2^(e - 128), e its E8M0 exponent byte).
+inline constexpr int8_t kMxfp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
 }  // namespace tandem::gguf

@@ -32,6 +32,15 @@ struct BlockQ4_0 {
 };
 static_assert(sizeof(BlockQ4_0) == 18);
 
+// MXFP4 (OCP microscaling FP4, gpt-oss experts): 32 E2M1 values sharing an
+// E8M0 exponent. Values are stored doubled (so all are integers) and the
+// scale halved: element = kMxfp4Values[nibble] (quant.h) * 2^(e - 128).
+struct BlockMxfp4 {
+  uint8_t e;              // shared exponent (E8M0)
+  uint8_t qs[kQK / 2];    // element j in the low nibble of qs[j], j+16 in the high
+};
+static_assert(sizeof(BlockMxfp4) == 17);
+
 struct BlockQ4_1 {
   uint16_t d;             // scale
   uint16_t m;             // minimum (added)

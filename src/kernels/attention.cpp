@@ -399,8 +399,9 @@ void AttendHeads(const AttentionArgs& a, int head_begin, int head_end, bool conv
     for (int i = 0; i < a.n_queries; ++i) {
       for (int h = hb; h < he; ++h) {
         std::memset(a.out + i * a.out_stride + static_cast<size_t>(h) * hd, 0, hd * sizeof(float));
-        run_max[state(h, i)] = -std::numeric_limits<float>::infinity();
-        run_sum[state(h, i)] = 0.0f;
+        // A sink is a key of logit sinks[h] and no value: the softmax starts from it.
+        run_max[state(h, i)] = a.sinks != nullptr ? a.sinks[h] : -std::numeric_limits<float>::infinity();
+        run_sum[state(h, i)] = a.sinks != nullptr ? 1.0f : 0.0f;
       }
     }
     for (int64_t b = first_visible(a.pos) / bt; b <= last_pos / bt; ++b) {
@@ -613,14 +614,14 @@ void attention_reference(const AttentionArgs& a) {
   for (int h = 0; h < a.n_heads; ++h) {
     const int kvh = h / group;
     std::vector<double> s;
-    double mx = -INFINITY;
+    double mx = a.sinks != nullptr ? a.sinks[h] : -INFINITY;
     for (int64_t p = first; p <= a.pos; ++p) {
       double d = 0;
       for (int i = 0; i < a.head_dim; ++i) d += a.q[h * a.head_dim + i] * load(a.k_blocks, kvh, p, i);
       s.push_back(d * a.scale);
       mx = std::max(mx, s.back());
     }
-    double sum = 0;
+    double sum = a.sinks != nullptr ? std::exp(a.sinks[h] - mx) : 0.0;
     for (double& v : s) sum += (v = std::exp(v - mx));
     for (int i = 0; i < a.head_dim; ++i) {
       double acc = 0;

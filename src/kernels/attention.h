@@ -47,6 +47,10 @@ struct AttentionArgs {
   const uint8_t* const* v_blocks = nullptr;  // per block: this layer's V, likewise
   int block_tokens = 32;
   KvType kv_type = KvType::kF16;
+  // gpt-oss: per query head, a learned logit that joins every softmax
+  // denominator (a key with no value); null for none. Such calls take the
+  // f32 path, never the tile unit.
+  const float* sinks = nullptr;
   float* scratch = nullptr;  // attention_scratch_floats() floats
 };
 

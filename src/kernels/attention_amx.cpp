@@ -84,7 +84,8 @@ void reset_attention_amx() {
 }
 
 bool attention_amx_fits(const AttentionArgs& a) {
-  return (a.kv_type == KvType::kF16 || a.kv_type == KvType::kBF16) && a.head_dim % 32 == 0 && a.block_tokens % 32 == 0 && a.head_dim <= 256;
+  return (a.kv_type == KvType::kF16 || a.kv_type == KvType::kBF16) && a.head_dim % 32 == 0 && a.block_tokens % 32 == 0 &&
+         a.head_dim <= 256 && a.sinks == nullptr;
 }
 
 namespace {

@@ -9,10 +9,13 @@
 #include "kernels/dot.h"
 #include "kernels/matmul_internal.h"
 
+#include <atomic>
 #include <cstring>
 
 namespace tandem::kernels {
 namespace {
+
+std::atomic<bool> g_f32_activations{false};
 
 // Generic path: each thread owns a contiguous range of weight rows; a row is
 // dequantized once into the thread's f32 buffer and dotted with every
@@ -83,12 +86,14 @@ bool matmul_supports(gguf::TensorType type) { return gguf::can_dequantize(type);
 void matmul(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
             ThreadPool& pool, MatmulScratch& scratch) {
   if (m <= 0 || w.rows <= 0) return;
+  if (g_f32_activations.load(std::memory_order_relaxed)) return matmul_generic(w, x, m, x_stride, y, y_stride, pool, scratch);
   using gguf::TensorType;
   bool (*kernel)(const Matrix&, const float*, int64_t, int64_t, float*, int64_t, ThreadPool&,
                  const detail::ScratchView&) = nullptr;
   switch (w.type) {
     case TensorType::Q8_0:
     case TensorType::Q4_0:
+    case TensorType::MXFP4:
       kernel = detail::matmul_q8;
       break;
     case TensorType::Q4_K:
@@ -122,6 +127,8 @@ void matmul_reference(const Matrix& w, const float* x, int64_t m, int64_t x_stri
 }
 
 const char* matmul_target_name() { return detail::matmul_q8_target_name(); }
+
+void set_f32_activations(bool on) { g_f32_activations.store(on); }
 
 std::string compute_path_summary() {
   const std::string target = matmul_target_name();

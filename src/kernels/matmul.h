@@ -57,6 +57,11 @@ void matmul_reference(const Matrix& w, const float* x, int64_t m, int64_t x_stri
 // (older than AVX2) every type takes the generic path.
 const char* matmul_target_name();
 
+// On: every matmul takes the generic path (weights dequantized, f32
+// activations, never rounded to 8 bits). Slow; for accuracy checks against
+// references that do not round activations. Not while matmuls run.
+void set_f32_activations(bool on);
+
 // What the kernels run on, for people: "AVX-512 VNNI (Highway AVX3_ZEN4), no
 // AMX" or "... AMX-INT8 + AMX-BF16 tiles".
 std::string compute_path_summary();

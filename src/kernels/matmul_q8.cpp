@@ -1,4 +1,4 @@
-// Q8_0 and Q4_0 weights x int8 activations (blocks of 32, quantize_act.h).
+// Q8_0, Q4_0 and MXFP4 weights x int8 activations (blocks of 32, quantize_act.h).
 //
 // Rows in lanes: a tile is 8 weight rows, and int32 / f32 lane j of every
 // vector belongs to row j. Each block of the 8 rows is transposed into 8
@@ -23,7 +23,9 @@
 // Decode (M <= kCols) transposes in registers; bigger batches
 // transpose each tile once into the thread's work area and reuse it for
 // every group of kCols activation rows. Q4_0 is unpacked to int8
-// (nibble - 8) on the way in and shares everything else.
+// (nibble - 8) on the way in and shares everything else; so is MXFP4 (gpt-oss
+// experts: each nibble looked up in the doubled E2M1 values, which are all
+// integers in [-12, 12], with the block's power-of-two scale as d_w).
 #ifndef HWY_WANT_AVX3_DL
 #define HWY_WANT_AVX3_DL 1  // compile the AVX-512 VNNI target (off by default in Highway 1.0.3)
 #endif
@@ -32,8 +34,12 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include "gguf/quant.h"
 #include "kernels/amx.h"
 #include "kernels/matmul-inl.h"
+
+#include <array>
+#include <cmath>
 
 HWY_BEFORE_NAMESPACE();
 #if HWY_TARGET == HWY_AVX3_DL
@@ -49,32 +55,61 @@ constexpr int kLanes = 8;  // weight rows per tile
 constexpr size_t kPrepBlockBytes = 544;
 static_assert(detail::kPrepBlockBytesQ8 == kPrepBlockBytes);
 
-// Block B of the 8 rows RP (Q8_0: 34-byte blocks, Q4_0: 18) as V[0..7] and
-// the 8 f16 scales as f32 lanes.
-template <bool kQ4>
+enum class Fmt { kQ8, kQ4, kMx };  // Q8_0, Q4_0, MXFP4
+
+template <Fmt F>
+constexpr int64_t kBlockBytes = F == Fmt::kQ8 ? 34 : F == Fmt::kQ4 ? 18 : 17;
+template <Fmt F>
+constexpr int64_t kQuantOffset = F == Fmt::kMx ? 1 : 2;  // after the f16 scale or the exponent byte
+
+// 2^(e - 128) for every E8M0 byte e (the halved MXFP4 scale, exact).
+HWY_INLINE const float* Mxfp4Scales() {
+  static const auto table = [] {
+    std::array<float, 256> t{};
+    for (int e = 0; e < 256; ++e) t[static_cast<size_t>(e)] = std::ldexp(1.0f, e - 128);
+    return t;
+  }();
+  return table.data();
+}
+
+// Block B of the 8 rows RP as V[0..7] and the 8 scales as f32 lanes.
+template <Fmt F>
 HWY_INLINE void LoadBlock8(const uint8_t* const rp[kLanes], int64_t b, __m256i v[kLanes], __m256* dw) {
-  constexpr int64_t kBlockBytes = kQ4 ? 18 : 34;
-  __m256i lo[4], hi[4];  // elements 0..15 and 16..31 (Q4_0: both in lo)
+  constexpr int64_t kBytes = kBlockBytes<F>;
+  __m256i lo[4], hi[4];  // elements 0..15 and 16..31 (Q4_0, MXFP4: both in lo)
   for (int j = 0; j < 4; ++j) {
-    const uint8_t* p0 = rp[j] + kBlockBytes * b + 2;
-    const uint8_t* p1 = rp[j + 4] + kBlockBytes * b + 2;
+    const uint8_t* p0 = rp[j] + kBytes * b + kQuantOffset<F>;
+    const uint8_t* p1 = rp[j + 4] + kBytes * b + kQuantOffset<F>;
     lo[j] = Load2x128(p0, p1);
-    if constexpr (!kQ4) hi[j] = Load2x128(p0 + 16, p1 + 16);
+    if constexpr (F == Fmt::kQ8) hi[j] = Load2x128(p0 + 16, p1 + 16);
   }
   Transpose4x4(lo, v);
-  if constexpr (kQ4) {
-    // Element e < 16 in the low nibble of byte e, e + 16 in the high one:
-    // the packed bytes are transposed once, then split (bytewise ops
-    // commute with moving dwords).
-    const __m256i m4 = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
-    for (int g = 0; g < 4; ++g) {
-      v[g + 4] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v[g], 4), m4), eight);
-      v[g] = _mm256_sub_epi8(_mm256_and_si256(v[g], m4), eight);
-    }
-  } else {
+  if constexpr (F == Fmt::kQ8) {
     Transpose4x4(hi, v + 4);
+    *dw = GatherF16(rp, kBytes * b);
+    return;
   }
-  *dw = GatherF16(rp, kBlockBytes * b);
+  // Element e < 16 in the low nibble of byte e, e + 16 in the high one:
+  // the packed bytes are transposed once, then split (bytewise ops
+  // commute with moving dwords).
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  for (int g = 0; g < 4; ++g) {
+    v[g + 4] = _mm256_and_si256(_mm256_srli_epi16(v[g], 4), m4);
+    v[g] = _mm256_and_si256(v[g], m4);
+  }
+  if constexpr (F == Fmt::kQ4) {
+    const __m256i eight = _mm256_set1_epi8(8);
+    for (int g = 0; g < kLanes; ++g) v[g] = _mm256_sub_epi8(v[g], eight);
+    *dw = GatherF16(rp, kBytes * b);
+  } else {
+    const __m256i values = _mm256_broadcastsi128_si256(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(gguf::kMxfp4Values)));
+    for (int g = 0; g < kLanes; ++g) v[g] = _mm256_shuffle_epi8(values, v[g]);
+    const float* scale = Mxfp4Scales();
+    const int64_t off = kBytes * b;
+    *dw = _mm256_setr_ps(scale[rp[0][off]], scale[rp[1][off]], scale[rp[2][off]], scale[rp[3][off]],
+                         scale[rp[4][off]], scale[rp[5][off]], scale[rp[6][off]], scale[rp[7][off]]);
+  }
 }
 
 // One group: lane j += dot(row j's 4 quants, the activation's 4 quants).
@@ -105,7 +140,7 @@ HWY_INLINE __m256i BiasTerm(const __m256i v[kLanes]) {
 #endif
 }
 
-template <bool kQ4, bool kDirect>
+template <Fmt F, bool kDirect>
 struct Q8Kern {
   static constexpr int kRows = kLanes;
   // Activation rows per pass. Registers: C int32 sums + C f32 accumulators
@@ -140,7 +175,7 @@ struct Q8Kern {
       uint8_t* out = work + b * kPrepBlockBytes;
       __m256i v[kLanes];
       __m256 dw;
-      LoadBlock8<kQ4>(rp, b, v, &dw);
+      LoadBlock8<F>(rp, b, v, &dw);
       for (int g = 0; g < kLanes; ++g) {
         StoreI(out + 32 * g, v[g]);
         if constexpr (!kVnni) StoreI(out + 256 + 32 * g, _mm256_sign_epi8(v[g], v[g]));
@@ -167,7 +202,7 @@ struct Q8Kern {
     // late; and after a prepare burst memory would idle during the passes).
     const uint8_t* next =
         m0 == 0 && n0 + 2 * kLanes <= w_rows ? w + static_cast<size_t>(n0 + kLanes) * row_bytes : nullptr;
-    const size_t pf_step = kLanes * (kQ4 ? 18 : 34);
+    const size_t pf_step = kLanes * kBlockBytes<F>;
     __m256 acc[C];
     for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < k / 32; ++b) {
@@ -178,7 +213,7 @@ struct Q8Kern {
       if (next != nullptr) PrefetchSlice(next + b * pf_step, pf_step, 0, 1);
       if constexpr (kDirect) {
         __m256i v[kLanes];
-        LoadBlock8<kQ4>(rp, b, v, &dw);
+        LoadBlock8<F>(rp, b, v, &dw);
         bias = BiasTerm(v);
         for (int g = 0; g < kLanes; ++g) {
           const __m256i aux = kVnni ? v[g] : _mm256_sign_epi8(v[g], v[g]);
@@ -207,9 +242,9 @@ struct Q8Kern {
   }
 };
 
-template <bool kQ4, bool kDirect>
+template <Fmt F, bool kDirect>
 void RunQ8(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const detail::ScratchView& s) {
-  RunAll(Q8Kern<kQ4, kDirect>{w.data, w.row_bytes, w.rows, w.cols, s.act, s.act_stride, y, y_stride}, w.rows, m, pool, s);
+  RunAll(Q8Kern<F, kDirect>{w.data, w.row_bytes, w.rows, w.cols, s.act, s.act_stride, y, y_stride}, w.rows, m, pool, s);
 }
 
 #endif  // TANDEM_MATMUL_X86
@@ -224,11 +259,14 @@ bool MatmulQ8(const Matrix& w, const float* x, int64_t m, int64_t x_stride, floa
   // VNNI kernel below, from the same quantized rows.
   if (s.panels != nullptr && amx_use(w.type, m) && detail::matmul_q8_amx(w, m, y, y_stride, pool, s)) return true;
 #endif
-  const bool direct = m <= Q8Kern<false, true>::kCols;
-  if (w.type == gguf::TensorType::Q4_0) {
-    direct ? RunQ8<true, true>(w, m, y, y_stride, pool, s) : RunQ8<true, false>(w, m, y, y_stride, pool, s);
-  } else {
-    direct ? RunQ8<false, true>(w, m, y, y_stride, pool, s) : RunQ8<false, false>(w, m, y, y_stride, pool, s);
+  const bool direct = m <= Q8Kern<Fmt::kQ8, true>::kCols;
+  auto run = [&]<Fmt F>() {
+    direct ? RunQ8<F, true>(w, m, y, y_stride, pool, s) : RunQ8<F, false>(w, m, y, y_stride, pool, s);
+  };
+  switch (w.type) {
+    case gguf::TensorType::Q4_0: run.template operator()<Fmt::kQ4>(); break;
+    case gguf::TensorType::MXFP4: run.template operator()<Fmt::kMx>(); break;
+    default: run.template operator()<Fmt::kQ8>(); break;
   }
   return true;
 #else

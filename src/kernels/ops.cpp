@@ -1,6 +1,8 @@
 #include "kernels/ops.h"
 
+#include <algorithm>
 #include <cmath>
+#include <numbers>
 
 namespace tandem::kernels {
 
@@ -27,6 +29,14 @@ void gelu_tanh_mul(const float* gate, const float* up, float* out, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     const float g = gate[i];
     out[i] = 0.5f * g * (1.0f + std::tanh(kSqrt2OverPi * (g + 0.044715f * g * g * g))) * up[i];
+  }
+}
+
+void swiglu_oai(const float* gate, const float* up, float* out, size_t n, float alpha, float limit) {
+  for (size_t i = 0; i < n; ++i) {
+    const float g = std::min(gate[i], limit);
+    const float u = std::clamp(up[i], -limit, limit);
+    out[i] = g / (1.0f + std::exp(-alpha * g)) * (u + 1.0f);
   }
 }
 
@@ -58,6 +68,25 @@ void rope_cos_sin(int64_t pos, int n_rot, float base, const float* factors, floa
     const double angle = p * theta;
     cos[i] = static_cast<float>(std::cos(angle));
     sin[i] = static_cast<float>(std::sin(angle));
+  }
+}
+
+void rope_cos_sin_yarn(int64_t pos, int n_rot, float base, const YarnParams& y, float* cos, float* sin) {
+  // The dimension (of N_ROT) whose wavelength fits ORIGINAL_CTX exactly BETA times.
+  auto turn = [&](double beta) {
+    return n_rot * std::log(static_cast<double>(y.original_ctx) / (beta * 2 * std::numbers::pi)) / (2 * std::log(base));
+  };
+  const double low = std::max(0.0, std::floor(turn(y.beta_fast)));
+  const double high = std::min(static_cast<double>(n_rot - 1), std::ceil(turn(y.beta_slow)));
+  const double mscale = 1.0 + 0.1 * std::log(static_cast<double>(y.factor));
+  for (int i = 0; i < n_rot / 2; ++i) {
+    const double extrapolated = static_cast<double>(pos) * std::pow(static_cast<double>(base), -2.0 * i / n_rot);
+    const double interpolated = extrapolated / y.factor;
+    // 1 below LOW (keep the angle), 0 above HIGH (interpolate), linear between.
+    const double keep = 1.0 - std::clamp((i - low) / std::max(0.001, high - low), 0.0, 1.0);
+    const double angle = interpolated * (1 - keep) + extrapolated * keep;
+    cos[i] = static_cast<float>(std::cos(angle) * mscale);
+    sin[i] = static_cast<float>(std::sin(angle) * mscale);
   }
 }
 

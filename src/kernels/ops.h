@@ -15,6 +15,9 @@ void rmsnorm(const float* x, const float* w, float eps, float* out, size_t n);
 void silu_mul(const float* gate, const float* up, float* out, size_t n);
 // OUT = gelu(GATE) * UP with the tanh approximation of GELU.
 void gelu_tanh_mul(const float* gate, const float* up, float* out, size_t n);
+// gpt-oss's clamped SwiGLU: with g = min(GATE, LIMIT) and u = clamp(UP,
+// -LIMIT, LIMIT), OUT = g * sigmoid(ALPHA * g) * (u + 1). OUT may alias GATE.
+void swiglu_oai(const float* gate, const float* up, float* out, size_t n, float alpha = 1.702f, float limit = 7.0f);
 // OUT += X
 void add_inplace(float* out, const float* x, size_t n);
 // X *= s
@@ -32,5 +35,17 @@ void rope(float* x, const float* cos, const float* sin, int n_rot, RopePairing p
 // positions divided by LINEAR_SCALE (linear rope scaling; 1 = none).
 void rope_cos_sin(int64_t pos, int n_rot, float base, const float* factors, float linear_scale, float* cos,
                   float* sin);
+
+// YaRN rope scaling (gpt-oss): frequencies whose wavelength fits the
+// original context many times keep their angle (extrapolation), the longest
+// ones are slowed by FACTOR (interpolation), a linear ramp between the
+// dimensions where ORIGINAL_CTX holds BETA_FAST and BETA_SLOW turns; cos and
+// sin are multiplied by 1 + 0.1 ln(FACTOR) to keep attention's temperature.
+struct YarnParams {
+  float factor = 1.0f;
+  int64_t original_ctx = 0;
+  float beta_fast = 32.0f, beta_slow = 1.0f;
+};
+void rope_cos_sin_yarn(int64_t pos, int n_rot, float base, const YarnParams& yarn, float* cos, float* sin);
 
 }  // namespace tandem::kernels

@@ -10,6 +10,7 @@ int act_block_elems(gguf::TensorType type) {
   switch (type) {
     case gguf::TensorType::Q8_0:
     case gguf::TensorType::Q4_0:
+    case gguf::TensorType::MXFP4:
       return 32;
     case gguf::TensorType::Q4_K:
     case gguf::TensorType::Q6_K:

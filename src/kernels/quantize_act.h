@@ -6,7 +6,7 @@
 //
 //   amax = max |x|,  d = amax / 127,  q = nearbyint(x * (127 / amax))  in [-127, 127]
 //
-//   B = 32  for Q8_0 and Q4_0 weights (the weight block: one f32 product of
+//   B = 32  for Q8_0, Q4_0 and MXFP4 weights (the weight block: one f32 product of
 //           the two scales per 32 int8 x int8 products)
 //   B = 256 for Q4_K and Q6_K weights (the super-block; the weights' 6-bit
 //           sub-block scales are applied to the int32 sums)

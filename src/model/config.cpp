@@ -17,6 +17,17 @@ Status read_int(const gguf::GgufFile& f, const std::string& arch, const char* na
   return {};
 }
 
+// The mixture keys "<arch>.expert_count" and friends.
+Status read_experts(const gguf::GgufFile& f, const std::string& arch, ModelConfig* c) {
+  TANDEM_RETURN_IF_ERROR(read_int(f, arch, "expert_count", &c->n_experts));
+  TANDEM_RETURN_IF_ERROR(read_int(f, arch, "expert_used_count", &c->n_experts_used));
+  TANDEM_RETURN_IF_ERROR(read_int(f, arch, "expert_feed_forward_length", &c->expert_ffn_dim));
+  if (c->n_experts_used > c->n_experts || c->n_experts > 1024) {
+    return Status::errorf("{} experts used of {} is not a valid mixture", c->n_experts_used, c->n_experts);
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<ModelConfig> read_config(const gguf::GgufFile& f, int64_t ctx_override) {
@@ -34,8 +45,11 @@ Result<ModelConfig> read_config(const gguf::GgufFile& f, int64_t ctx_override) {
     c.arch = Arch::kGemma3;
   } else if (*arch == "qwen3moe") {
     c.arch = Arch::kQwen3Moe;
+  } else if (*arch == "gpt-oss") {
+    c.arch = Arch::kGptOss;
   } else {
-    return Status::errorf("architecture '{}' is not supported (supported: llama, qwen2, qwen3, gemma3, qwen3moe)", *arch);
+    return Status::errorf("architecture '{}' is not supported (supported: llama, qwen2, qwen3, gemma3, qwen3moe, gpt-oss)",
+                          *arch);
   }
   const std::string& a = *arch;
   TANDEM_RETURN_IF_ERROR(read_int(f, a, "block_count", &c.n_layers));
@@ -62,9 +76,19 @@ Result<ModelConfig> read_config(const gguf::GgufFile& f, int64_t ctx_override) {
     return Status::errorf("rope dimension count {} does not fit head size {}", c.n_rot, c.head_dim);
   }
   c.rope_base = static_cast<float>(f.get_float(a + ".rope.freq_base").value_or(10000.0));
-  if (f.get_string(a + ".rope.scaling.type").value_or("none") == "linear") {
+  const std::string scaling = f.get_string(a + ".rope.scaling.type").value_or("none");
+  if (scaling == "linear") {
     c.rope_linear_scale = static_cast<float>(f.get_float(a + ".rope.scaling.factor").value_or(1.0));
     if (!(c.rope_linear_scale > 0)) return Status::error("rope scaling factor must be positive");
+  } else if (scaling == "yarn") {
+    c.yarn_factor = static_cast<float>(f.get_float(a + ".rope.scaling.factor").value_or(1.0));
+    c.yarn_original_ctx = static_cast<int64_t>(f.get_uint(a + ".rope.scaling.original_context_length").value_or(0));
+    if (!(c.yarn_factor >= 1) || c.yarn_original_ctx <= 0) {
+      return Status::errorf("YaRN rope scaling needs a factor >= 1 and the original context length (got {}, {})",
+                            c.yarn_factor, c.yarn_original_ctx);
+    }
+  } else if (scaling != "none") {
+    return Status::errorf("rope scaling '{}' is not supported (none, linear, yarn)", scaling);
   }
   c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
 
@@ -81,12 +105,19 @@ Result<ModelConfig> read_config(const gguf::GgufFile& f, int64_t ctx_override) {
     case Arch::kQwen3Moe:
       c.rope_pairing = kernels::RopePairing::kNeox;
       c.qk_norm = true;
-      TANDEM_RETURN_IF_ERROR(read_int(f, a, "expert_count", &c.n_experts));
-      TANDEM_RETURN_IF_ERROR(read_int(f, a, "expert_used_count", &c.n_experts_used));
-      TANDEM_RETURN_IF_ERROR(read_int(f, a, "expert_feed_forward_length", &c.expert_ffn_dim));
-      if (c.n_experts_used > c.n_experts || c.n_experts > 1024) {
-        return Status::errorf("{} experts used of {} is not a valid mixture", c.n_experts_used, c.n_experts);
-      }
+      TANDEM_RETURN_IF_ERROR(read_experts(f, a, &c));
+      break;
+    case Arch::kGptOss:
+      // Every other layer slides (layers 0, 2, ...), all with the same (YaRN) rope.
+      c.rope_pairing = kernels::RopePairing::kNeox;
+      c.qkv_bias = true;
+      c.attn_out_bias = true;
+      c.attn_sinks = true;
+      c.moe_bias = true;
+      c.swiglu_oai = true;
+      c.sliding_window = static_cast<int64_t>(f.get_uint(a + ".attention.sliding_window").value_or(0));
+      c.sliding_pattern = 2;
+      TANDEM_RETURN_IF_ERROR(read_experts(f, a, &c));
       break;
     case Arch::kGemma3:
       c.rope_pairing = kernels::RopePairing::kNeox;
@@ -97,6 +128,7 @@ Result<ModelConfig> read_config(const gguf::GgufFile& f, int64_t ctx_override) {
       c.sliding_window = static_cast<int64_t>(f.get_uint(a + ".attention.sliding_window").value_or(0));
       c.sliding_pattern = 6;  // 5 sliding layers, then a global one
       c.rope_base_local = 10000.0f;
+      c.local_rope = true;
       break;
   }
   if (c.n_layers > 4096 || c.dim > (1 << 16) || c.ffn_dim > (1 << 20) || c.head_dim > 1024) {

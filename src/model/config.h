@@ -12,7 +12,7 @@
 
 namespace tandem::model {
 
-enum class Arch { kLlama, kQwen2, kQwen3, kGemma3, kQwen3Moe };
+enum class Arch { kLlama, kQwen2, kQwen3, kGemma3, kQwen3Moe, kGptOss };
 
 struct ModelConfig {
   Arch arch = Arch::kLlama;
@@ -33,6 +33,9 @@ struct ModelConfig {
   float rope_base = 10000.0f;
   float rope_base_local = 10000.0f;  // gemma3 sliding layers
   float rope_linear_scale = 1.0f;    // positions divided by this (linear scaling)
+  // YaRN scaling (gpt-oss): FACTOR > 0 turns it on (kernels::YarnParams).
+  float yarn_factor = 0.0f;
+  int64_t yarn_original_ctx = 0;
   kernels::RopePairing rope_pairing = kernels::RopePairing::kAdjacent;
 
   // Family features.
@@ -44,6 +47,13 @@ struct ModelConfig {
   float attn_scale = 0.0f;       // q.k scale: 1/sqrt(head_dim)
   int64_t sliding_window = 0;    // gemma3: window of sliding layers (0: none)
   int sliding_pattern = 0;       // gemma3: layer il slides when il % pattern < pattern - 1
+  bool local_rope = false;       // gemma3: sliding layers use rope_base_local without scaling
+
+  // gpt-oss.
+  bool attn_out_bias = false;    // attn_output.bias
+  bool attn_sinks = false;       // a learned logit per head in every softmax denominator
+  bool moe_bias = false;         // router and expert biases
+  bool swiglu_oai = false;       // clamped SwiGLU: kernels::swiglu_oai (else SiLU-gated)
 
   // Mixture of experts (qwen3moe): every layer's FFN is N_EXPERTS SwiGLU
   // experts of EXPERT_FFN_DIM; each token takes the N_EXPERTS_USED with the

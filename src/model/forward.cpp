@@ -167,9 +167,14 @@ Result<int> Model::forward(std::span<const SequenceBatch> batch, kv::KvPool& kv,
     float* x = s.x.data() + ri * D;
     (void)gguf::dequantize(e.type, e.data + static_cast<size_t>(row) * e.row_bytes, x, c.dim);
     if (c.embed_scale != 1.0f) kernels::scale_inplace(x, c.embed_scale, D);
-    kernels::rope_cos_sin(s.row_pos[ri], c.n_rot, c.rope_base, factors, c.rope_linear_scale,
-                          s.cos_global.data() + ri * half, s.sin_global.data() + ri * half);
-    if (c.sliding_window > 0) {
+    if (c.yarn_factor > 0) {
+      kernels::rope_cos_sin_yarn(s.row_pos[ri], c.n_rot, c.rope_base, {c.yarn_factor, c.yarn_original_ctx},
+                                 s.cos_global.data() + ri * half, s.sin_global.data() + ri * half);
+    } else {
+      kernels::rope_cos_sin(s.row_pos[ri], c.n_rot, c.rope_base, factors, c.rope_linear_scale,
+                            s.cos_global.data() + ri * half, s.sin_global.data() + ri * half);
+    }
+    if (c.local_rope) {
       kernels::rope_cos_sin(s.row_pos[ri], c.n_rot, c.rope_base_local, nullptr, 1.0f, s.cos_local.data() + ri * half,
                             s.sin_local.data() + ri * half);
     }
@@ -178,6 +183,7 @@ Result<int> Model::forward(std::span<const SequenceBatch> batch, kv::KvPool& kv,
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = weights_.layers[static_cast<size_t>(l)];
     const bool sliding = c.is_sliding(l);
+    const bool local_rope = sliding && c.local_rope;
     pool.for_each(n_rows, [&](int64_t r) {
       kernels::rmsnorm(s.x.data() + r * D, L.attn_norm.data(), c.rms_eps, s.xb.data() + r * D, D);
     });
@@ -194,8 +200,8 @@ Result<int> Model::forward(std::span<const SequenceBatch> batch, kv::KvPool& kv,
         kernels::add_inplace(k, L.bk.data(), KD);
         kernels::add_inplace(s.v.data() + ri * KD, L.bv.data(), KD);
       }
-      const float* cs = (sliding ? s.cos_local : s.cos_global).data() + ri * half;
-      const float* sn = (sliding ? s.sin_local : s.sin_global).data() + ri * half;
+      const float* cs = (local_rope ? s.cos_local : s.cos_global).data() + ri * half;
+      const float* sn = (local_rope ? s.sin_local : s.sin_global).data() + ri * half;
       for (int h = 0; h < c.n_heads; ++h) {
         float* qh = q + static_cast<size_t>(h) * HD;
         if (c.qk_norm) kernels::rmsnorm(qh, L.q_norm.data(), c.rms_eps, qh, HD);
@@ -239,6 +245,7 @@ Result<int> Model::forward(std::span<const SequenceBatch> batch, kv::KvPool& kv,
       a.window = sliding ? c.sliding_window : 0;
       a.block_tokens = ks.block_tokens;
       a.kv_type = ks.type;
+      a.sinks = L.sinks.empty() ? nullptr : L.sinks.data();
       a.q_stride = static_cast<int64_t>(QD);
       a.out_stride = static_cast<int64_t>(QD);
       a.scratch = s.att_scratch.data() + static_cast<size_t>(t) * s.att_scratch_per_thread;
@@ -259,6 +266,7 @@ Result<int> Model::forward(std::span<const SequenceBatch> batch, kv::KvPool& kv,
     kernels::matmul(L.wo, s.att.data(), n_rows, c.q_dim(), s.xb.data(), c.dim, pool, s.mm);
     pool.for_each(n_rows, [&](int64_t r) {
       float* o = s.xb.data() + r * D;
+      if (c.attn_out_bias) kernels::add_inplace(o, L.bo.data(), D);
       if (c.post_norms) kernels::rmsnorm(o, L.post_attn_norm.data(), c.rms_eps, o, D);
       kernels::add_inplace(s.x.data() + r * D, o, D);
       kernels::rmsnorm(s.x.data() + r * D, L.ffn_norm.data(), c.rms_eps, o, D);

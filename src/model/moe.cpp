@@ -52,6 +52,9 @@ void moe_ffn(const LayerWeights& L, const ModelConfig& c, float* x, int64_t rows
   const int n_exp = c.n_experts, k = c.n_experts_used;
   const size_t D = static_cast<size_t>(c.dim), F = static_cast<size_t>(c.expert_ffn_dim);
   kernels::matmul(L.router, x, rows, c.dim, s.logits.data(), n_exp, pool, mm);
+  if (!L.router_bias.empty()) {
+    for (int64_t r = 0; r < rows; ++r) kernels::add_inplace(s.logits.data() + r * n_exp, L.router_bias.data(), static_cast<size_t>(n_exp));
+  }
   route_top_k(s.logits.data(), rows, n_exp, k, s.expert.data(), s.weight.data());
 
   // Group (row, slot) pairs by expert, rows in order within each expert.
@@ -78,11 +81,24 @@ void moe_ffn(const LayerWeights& L, const ModelConfig& c, float* x, int64_t rows
     const size_t ue = static_cast<size_t>(e);
     kernels::matmul(L.exp_gate[ue], s.x.data(), n, c.dim, s.gate.data(), c.expert_ffn_dim, pool, mm);
     kernels::matmul(L.exp_up[ue], s.x.data(), n, c.dim, s.up.data(), c.expert_ffn_dim, pool, mm);
+    const bool bias = !L.exp_gate_bias.empty();
     pool.for_each(n, [&](int64_t i) {
       float* g = s.gate.data() + static_cast<size_t>(i) * F;
-      kernels::silu_mul(g, s.up.data() + static_cast<size_t>(i) * F, g, F);
+      float* u = s.up.data() + static_cast<size_t>(i) * F;
+      if (bias) {
+        kernels::add_inplace(g, L.exp_gate_bias.data() + ue * F, F);
+        kernels::add_inplace(u, L.exp_up_bias.data() + ue * F, F);
+      }
+      if (c.swiglu_oai) {
+        kernels::swiglu_oai(g, u, g, F);
+      } else {
+        kernels::silu_mul(g, u, g, F);
+      }
     });
     kernels::matmul(L.exp_down[ue], s.gate.data(), n, c.expert_ffn_dim, s.y.data(), c.dim, pool, mm);
+    if (bias) {
+      pool.for_each(n, [&](int64_t i) { kernels::add_inplace(s.y.data() + static_cast<size_t>(i) * D, L.exp_down_bias.data() + ue * D, D); });
+    }
     // Each row appears at most once per expert, so rows are disjoint here.
     pool.for_each(n, [&](int64_t i) {
       const int32_t pair = pairs[i];

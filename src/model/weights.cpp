@@ -69,6 +69,17 @@ class Loader {
     return st.ok() ? st : st.with_context(name);
   }
 
+  // ROWS vectors of N values (GGML dims [N, ROWS]), converted to f32.
+  Status table(const std::string& name, int64_t n, int64_t rows, std::vector<float>* v) {
+    const gguf::TensorInfo* t = f_.find_tensor(name);
+    if (t == nullptr) return Status::errorf("tensor {} is missing", name);
+    const std::vector<uint64_t> want{static_cast<uint64_t>(n), static_cast<uint64_t>(rows)};
+    if (t->dims != want) return Status::errorf("tensor {} has shape {}, expected {}", name, t->shape_string(), shape_str(want));
+    v->resize(static_cast<size_t>(n * rows));
+    Status st = gguf::dequantize(t->type, t->data, v->data(), n * rows);
+    return st.ok() ? st : st.with_context(name);
+  }
+
   bool has(const std::string& name) const { return f_.find_tensor(name) != nullptr; }
 
  private:
@@ -110,6 +121,8 @@ Result<Weights> load_weights(const gguf::GgufFile& file, ModelConfig* c) {
       TANDEM_RETURN_IF_ERROR(ld.vector(p + "attn_k.bias", c->kv_dim(), &L.bk));
       TANDEM_RETURN_IF_ERROR(ld.vector(p + "attn_v.bias", c->kv_dim(), &L.bv));
     }
+    if (c->attn_out_bias) TANDEM_RETURN_IF_ERROR(ld.vector(p + "attn_output.bias", c->dim, &L.bo));
+    if (c->attn_sinks) TANDEM_RETURN_IF_ERROR(ld.vector(p + "attn_sinks.weight", c->n_heads, &L.sinks));
     if (c->qk_norm) {
       TANDEM_RETURN_IF_ERROR(ld.vector(p + "attn_q_norm.weight", c->head_dim, &L.q_norm));
       TANDEM_RETURN_IF_ERROR(ld.vector(p + "attn_k_norm.weight", c->head_dim, &L.k_norm));
@@ -118,13 +131,21 @@ Result<Weights> load_weights(const gguf::GgufFile& file, ModelConfig* c) {
       TANDEM_RETURN_IF_ERROR(ld.vector(p + "post_attention_norm.weight", c->dim, &L.post_attn_norm));
       TANDEM_RETURN_IF_ERROR(ld.vector(p + "post_ffw_norm.weight", c->dim, &L.post_ffn_norm));
     }
-    TANDEM_RETURN_IF_ERROR(ld.vector(p + "ffn_norm.weight", c->dim, &L.ffn_norm));
+    // gpt-oss names its FFN input norm post_attention_norm.
+    TANDEM_RETURN_IF_ERROR(ld.vector(p + (c->arch == Arch::kGptOss ? "post_attention_norm.weight" : "ffn_norm.weight"),
+                                     c->dim, &L.ffn_norm));
     if (c->moe()) {
       const int64_t n = c->n_experts, ef = c->expert_ffn_dim;
       TANDEM_RETURN_IF_ERROR(ld.matrix(p + "ffn_gate_inp.weight", c->dim, n, &L.router));
       TANDEM_RETURN_IF_ERROR(ld.experts(p + "ffn_gate_exps.weight", c->dim, ef, n, &L.exp_gate));
       TANDEM_RETURN_IF_ERROR(ld.experts(p + "ffn_up_exps.weight", c->dim, ef, n, &L.exp_up));
       TANDEM_RETURN_IF_ERROR(ld.experts(p + "ffn_down_exps.weight", ef, c->dim, n, &L.exp_down));
+      if (c->moe_bias) {
+        TANDEM_RETURN_IF_ERROR(ld.vector(p + "ffn_gate_inp.bias", n, &L.router_bias));
+        TANDEM_RETURN_IF_ERROR(ld.table(p + "ffn_gate_exps.bias", ef, n, &L.exp_gate_bias));
+        TANDEM_RETURN_IF_ERROR(ld.table(p + "ffn_up_exps.bias", ef, n, &L.exp_up_bias));
+        TANDEM_RETURN_IF_ERROR(ld.table(p + "ffn_down_exps.bias", c->dim, n, &L.exp_down_bias));
+      }
       continue;
     }
     TANDEM_RETURN_IF_ERROR(ld.matrix(p + "ffn_gate.weight", c->dim, c->ffn_dim, &L.w_gate));

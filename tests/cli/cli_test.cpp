@@ -238,8 +238,10 @@ TEST(Cli, SynthErrors) {
   const std::string out = tandem::test::scratch_dir("cli_synth_err") + "/x.gguf";
   CliRun bad_like = tandem("synth --like gpt-5 --tokenizer " + kQwen3Tokenizer + " -o " + out);
   EXPECT_EQ(bad_like.code, 1);
-  EXPECT_NE(bad_like.err.find("unknown model 'gpt-5' (known: qwen3-0.6b, qwen2.5-0.5b, llama-3.2-1b, gemma3-1b)"),
-            std::string::npos);
+  EXPECT_NE(bad_like.err.find("unknown model 'gpt-5' (known: qwen3-0.6b, qwen2.5-0.5b, llama-3.2-1b, gemma3-1b, "
+                              "qwen3-30b-a3b, qwen3-coder-30b-a3b)"),
+            std::string::npos)
+      << bad_like.err;
   CliRun bad_type = tandem("synth --like qwen3-0.6b --type q3_k --tokenizer " + kQwen3Tokenizer + " -o " + out);
   EXPECT_EQ(bad_type.code, 1);
   EXPECT_NE(bad_type.err.find("unsupported --type 'q3_k'"), std::string::npos);

@@ -22,6 +22,7 @@ struct Case {
   int n_heads, n_kv_heads, head_dim, block_tokens;
   int64_t pos, window;
   KvType type;
+  bool sinks = false;  // a random sink logit per head (gpt-oss)
 };
 
 // One layer's K or V of a block, N_KV_HEADS heads of unit-normal values, in
@@ -151,6 +152,9 @@ void run_case(const Case& c, std::mt19937& rng) {
   a.kv_type = c.type;
   a.scratch = scratch.data();
   a.out = out.data();
+  std::vector<float> sinks(static_cast<size_t>(c.n_heads));
+  for (auto& x : sinks) x = 2.0f * nd(rng);
+  if (c.sinks) a.sinks = sinks.data();
   // Heads in two ranges, as two threads would run them.
   attention(a, 0, c.n_heads / 2);
   attention(a, c.n_heads / 2, c.n_heads);
@@ -191,6 +195,37 @@ void run_case(const Case& c, std::mt19937& rng) {
   ASSERT_EQ(std::memcmp(out.data(), out32.data(), out.size() * sizeof(float)), 0)
       << kv_type_name(c.type) << " heads " << c.n_heads << "/" << c.n_kv_heads << " dim " << c.head_dim << " pos "
       << c.pos << " window " << c.window;
+}
+
+// gpt-oss's sinks: every type, windows, several blocks, against the reference.
+TEST(Attention, SinksJoinEverySoftmaxDenominator) {
+  std::mt19937 rng(9);
+  for (KvType type : {KvType::kF32, KvType::kF16, KvType::kBF16, KvType::kQ8_0}) {
+    for (int64_t pos : {0, 40, 150}) run_case({8, 2, 64, 32, pos, pos > 100 ? 64 : 0, type, true}, rng);
+  }
+  // Known answer: one key of logit x and value v, sink s: out = v e^x / (e^x + e^s).
+  std::vector<float> k(64 * 32, 0.0f), v(64 * 32, 0.0f), q(64, 0.0f), out(64);
+  q[0] = 2.0f;
+  k[0] = 1.0f;  // K is [dim][token]: dim 0 of token 0; q.k = 2, x = 2 / 8
+  for (int i = 0; i < 64; ++i) v[static_cast<size_t>(i)] = static_cast<float>(i);  // V is [token][dim]
+  const uint8_t* kp = reinterpret_cast<const uint8_t*>(k.data());
+  const uint8_t* vp = reinterpret_cast<const uint8_t*>(v.data());
+  const float sink = 0.75f;
+  std::vector<float> scratch(attention_scratch_floats(32, 64, 1, 1));
+  AttentionArgs a;
+  a.q = q.data();
+  a.out = out.data();
+  a.n_heads = a.n_kv_heads = 1;
+  a.head_dim = 64;
+  a.scale = 0.125f;
+  a.k_blocks = &kp;
+  a.v_blocks = &vp;
+  a.kv_type = KvType::kF32;
+  a.sinks = &sink;
+  a.scratch = scratch.data();
+  attention(a, 0, 1);
+  const double p = std::exp(0.25) / (std::exp(0.25) + std::exp(0.75));
+  for (int i = 0; i < 64; ++i) EXPECT_NEAR(out[static_cast<size_t>(i)], i * p, 1e-5) << i;
 }
 
 // These tests run every case on the f32 path and, where the CPU has AMX,

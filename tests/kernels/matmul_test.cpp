@@ -26,6 +26,7 @@
 #include "matmul_test_data.h"
 
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
 #include <algorithm>
 #include <cmath>
@@ -139,7 +140,7 @@ const std::vector<TypeCase>& type_cases() {
   static const std::vector<TypeCase> cases = {
       {TensorType::Q8_0, {32, 96, 4096}}, {TensorType::Q4_0, {32, 160, 4096}}, {TensorType::Q4_K, {256, 768, 4096}},
       {TensorType::Q6_K, {256, 1280, 4096}}, {TensorType::F16, {1, 13, 100, 4099}}, {TensorType::BF16, {7, 24, 4096}},
-      {TensorType::Q5_K, {256, 512}},  // generic path
+      {TensorType::MXFP4, {32, 96, 4096}}, {TensorType::Q5_K, {256, 512}},  // Q5_K: generic path
   };
   return cases;
 }
@@ -174,9 +175,27 @@ TEST(Matmul, MatchesReferenceOverAwkwardShapes) {
   }
 }
 
+// Every SIMD target this CPU runs that has integer kernels (an AVX-512
+// machine also checks the AVX2 and AVX3 paths: their int8 dot products
+// differ). Older targets take the generic f32 path, which the check's
+// quantized-activation budget does not describe.
+TEST(Matmul, EveryTargetMatchesReference) {
+  ThreadPool pool(2);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    if (target > HWY_AVX2) continue;  // x86 targets: lower bits are the better ones
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    std::printf("  target %s\n", hwy::TargetName(target));
+    for (const auto& tc : type_cases()) {
+      for (int64_t n : {3, 17}) run_shapes(tc.type, n, tc.ks[1], false, pool);
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
 TEST(Matmul, RawBlocksReachIntegerExtremes) {
   ThreadPool pool(2);
-  for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K, TensorType::Q6_K}) {
+  for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::MXFP4, TensorType::Q4_K, TensorType::Q6_K}) {
     const int64_t k = act_block_elems(t) == 32 ? 1024 : 2048;
     run_shapes(t, 17, k, true, pool);
   }

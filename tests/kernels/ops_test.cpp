@@ -68,6 +68,56 @@ TEST(Ops, RopePairings) {
   EXPECT_EQ(neox[9], 10);
 }
 
+// gpt-oss's activation: the gate clamped above at 7, the up input to
+// [-7, 7], g * sigmoid(1.702 g) * (u + 1). Known answers that a plain SiLU
+// (alpha 1) or a missing clamp would miss.
+TEST(Ops, SwigluOai) {
+  const float gate[] = {1.0f, 10.0f, -3.0f, 0.5f}, up[] = {2.0f, -10.0f, 0.25f, 9.0f};
+  float out[4];
+  swiglu_oai(gate, up, out, 4);
+  auto sig = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  EXPECT_NEAR(out[0], 1.0 * sig(1.702) * 3.0, 1e-6);
+  EXPECT_NEAR(out[1], 7.0 * sig(1.702 * 7.0) * (-6.0), 1e-5) << "gate clamped to 7, up to -7";
+  EXPECT_NEAR(out[2], -3.0 * sig(-3 * 1.702) * 1.25, 1e-6) << "no lower clamp on the gate";
+  EXPECT_NEAR(out[3], 0.5 * sig(0.851) * 8.0, 1e-6) << "up clamped to 7";
+  EXPECT_GT(std::fabs(out[0] - 1.0 * sig(1.0) * 3.0), 0.1) << "alpha 1.702 is not SiLU";
+}
+
+// YaRN with gpt-oss's numbers (64 rotated dims, base 150000, factor 32,
+// 4096 original context, beta 32 and 1): dims 0..7 keep their angle, dims
+// 18.. are slowed by 32, all scaled by 1 + 0.1 ln 32.
+TEST(Ops, RopeYarn) {
+  YarnParams y;
+  y.factor = 32;
+  y.original_ctx = 4096;
+  float cos[32], sin[32];
+  const int64_t pos = 1000;
+  rope_cos_sin_yarn(pos, 64, 150000.0f, y, cos, sin);
+  const double mscale = 1 + 0.1 * std::log(32.0);
+  auto theta = [](int i) { return std::pow(150000.0, -2.0 * i / 64); };
+  for (int i : {0, 3, 7}) {
+    EXPECT_NEAR(cos[i], std::cos(pos * theta(i)) * mscale, 1e-5) << i;
+    EXPECT_NEAR(sin[i], std::sin(pos * theta(i)) * mscale, 1e-5) << i;
+  }
+  for (int i : {18, 25, 31}) {
+    EXPECT_NEAR(cos[i], std::cos(pos * theta(i) / 32) * mscale, 1e-5) << i;
+    EXPECT_NEAR(sin[i], std::sin(pos * theta(i) / 32) * mscale, 1e-5) << i;
+  }
+  // Between, the angle lies between the two.
+  const double keep = std::acos(std::cos(pos * theta(12))), slow = pos * theta(12) / 32;
+  EXPECT_NE(std::fabs(cos[12] / mscale - std::cos(keep)) < 1e-6 || std::fabs(cos[12] / mscale - std::cos(slow)) < 1e-6,
+            true);
+  // Factor 1 is plain RoPE.
+  y.factor = 1;
+  float c1[32], s1[32], c0[32], s0[32];
+  rope_cos_sin_yarn(pos, 64, 150000.0f, y, c1, s1);
+  rope_cos_sin(pos, 64, 150000.0f, nullptr, 1.0f, c0, s0);
+  for (int i = 0; i < 32; ++i) {
+    EXPECT_NEAR(c1[i], c0[i], 1e-6) << i;
+    EXPECT_NEAR(s1[i], s0[i], 1e-6) << i;
+  }
+}
+
 TEST(ThreadPool, EveryThreadRunsEveryRegion) {
   for (int n : {1, 2, 3}) {
     ThreadPool pool(n);

@@ -171,7 +171,7 @@ TEST(Determinism, QuantizedWeights) {
 INSTANTIATE_TEST_SUITE_P(Models, Determinism,
                          ::testing::Combine(::testing::Values("stories260K.gguf", "qwen2-tiny-random.gguf",
                                                               "qwen3-tiny-random.gguf", "gemma3-tiny-random.gguf",
-                                                              "qwen3moe-tiny-random.gguf"),
+                                                              "qwen3moe-tiny-random.gguf", "gptoss-tiny-random.gguf"),
                                             ::testing::Values(kernels::KvType::kF16, kernels::KvType::kQ8_0,
                                                               kernels::KvType::kBF16)),
                          [](const auto& info) {
