@@ -1,5 +1,7 @@
 #include "chat/output_parser.h"
 
+#include "chat/harmony_parser.h"
+
 #include <random>
 #include <utility>
 
@@ -24,7 +26,8 @@ std::string_view call_opener(ToolCallFormat format) {
     case ToolCallFormat::kQwen3Coder: return kToolCallOpen;
     case ToolCallFormat::kLlama3: return kPythonTag;
     case ToolCallFormat::kMistral: return kMistralCalls;
-    case ToolCallFormat::kNone: return "";
+    case ToolCallFormat::kNone:
+    case ToolCallFormat::kHarmony: return "";
   }
   return "";
 }
@@ -400,13 +403,21 @@ struct OutputParser::Impl {
   std::vector<ToolCallParts> llama_calls;        // Llama: calls parsed, emitted at the end
 };
 
-OutputParser::OutputParser(OutputParserOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+OutputParser::OutputParser(OutputParserOptions options) {
+  if (options.format == ToolCallFormat::kHarmony) {
+    harmony_ = std::make_unique<HarmonyParser>(options);
+  } else {
+    impl_ = std::make_unique<Impl>(std::move(options));
+  }
+}
 OutputParser::~OutputParser() = default;
 OutputParser::OutputParser(OutputParser&&) noexcept = default;
 OutputParser& OutputParser::operator=(OutputParser&&) noexcept = default;
 
-std::vector<OutputEvent> OutputParser::feed(std::string_view delta) { return impl_->run(delta, false); }
-std::vector<OutputEvent> OutputParser::finish() { return impl_->run("", true); }
+std::vector<OutputEvent> OutputParser::feed(std::string_view delta) {
+  return harmony_ ? harmony_->feed(delta, false) : impl_->run(delta, false);
+}
+std::vector<OutputEvent> OutputParser::finish() { return harmony_ ? harmony_->feed("", true) : impl_->run("", true); }
 
 ParsedOutput parse_output(std::string_view text, const OutputParserOptions& options) {
   OutputParser parser(options);
@@ -427,6 +438,7 @@ ParsedOutput parse_output(std::string_view text, const OutputParserOptions& opti
 
 ToolCallFormat detect_tool_call_format(std::string_view chat_template) {
   auto has = [&](std::string_view marker) { return chat_template.find(marker) != std::string_view::npos; };
+  if (has("<|channel|>")) return ToolCallFormat::kHarmony;
   if (has("<function=") && has("<parameter=")) return ToolCallFormat::kQwen3Coder;
   if (has("<tool_call>")) return ToolCallFormat::kHermes;
   if (has("[TOOL_CALLS]")) return ToolCallFormat::kMistral;
@@ -441,6 +453,7 @@ std::string_view tool_call_format_name(ToolCallFormat format) {
     case ToolCallFormat::kQwen3Coder: return "qwen3_coder";
     case ToolCallFormat::kLlama3: return "llama3";
     case ToolCallFormat::kMistral: return "mistral";
+    case ToolCallFormat::kHarmony: return "harmony";
   }
   return "none";
 }

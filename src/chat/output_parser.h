@@ -63,9 +63,14 @@ enum class ToolCallFormat {
   // Mistral: [TOOL_CALLS][{"name": N, "arguments": {..}}, ...], or the v11+
   // form [TOOL_CALLS]N[ARGS]{..} (with [CALL_ID]x optional, [ARGS] optional).
   kMistral,
+  // gpt-oss harmony: the whole output is channel messages (harmony_parser.h):
+  // analysis -> reasoning, final -> text, to=functions.N -> a call. Used with
+  // or without tools (the output needs the control tokens rendered).
+  kHarmony,
 };
 
-// Picks the format from markers in the chat template text: "<function=" and
+// Picks the format from markers in the chat template text: "<|channel|>" ->
+// kHarmony; "<function=" and
 // "<parameter=" -> kQwen3Coder; "<tool_call>" -> kHermes; "[TOOL_CALLS]" ->
 // kMistral; "<|python_tag|>" or "<|start_header_id|>" (any Llama 3 template,
 // including ones that do not mention tools) -> kLlama3; else kNone.
@@ -101,6 +106,8 @@ struct OutputEvent {
   std::string id;    // all three tool call events
 };
 
+class HarmonyParser;
+
 class OutputParser {
  public:
   explicit OutputParser(OutputParserOptions options);
@@ -117,6 +124,7 @@ class OutputParser {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  std::unique_ptr<HarmonyParser> harmony_;  // kHarmony instead of impl_
 };
 
 struct ParsedToolCall {

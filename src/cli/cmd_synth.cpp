@@ -14,7 +14,7 @@ namespace tandem::cli {
 namespace {
 
 struct SynthOptions {
-  std::string like, type = "q8_0", tokenizer_dir, output;
+  std::string like, type = "q8_0", tokenizer_dir, output, chat_template;
   uint64_t seed = 42;
   model::ShapeOverrides overrides;
 };
@@ -34,6 +34,15 @@ int run_synth(const SynthOptions& o) {
     if (!tok) return fail(tok.message());
     tok_md = std::move(*tok);
   }
+  auto tmpl = read_chat_template(o.chat_template);
+  if (!tmpl) return fail(tmpl.message());
+  if (!tmpl->empty()) {
+    std::erase_if(tok_md, [](const auto& kv) { return kv.first == "tokenizer.chat_template"; });
+    tok_md.emplace_back("tokenizer.chat_template", gguf::Value::string(*tmpl));
+  } else if (shape->gpt_oss && !o.tokenizer_dir.empty()) {
+    fmt::print(stderr, "synth: the gpt-oss tokenizer folder has no chat template; add --chat-template "
+                       "tests/chat/templates/openai-gpt-oss-120b.jinja (the model's own) to serve it\n");
+  }
 
   uint64_t params = 0;
   for (const auto& spec : model::tensor_specs(*shape)) {
@@ -41,9 +50,12 @@ int run_synth(const SynthOptions& o) {
     for (uint64_t d : spec.dims) n *= d;
     params += n;
   }
-  fmt::print(stderr, "synth: {} like {} ({} layers, dim {}, {} heads / {} kv, head {}, ffn {}, vocab {}), {} params, {}\n",
+  const std::string ffn = shape->n_experts > 0 ? fmt::format("{} of {} experts of ffn {}", shape->n_experts_used,
+                                                              shape->n_experts, shape->expert_ffn_dim)
+                                              : fmt::format("ffn {}", shape->ffn_dim);
+  fmt::print(stderr, "synth: {} like {} ({} layers, dim {}, {} heads / {} kv, head {}, {}, vocab {}), {} params, {}{}\n",
              o.output, shape->preset, shape->n_layers, shape->dim, shape->n_heads, shape->n_kv_heads, shape->head_dim,
-             shape->ffn_dim, shape->vocab, params, o.type);
+             ffn, shape->vocab, params, o.type, shape->gpt_oss ? " (experts mxfp4)" : "");
   const auto start = std::chrono::steady_clock::now();
   Status st = model::write_synth(*shape, *type, o.seed, tok_md, o.output, [](size_t i, size_t n, const std::string& name) {
     if (i % 16 == 0 || i + 1 == n) fmt::print(stderr, "\rsynth: tensor {}/{} {:<32}", i + 1, n, name);
@@ -77,6 +89,7 @@ void register_synth(CLI::App& app, Action& action) {
   cmd->add_option("--ffn", o->overrides.ffn_dim, "Override: feed-forward width");
   cmd->add_option("--ctx", o->overrides.ctx, "Override: context length");
   cmd->add_option("--vocab", o->overrides.vocab, "Override: embedding rows (at least the tokenizer's size)");
+  cmd->add_option("--chat-template", o->chat_template, "Jinja file to store as the model's chat template");
   cmd->add_option("--experts", o->overrides.n_experts, "Override: experts per layer (MoE presets)");
   cmd->add_option("--experts-used", o->overrides.n_experts_used, "Override: experts each token uses");
   cmd->add_option("--expert-ffn", o->overrides.expert_ffn_dim, "Override: an expert's feed-forward width");

@@ -42,6 +42,10 @@ struct Request {
   // turn ends in a tool call: the agent comes back soon, so its blocks are
   // kept longer, as with expect_return.
   std::vector<std::string> return_markers;
+  // Control tokens' text stays in the output (gpt-oss harmony: its channel
+  // markers are the structure the output parser reads); end-of-generation
+  // tokens never do.
+  bool render_special = false;
 };
 
 struct Usage {

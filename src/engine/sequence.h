@@ -52,7 +52,7 @@ struct Engine::Sequence {
   int64_t chunk = 0;            // tokens in the current step
 
   Sequence(Request r, int vocab, const tokenizer::Tokenizer& tok)
-      : req(std::move(r)), sampler(req.sampling, vocab), detok(tok, /*at_text_start=*/false) {}
+      : req(std::move(r)), sampler(req.sampling, vocab), detok(tok, /*at_text_start=*/false, req.render_special) {}
 
   double effective_priority(Clock::time_point now, double aging) const {
     const double waited = std::chrono::duration<double>(now - submitted).count();

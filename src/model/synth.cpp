@@ -58,7 +58,11 @@ class Normal {
 // requested type's block fall back to q8_0, then f16 (llama.cpp does the
 // same for e.g. Qwen2.5-0.5B's 896-wide rows under K-quants).
 TensorType storage_type(const TensorSpec& spec, TensorType requested) {
-  if (spec.dims.size() == 1 || spec.init == TensorSpec::Init::kRouter) return TensorType::F32;  // routers stay f32, as in llama.cpp's files
+  // Routers and every bias stay f32, as in llama.cpp's files.
+  if (spec.dims.size() == 1 || spec.init == TensorSpec::Init::kRouter || spec.init == TensorSpec::Init::kBias) {
+    return TensorType::F32;
+  }
+  if (spec.mxfp4) return TensorType::MXFP4;
   const uint64_t row = spec.dims[0];
   if (row % gguf::type_info(requested).block_size == 0) return requested;
   if (row % 32 == 0) return TensorType::Q8_0;
@@ -138,12 +142,17 @@ void set_synth_metadata(gguf::GgufWriter& w, const ModelShape& s, TensorType typ
   w.set(a + "rope.freq_base", Value::f32(s.rope_base));
   w.set(a + "attention.layer_norm_rms_epsilon", Value::f32(s.rms_eps));
   if (s.sliding_window > 0) w.set(a + "attention.sliding_window", Value::u32(s.sliding_window));
+  if (s.yarn_factor > 0) {
+    w.set(a + "rope.scaling.type", Value::string("yarn"));
+    w.set(a + "rope.scaling.factor", Value::f32(s.yarn_factor));
+    w.set(a + "rope.scaling.original_context_length", Value::u32(s.yarn_original_ctx));
+  }
   if (s.n_experts > 0) {
     w.set(a + "expert_count", Value::u32(s.n_experts));
     w.set(a + "expert_used_count", Value::u32(s.n_experts_used));
     w.set(a + "expert_feed_forward_length", Value::u32(s.expert_ffn_dim));
   }
-  if (s.architecture == "qwen3" || s.architecture == "qwen3moe" || s.architecture == "gemma3" ||
+  if (s.architecture == "qwen3" || s.architecture == "qwen3moe" || s.architecture == "gemma3" || s.gpt_oss ||
       s.head_dim * s.n_heads != s.dim) {
     w.set(a + "attention.key_length", Value::u32(s.head_dim));
     w.set(a + "attention.value_length", Value::u32(s.head_dim));

@@ -6,7 +6,7 @@
 namespace tandem::model {
 
 std::vector<std::string> preset_names() {
-  return {"qwen3-0.6b", "qwen2.5-0.5b", "llama-3.2-1b", "gemma3-1b", "qwen3-30b-a3b", "qwen3-coder-30b-a3b"};
+  return {"qwen3-0.6b", "qwen2.5-0.5b", "llama-3.2-1b", "gemma3-1b", "qwen3-30b-a3b", "qwen3-coder-30b-a3b", "gpt-oss-20b"};
 }
 
 Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& o) {
@@ -50,6 +50,17 @@ Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& o
     s.vocab = 151936, s.ctx = coder ? 262144 : 40960, s.rms_eps = 1e-6f, s.rope_base = coder ? 10000000.f : 1000000.f;
     s.qk_norm = true;
     s.tied_embeddings = false;
+  } else if (preset == "gpt-oss-20b") {
+    s.architecture = "gpt-oss";
+    s.name = "gpt-oss 20b";
+    s.n_layers = 24, s.dim = 2880, s.n_heads = 64, s.n_kv_heads = 8, s.head_dim = 64, s.ffn_dim = 2880;
+    s.n_experts = 32, s.n_experts_used = 4, s.expert_ffn_dim = 2880;
+    s.vocab = 201088, s.ctx = 131072, s.rms_eps = 1e-5f, s.rope_base = 150000.f;
+    s.qkv_bias = true;
+    s.sliding_window = 128;
+    s.gpt_oss = true;
+    s.yarn_factor = 32, s.yarn_original_ctx = 4096;
+    s.tied_embeddings = false;
   } else {
     std::string known;
     for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
@@ -80,7 +91,7 @@ Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& o
   }
   if (s.head_dim == 0 || s.head_dim % 2 != 0) return Status::errorf("head size {} must be even and positive", s.head_dim);
   if (s.architecture != "qwen3" && s.architecture != "qwen3moe" && s.architecture != "gemma3" &&
-      s.head_dim * s.n_heads != s.dim) {
+      s.architecture != "gpt-oss" && s.head_dim * s.n_heads != s.dim) {
     return Status::errorf("{} needs heads x head size = dim ({} x {} != {})", s.architecture, s.n_heads, s.head_dim,
                           s.dim);
   }
@@ -113,13 +124,25 @@ std::vector<TensorSpec> tensor_specs(const ModelShape& s) {
       out.push_back({p + "attn_k_norm.weight", {s.head_dim}, I::kNorm});
     }
     out.push_back({p + "attn_output.weight", {q_dim, s.dim}, I::kMatrix});
+    if (s.gpt_oss) {
+      out.push_back({p + "attn_output.bias", {s.dim}, I::kBias});
+      out.push_back({p + "attn_sinks.weight", {s.n_heads}, I::kBias});
+    }
     if (s.post_norms) out.push_back({p + "post_attention_norm.weight", {s.dim}, I::kNorm});
-    out.push_back({p + "ffn_norm.weight", {s.dim}, I::kNorm});
+    // gpt-oss names its FFN input norm post_attention_norm.
+    out.push_back({p + (s.gpt_oss ? "post_attention_norm.weight" : "ffn_norm.weight"), {s.dim}, I::kNorm});
     if (s.n_experts > 0) {
-      out.push_back({p + "ffn_gate_inp.weight", {s.dim, s.n_experts}, I::kRouter});
-      out.push_back({p + "ffn_gate_exps.weight", {s.dim, s.expert_ffn_dim, s.n_experts}, I::kMatrix});
-      out.push_back({p + "ffn_down_exps.weight", {s.expert_ffn_dim, s.dim, s.n_experts}, I::kMatrix});
-      out.push_back({p + "ffn_up_exps.weight", {s.dim, s.expert_ffn_dim, s.n_experts}, I::kMatrix});
+      const uint64_t ef = s.expert_ffn_dim, ne = s.n_experts;
+      out.push_back({p + "ffn_gate_inp.weight", {s.dim, ne}, I::kRouter});
+      out.push_back({p + "ffn_gate_exps.weight", {s.dim, ef, ne}, I::kMatrix, s.gpt_oss});
+      out.push_back({p + "ffn_down_exps.weight", {ef, s.dim, ne}, I::kMatrix, s.gpt_oss});
+      out.push_back({p + "ffn_up_exps.weight", {s.dim, ef, ne}, I::kMatrix, s.gpt_oss});
+      if (s.gpt_oss) {
+        out.push_back({p + "ffn_gate_inp.bias", {ne}, I::kBias});
+        out.push_back({p + "ffn_gate_exps.bias", {ef, ne}, I::kBias});
+        out.push_back({p + "ffn_up_exps.bias", {ef, ne}, I::kBias});
+        out.push_back({p + "ffn_down_exps.bias", {s.dim, ne}, I::kBias});
+      }
       continue;
     }
     out.push_back({p + "ffn_gate.weight", {s.dim, s.ffn_dim}, I::kMatrix});

@@ -33,8 +33,13 @@ struct ModelShape {
   // Llama 3 rope scaling (written as the rope_freqs.weight tensor).
   float rope_scale_factor = 0, rope_low_freq_factor = 0, rope_high_freq_factor = 0;
   uint32_t rope_original_ctx = 0;
-  // Mixture of experts (qwen3moe): 0 experts for a dense FFN.
+  // Mixture of experts (qwen3moe, gpt-oss): 0 experts for a dense FFN.
   uint32_t n_experts = 0, n_experts_used = 0, expert_ffn_dim = 0;
+  // gpt-oss: output bias, attention sinks, router and expert biases, YaRN,
+  // experts stored MXFP4 whatever the other matrices' type.
+  bool gpt_oss = false;
+  float yarn_factor = 0;
+  uint32_t yarn_original_ctx = 0;
 };
 
 // Overrides for small test models; 0 keeps the preset's value.
@@ -44,7 +49,7 @@ struct ShapeOverrides {
 };
 
 // Known presets: qwen3-0.6b, qwen2.5-0.5b, llama-3.2-1b, gemma3-1b,
-// qwen3-30b-a3b, qwen3-coder-30b-a3b.
+// qwen3-30b-a3b, qwen3-coder-30b-a3b, gpt-oss-20b.
 std::vector<std::string> preset_names();
 Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& overrides);
 
@@ -52,6 +57,7 @@ struct TensorSpec {
   std::string name;
   std::vector<uint64_t> dims;  // GGML order: dims[0] contiguous
   enum class Init { kMatrix, kNorm, kBias, kRopeFreqs, kRouter } init;  // kRouter: a matrix stored f32
+  bool mxfp4 = false;  // gpt-oss experts: MXFP4 whatever the requested type
 };
 
 // Every tensor of the model, in file order.

@@ -57,6 +57,7 @@ struct ChatRequest {
   json messages = json::array();
   json tools = json::array();
   std::optional<bool> enable_thinking;  // the template's switch, when the client chose
+  std::optional<std::string> reasoning_effort;  // "low" | "medium" | "high" (gpt-oss's template), when given
   std::optional<std::string> raw_prompt;  // /v1/completions: no template, the text as is
   engine::SamplingParams sampling;
   std::optional<int> max_tokens;  // none: as many as the context allows (capped)

@@ -182,6 +182,7 @@ ApiResult<ChatRequest> parse_chat_request(const json& body) {
     }
   }
   if (reasoning_effort) r.enable_thinking = *reasoning_effort != "none" && *reasoning_effort != "minimal";
+  if (reasoning_effort == "low" || reasoning_effort == "medium" || reasoning_effort == "high") r.reasoning_effort = reasoning_effort;
   if (stream_options && true_at(*stream_options, "include_usage")) r.stream_include_usage = true;
   if (user) r.session = *user;
   return r;

@@ -23,6 +23,19 @@ json with_string_arguments(json messages) {
   return messages;
 }
 
+// gpt-oss's template reads an assistant turn's reasoning from "thinking"
+// (the server's messages carry it as "reasoning_content"), and refuses a
+// tool-call turn with both text and reasoning: there the text wins.
+json with_thinking_field(json messages) {
+  for (auto& m : messages) {
+    if (!m.is_object() || !m.contains("reasoning_content") || !m["reasoning_content"].is_string()) continue;
+    const bool calls = m.contains("tool_calls") && m["tool_calls"].is_array() && !m["tool_calls"].empty();
+    const bool text = m.contains("content") && m["content"].is_string() && !m["content"].get<std::string>().empty();
+    if (!(calls && text)) m["thinking"] = m["reasoning_content"];
+  }
+  return messages;
+}
+
 // Whether TMPL needs tool-call arguments as text: a short tool exchange
 // fails with objects and renders with text. Templates that render both, or
 // neither, keep objects (the Hugging Face convention).
@@ -109,7 +122,9 @@ json PromptBuilder::guard_client_text(const json& value) const {
 ApiResult<std::string> PromptBuilder::render(const ChatRequest& chat) const {
   if (chat.raw_prompt) return *chat.raw_prompt;
   json ctx;
-  ctx["messages"] = guard_client_text(string_arguments_ ? with_string_arguments(chat.messages) : chat.messages);
+  json messages = string_arguments_ ? with_string_arguments(chat.messages) : chat.messages;
+  if (tool_format_ == chat::ToolCallFormat::kHarmony) messages = with_thinking_field(std::move(messages));
+  ctx["messages"] = guard_client_text(messages);
   // No tools: null, as transformers passes (some templates test `tools is not none`).
   ctx["tools"] = chat.tools.empty() ? json(nullptr) : guard_client_text(chat.tools);
   ctx["add_generation_prompt"] = true;
@@ -117,6 +132,7 @@ ApiResult<std::string> PromptBuilder::render(const ChatRequest& chat) const {
   ctx["bos_token"] = v.bos >= 0 ? v.tokens[static_cast<size_t>(v.bos)] : "";
   ctx["eos_token"] = v.eos >= 0 ? v.tokens[static_cast<size_t>(v.eos)] : "";
   if (chat.enable_thinking) ctx["enable_thinking"] = *chat.enable_thinking;
+  if (chat.reasoning_effort) ctx["reasoning_effort"] = *chat.reasoning_effort;
   auto out = template_->render(ctx);
   if (!out) return ApiError{ErrorKind::kInvalidRequest, out.message(), "messages"};
   return std::move(*out);

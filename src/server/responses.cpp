@@ -159,6 +159,7 @@ ApiResult<ChatRequest> parse_request(const json& body) {
   if (reasoning) {
     const std::string effort = string_or_empty(*reasoning, "effort");
     if (!effort.empty()) r.enable_thinking = effort != "minimal" && effort != "none";
+    if (effort == "low" || effort == "medium" || effort == "high") r.reasoning_effort = effort;
   }
   if (instructions && !instructions->empty()) r.messages.push_back({{"role", "system"}, {"content", *instructions}});
   if (input->is_string()) {

@@ -26,6 +26,7 @@ std::vector<std::string> return_markers(chat::ToolCallFormat f) {
     case chat::ToolCallFormat::kQwen3Coder: return {"<tool_call>"};
     case chat::ToolCallFormat::kLlama3: return {"<|python_tag|>", "{\"name\""};
     case chat::ToolCallFormat::kMistral: return {"[TOOL_CALLS]"};
+    case chat::ToolCallFormat::kHarmony: return {"to=functions."};
     case chat::ToolCallFormat::kNone: break;
   }
   return {};
@@ -86,7 +87,10 @@ ApiResult<Prepared> Service::prepare(const ChatRequest& chat, const std::string&
     return ApiError{ErrorKind::kInvalidRequest, "max_tokens must be at least 1", "max_tokens"};
   }
   if (std::string error = engine_.check(r); !error.empty()) return ApiError{ErrorKind::kInvalidRequest, error, "messages"};
-  p.parser.format = chat.raw_prompt || chat.tools.empty() ? chat::ToolCallFormat::kNone : prompts_.tool_format();
+  const bool harmony = !chat.raw_prompt && prompts_.tool_format() == chat::ToolCallFormat::kHarmony;
+  p.parser.format = harmony ? chat::ToolCallFormat::kHarmony
+                  : chat.raw_prompt || chat.tools.empty() ? chat::ToolCallFormat::kNone : prompts_.tool_format();
+  r.render_special = harmony;
   p.parser.reasoning = !chat.raw_prompt;
   p.parser.starts_in_reasoning = !chat.raw_prompt && ends_in_open_think(p.prompt_text);
   p.parser.tool_id_prefix = tool_id_prefix;

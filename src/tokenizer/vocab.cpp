@@ -110,8 +110,12 @@ Result<Vocab> load_vocab(const gguf::GgufFile& f) {
   for (TokenId id : {v.eos, v.eot}) {
     if (id != kNoToken) v.end_of_generation.push_back(id);
   }
+  // gpt-oss (harmony) ends a message with <|end|> and goes on with the next
+  // one in the same turn: only <|return|> and <|call|> end it there.
+  const bool harmony = v.find("<|channel|>") != kNoToken && v.find("<|return|>") != kNoToken;
   for (std::string_view text : kEndOfTurnTexts) {
     TokenId id = v.find(text);
+    if (harmony && text == "<|end|>") continue;
     if (id != kNoToken && v.types[static_cast<size_t>(id)] == TokenType::kControl && !v.is_end_of_generation(id)) {
       v.end_of_generation.push_back(id);
     }

@@ -239,7 +239,7 @@ TEST(Cli, SynthErrors) {
   CliRun bad_like = tandem("synth --like gpt-5 --tokenizer " + kQwen3Tokenizer + " -o " + out);
   EXPECT_EQ(bad_like.code, 1);
   EXPECT_NE(bad_like.err.find("unknown model 'gpt-5' (known: qwen3-0.6b, qwen2.5-0.5b, llama-3.2-1b, gemma3-1b, "
-                              "qwen3-30b-a3b, qwen3-coder-30b-a3b)"),
+                              "qwen3-30b-a3b, qwen3-coder-30b-a3b, gpt-oss-20b)"),
             std::string::npos)
       << bad_like.err;
   CliRun bad_type = tandem("synth --like qwen3-0.6b --type q3_k --tokenizer " + kQwen3Tokenizer + " -o " + out);
