@@ -1,5 +1,7 @@
 #include "chat/harmony_parser.h"
 
+#include "chat/output_events.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -32,10 +34,7 @@ std::string word_after(std::string_view header, std::string_view key) {
 
 }  // namespace
 
-HarmonyParser::HarmonyParser(const OutputParserOptions& options) : options_(options) {
-  std::random_device rd;
-  rng_.seed((static_cast<uint64_t>(rd()) << 32) ^ rd());
-}
+HarmonyParser::HarmonyParser(const OutputParserOptions& options) : options_(options), rng_(detail::random_seed()) {}
 
 std::vector<OutputEvent> HarmonyParser::feed(std::string_view delta, bool at_end) {
   std::vector<OutputEvent> events;
@@ -51,25 +50,7 @@ std::vector<OutputEvent> HarmonyParser::feed(std::string_view delta, bool at_end
 
 bool HarmonyParser::step(bool at_end) { return state_ == State::kHeader ? step_header(at_end) : step_content(at_end); }
 
-void HarmonyParser::emit(OutputEvent::Kind kind, std::string text) {
-  if (text.empty()) return;
-  if (!out_->empty() && out_->back().kind == kind && (kind == OutputEvent::kText || kind == OutputEvent::kReasoning)) {
-    out_->back().text += text;
-    return;
-  }
-  OutputEvent e;
-  e.kind = kind;
-  e.text = std::move(text);
-  out_->push_back(std::move(e));
-}
-
-std::string HarmonyParser::new_id() {
-  if (options_.make_id) return options_.make_id();
-  static constexpr char kAlnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  std::string id = options_.tool_id_prefix;
-  for (int i = 0; i < 24; ++i) id += kAlnum[rng_() % (sizeof(kAlnum) - 1)];
-  return id;
-}
+void HarmonyParser::emit(OutputEvent::Kind kind, std::string_view text) { detail::append_text(*out_, kind, text); }
 
 void HarmonyParser::emit_tool_call(const std::string& raw) {
   auto args = nlohmann::ordered_json::parse(raw, nullptr, /*allow_exceptions=*/false);
@@ -77,21 +58,8 @@ void HarmonyParser::emit_tool_call(const std::string& raw) {
     emit(OutputEvent::kText, raw);  // not a call after all: keep what the model wrote
     return;
   }
-  const std::string id = new_id();
-  OutputEvent start;
-  start.kind = OutputEvent::kToolCallStart;
-  start.name = tool_name_;
-  start.id = id;
-  out_->push_back(std::move(start));
-  OutputEvent body;
-  body.kind = OutputEvent::kToolCallArguments;
-  body.text = args.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  body.id = id;
-  out_->push_back(std::move(body));
-  OutputEvent end;
-  end.kind = OutputEvent::kToolCallEnd;
-  end.id = id;
-  out_->push_back(std::move(end));
+  detail::append_tool_call(*out_, detail::new_tool_call_id(options_, rng_), tool_name_,
+                           args.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 bool HarmonyParser::step_header(bool at_end) {

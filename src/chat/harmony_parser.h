@@ -37,9 +37,8 @@ class HarmonyParser {
   bool step(bool at_end);
   bool step_header(bool at_end);
   bool step_content(bool at_end);
-  void emit(OutputEvent::Kind kind, std::string text);
+  void emit(OutputEvent::Kind kind, std::string_view text);
   void emit_tool_call(const std::string& raw);
-  std::string new_id();
 
   OutputParserOptions options_;
   State state_ = State::kHeader;

@@ -1,6 +1,7 @@
 #include "chat/output_parser.h"
 
 #include "chat/harmony_parser.h"
+#include "chat/output_events.h"
 
 #include <random>
 #include <utility>
@@ -66,8 +67,7 @@ struct OutputParser::Impl {
   enum class State { kStart, kReasoning, kContentStart, kText, kHermes, kQwen3Coder, kMistral, kLlamaCalls };
 
   explicit Impl(OutputParserOptions opts) : options(std::move(opts)), opener(call_opener(options.format)) {
-    std::random_device rd;
-    rng.seed((static_cast<uint64_t>(rd()) << 32) ^ rd());
+    rng.seed(detail::random_seed());
     if (!options.reasoning) {
       state = State::kContentStart;
     } else if (options.starts_in_reasoning) {
@@ -344,43 +344,10 @@ struct OutputParser::Impl {
     return complete_call(calls, buf.size());
   }
 
-  void emit(OutputEvent::Kind kind, std::string_view text) {
-    if (text.empty()) return;
-    if (!out->empty() && out->back().kind == kind) {
-      out->back().text += text;
-      return;
-    }
-    OutputEvent e;
-    e.kind = kind;
-    e.text = std::string(text);
-    out->push_back(std::move(e));
-  }
+  void emit(OutputEvent::Kind kind, std::string_view text) { detail::append_text(*out, kind, text); }
 
   void emit_call(const ToolCallParts& call) {
-    std::string id = next_id();
-    OutputEvent start;
-    start.kind = OutputEvent::kToolCallStart;
-    start.name = call.name;
-    start.id = id;
-    out->push_back(std::move(start));
-    OutputEvent args;
-    args.kind = OutputEvent::kToolCallArguments;
-    args.text = call.arguments_json;
-    args.id = id;
-    out->push_back(std::move(args));
-    OutputEvent end;
-    end.kind = OutputEvent::kToolCallEnd;
-    end.id = std::move(id);
-    out->push_back(std::move(end));
-  }
-
-  std::string next_id() {
-    if (options.make_id) return options.make_id();
-    static constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    std::string id = options.tool_id_prefix;
-    std::uniform_int_distribution<size_t> pick(0, kAlphabet.size() - 1);
-    for (int i = 0; i < 24; ++i) id += kAlphabet[pick(rng)];
-    return id;
+    detail::append_tool_call(*out, detail::new_tool_call_id(options, rng), call.name, call.arguments_json);
   }
 
   OutputParserOptions options;

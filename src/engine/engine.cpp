@@ -542,6 +542,9 @@ void Engine::publish_metrics(bool stepped, size_t batch_size, int64_t batch_toke
   metrics_.partial_block_tokens = partial_block_tokens_;
   metrics_.disk_pending = static_cast<int64_t>(write_wanted_.size());
   metrics_.sessions = static_cast<int64_t>(sessions_.size());
+  const model::Model::MoeCounters moe = model_.moe_counters();
+  metrics_.moe_routed = moe.routed;
+  metrics_.moe_expert_reads = moe.expert_reads;
   if (!stepped) return;
   ++metrics_.steps;
   metrics_.last_batch_size = static_cast<int64_t>(batch_size);

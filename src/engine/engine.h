@@ -115,6 +115,8 @@ struct EngineMetrics {
   int64_t disk_hit_tokens = 0;   // prompt tokens loaded from disk instead of computed
   int64_t disk_pending = 0;      // blocks waiting to be written or being written
   int64_t sessions = 0;          // manifests kept
+  // Mixture of experts (model::Model::MoeCounters): rows per expert read = routed / reads.
+  int64_t moe_routed = 0, moe_expert_reads = 0;
 };
 
 class Engine {

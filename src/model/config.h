@@ -1,5 +1,5 @@
 // Model hyperparameters and per-family conventions, read from GGUF metadata.
-// The conventions GGUF files do not spell out (../shared/MODEL_NOTES.md)
+// The conventions GGUF files do not spell out (docs/inference.md)
 // are decided here, once, by architecture.
 #pragma once
 

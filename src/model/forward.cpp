@@ -32,6 +32,10 @@ struct Model::State {
 };
 
 Model::Model() = default;
+
+Model::MoeCounters Model::moe_counters() const {
+  return {state_->moe.routed_total, state_->moe.expert_reads_total};
+}
 Model::~Model() = default;
 
 void Model::init_state() {

@@ -68,6 +68,13 @@ class Model {
   // a malformed batch (too many tokens, positions beyond the blocks...).
   Result<int> forward(std::span<const SequenceBatch> batch, kv::KvPool& kv, std::vector<float>& logits);
 
+  // Mixture of experts, since load: (row, expert) pairs computed and expert
+  // reads (zeros for a dense model). See MoeScratch.
+  struct MoeCounters {
+    int64_t routed = 0, expert_reads = 0;
+  };
+  MoeCounters moe_counters() const;
+
  private:
   Model();
   // Activations and scratch, sized once for ForwardLimits (forward.cpp).

@@ -60,7 +60,9 @@ void moe_ffn(const LayerWeights& L, const ModelConfig& c, float* x, int64_t rows
   // Group (row, slot) pairs by expert, rows in order within each expert.
   std::fill(s.counts.begin(), s.counts.end(), 0);
   for (int64_t i = 0; i < rows * k; ++i) ++s.counts[static_cast<size_t>(s.expert[static_cast<size_t>(i)]) + 1];
+  s.routed_total += rows * k;
   for (int e = 0; e < n_exp; ++e) {
+    s.expert_reads_total += s.counts[static_cast<size_t>(e) + 1] > 0;
     s.expert_rows[static_cast<size_t>(e)] = s.counts[static_cast<size_t>(e) + 1];
     s.counts[static_cast<size_t>(e) + 1] += s.counts[static_cast<size_t>(e)];
   }

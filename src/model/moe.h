@@ -33,8 +33,12 @@ struct MoeScratch {
   std::vector<int32_t> routed;      // [rows * k]: (row * k + slot), grouped by expert
   std::vector<float> x, gate, up, y;  // one expert's rows: input, gate, up, output
   std::vector<float> acc;           // [rows][dim]: the sum so far
-  // Rows each expert got in the last step (for the benchmark report).
+  // Rows each expert got in the last layer run (for the benchmark report).
   std::vector<int64_t> expert_rows;
+  // Since load: (row, expert) pairs computed, and expert reads (an expert's
+  // matrices run once for all its rows of a step). Their ratio is how many
+  // rows share each read: the gain of batching with experts.
+  int64_t routed_total = 0, expert_reads_total = 0;
 
   void reserve(const ModelConfig& c, int max_rows);
 };

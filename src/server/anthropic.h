@@ -1,6 +1,6 @@
 // The Anthropic Messages API: request bodies to ChatRequest, results to
 // message JSON and SSE events, errors to Anthropic's envelope.
-// See ../shared/PROTOCOLS.md.
+// What real clients send: docs/API.md.
 #pragma once
 
 #include "server/api.h"

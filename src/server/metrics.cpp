@@ -93,6 +93,12 @@ std::string ServerMetrics::render(const engine::EngineMetrics& e, int64_t in_fli
   metric(out, "tandem_disk_evictions_total", "counter", "KV blocks the disk budget pushed out.", e.disk_evictions);
   metric(out, "tandem_disk_hit_tokens_total", "counter", "Prompt tokens read from disk instead of computed.",
          e.disk_hit_tokens);
+  metric(out, "tandem_moe_routed_rows_total", "counter",
+         "Mixture of experts: (token, expert) pairs computed; divided by the reads, the rows each expert read serves.",
+         e.moe_routed);
+  metric(out, "tandem_moe_expert_reads_total", "counter",
+         "Mixture of experts: expert weight reads (one per expert per layer per step, whatever its rows).",
+         e.moe_expert_reads);
   metric(out, "tandem_disk_pending_blocks", "gauge", "KV blocks waiting to be written.", e.disk_pending);
   return out;
 }

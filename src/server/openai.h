@@ -1,6 +1,6 @@
 // The OpenAI Chat Completions and Completions APIs: request bodies to
 // ChatRequest, results to JSON and `data:` chunks, errors to OpenAI's
-// envelope. See ../shared/PROTOCOLS.md.
+// envelope. What real clients send: docs/API.md.
 #pragma once
 
 #include "server/api.h"

@@ -1,6 +1,6 @@
 // The OpenAI Responses API (Codex CLI): `input` items and `instructions` to
 // a ChatRequest, results to a response object and its streamed events.
-// See ../shared/PROTOCOLS.md ("OpenAI Responses API").
+// What Codex CLI sends: docs/API.md.
 #pragma once
 
 #include "server/api.h"

@@ -112,6 +112,8 @@ TEST(MoeFfn, MatchesAPerRowReferenceAndDoesNotDependOnTheBatch) {
   int64_t routed = 0;
   for (int64_t n : s.expert_rows) routed += n;
   EXPECT_EQ(routed, rows * 3) << "every row reached its 3 experts";
+  EXPECT_EQ(s.routed_total, rows * 3);
+  EXPECT_LE(s.expert_reads_total, 8) << "37 rows, one read of each expert they chose";
   for (int r = 0; r < rows; ++r) {
     const auto want = ex.reference(x.data() + r * dim);
     for (int d = 0; d < dim; ++d) {
