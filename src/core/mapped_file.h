@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 
@@ -29,6 +30,11 @@ class MappedFile {
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
 };
+
+// Brings BYTES (a part of a mapping) into memory ahead of use, in chunks of
+// 64 MiB, calling PROGRESS(done, total) after each: the first request to a
+// big model then does not wait for the disk page by page.
+void page_in(std::span<const uint8_t> bytes, const std::function<void(uint64_t done, uint64_t total)>& progress);
 
 // Reads a whole file into a string (for small text files: JSON, fixtures).
 Result<std::string> read_file(const std::string& path);

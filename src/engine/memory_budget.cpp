@@ -21,18 +21,22 @@ Result<size_t> parse_mem_available(const std::string& text) {
   return Status::error("MemAvailable is missing from /proc/meminfo");
 }
 
+Result<size_t> available_memory_bytes(const std::string& meminfo_path) {
+  std::ifstream f(meminfo_path);
+  if (!f) return Status::errorf("cannot read {}", meminfo_path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return parse_mem_available(ss.str());
+}
+
 Result<size_t> kv_budget_bytes(double mb, double fraction, const std::string& meminfo_path) {
   if (mb < 0) return Status::errorf("--kv-memory-mb must be positive, got {}", mb);
   if (mb > 0) return static_cast<size_t>(mb * 1024 * 1024);
   if (!(fraction > 0) || fraction > 0.95) {
     return Status::errorf("--kv-memory-percent must be a fraction in (0, 0.95], got {}", fraction);
   }
-  std::ifstream f(meminfo_path);
-  if (!f) return Status::errorf("cannot read {}: give --kv-memory-mb", meminfo_path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  auto avail = parse_mem_available(ss.str());
-  if (!avail) return avail.status();
+  auto avail = available_memory_bytes(meminfo_path);
+  if (!avail) return Status::errorf("{}: give --kv-memory-mb", avail.message());
   return static_cast<size_t>(static_cast<double>(*avail) * fraction);
 }
 

@@ -15,6 +15,9 @@ Result<size_t> parse_mem_available(const std::string& meminfo_text);
 
 // MB > 0 wins; else PERCENT (0 < percent <= 0.95, a fraction) of the
 // available memory. Errors name the bad value.
+// MemAvailable of this machine now, in bytes.
+Result<size_t> available_memory_bytes(const std::string& meminfo_path = "/proc/meminfo");
+
 Result<size_t> kv_budget_bytes(double mb, double fraction, const std::string& meminfo_path = "/proc/meminfo");
 
 }  // namespace tandem::engine

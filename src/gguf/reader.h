@@ -63,6 +63,8 @@ class GgufFile {
   uint64_t file_size() const { return bytes_.size(); }
   // Everything before the tensor data: header, metadata, tensor infos.
   std::span<const uint8_t> header_bytes() const { return bytes_.first(static_cast<size_t>(data_offset_)); }
+  // Everything after it: the tensors' bytes.
+  std::span<const uint8_t> tensor_bytes() const { return bytes_.subspan(static_cast<size_t>(data_offset_)); }
 
   const std::vector<KeyValue>& metadata() const { return kvs_; }
   const Value* find(std::string_view key) const;

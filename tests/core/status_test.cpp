@@ -1,4 +1,6 @@
 #include "core/mapped_file.h"
+
+#include <vector>
 #include "core/status.h"
 #include "test_util.h"
 
@@ -41,6 +43,20 @@ TEST(MappedFile, MapsAndReportsErrors) {
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.message().find("cannot open"), std::string::npos);
   EXPECT_FALSE(MappedFile::open(dir).ok());  // a directory is not a regular file
+}
+
+TEST(MappedFile, PageInReportsEveryChunkThenTheWhole) {
+  const std::string path = test::scratch_dir("page_in") + "/x.bin";
+  std::vector<uint8_t> data((size_t{130} << 20) + 12345, 7);  // two whole 64 MiB chunks and a ragged one
+  ASSERT_TRUE(write_file_atomic(path, data).ok());
+  auto m = MappedFile::open(path);
+  ASSERT_TRUE(m.ok()) << m.message();
+  std::vector<uint64_t> seen;
+  page_in(m->bytes().subspan(5), [&](uint64_t done, uint64_t total) {  // an unaligned start, as tensor data has
+    EXPECT_EQ(total, data.size() - 5);
+    seen.push_back(done);
+  });
+  EXPECT_EQ(seen, (std::vector<uint64_t>{uint64_t{64} << 20, uint64_t{128} << 20, data.size() - 5}));
 }
 
 TEST(ReadFile, ReadsFilesThatReportNoSize) {
