@@ -4,7 +4,8 @@
 //
 //   --model FILE | --like PRESET --type T     --threads N
 //   forward_bench only: --batches 1,8 (decode batch sizes), --prefill 0|1; engine_bench only: --concurrency 0,
-//                       --kv-type auto|f16|bf16|q8_0|f32, --decode-ctx N (context of each decoding sequence)
+//                       --kv-type auto|f16|bf16|q8_0|f32, --decode-ctx N (context of each decoding sequence),
+//                       --steps N (decode steps per batch size, default 32)
 #pragma once
 
 #include "kernels/attention.h"
@@ -31,6 +32,7 @@ struct BenchArgs {
   std::string kv_type = "auto";               // KV cache type (auto: as tandem serve chooses)
   bool concurrency = true;                    // engine_bench: run the concurrent vs sequential part
   int decode_ctx = 64;                        // forward_bench: context of each decoding sequence
+  int steps = 32;                             // forward_bench: decode steps per batch size (more for profiling)
 };
 
 // Parses the options; prints an error and returns nullopt on a bad one.
@@ -50,6 +52,7 @@ inline std::optional<BenchArgs> parse_args(int argc, char** argv) {
     else if (opt == "--kv-type") a.kv_type = argv[i + 1];
     else if (opt == "--concurrency") a.concurrency = std::atoi(argv[i + 1]) != 0;
     else if (opt == "--decode-ctx") a.decode_ctx = std::max(1, std::atoi(argv[i + 1]));
+    else if (opt == "--steps") a.steps = std::max(2, std::atoi(argv[i + 1]));
     else if (opt == "--batches") {
       a.batches.clear();
       for (const char* p = argv[i + 1]; *p != '\0';) {
@@ -66,7 +69,7 @@ inline std::optional<BenchArgs> parse_args(int argc, char** argv) {
     else {
       fmt::print(stderr,
                  "unknown option {} (--model FILE | --like PRESET --type T, --threads N, --batches 1,8, --prefill 0, "
-                 "--kv-type T, --decode-ctx N)\n",
+                 "--kv-type T, --decode-ctx N, --steps N)\n",
                  opt);
       return std::nullopt;
     }

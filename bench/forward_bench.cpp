@@ -8,7 +8,7 @@
 //     (weight bytes + KV bytes read) x tokens/s / bandwidth.
 //
 //   build/bench/forward_bench [--model FILE | --like qwen3-0.6b --type q8_0] [--threads N]
-//                             [--batches 1,8] [--prefill 0] [--kv-type q8_0] [--decode-ctx 3000]
+//                             [--batches 1,8] [--prefill 0] [--kv-type q8_0] [--decode-ctx 3000] [--steps 32]
 //
 // Without --model it synthesizes the model once into build/bench-models/.
 // TANDEM_NO_AMX=1 runs without the AMX matmuls (kernels/amx.h), for A/B.
@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
   const auto kv_type = bench::kv_type_for(*args, m);
   if (!kv_type) return 2;
   const auto shape = m.kv_shape(*kv_type);
-  const int steps = 32, ctx = args->decode_ctx;
+  const int steps = args->steps, ctx = args->decode_ctx;
   const int64_t seq_blocks = (ctx + steps + shape.block_tokens - 1) / shape.block_tokens;
   const int max_batch = *std::max_element(args->batches.begin(), args->batches.end());
   auto pool = kv::KvPool::create(shape, shape.block_bytes() * static_cast<size_t>(max_batch * seq_blocks + 512 / 32 + 1));
@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
     fmt::print("prefill 512 tokens: {:.1f} tokens/s, {:.1f} tokens per CPU-second\n", 512 / s, 512 / cpu);
     for (auto b : blocks) (*pool)->release(b);
   }
-  // Decode: B sequences with a CTX-token context each, 32 steps. The
+  // Decode: B sequences with a CTX-token context each, --steps steps. The
   // context's K/V are not computed, only written with bytes (attention's
   // cost does not depend on the values; untouched pages would all read
   // the kernel's one zero page from cache).

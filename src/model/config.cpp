@@ -22,8 +22,9 @@ Status read_experts(const gguf::GgufFile& f, const std::string& arch, ModelConfi
   TANDEM_RETURN_IF_ERROR(read_int(f, arch, "expert_count", &c->n_experts));
   TANDEM_RETURN_IF_ERROR(read_int(f, arch, "expert_used_count", &c->n_experts_used));
   TANDEM_RETURN_IF_ERROR(read_int(f, arch, "expert_feed_forward_length", &c->expert_ffn_dim));
-  if (c->n_experts_used > c->n_experts || c->n_experts > 1024) {
-    return Status::errorf("{} experts used of {} is not a valid mixture", c->n_experts_used, c->n_experts);
+  if (c->n_experts_used > c->n_experts || c->n_experts > 1024 || c->n_experts_used > kMaxExpertsUsed) {
+    return Status::errorf("{} experts used of {} is not a valid mixture (tandem runs up to {} experts per token)",
+                          c->n_experts_used, c->n_experts, kMaxExpertsUsed);
   }
   return {};
 }

@@ -14,6 +14,9 @@ namespace tandem::model {
 
 enum class Arch { kLlama, kQwen2, kQwen3, kGemma3, kQwen3Moe, kGptOss };
 
+// Experts per token tandem runs (real models use 4-10; the loader refuses more).
+constexpr int kMaxExpertsUsed = 64;
+
 struct ModelConfig {
   Arch arch = Arch::kLlama;
   std::string arch_name;  // general.architecture
@@ -59,7 +62,7 @@ struct ModelConfig {
   // experts of EXPERT_FFN_DIM; each token takes the N_EXPERTS_USED with the
   // largest router probabilities, weighted by those renormalized to sum 1.
   int n_experts = 0;       // 0: a dense FFN
-  int n_experts_used = 0;
+  int n_experts_used = 0;  // at most kMaxExpertsUsed
   int expert_ffn_dim = 0;
 
   bool moe() const { return n_experts > 0; }

@@ -9,6 +9,8 @@
 #include "model/moe.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string_view>
 #include <cmath>
 #include <cstring>
 
@@ -54,7 +56,12 @@ void Model::init_state() {
   s->v.resize(T * c.kv_dim());
   const int ffn = c.moe() ? c.expert_ffn_dim : c.ffn_dim;
   if (c.moe()) {
-    s->moe.reserve(c, lim.max_tokens);
+    s->moe.reserve(c, lim.max_tokens, n_threads);
+    // For A/B benchmarks (docs/BENCHMARKS.md): TANDEM_MOE_SPLIT=rows|experts.
+    if (const char* split = std::getenv("TANDEM_MOE_SPLIT")) {
+      if (std::string_view(split) == "rows") s->moe.split = MoeSplit::kRows;
+      if (std::string_view(split) == "experts") s->moe.split = MoeSplit::kExperts;
+    }
   } else {
     s->gate.resize(T * static_cast<size_t>(ffn));
     s->up.resize(T * static_cast<size_t>(ffn));

@@ -24,15 +24,37 @@ namespace tandem::model {
 // probabilities renormalized over the K in WEIGHT.
 void route_top_k(const float* logits, int64_t rows, int n_experts, int k, int32_t* expert, float* weight);
 
+// How moe_ffn spreads a layer over the threads. kRows: experts one after
+// another, each expert's matrices split by weight rows over all threads (a
+// few regions per expert). kExperts: each thread takes whole experts
+// (claimed one at a time, biggest first) and runs their three matrices
+// alone: three regions less per expert, one weight stream per thread; the
+// choice when a step touches at least two experts per thread (decode: 8
+// experts on 2 threads). Both give the same bits.
+enum class MoeSplit { kAuto, kRows, kExperts };
+
+// One thread's buffers in the kExperts split.
+struct MoeThreadScratch {
+  kernels::MatmulScratch mm;
+  std::vector<float> x, gate, up;
+};
+
 // Buffers of moe_ffn, sized once for up to MAX_ROWS rows.
 struct MoeScratch {
+  MoeSplit split = MoeSplit::kAuto;  // tests and A/B benchmarks force one
   std::vector<float> logits;        // [rows][n_experts]
   std::vector<int32_t> expert;      // [rows][k]
   std::vector<float> weight;        // [rows][k]
   std::vector<int32_t> counts;      // [n_experts + 1]: rows per expert, then offsets
   std::vector<int32_t> routed;      // [rows * k]: (row * k + slot), grouped by expert
-  std::vector<float> x, gate, up, y;  // one expert's rows: input, gate, up, output
-  std::vector<float> acc;           // [rows][dim]: the sum so far
+  std::vector<int32_t> position;    // [rows * k]: where each pair landed in ROUTED
+  std::vector<float> x, gate, up;   // kRows: one expert's rows: input, gate, up
+  std::vector<float> y;             // [rows * k][dim]: every pair's expert output, in ROUTED order
+  std::vector<float> acc;           // [rows][dim]: the weighted sums
+  std::vector<MoeThreadScratch> per_thread;  // kExperts
+  kernels::ThreadPool serial{1};    // kExperts: runs a thread's matmuls on that thread
+  std::vector<int> order;           // kExperts: the experts to run, most rows first
+  MoeSplit last_split = MoeSplit::kAuto;  // what the last call did (tests)
   // Rows each expert got in the last layer run (for the benchmark report).
   std::vector<int64_t> expert_rows;
   // Since load: (row, expert) pairs computed, and expert reads (an expert's
@@ -40,7 +62,7 @@ struct MoeScratch {
   // rows share each read: the gain of batching with experts.
   int64_t routed_total = 0, expert_reads_total = 0;
 
-  void reserve(const ModelConfig& c, int max_rows);
+  void reserve(const ModelConfig& c, int max_rows, int n_threads);
 };
 
 // OUT[r] = sum over row r's experts e (in expert order) of w(r, e) * expert_e(X[r]),

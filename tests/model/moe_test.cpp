@@ -2,9 +2,12 @@
 // computation against a per-row reference in double.
 #include "model/moe.h"
 
+#include "gguf/quant.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -36,31 +39,43 @@ struct Experts {
   ModelConfig c;
   LayerWeights L;
   std::vector<std::vector<float>> store;
+  std::vector<std::vector<uint8_t>> quantized;
 
-  Experts(int dim, int ffn, int n_exp, int used, uint32_t seed) {
+  // Expert matrices in TYPE (the router stays f32; only F32 experts have a reference()).
+  Experts(int dim, int ffn, int n_exp, int used, uint32_t seed, gguf::TensorType type = gguf::TensorType::F32) {
     c.dim = dim;
     c.n_experts = n_exp;
     c.n_experts_used = used;
     c.expert_ffn_dim = ffn;
     std::mt19937 rng(seed);
     std::normal_distribution<float> nd(0.0f, 0.3f);
-    auto matrix = [&](int rows, int cols) {
+    auto matrix = [&](int rows, int cols, gguf::TensorType t) {
       store.emplace_back(static_cast<size_t>(rows) * static_cast<size_t>(cols));
       for (auto& v : store.back()) v = nd(rng);
       kernels::Matrix m;
-      m.data = reinterpret_cast<const uint8_t*>(store.back().data());
-      m.type = gguf::TensorType::F32;
+      m.type = t;
       m.rows = rows;
       m.cols = cols;
-      m.row_bytes = static_cast<size_t>(cols) * sizeof(float);
+      m.row_bytes = *gguf::row_bytes(t, static_cast<uint64_t>(cols));
+      if (t == gguf::TensorType::F32) {
+        m.data = reinterpret_cast<const uint8_t*>(store.back().data());
+        return m;
+      }
+      quantized.emplace_back(m.row_bytes * static_cast<size_t>(rows));
+      for (int r = 0; r < rows; ++r) {
+        (void)gguf::quantize(t, store.back().data() + static_cast<size_t>(r) * static_cast<size_t>(cols),
+                             quantized.back().data() + static_cast<size_t>(r) * m.row_bytes, cols);
+      }
+      m.data = quantized.back().data();
       return m;
     };
     store.reserve(static_cast<size_t>(1 + 3 * n_exp));
-    L.router = matrix(n_exp, dim);
+    quantized.reserve(static_cast<size_t>(3 * n_exp));
+    L.router = matrix(n_exp, dim, gguf::TensorType::F32);
     for (int e = 0; e < n_exp; ++e) {
-      L.exp_gate.push_back(matrix(ffn, dim));
-      L.exp_up.push_back(matrix(ffn, dim));
-      L.exp_down.push_back(matrix(dim, ffn));
+      L.exp_gate.push_back(matrix(ffn, dim, type));
+      L.exp_up.push_back(matrix(ffn, dim, type));
+      L.exp_down.push_back(matrix(dim, ffn, type));
     }
   }
 
@@ -105,7 +120,7 @@ TEST(MoeFfn, MatchesAPerRowReferenceAndDoesNotDependOnTheBatch) {
   kernels::MatmulScratch mm;
   mm.reserve(rows, 64, pool.size());
   MoeScratch s;
-  s.reserve(ex.c, rows);
+  s.reserve(ex.c, rows, pool.size());
 
   std::vector<float> batched = x;  // in place, as the forward pass calls it
   moe_ffn(ex.L, ex.c, batched.data(), rows, batched.data(), pool, mm, s);
@@ -125,6 +140,43 @@ TEST(MoeFfn, MatchesAPerRowReferenceAndDoesNotDependOnTheBatch) {
     ASSERT_EQ(std::memcmp(out.data(), batched.data() + r * dim, static_cast<size_t>(dim) * sizeof(float)), 0) << "row " << r;
   }
 }
+
+class MoeSplitTest : public ::testing::TestWithParam<gguf::TensorType> {};
+
+TEST_P(MoeSplitTest, SplittingByExpertsOrByRowsGivesTheSameBits) {
+  const int dim = 256, ffn = 512, rows = 5;
+  Experts ex(dim, ffn, 8, 4, 3, GetParam());
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(rows * dim));
+  for (auto& v : x) v = nd(rng);
+  kernels::ThreadPool pool(2);
+  kernels::MatmulScratch mm;
+  mm.reserve(rows, ffn, pool.size());
+  std::vector<float> out[2];
+  const MoeSplit splits[2] = {MoeSplit::kRows, MoeSplit::kExperts};
+  for (int i = 0; i < 2; ++i) {
+    MoeScratch s;
+    s.reserve(ex.c, rows, pool.size());
+    s.split = splits[i];
+    out[i].resize(x.size());
+    moe_ffn(ex.L, ex.c, x.data(), rows, out[i].data(), pool, mm, s);
+    EXPECT_EQ(s.last_split, splits[i]);
+  }
+  ASSERT_EQ(std::memcmp(out[0].data(), out[1].data(), x.size() * sizeof(float)), 0);
+  // Auto: one row's 4 experts on 2 threads are split by experts, 1 expert by rows.
+  MoeScratch s;
+  s.reserve(ex.c, rows, pool.size());
+  std::vector<float> one(static_cast<size_t>(dim));
+  moe_ffn(ex.L, ex.c, x.data(), 1, one.data(), pool, mm, s);
+  EXPECT_EQ(s.last_split, MoeSplit::kExperts);
+  EXPECT_EQ(std::memcmp(one.data(), out[0].data(), one.size() * sizeof(float)), 0) << "row 0 alone";
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, MoeSplitTest,
+                         ::testing::Values(gguf::TensorType::F32, gguf::TensorType::Q8_0, gguf::TensorType::Q4_K,
+                                           gguf::TensorType::MXFP4),
+                         [](const auto& info) { return std::string(gguf::type_name(info.param)); });
 
 }  // namespace
 }  // namespace tandem::model
