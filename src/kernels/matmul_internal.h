@@ -27,7 +27,7 @@ constexpr size_t kPrepBlockBytesQ8 = 544;
 inline size_t prep_tile_bytes_q8(int64_t k) {
   return static_cast<size_t>(k) / 32 * kPrepBlockBytesQ8 + round_up(static_cast<size_t>(k) / 32 * 34, 64);
 }
-// Q4_K/Q6_K (matmul_kq.cpp): a tile of 8 rows, 2880 bytes per super-block
+// Q4_K/Q5_K/Q6_K (matmul_kq.cpp): a tile of 8 rows, 2880 bytes per super-block
 // of 256, plus one zero row (<= 210/256 K bytes) for ragged tiles.
 constexpr size_t kPrepSuperBlockBytes = 2880;
 inline size_t prep_tile_bytes_kq(int64_t k) {
@@ -77,7 +77,7 @@ ScratchView scratch_view(MatmulScratch& scratch, int64_t m, int64_t k, int n_thr
 bool matmul_q8(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
                ThreadPool& pool, const ScratchView& s);  // Q8_0, Q4_0
 bool matmul_kq(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
-               ThreadPool& pool, const ScratchView& s);  // Q4_K, Q6_K
+               ThreadPool& pool, const ScratchView& s);  // Q4_K, Q5_K, Q6_K
 bool matmul_f16(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
                 ThreadPool& pool, const ScratchView& s);  // F16, BF16
 const char* matmul_q8_target_name();
@@ -91,7 +91,7 @@ bool matmul_q8_amx(const Matrix& w, int64_t m, float* y, int64_t y_stride, Threa
 // quantized into S.act (Q8_K-style rows). Same preconditions.
 bool matmul_kq_amx(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s);
 
-// Decode path of matmul_kq for Q4_K and Q6_K (matmul_kq_vnni.cpp): M = 1..
+// Decode path of matmul_kq for Q4_K, Q5_K and Q6_K (matmul_kq_vnni.cpp): M = 1..
 // kKqVnniMaxRows rows already quantized into S.act, elements in lanes,
 // bit-identical to the rows-in-lanes kernel. Precondition: the CPU has
 // AVX-512 VNNI and VBMI (the AVX3_DL target of matmul_kq.cpp calls it).

@@ -1,14 +1,15 @@
-// Q4_K and Q6_K weights x int8 activations (one scale per 256, quantize_act.h).
+// Q4_K, Q5_K and Q6_K weights x int8 activations (one scale per 256, quantize_act.h).
 //
 // A super-block of 256 weights carries 6/8-bit sub-block scales on top of
-// one f16 scale d (and dmin for Q4_K's mins):
+// one f16 scale d (and dmin for Q4_K's and Q5_K's mins):
 //
 //   Q4_K: w = d * sc[e/32] * q - dmin * m[e/32],   q in 0..15
+//   Q5_K: the same with q in 0..31 (a 5th bit per quant in qh)
 //   Q6_K: w = d * sc[e/16] * (q - 32),             q in 0..63, sc int8
 //
 // so against activations x = dx * qx (qx int8) one super-block contributes
 //
-//   Q4_K: dx * (d * S - dmin * sum_s m[s] * bsum32[s])
+//   Q4_K, Q5_K: dx * (d * S - dmin * sum_s m[s] * bsum32[s])
 //   Q6_K: dx * d * (S - 32 * sum_s sc[s] * bsum16[s])
 //   with S = sum_e scale(e) * q_e * qx_e          (exact int32)
 //
@@ -17,8 +18,9 @@
 // 4 quants per row (q unsigned, so vpmaddubsw(q, qx) needs no sign trick).
 // Products of 4 quants fit int16 loosely: Q4_K pairs are <= 2 * 15 * 127 =
 // 3810, so a whole sub-block of 32 (8 groups) sums to <= 30480 in int16
-// before one vpmaddwd with the 8 rows' sub-block scales; Q6_K pairs are
-// <= 16002, so 2 groups sum before the vpmaddwd. Each lane ends with the
+// before one vpmaddwd with the 8 rows' sub-block scales; Q5_K pairs are
+// <= 7874, so 4 groups (31496); Q6_K pairs are <= 16002, so 2 groups sum
+// before the vpmaddwd. Each lane ends with the
 // exact int32 totals of its row; one (Q6_K) or two (Q4_K) f32 roundings per
 // super-block follow. Every output has the same bits whatever its lane,
 // tile, M or target (no VNNI here: vpdpbusd cannot apply per-16 scales).
@@ -29,7 +31,7 @@
 // Unpacked super-block of 8 rows (kPrepSuperBlockBytes = 2880):
 //   q[64] (32 B each) | sc[16] int16 pairs per lane | corr[8] int16 pairs |
 //   d[8] f32 | dmin[8] f32
-// Q4_K uses sc[0..7] (per 32) and corr[0..3] = (m[2t], m[2t+1]); Q6_K
+// Q4_K and Q5_K use sc[0..7] (per 32) and corr[0..3] = (m[2t], m[2t+1]); Q6_K
 // sc[0..15] (per 16) and corr[0..7] = (sc[2t], sc[2t+1]).
 // Decode unpacks one super-block at a time into an L1 buffer and uses it at
 // once; bigger batches unpack the whole tile once and reuse it per pass.
@@ -55,6 +57,8 @@ namespace HWY_NAMESPACE {
 
 constexpr int kLanes = 8;
 constexpr size_t kSbBytes = detail::kPrepSuperBlockBytes;
+
+enum class Kq { kQ4, kQ5, kQ6 };  // Q4_K, Q5_K, Q6_K
 constexpr size_t kOffSc = 2048, kOffCorr = 2560, kOffD = 2816, kOffDmin = 2848;
 
 // vpshufb indices per dword p (0..3 of each 128-bit half): bytes
@@ -68,7 +72,17 @@ HWY_INLINE __m256i DwordShuffle(int a, int b, int c, int d) {
                           byte(3, a), byte(3, b), byte(3, c), byte(3, d));
 }
 
-// Q4_K block (144 bytes): d, dmin (f16), scales[12], qs[128].
+// Bit B of every byte of V moved to bit 4 (the other bits cleared).
+HWY_INLINE __m256i Bit4(__m256i v, int b) {
+  // 16-bit shifts: what crosses into the other byte lands outside bit 4.
+  const __m256i moved = b < 4 ? _mm256_sll_epi16(v, _mm_cvtsi32_si128(4 - b)) : _mm256_srl_epi16(v, _mm_cvtsi32_si128(b - 4));
+  return _mm256_and_si256(moved, _mm256_set1_epi8(0x10));
+}
+
+// Q4_K block (144 bytes): d, dmin (f16), scales[12], qs[128]. Q5_K (Q5,
+// 176 bytes) has qh[32] between the scales and qs: bit j of qh[e % 32] is
+// the 5th bit of element e of sub-block j.
+template <bool kQ5>
 HWY_INLINE void UnpackQ4K(const uint8_t* const blk[kLanes], uint8_t* out) {
   // Header bytes 0..15 of each row, transposed: h[0] lane j = (d, dmin),
   // h[1..3] = scale words u0, u1, u2 of row j.
@@ -106,18 +120,34 @@ HWY_INLINE void UnpackQ4K(const uint8_t* const blk[kLanes], uint8_t* out) {
   // 64p + 32 + i (high nibble). The packed bytes are transposed first and
   // split into nibbles after: one transpose per 8 groups instead of two
   // (the shuffles are what limits decode, M = 1..4).
+  // Q5_K: element 64p + 16 half + 4i + b takes bit 2p of qh[16 half + 4i
+  // + b], element + 32 bit 2p + 1: the qh bytes transpose like the quants.
+  constexpr int kQs = kQ5 ? 48 : 16;
   const __m256i m4 = _mm256_set1_epi8(0x0f);
+  __m256i th[2][4];
+  if constexpr (kQ5) {
+    for (int half = 0; half < 2; ++half) {
+      __m256i v[4];
+      for (int j = 0; j < 4; ++j) v[j] = Load2x128(blk[j] + 16 + 16 * half, blk[j + 4] + 16 + 16 * half);
+      Transpose4x4(v, th[half]);
+    }
+  }
   for (int p = 0; p < 4; ++p) {
     for (int half = 0; half < 2; ++half) {  // bytes 0..15, 16..31
       __m256i v[4], t[4];
       for (int j = 0; j < 4; ++j) {
-        v[j] = Load2x128(blk[j] + 16 + 32 * p + 16 * half, blk[j + 4] + 16 + 32 * p + 16 * half);
+        v[j] = Load2x128(blk[j] + kQs + 32 * p + 16 * half, blk[j + 4] + kQs + 32 * p + 16 * half);
       }
       Transpose4x4(v, t);
       const int g = 16 * p + 4 * half;
       for (int i = 0; i < 4; ++i) {
-        StoreI(out + 32 * (g + i), _mm256_and_si256(t[i], m4));
-        StoreI(out + 32 * (g + 8 + i), _mm256_and_si256(_mm256_srli_epi16(t[i], 4), m4));
+        __m256i lo = _mm256_and_si256(t[i], m4), hi = _mm256_and_si256(_mm256_srli_epi16(t[i], 4), m4);
+        if constexpr (kQ5) {
+          lo = _mm256_or_si256(lo, Bit4(th[half][i], 2 * p));
+          hi = _mm256_or_si256(hi, Bit4(th[half][i], 2 * p + 1));
+        }
+        StoreI(out + 32 * (g + i), lo);
+        StoreI(out + 32 * (g + 8 + i), hi);
       }
     }
   }
@@ -180,13 +210,14 @@ HWY_INLINE void UnpackQ6K(const uint8_t* const blk[kLanes], uint8_t* out) {
 
 // ACC[c] += this super-block's contribution for activation rows XQ[c].
 // PF (may be null): PF_BYTES of the next tile to prefetch along the way.
-template <bool kQ6, int C>
+template <Kq F, int C>
 HWY_INLINE void DotSuperBlock(const uint8_t* in, const uint8_t* const xq[C], const float* const xd[C],
                               const int16_t* const xb[C], int64_t sb, __m256 acc[C], const uint8_t* pf,
                               size_t pf_bytes) {
+  constexpr bool kQ6 = F == Kq::kQ6;
   __m256i isum[C], corr[C];
   for (int c = 0; c < C; ++c) isum[c] = corr[c] = _mm256_setzero_si256();
-  constexpr int kGroupsPerSum = kQ6 ? 2 : 8;  // int16 headroom, see the top
+  constexpr int kGroupsPerSum = kQ6 ? 2 : F == Kq::kQ5 ? 4 : 8;  // int16 headroom, see the top
   constexpr int kGroupsPerScale = kQ6 ? 4 : 8;
   for (int g0 = 0; g0 < 64; g0 += kGroupsPerSum) {
     PrefetchSlice(pf, pf_bytes, g0 / kGroupsPerSum, 64 / kGroupsPerSum);
@@ -225,12 +256,13 @@ HWY_INLINE void DotSuperBlock(const uint8_t* in, const uint8_t* const xq[C], con
   }
 }
 
-template <bool kQ6, bool kDirect>
+template <Kq F, bool kDirect>
 struct KqKern {
+  static constexpr bool kQ6 = F == Kq::kQ6;
   static constexpr int kRows = kLanes;
   // Registers: C int32 sums + C int16 sums + C f32 accumulators + q + sc.
   static constexpr int kCols = kWideRegs ? 8 : 4;
-  static constexpr int64_t kBlockBytes = kQ6 ? 210 : 144;
+  static constexpr int64_t kBlockBytes = kQ6 ? 210 : F == Kq::kQ5 ? 176 : 144;
 
   const uint8_t* w;
   size_t row_bytes;
@@ -254,7 +286,7 @@ struct KqKern {
     if constexpr (kQ6) {
       UnpackQ6K(blk, out);
     } else {
-      UnpackQ4K(blk, out);
+      UnpackQ4K<F == Kq::kQ5>(blk, out);
     }
   }
 
@@ -297,7 +329,7 @@ struct KqKern {
       } else {
         in = work + sb * kSbBytes;
       }
-      DotSuperBlock<kQ6, C>(in, xq, xd, xb, sb, acc, next == nullptr ? nullptr : next + sb * pf_step, pf_step);
+      DotSuperBlock<F, C>(in, xq, xd, xb, sb, acc, next == nullptr ? nullptr : next + sb * pf_step, pf_step);
     }
     for (int c = 0; c < C; ++c) {
       float* out = y + (m0 + c) * y_stride + n0;
@@ -306,9 +338,9 @@ struct KqKern {
   }
 };
 
-template <bool kQ6, bool kDirect>
+template <Kq F, bool kDirect>
 void RunKq(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const detail::ScratchView& s) {
-  RunAll(KqKern<kQ6, kDirect>{w.data, w.row_bytes, w.rows, w.cols, s.act, s.act_stride, y, y_stride}, w.rows, m, pool, s);
+  RunAll(KqKern<F, kDirect>{w.data, w.row_bytes, w.rows, w.cols, s.act, s.act_stride, y, y_stride}, w.rows, m, pool, s);
 }
 
 #endif  // TANDEM_MATMUL_X86
@@ -326,11 +358,14 @@ bool MatmulKq(const Matrix& w, const float* x, int64_t m, int64_t x_stride, floa
   // same bits without the per-call transposes.
   if (detail::matmul_kq_vnni(w, m, y, y_stride, pool, s)) return true;
 #endif
-  const bool direct = m <= KqKern<false, true>::kCols;
-  if (w.type == gguf::TensorType::Q6_K) {
-    direct ? RunKq<true, true>(w, m, y, y_stride, pool, s) : RunKq<true, false>(w, m, y, y_stride, pool, s);
-  } else {
-    direct ? RunKq<false, true>(w, m, y, y_stride, pool, s) : RunKq<false, false>(w, m, y, y_stride, pool, s);
+  const bool direct = m <= KqKern<Kq::kQ4, true>::kCols;
+  auto run = [&]<Kq F>() {
+    direct ? RunKq<F, true>(w, m, y, y_stride, pool, s) : RunKq<F, false>(w, m, y, y_stride, pool, s);
+  };
+  switch (w.type) {
+    case gguf::TensorType::Q6_K: run.template operator()<Kq::kQ6>(); break;
+    case gguf::TensorType::Q5_K: run.template operator()<Kq::kQ5>(); break;
+    default: run.template operator()<Kq::kQ4>(); break;
   }
   return true;
 #else

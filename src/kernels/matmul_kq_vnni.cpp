@@ -1,4 +1,4 @@
-// Decode path of the K-quant matmuls (Q4_K, Q6_K; M = 1..4 activation
+// Decode path of the K-quant matmuls (Q4_K, Q5_K, Q6_K; M = 1..4 activation
 // rows) on AVX-512 VNNI, bit-identical to matmul_kq.cpp.
 //
 // matmul_kq.cpp puts weight rows in lanes: each super-block of 8 rows is
@@ -31,7 +31,10 @@
 //
 // Same integers, same f32 operations in the same order: same bits. The
 // reduction order of the integer sums is free (int32 adds are exact).
-// Q6_K (see its section) works the same way with per-16 scales.
+// Q6_K (see its section) works the same way with per-16 scales. Q5_K is
+// Q4_K with a 5th bit per quant (|t| <= 4 * 31 * 127 = 15748 still packs
+// exactly): after the nibble split each byte of a vector of 64 quants
+// takes bit 4 from the qh byte of its element (vptestmb + masked or).
 //
 // Measured (1 thread, thread CPU time, 1024 x 1024 from L2, best of 7):
 //   Q4_K M=1  69 -> 115 GFLOP/s, M=2 104 -> 158, M=4 152 -> 180
@@ -161,9 +164,24 @@ inline __m512i ScalesQ4K(__m512i h) {
   return _mm512_ternarylogic_epi32(lo, hi, mask, 0xF8);  // lo | (hi & mask)
 }
 
-template <int C>
+// Q5_K: the qh bit of each byte of quant vector v (bytes 0..31: sub-block
+// first(v), 32..63: first(v) + 2; first = 0, 1, 4, 5), for vptestmb with
+// the 32 qh bytes broadcast to both halves.
+struct HighBitTable {
+  alignas(64) uint8_t bit[4][64];
+  constexpr HighBitTable() : bit{} {
+    constexpr int kFirst[4] = {0, 1, 4, 5};
+    for (int v = 0; v < 4; ++v) {
+      for (int i = 0; i < 64; ++i) bit[v][i] = static_cast<uint8_t>(1u << (kFirst[v] + (i >= 32 ? 2 : 0)));
+    }
+  }
+};
+constexpr HighBitTable kHighBit;
+
+// Q4_K, or Q5_K with kQ5 (176-byte blocks: the header, qh[32], qs[128]).
+template <int C, bool kQ5 = false>
 struct Q4KDecode {
-  static constexpr size_t kBlock = 144;
+  static constexpr size_t kBlock = kQ5 ? 176 : 144;
   int64_t nsb;
   const uint8_t* xperm[C];  // permuted activation quants (PermuteActQ4K)
   const float* xd[C];       // activation scales, one per super-block
@@ -189,10 +207,18 @@ struct Q4KDecode {
     const __m512i s = ScalesQ4K(h);
     __m512i a[C], b[C];
     for (int lane = 0; lane < 4; ++lane) {
-      const uint8_t* qs = rows[4 * lane + k] + off + 16;
+      const uint8_t* qs = rows[4 * lane + k] + off + (kQ5 ? 48 : 16);
       const __m512i p0 = _mm512_loadu_si512(qs), p1 = _mm512_loadu_si512(qs + 64);
-      const __m512i q[4] = {_mm512_and_si512(p0, m4), _mm512_and_si512(_mm512_srli_epi16(p0, 4), m4),
-                            _mm512_and_si512(p1, m4), _mm512_and_si512(_mm512_srli_epi16(p1, 4), m4)};
+      __m512i q[4] = {_mm512_and_si512(p0, m4), _mm512_and_si512(_mm512_srli_epi16(p0, 4), m4),
+                      _mm512_and_si512(p1, m4), _mm512_and_si512(_mm512_srli_epi16(p1, 4), m4)};
+      if constexpr (kQ5) {
+        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs - 32)));
+        const __m512i b4 = _mm512_set1_epi8(0x10);
+        for (int v = 0; v < 4; ++v) {
+          const __mmask64 set = _mm512_test_epi8_mask(qh, _mm512_load_si512(kHighBit.bit[v]));
+          q[v] = _mm512_mask_blend_epi8(set, q[v], _mm512_or_si512(q[v], b4));
+        }
+      }
       __m512i r[C];
       for (int c = 0; c < C; ++c) r[c] = Zero();
       for (int j = 0; j < 2; ++j) {
@@ -461,6 +487,8 @@ template <int C>
 void RunType(const Matrix& w, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s) {
   if (w.type == gguf::TensorType::Q6_K) {
     Run<C, Q6KDecode<C>>(w, y, y_stride, pool, s);
+  } else if (w.type == gguf::TensorType::Q5_K) {
+    Run<C, Q4KDecode<C, true>>(w, y, y_stride, pool, s);
   } else {
     Run<C, Q4KDecode<C>>(w, y, y_stride, pool, s);
   }
@@ -469,7 +497,7 @@ void RunType(const Matrix& w, float* y, int64_t y_stride, ThreadPool& pool, cons
 }  // namespace
 
 bool matmul_kq_vnni(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s) {
-  const bool kq = w.type == gguf::TensorType::Q4_K || w.type == gguf::TensorType::Q6_K;
+  const bool kq = w.type == gguf::TensorType::Q4_K || w.type == gguf::TensorType::Q5_K || w.type == gguf::TensorType::Q6_K;
   if (!kq_vnni_enabled() || !kq || m < 1 || m > kKqVnniMaxRows) return false;
   switch (m) {
     case 1: RunType<1>(w, y, y_stride, pool, s); break;

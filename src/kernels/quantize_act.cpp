@@ -13,6 +13,7 @@ int act_block_elems(gguf::TensorType type) {
     case gguf::TensorType::MXFP4:
       return 32;
     case gguf::TensorType::Q4_K:
+    case gguf::TensorType::Q5_K:
     case gguf::TensorType::Q6_K:
       return 256;
     default:

@@ -8,7 +8,7 @@
 //
 //   B = 32  for Q8_0, Q4_0 and MXFP4 weights (the weight block: one f32 product of
 //           the two scales per 32 int8 x int8 products)
-//   B = 256 for Q4_K and Q6_K weights (the super-block; the weights' 6-bit
+//   B = 256 for Q4_K, Q5_K and Q6_K weights (the super-block; the weights' 6-bit
 //           sub-block scales are applied to the int32 sums)
 //
 // The SIMD code performs the same IEEE operations, so act_q8_dequantized()

@@ -165,14 +165,14 @@ void set_synth_metadata(gguf::GgufWriter& w, const ModelShape& s, TensorType typ
 
 bool synth_supports(gguf::TensorType type) {
   const TensorType allowed[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q8_0,
-                                TensorType::Q4_0, TensorType::Q4_K, TensorType::Q6_K};
+                                TensorType::Q4_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
   return std::find(std::begin(allowed), std::end(allowed), type) != std::end(allowed);
 }
 
 Status write_synth(const ModelShape& shape, gguf::TensorType type, uint64_t seed, const SynthMetadata& extra,
                    const std::string& path, const SynthProgress& progress) {
   if (!synth_supports(type)) {
-    return Status::errorf("unsupported type '{}' (supported: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)",
+    return Status::errorf("unsupported type '{}' (supported: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k)",
                           gguf::type_name(type));
   }
   gguf::GgufWriter w;

@@ -23,7 +23,7 @@ using SynthProgress = std::function<void(size_t, size_t, const std::string&)>;
 // The matrix types write_synth() can produce.
 bool synth_supports(gguf::TensorType type);
 
-// Writes the model to PATH. TYPE: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k for
+// Writes the model to PATH. TYPE: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k for
 // matrices (1-D tensors stay f32; rows that do not fit the type's block fall
 // back to q8_0, then f16). EXTRA (e.g. tokenizer metadata) is added last.
 Status write_synth(const ModelShape& shape, gguf::TensorType type, uint64_t seed, const SynthMetadata& extra,

@@ -62,7 +62,7 @@ void expect_same_bits(const Weights& w, const std::vector<float>& x, int64_t m, 
   ASSERT_EQ(calls, detail::kq_vnni_call_count()) << what << ": switched off, yet taken";
   detail::set_kq_vnni_enabled(true);
   matmul(w.m, x.data(), m, x_stride, on.data(), y_stride, pool, scratch);
-  const bool expect_taken = m <= detail::kKqVnniMaxRows;  // Q4_K and Q6_K
+  const bool expect_taken = m <= detail::kKqVnniMaxRows;  // Q4_K, Q5_K and Q6_K
   ASSERT_EQ(calls + (expect_taken ? 1 : 0), detail::kq_vnni_call_count()) << what << ": path taken or not";
   test_data::expect_same_output_bits(off, on, m, y_stride, what, "rows-in-lanes", "new");
 }
@@ -70,7 +70,7 @@ void expect_same_bits(const Weights& w, const std::vector<float>& x, int64_t m, 
 TEST_F(MatmulKqVnni, BitIdenticalOverAwkwardShapes) {
   ThreadPool pool(2);
   const test_data::ShapeSweep sweep{
-      {TensorType::Q4_K, TensorType::Q6_K}, {256, 768, 2816}, {1, 7, 15, 16, 17, 33, 50, 100}, 41, 3};
+      {TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}, {256, 768, 2816}, {1, 7, 15, 16, 17, 33, 50, 100}, 41, 3};
   test_data::for_each_shape(sweep, make_acts, [&](const Weights& w, const std::vector<float>& x, int64_t m,
                                                   MatmulScratch& scratch, const std::string& what) {
     expect_same_bits(w, x, m, w.m.cols, pool, scratch, what);
@@ -79,7 +79,7 @@ TEST_F(MatmulKqVnni, BitIdenticalOverAwkwardShapes) {
 
 TEST_F(MatmulKqVnni, BitIdenticalOverStridesAndThreads) {
   ThreadPool one(1), two(2), three(3);
-  for (TensorType type : {TensorType::Q4_K, TensorType::Q6_K}) {
+  for (TensorType type : {TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
     const int64_t k = 1024, n = 131, x_stride = k + 40;
     const auto w = make_quant_weights(type, n, k, 5, false);
     const auto x = make_acts(4, x_stride, 6);

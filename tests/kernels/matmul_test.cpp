@@ -57,14 +57,15 @@ Weights make_weights(TensorType type, int64_t n, int64_t k, uint32_t seed, bool 
   for (int64_t r = 0; r < n; ++r) {
     EXPECT_TRUE(gguf::dequantize(type, w.bytes.data() + static_cast<size_t>(r) * rb, w.deq.data() + r * k, k).ok());
   }
-  // Q4_K rounds d*sc*q and dmin*m separately (they may cancel in w): get
-  // each part from the dequantizer with the other scale zeroed.
+  // Q4_K and Q5_K round d*sc*q and dmin*m separately (they may cancel in
+  // w): get each part from the dequantizer with the other scale zeroed.
   w.mag.resize(w.deq.size());
-  if (type == TensorType::Q4_K) {
+  if (type == TensorType::Q4_K || type == TensorType::Q5_K) {
+    const size_t block_bytes = type == TensorType::Q4_K ? 144 : 176;
     std::vector<uint8_t> no_min = w.bytes, no_scale = w.bytes;
     for (size_t b = 0; b < static_cast<size_t>(n * k / 256); ++b) {
-      std::memset(no_min.data() + 144 * b + 2, 0, 2);
-      std::memset(no_scale.data() + 144 * b, 0, 2);
+      std::memset(no_min.data() + block_bytes * b + 2, 0, 2);
+      std::memset(no_scale.data() + block_bytes * b, 0, 2);
     }
     std::vector<float> a(static_cast<size_t>(k)), c(static_cast<size_t>(k));
     for (int64_t r = 0; r < n; ++r) {
@@ -140,7 +141,7 @@ const std::vector<TypeCase>& type_cases() {
   static const std::vector<TypeCase> cases = {
       {TensorType::Q8_0, {32, 96, 4096}}, {TensorType::Q4_0, {32, 160, 4096}}, {TensorType::Q4_K, {256, 768, 4096}},
       {TensorType::Q6_K, {256, 1280, 4096}}, {TensorType::F16, {1, 13, 100, 4099}}, {TensorType::BF16, {7, 24, 4096}},
-      {TensorType::MXFP4, {32, 96, 4096}}, {TensorType::Q5_K, {256, 512}},  // Q5_K: generic path
+      {TensorType::MXFP4, {32, 96, 4096}}, {TensorType::Q5_K, {256, 768, 4096}},
   };
   return cases;
 }
@@ -195,7 +196,8 @@ TEST(Matmul, EveryTargetMatchesReference) {
 
 TEST(Matmul, RawBlocksReachIntegerExtremes) {
   ThreadPool pool(2);
-  for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::MXFP4, TensorType::Q4_K, TensorType::Q6_K}) {
+  for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::MXFP4, TensorType::Q4_K, TensorType::Q5_K,
+                       TensorType::Q6_K}) {
     const int64_t k = act_block_elems(t) == 32 ? 1024 : 2048;
     run_shapes(t, 17, k, true, pool);
   }

@@ -36,6 +36,7 @@ QuantWeights make_quant_weights(TensorType type, int64_t n, int64_t k, uint32_t 
           std::memcpy(blk, &d, 2);
           break;
         case TensorType::Q4_K:
+        case TensorType::Q5_K:
           std::memcpy(blk, &d, 2);
           std::memcpy(blk + 2, &dmin, 2);
           break;
