@@ -125,34 +125,6 @@ Result<std::pair<int32_t, float>> parse_logit_bias(const std::string& spec, cons
   return std::make_pair(id, bias);
 }
 
-// Reads a big model's weights into memory before serving, with a progress
-// line every 10% (a 17 GB file takes a minute from a disk): the first
-// request then runs at full speed. Skipped for small files and for files
-// that do not fit in the memory available (they stay paged on demand).
-void page_in_weights(const gguf::GgufFile& file) {
-  const auto bytes = file.tensor_bytes();
-  constexpr uint64_t kGiB = uint64_t{1} << 30;
-  if (bytes.size() < kGiB) return;
-  const auto memory = engine::available_memory_bytes();
-  const uint64_t available = memory.ok() ? *memory : 0;
-  if (bytes.size() > available) {
-    spdlog::info("weights: {:.1f} GiB, more than the {:.1f} GiB of memory available: read from disk as used",
-                 static_cast<double>(bytes.size()) / kGiB, static_cast<double>(available) / kGiB);
-    return;
-  }
-  const auto start = std::chrono::steady_clock::now();
-  int shown = 0;
-  page_in(bytes, [&](uint64_t done, uint64_t total) {
-    const int percent = static_cast<int>(done * 100 / total);
-    if (percent < shown + 10 && done < total) return;
-    shown = percent;
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    fmt::print("tandem: loading weights {}% ({:.1f} of {:.1f} GiB, {:.1f} s)\n", percent, static_cast<double>(done) / kGiB,
-               static_cast<double>(total) / kGiB, s);
-    std::fflush(stdout);
-  });
-}
-
 int serve(ServeOptions o) {
   // SIGINT / SIGTERM stop the server from a thread of their own (nothing
   // async-signal-unsafe runs in a handler). Blocked before any thread
@@ -313,6 +285,32 @@ int serve(ServeOptions o) {
 }
 
 }  // namespace
+
+// Weights read before the first request, or paged on demand: see commands.h.
+void page_in_weights(const gguf::GgufFile& file) {
+  const auto bytes = file.tensor_bytes();
+  constexpr uint64_t kGiB = uint64_t{1} << 30;
+  const auto memory = engine::available_memory_bytes();
+  const uint64_t available = memory.ok() ? *memory : 0;
+  if (bytes.size() > available) {
+    spdlog::info("weights: {:.1f} GiB, more than the {:.1f} GiB of memory available: read from disk as used",
+                 static_cast<double>(bytes.size()) / kGiB, static_cast<double>(available) / kGiB);
+    return;
+  }
+  const bool show = bytes.size() >= kGiB;
+  const auto start = std::chrono::steady_clock::now();
+  int shown = 0;
+  page_in(bytes, [&](uint64_t done, uint64_t total) {
+    const int percent = static_cast<int>(done * 100 / total);
+    if (!show || (percent < shown + 10 && done < total)) return;
+    shown = percent;
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    fmt::print("tandem: loading weights {}% ({:.1f} of {:.1f} GiB, {:.1f} s)\n", percent, static_cast<double>(done) / kGiB,
+               static_cast<double>(total) / kGiB, s);
+    std::fflush(stdout);
+  });
+}
+
 
 void register_serve(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("serve", "Serve a model over the Anthropic Messages and OpenAI APIs");

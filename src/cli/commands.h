@@ -3,6 +3,7 @@
 #pragma once
 
 #include "core/status.h"
+#include "gguf/reader.h"
 #include "kernels/kv_type.h"
 #include "tokenizer/tokenizer.h"
 
@@ -46,5 +47,13 @@ std::string check_kv_type_option(const std::string& name);
 // The type NAME (accepted by check_kv_type_option) stands for with heads
 // of HEAD_DIM in blocks of BLOCK_TOKENS.
 kernels::KvType resolve_kv_type_option(const std::string& name, int head_dim, int block_tokens);
+
+// Maps every page of FILE's weights before the first forward pass, as
+// llama.cpp's MAP_POPULATE does: a mixture-of-experts model touches its
+// experts a few at a time, and each first touch of a page is a fault on the
+// decode path (forward_bench, Qwen3-30B-A3B shape: experts at half speed
+// until every page was seen). Files of 1 GiB or more print a progress line
+// every 10%; files larger than the memory available stay paged on demand.
+void page_in_weights(const gguf::GgufFile& file);
 
 }  // namespace tandem::cli
