@@ -14,7 +14,26 @@
 namespace tandem::engine {
 
 Engine::Engine(model::Model& model, const tokenizer::Tokenizer& tokenizer, const EngineOptions& options)
-    : model_(model), tok_(tokenizer), opt_(options) {}
+    : model_(model),
+      tok_(tokenizer),
+      opt_(options),
+      sched_(SchedulerOptions{options.max_batch_tokens, options.max_batch_size, options.aging_per_s}) {}
+
+double Engine::now_s() const {
+  if (opt_.clock_s) return opt_.clock_s();
+  return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
+}
+
+SeqView Engine::view(const Sequence& s) const {
+  SeqView v;
+  v.priority = static_cast<int>(s.req.priority);
+  v.arrival = s.arrival;
+  v.submitted_s = s.submitted_s;
+  v.session = s.req.session;
+  v.tokens_left = static_cast<int64_t>(s.tokens.size()) - s.computed;
+  v.loading = s.loads_pending > 0;
+  return v;
+}
 
 Result<std::unique_ptr<Engine>> Engine::create(model::Model& model, const tokenizer::Tokenizer& tokenizer,
                                                const EngineOptions& options) {
@@ -63,6 +82,7 @@ std::shared_ptr<Stream> Engine::submit(Request request) {
   seq->arrival = id;
   seq->stream = std::make_shared<Stream>(id);
   seq->submitted = Clock::now();
+  seq->submitted_s = now_s();
   auto stream = seq->stream;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -279,70 +299,68 @@ void Engine::finish(Sequence& s, StopReason reason, const std::string& error) {
   metrics_.generated_tokens += s.generated;
 }
 
-// Waiting sequences start in order of effective priority (ties: arrival),
-// one per session at a time, while the batch has room.
+// Waiting sequences start in the scheduler's order (engine/scheduler.h)
+// while the batch has room and the KV blocks they need leave the watermark.
 void Engine::admit() {
+  if (waiting_.empty()) return;
   const auto now = Clock::now();
-  std::stable_sort(waiting_.begin(), waiting_.end(), [&](const auto& a, const auto& b) {
-    const double pa = a->effective_priority(now, opt_.aging_per_s), pb = b->effective_priority(now, opt_.aging_per_s);
-    return pa > pb || (pa == pb && a->arrival < b->arrival);
-  });
-  auto session_busy = [&](const Sequence& s) {
-    if (s.req.session.empty()) return false;
-    for (const auto& r : running_) {
-      if (r->req.session == s.req.session) return true;
-    }
-    // An earlier request of the same session still waiting goes first.
-    for (const auto& w : waiting_) {
-      if (w.get() != &s && w->req.session == s.req.session && w->arrival < s.arrival) return true;
-    }
-    return false;
-  };
-  for (auto it = waiting_.begin(); it != waiting_.end() && static_cast<int>(running_.size()) < opt_.max_batch_size;) {
-    Sequence& s = **it;
-    if (session_busy(s)) {
-      ++it;
-      continue;
-    }
-    // The longest cached prefix; keep at least one token to compute (its logits pick the next token).
-    kv::PrefixMatch m = cache_->lookup(s.tokens, s.req.cache_namespace);
-    const int64_t bt = opt_.block_tokens;
-    while (!m.blocks.empty() && static_cast<int64_t>(m.blocks.size()) * bt >= static_cast<int64_t>(s.tokens.size())) {
-      cache_->release(m.blocks.back());
-      m.blocks.pop_back();
-    }
-    s.blocks = m.blocks;
-    s.computed = static_cast<int64_t>(m.blocks.size()) * bt;
-    s.committed = static_cast<int64_t>(m.blocks.size());
-    // The chain keys of the kept blocks (the match may have been cut).
-    s.last_key = cache_->root_key(s.req.cache_namespace);
-    s.keys.clear();
-    for (int64_t b = 0; b < s.committed; ++b) {
-      s.last_key = kv::block_key(s.last_key, std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(b * bt),
-                                                                                       static_cast<size_t>(bt)));
-      s.keys.push_back(s.last_key);
-    }
-    // The prefix may go on in the disk tier; wait while another sequence
-    // is reading it (its blocks will then be in RAM).
-    if (tier_ != nullptr && !lookup_disk(s)) {
-      for (kv::BlockId b : s.blocks) cache_->release(b);
-      s.blocks.clear();
-      s.computed = s.committed = 0;
-      ++it;
-      continue;
-    }
-    // Past the whole blocks (with a disk tier finish_loads() does this, once
-    // the loads are in).
-    if (tier_ == nullptr) reuse_partial_block(s);
-    if (!s.admitted_once) {
-      s.admitted_once = true;
-      s.usage.cached_tokens = s.computed;  // loads add theirs when done
-      s.first_scheduled = now;
-      s.usage.queue_ms = ms_between(s.submitted, now);
-    }
-    running_.push_back(std::move(*it));
-    it = waiting_.erase(it);
+  std::vector<SeqView> waiting, running;
+  for (const auto& s : waiting_) waiting.push_back(view(*s));
+  for (const auto& s : running_) running.push_back(view(*s));
+  for (size_t i : sched_.admission_order(waiting, running, now_s())) {
+    if (static_cast<int>(running_.size()) >= opt_.max_batch_size) break;
+    const Start r = start(*waiting_[i], now);
+    if (r == Start::kStarted) running_.push_back(std::move(waiting_[i]));
+    if (r == Start::kNoRoom) break;
   }
+  std::erase_if(waiting_, [](const auto& s) { return s == nullptr; });
+}
+
+// Looks up S's cached prefix and prepares it to run when the blocks it
+// still needs fit (Scheduler::fits); else releases what it took.
+Engine::Start Engine::start(Sequence& s, Clock::time_point now) {
+  // The longest cached prefix; keep at least one token to compute (its logits pick the next token).
+  kv::PrefixMatch m = cache_->lookup(s.tokens, s.req.cache_namespace);
+  const int64_t bt = opt_.block_tokens;
+  while (!m.blocks.empty() && static_cast<int64_t>(m.blocks.size()) * bt >= static_cast<int64_t>(s.tokens.size())) {
+    cache_->release(m.blocks.back());
+    m.blocks.pop_back();
+  }
+  // Blocks to its first token: the prompt's positions and the token after.
+  const int64_t need = (static_cast<int64_t>(s.tokens.size()) + 1 + bt - 1) / bt - static_cast<int64_t>(m.blocks.size());
+  if (!sched_.fits(need, cache_->n_free() + cache_->n_cached(), pool_->n_blocks(), running_.size())) {
+    for (kv::BlockId b : m.blocks) cache_->release(b);
+    return Start::kNoRoom;
+  }
+  s.blocks = m.blocks;
+  s.computed = static_cast<int64_t>(m.blocks.size()) * bt;
+  s.committed = static_cast<int64_t>(m.blocks.size());
+  // The chain keys of the kept blocks (the match may have been cut).
+  s.last_key = cache_->root_key(s.req.cache_namespace);
+  s.keys.clear();
+  for (int64_t b = 0; b < s.committed; ++b) {
+    s.last_key = kv::block_key(s.last_key, std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(b * bt),
+                                                                                     static_cast<size_t>(bt)));
+    s.keys.push_back(s.last_key);
+  }
+  // The prefix may go on in the disk tier; wait while another sequence
+  // is reading it (its blocks will then be in RAM).
+  if (tier_ != nullptr && !lookup_disk(s)) {
+    for (kv::BlockId b : s.blocks) cache_->release(b);
+    s.blocks.clear();
+    s.computed = s.committed = 0;
+    return Start::kWaitForDisk;
+  }
+  // Past the whole blocks (with a disk tier finish_loads() does this, once
+  // the loads are in).
+  if (tier_ == nullptr) reuse_partial_block(s);
+  if (!s.admitted_once) {
+    s.admitted_once = true;
+    s.usage.cached_tokens = s.computed;  // loads add theirs when done
+    s.first_scheduled = now;
+    s.usage.queue_ms = ms_between(s.submitted, now);
+  }
+  return Start::kStarted;
 }
 
 // Preempts, for KEEP, the running sequence of lowest priority that arrived
@@ -351,17 +369,16 @@ void Engine::admit() {
 // the same priority, so two sequences cannot preempt each other in turn.
 // The victim's committed blocks stay cached; it waits to resume.
 bool Engine::preempt_one(const Sequence* keep) {
-  Sequence* victim = nullptr;
-  for (auto& s : running_) {
-    const bool outranked = s->req.priority < keep->req.priority ||
-                           (s->req.priority == keep->req.priority && s->arrival > keep->arrival);
-    if (s.get() == keep || !outranked || s->loads_pending > 0) continue;
-    if (victim == nullptr || s->req.priority < victim->req.priority ||
-        (s->req.priority == victim->req.priority && s->arrival > victim->arrival)) {
-      victim = s.get();
-    }
+  std::vector<SeqView> running;
+  size_t keep_index = 0;
+  for (size_t i = 0; i < running_.size(); ++i) {
+    running.push_back(view(*running_[i]));
+    if (running_[i].get() == keep) keep_index = i;
   }
-  if (victim == nullptr) return false;
+  const std::optional<size_t> v = sched_.victim(running, keep_index);
+  if (!v) return false;
+  Sequence* victim = running_[*v].get();
+  victim->chunk = 0;
   for (kv::BlockId b : victim->blocks) cache_->release(b);
   victim->blocks.clear();
   victim->computed = 0;
@@ -439,22 +456,24 @@ bool Engine::step() {
     return !waiting_.empty() || !dirty_.empty();
   }
 
-  // Token budget: decodes first (one token each), then prefill chunks, in
-  // running order (admission order: priority, then arrival).
+  // Token budget (Scheduler::plan_chunks): decodes first, then prefill
+  // chunks in running order (admission order).
   const int64_t bt = opt_.block_tokens;
-  int64_t budget = opt_.max_batch_tokens;
   std::stable_partition(running_.begin(), running_.end(),
                         [](const auto& s) { return static_cast<int64_t>(s->tokens.size()) - s->computed == 1; });
+  {
+    std::vector<SeqView> views;
+    for (const auto& s : running_) views.push_back(view(*s));
+    const std::vector<int64_t> chunks = sched_.plan_chunks(views);
+    for (size_t i = 0; i < running_.size(); ++i) running_[i]->chunk = chunks[i];
+  }
   bool loading = false;
   for (size_t i = 0; i < running_.size(); ++i) {
     Sequence& s = *running_[i];
     if (s.loads_pending > 0) {  // its prefix is still coming from disk
-      s.chunk = 0;
       loading = true;
       continue;
     }
-    const int64_t left = static_cast<int64_t>(s.tokens.size()) - s.computed;
-    s.chunk = std::min(left, budget);
     // Blocks for the chunk: evict cached blocks, else wait for blocks the
     // disk tier holds, else preempt others.
     while (s.chunk > 0 && static_cast<int64_t>(s.blocks.size()) * bt < s.computed + s.chunk) {
@@ -477,7 +496,6 @@ bool Engine::step() {
                                                                        [&](const auto& p) { return p.get() == &s; }) -
                                                           running_.begin());
     }
-    budget -= std::max<int64_t>(s.chunk, 0);
   }
   // A lone sequence that cannot grow has filled the cache: it ends.
   for (auto& s : running_) {

@@ -24,6 +24,7 @@
 
 #include "core/status.h"
 #include "engine/request.h"
+#include "engine/scheduler.h"
 #include "kv/disk_tier.h"
 #include "kv/prefix_cache.h"
 #include "model/model.h"
@@ -56,6 +57,8 @@ struct EngineOptions {
   int max_sessions = 0;             // distinct sessions waiting or running at once (0: no limit)
   int64_t max_tokens_per_session = 0;  // prompt + generated tokens of one request (0: the context)
   bool start_thread = true;     // false: the caller drives step() (tests)
+  // Seconds on the clock aging counts (tests script it; default: a steady clock).
+  std::function<double()> clock_s;
   // Disk tier: "" = none. The folder holds this model's blocks only (see
   // kv/disk_store.h); give each model its own.
   std::string cache_dir;
@@ -168,6 +171,10 @@ class Engine {
   void take_inbox();
   void close_all_streams();
   std::string validate(const Sequence& s) const;  // "" when the request can run
+  double now_s() const;
+  SeqView view(const Sequence& s) const;
+  enum class Start { kStarted, kNoRoom, kWaitForDisk };
+  Start start(Sequence& s, std::chrono::steady_clock::time_point now);
   void admit();
   bool preempt_one(const Sequence* keep);
   void finish(Sequence& s, StopReason reason, const std::string& error = {});
@@ -205,6 +212,7 @@ class Engine {
   model::Model& model_;
   const tokenizer::Tokenizer& tok_;
   EngineOptions opt_;
+  Scheduler sched_;
   std::unique_ptr<kv::KvPool> pool_;
   std::unique_ptr<kv::PrefixCache> cache_;
   std::vector<std::unique_ptr<Sequence>> waiting_, running_;

@@ -48,16 +48,13 @@ struct Engine::Sequence {
   bool cancelled = false;
   bool admitted_once = false;
   Clock::time_point submitted, first_scheduled, first_token, last_token;
+  double submitted_s = 0;       // on the engine's aging clock (EngineOptions::clock_s)
   Usage usage;
   int64_t chunk = 0;            // tokens in the current step
 
   Sequence(Request r, int vocab, const tokenizer::Tokenizer& tok)
       : req(std::move(r)), sampler(req.sampling, vocab), detok(tok, /*at_text_start=*/false, req.render_special) {}
 
-  double effective_priority(Clock::time_point now, double aging) const {
-    const double waited = std::chrono::duration<double>(now - submitted).count();
-    return static_cast<int>(req.priority) + aging * waited;
-  }
 };
 
 }  // namespace tandem::engine

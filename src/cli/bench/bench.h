@@ -49,6 +49,8 @@ class Driver {
   // requests (disk writes), where the driver can tell: an agent's next
   // turn comes after its tool ran, not the instant its last one ended.
   virtual Status settle() { return {}; }
+  // Sequences preempted so far (KV blocks ran out), where the driver can tell.
+  virtual std::optional<int64_t> preemptions() { return std::nullopt; }
 };
 
 // The in-process driver: model, tokenizer and an Engine.
@@ -68,6 +70,7 @@ class EngineDriver : public Driver {
   json describe() const override;
   // Waits for the disk tier's writes (Engine::flush).
   Status settle() override;
+  std::optional<int64_t> preemptions() override { return engine_->metrics().preemptions; }
 
   // Flushes the disk tier, destroys the engine and makes a new one on the
   // same options: what a restart keeps is what the disk tier kept.

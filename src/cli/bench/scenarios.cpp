@@ -43,6 +43,7 @@ struct RunResult {
   int failures = 0;
   std::string first_error;
   Stats latency_ms, ttft_ms;
+  std::optional<int64_t> preemptions;  // during the run, where the driver tells
 };
 
 // Every prompt once, through CONCURRENCY client threads taking the next
@@ -50,6 +51,7 @@ struct RunResult {
 RunResult run_prompts(Driver& d, const std::vector<std::string>& prompts, int max_tokens, int concurrency,
                       const std::string& name, Progress& progress) {
   const std::string tag = fresh_tag(name);
+  const std::optional<int64_t> preempted_before = d.preemptions();
   std::vector<Outcome> out(prompts.size());
   std::atomic<size_t> next{0};
   std::mutex mu;
@@ -72,6 +74,7 @@ RunResult run_prompts(Driver& d, const std::vector<std::string>& prompts, int ma
   r.name = name;
   r.concurrency = concurrency;
   r.seconds = seconds_since(t0);
+  if (const auto after = d.preemptions(); after && preempted_before) r.preemptions = *after - *preempted_before;
   std::vector<double> latency, ttft;
   for (const Outcome& o : out) {
     if (!o.ok) {
@@ -101,7 +104,8 @@ json run_json(const RunResult& r, double single_tps) {
           {"generated_tokens", r.generated},
           {"failures", r.failures},
           {"latency_ms", stats_json(r.latency_ms)},
-          {"ttft_ms", stats_json(r.ttft_ms)}};
+          {"ttft_ms", stats_json(r.ttft_ms)},
+          {"preemptions", r.preemptions ? json(*r.preemptions) : json(nullptr)}};
 }
 
 }  // namespace
@@ -130,9 +134,10 @@ Result<json> bench_throughput(Driver& d, const ThroughputOptions& o, std::vector
              "latency ms avg / p50 / p99", "TTFT ms avg / p50 / p99");
   json rows = json::array();
   for (const RunResult& r : runs) {
-    fmt::print("{:<12} {:>8.2f} {:>10.1f} {:>7.2f}x  {:>8.0f} / {:>7.0f} / {:>7.0f}  {:>8.0f} / {:>7.0f} / {:>7.0f}{}\n",
+    fmt::print("{:<12} {:>8.2f} {:>10.1f} {:>7.2f}x  {:>8.0f} / {:>7.0f} / {:>7.0f}  {:>8.0f} / {:>7.0f} / {:>7.0f}{}{}\n",
                r.name, r.seconds, r.tokens_per_s, r.tokens_per_s / single, r.latency_ms.avg, r.latency_ms.p50,
                r.latency_ms.p99, r.ttft_ms.avg, r.ttft_ms.p50, r.ttft_ms.p99,
+               r.preemptions && *r.preemptions > 0 ? fmt::format("  ({} preemptions)", *r.preemptions) : "",
                r.failures ? fmt::format("  ({} failed: {})", r.failures, r.first_error) : "");
     rows.push_back(run_json(r, single));
   }
