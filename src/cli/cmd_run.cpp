@@ -110,7 +110,7 @@ int run_generate(RunOptions o) {
         if (tty) std::fflush(stdout);
       }
       if (ev->done) {
-        if (ev->stop == engine::StopReason::kError) return fail(ev->error);
+        if (engine::failed(ev->stop)) return fail(ev->error);
         usage = ev->usage;
         break;
       }

@@ -22,6 +22,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <thread>
 
 namespace tandem::cli {
@@ -221,16 +222,18 @@ int serve(ServeOptions o) {
     sigwait(&signals, &sig);
     spdlog::info("stopping (signal {}): finishing running requests for up to {} s", sig, o.shutdown_grace_s);
     srv.begin_shutdown();
-    std::atomic<bool> cut{false};
-    std::thread second([&] {
+    // The second waiter may outlive this frame (a second signal during the
+    // disk flush, or none at all): it owns what it touches.
+    auto cut = std::make_shared<std::atomic<bool>>(false);
+    std::thread second([cut, set = signals] {
       int again = 0;
-      sigwait(&signals, &again);
-      cut.store(true);
+      sigwait(&set, &again);
+      cut->store(true);
     });
     second.detach();
     const auto until = std::chrono::steady_clock::now() +
                        std::chrono::milliseconds(static_cast<int64_t>(o.shutdown_grace_s * 1000));
-    while (!cut.load() && std::chrono::steady_clock::now() < until && !eng.wait_idle(std::chrono::milliseconds(100))) {
+    while (!cut->load() && std::chrono::steady_clock::now() < until && !eng.wait_idle(std::chrono::milliseconds(100))) {
     }
     eng.cancel_all();
     eng.wait_idle(std::chrono::seconds(10));

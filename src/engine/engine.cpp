@@ -203,7 +203,7 @@ void Engine::take_inbox() {
   for (auto& s : inbox) {
     const std::string error = validate(*s);
     if (!error.empty()) {
-      finish(*s, StopReason::kError, error);
+      finish(*s, StopReason::kRefused, error);
       continue;
     }
     s->tokens = s->req.prompt;
@@ -260,12 +260,12 @@ std::string Engine::validate(const Sequence& s) const {
 }
 
 void Engine::finish(Sequence& s, StopReason reason, const std::string& error) {
-  if (!s.req.session.empty() && s.admitted_once && reason != StopReason::kError) record_session(s);
+  if (!s.req.session.empty() && s.admitted_once && !failed(reason)) record_session(s);
   // Release every block; committed ones stay cached for the next turn, and
   // so does a partial last block (as the tail after the last full one).
   const int64_t bt = opt_.block_tokens;
   const int64_t in_tail = s.computed - s.committed * bt;
-  if (reason != StopReason::kError && s.loads_pending == 0 && in_tail > 0 && in_tail < bt &&
+  if (!failed(reason) && s.loads_pending == 0 && in_tail > 0 && in_tail < bt &&
       static_cast<int64_t>(s.blocks.size()) > s.committed) {
     cache_->commit_tail(s.blocks[static_cast<size_t>(s.committed)], s.last_key,
                         std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.committed * bt),
@@ -279,7 +279,7 @@ void Engine::finish(Sequence& s, StopReason reason, const std::string& error) {
   e.done = true;
   e.stop = reason;
   e.error = error;
-  if (reason != StopReason::kStopString && reason != StopReason::kError) {
+  if (reason != StopReason::kStopString && !failed(reason)) {
     e.text = s.held + s.detok.finish();  // nothing more can match a stop string
     e.tokens = s.held_tokens;
   }

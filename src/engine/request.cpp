@@ -9,6 +9,7 @@ const char* stop_reason_name(StopReason r) {
     case StopReason::kMaxTokens: return "max_tokens";
     case StopReason::kStopString: return "stop_string";
     case StopReason::kCancelled: return "cancelled";
+    case StopReason::kRefused: return "refused";
     case StopReason::kError: return "error";
   }
   return "?";

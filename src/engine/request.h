@@ -23,8 +23,12 @@ enum class StopReason {
   kMaxTokens,   // max_tokens reached, or the context is full
   kStopString,  // one of Request::stop matched (its text is not emitted)
   kCancelled,
-  kError,
+  kRefused,     // not started: the engine's rules (Engine::check, --max-sessions); Event::error says why
+  kError,       // an internal failure (the forward pass): Event::error says what
 };
+
+// kRefused or kError: the request ended with an error message, not output.
+inline bool failed(StopReason r) { return r == StopReason::kRefused || r == StopReason::kError; }
 
 const char* stop_reason_name(StopReason r);
 
@@ -64,7 +68,7 @@ struct Event {
   bool done = false;
   StopReason stop = StopReason::kNone;
   std::string stop_string;        // the matched stop string (kStopString)
-  std::string error;              // kError
+  std::string error;              // kRefused, kError
   Usage usage;                    // with done
 };
 

@@ -344,8 +344,8 @@ std::string EventWriter::write(const std::vector<chat::OutputEvent>& events) {
 
 std::string EventWriter::finish(const Completion& c) {
   std::string out = close();
-  if (!c.error.empty() && c.stop == engine::StopReason::kError) {
-    return out + error(ApiError{ErrorKind::kInternal, c.error});
+  if (!c.error.empty() && engine::failed(c.stop)) {
+    return out + error(completion_error(c));
   }
   if (index_ < 0) {  // no output at all: one empty text block, as the API always has content
     out += open(Block::kText, {{"type", "text"}, {"text", ""}});

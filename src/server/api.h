@@ -82,8 +82,13 @@ struct Completion {
   engine::StopReason stop = engine::StopReason::kNone;
   std::string stop_string;
   engine::Usage usage;
-  std::string error;  // engine error after the response started
+  std::string error;  // engine error (stop kRefused or kError)
 };
+
+// The error a client gets for a completion that failed (engine::failed):
+// a refusal (the session limit; the engine's own checks) is a 429 the
+// client may retry, an internal failure a 500 with its message.
+ApiError completion_error(const Completion& c);
 
 // The streamed form of one response, as text to write on the wire: each
 // protocol's events in its order.

@@ -316,7 +316,7 @@ std::string ChunkWriter::write(const std::vector<chat::OutputEvent>& events) {
 }
 
 std::string ChunkWriter::finish(const Completion& c) {
-  if (!c.error.empty() && c.stop == engine::StopReason::kError) return error(ApiError{ErrorKind::kInternal, c.error});
+  if (!c.error.empty() && engine::failed(c.stop)) return error(completion_error(c));
   std::string out = chunk(chat_ ? json::object() : json(""), finish_reason(c));
   if (include_usage_) {
     out += data({{"id", id_},

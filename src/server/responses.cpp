@@ -281,7 +281,7 @@ std::string EventWriter::write(const std::vector<chat::OutputEvent>& events) {
 }
 
 std::string EventWriter::finish(const Completion& c) {
-  if (!c.error.empty() && c.stop == engine::StopReason::kError) return error(ApiError{ErrorKind::kInternal, c.error});
+  if (!c.error.empty() && engine::failed(c.stop)) return error(completion_error(c));
   std::string out = close();
   if (items_.empty()) {  // no output at all: one empty message, as the non-streamed response has
     out += open(message_item(item_id("msg_"), "", "in_progress"));

@@ -312,7 +312,7 @@ void Server::install_routes() {
         const Completion& c = std::get<Completion>(done);
         metrics_.count_usage(c.usage);
         note_completion(c);
-        if (c.stop == engine::StopReason::kError) return send_error(req, res, {ErrorKind::kRateLimit, c.error});
+        if (engine::failed(c.stop)) return send_error(req, res, completion_error(c));
         return send_json(res, 200, api.response(id, chat.model, created, c));
       }
       // Refuse before the 200 goes out; Service::run() checks again.

@@ -43,6 +43,11 @@ bool ends_in_open_think(const std::string& prompt) {
 
 }  // namespace
 
+ApiError completion_error(const Completion& c) {
+  if (c.stop == engine::StopReason::kRefused) return {ErrorKind::kRateLimit, c.error};
+  return {ErrorKind::kInternal, c.error};
+}
+
 int http_status(ErrorKind kind, bool anthropic) {
   switch (kind) {
     case ErrorKind::kInvalidRequest: return 400;

@@ -237,7 +237,7 @@ TEST(Engine, RejectsBadRequestsWithMessages) {
   EXPECT_EQ(bad->wait().error, "token id 99999 is outside the vocabulary");
   EXPECT_NE(huge->wait().error.find("does not fit the KV cache"), std::string::npos);
   const Event tl = too_long->wait();
-  EXPECT_EQ(tl.stop, StopReason::kError);
+  EXPECT_EQ(tl.stop, StopReason::kRefused);
   EXPECT_EQ(tl.error, "prompt is too long: 600 tokens > 511 maximum");
 }
 

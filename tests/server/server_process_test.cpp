@@ -133,6 +133,35 @@ TEST(Kill9, ServerAlwaysRestartsAndNeverServesABadBlock) {
   EXPECT_GT(resumed, rounds / 2) << "restarts resumed from disk";
 }
 
+// A second SIGTERM cuts the grace period short, and signals that come
+// after the grace period (during the disk flush, or later) land in state
+// that outlives the shutdown thread: the server exits 0 every time.
+TEST(Shutdown, SecondSignalCutsTheGraceAndLaterOnesAreHarmless) {
+  const std::string dir = test::scratch_dir("server_two_signals");
+  {  // busy: a long request keeps the grace period (60 s) waiting
+    Tandem t({"--cache-dir", dir, "--shutdown-grace", "60"});
+    ASSERT_GT(t.port(), 0);
+    std::thread client([&] { complete(t.port(), kPrompts[0], 1500); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const auto t0 = Clock::now();
+    t.signal(SIGTERM);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    t.signal(SIGTERM);
+    EXPECT_EQ(t.wait_exit(), 0);
+    EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 30) << "the second signal cut the grace";
+    client.join();
+  }
+  for (int gap_ms : {0, 5, 20, 50}) {  // idle: the grace ends at once; the next signal comes during the flush
+    Tandem t({"--cache-dir", dir});
+    ASSERT_GT(t.port(), 0);
+    complete(t.port(), kPrompts[1]);
+    t.signal(SIGTERM);
+    std::this_thread::sleep_for(std::chrono::milliseconds(gap_ms));
+    t.signal(SIGTERM);
+    EXPECT_EQ(t.wait_exit(), 0) << "gap " << gap_ms << " ms";
+  }
+}
+
 // `tandem bench --url` drives a server over HTTP like any other: the
 // OpenAI completions route with ignore_eos (exact output lengths) and the
 // Anthropic messages route.

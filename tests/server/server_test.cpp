@@ -286,6 +286,27 @@ TEST(Server, ErrorsUseEachProtocolsEnvelope) {
   EXPECT_EQ(prio["error"]["message"], "x-priority: expected high, normal or low");
 }
 
+// A request the engine refused (the session limit) is a 429 the client
+// may retry; a failure inside the engine a 500 with its message.
+TEST(Server, EngineRefusalsAndFailuresHaveTheirOwnStatus) {
+  server::Completion refused;
+  refused.stop = engine::StopReason::kRefused;
+  refused.error = "too many active sessions (1); try again later";
+  const server::ApiError r = server::completion_error(refused);
+  EXPECT_EQ(server::http_status(r.kind, true), 429);
+  EXPECT_EQ(server::http_status(r.kind, false), 429);
+  EXPECT_EQ(r.message, refused.error);
+  server::Completion broken;
+  broken.stop = engine::StopReason::kError;
+  broken.error = "forward: batch of 600 tokens exceeds the limit of 512";
+  const server::ApiError b = server::completion_error(broken);
+  EXPECT_EQ(server::http_status(b.kind, true), 500);
+  EXPECT_EQ(server::http_status(b.kind, false), 500);
+  EXPECT_EQ(b.message, broken.error);
+  EXPECT_TRUE(engine::failed(engine::StopReason::kRefused));
+  EXPECT_FALSE(engine::failed(engine::StopReason::kCancelled));
+}
+
 TEST(Server, PromptTooLongAndInjection) {
   test::LiveServer s({}, {}, {}, /*ctx=*/256);
   httplib::Client cli("127.0.0.1", s.port());

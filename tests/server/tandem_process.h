@@ -66,6 +66,10 @@ class Tandem {
   }
   int terminate() {  // SIGTERM: the clean shutdown; returns the exit code
     kill(pid_, SIGTERM);
+    return wait_exit();
+  }
+  void signal(int sig) { kill(pid_, sig); }
+  int wait_exit() {  // the exit code (-1: killed by a signal)
     int status = 0;
     waitpid(pid_, &status, 0);
     pid_ = -1;

@@ -78,7 +78,7 @@ Outcome EngineDriver::run(const Job& job) {
     if (o.ttft_ms == 0 && !ev->tokens.empty()) o.ttft_ms = ms_since(t0);
     if (!ev->done) continue;
     o.total_ms = ms_since(t0);
-    o.ok = ev->stop != engine::StopReason::kError;
+    o.ok = !engine::failed(ev->stop);
     o.error = ev->error;
     o.prompt_tokens = ev->usage.prompt_tokens;
     o.cached_tokens = ev->usage.cached_tokens;
