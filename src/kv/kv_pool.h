@@ -1,21 +1,20 @@
 // KV cache storage: one pool of fixed-size blocks allocated once from a byte
 // budget. A block holds K and V of `block_tokens` consecutive positions for
-// every layer, so it is the unit of sharing, eviction and spilling later.
+// every layer, so it is the unit of sharing, eviction and the disk tier
+// (kv/disk_tier.h stores whole blocks).
 //
-// Layout of one block (T = block_tokens, H = kv heads, D = head size):
+// Layout of one block (T = block_tokens, H = kv heads):
 //
-//   | layer 0: K[H][D][T] V[H][T][D] | layer 1: K V | ... |
+//   | layer 0: K of heads 0..H-1 | V of heads 0..H-1 | layer 1: K V | ... |
 //
-// K is transposed so attention computes 8 keys' scores per vector. f16 and
-// f32 store the values; q8_0 stores per head int8 values then f16 scales,
-// one per 32 dims of a token (K: | q[D][T] | d[D/32][T] |, V: | q[T][D] |
-// d[T][D/32] |; kernels/kv_type.h has the details): 53% of f16's bytes for
-// D = 128. q8_0 needs D a multiple of 32 (or 8 or 16: one scale per row).
-// bf16 stores K as [H][D/2][T][2] and V as [H][T/2][D][2], the operand
-// layout of the AMX tile unit (D and T even).
+// and one head's K or V in the pool's KvType as kernels/kv_type.h defines
+// it (the one place for the per-type layouts: f16/f32, q8_0, bf16).
 //
-// Storage only: which sequence owns a block is the caller's business (the
-// prefix cache of the engine). Blocks are handed out by a free list.
+// Storage only: which sequence owns a block is the caller's business. The
+// pool's own free list (allocate/release) serves callers that manage blocks
+// themselves (model tests, benchmarks); the engine's prefix cache takes
+// every block at construction and keeps its own free list, ref counts and
+// eviction order (kv/prefix_cache.h).
 #pragma once
 
 #include "core/status.h"

@@ -12,14 +12,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string random_hex(size_t n) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* digits = "0123456789abcdef";
-  std::string s(n, '0');
-  for (auto& c : s) c = digits[rng() & 15];
-  return s;
-}
-
 std::vector<std::string> return_markers(chat::ToolCallFormat f) {
   switch (f) {
     case chat::ToolCallFormat::kHermes:
@@ -160,8 +152,7 @@ ApiResult<Completion> Service::run(Prepared prepared, const StreamCallbacks* cal
       switch (e.kind) {
         case chat::OutputEvent::kText: c.text += e.text; break;
         case chat::OutputEvent::kReasoning: c.reasoning += e.text; break;
-        case chat::OutputEvent::kToolCallStart:
-          if (e.id.empty()) e.id = prepared.parser.tool_id_prefix + random_hex(24);
+        case chat::OutputEvent::kToolCallStart:  // the parser names every call (chat::OutputParserOptions)
           c.tool_calls.push_back({e.id, e.name, ""});
           break;
         case chat::OutputEvent::kToolCallArguments:

@@ -16,7 +16,7 @@ class Model {
  public:
   virtual ~Model() = default;
   // Tokenizes a fragment of plain text (no special tokens in it).
-  // FIRST_FRAGMENT is true for text at the start or right after a special token.
+  // AFTER_SPECIAL is true for text at the start or right after a special token.
   virtual void encode_fragment(std::string_view text, bool after_special, std::vector<TokenId>& out) const = 0;
   // Raw bytes of a normal token.
   virtual std::string token_bytes(TokenId id) const = 0;

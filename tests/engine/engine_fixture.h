@@ -32,7 +32,6 @@ struct Fixture {
   }
 
   std::unique_ptr<Engine> engine(EngineOptions o) {
-    o.start_thread = o.start_thread;  // tests choose
     auto e = Engine::create(*model, *tok, o);
     EXPECT_TRUE(e.ok()) << e.message();
     return std::move(*e);

@@ -5,6 +5,9 @@
 #include "core/utf8.h"
 #include "tokenizer_test_util.h"
 
+#include <algorithm>
+#include <filesystem>
+
 namespace tandem::tokenizer {
 namespace {
 
@@ -35,7 +38,23 @@ TEST_P(BpeReference, MatchesJsTokenizer) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Tokenizers, BpeReference, ::testing::Values("qwen3", "llama3", "deepseek_v3", "gptoss"));
+const std::vector<std::string> kReferenceTokenizers = {"qwen3", "llama3", "deepseek_v3", "gptoss"};
+INSTANTIATE_TEST_SUITE_P(Tokenizers, BpeReference, ::testing::ValuesIn(kReferenceTokenizers));
+
+// Every fixture file is replayed above: a generated one nobody reads is dead weight.
+TEST(BpeReference, EveryFixtureIsRead) {
+  int files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(tandem::test::source_path("tests/tokenizer/fixtures"))) {
+    const std::string file = e.path().filename().string();
+    const std::string suffix = "_tokenize.json";
+    ASSERT_TRUE(file.size() > suffix.size() && file.ends_with(suffix)) << "unexpected file " << file;
+    const std::string name = file.substr(0, file.size() - suffix.size());
+    EXPECT_NE(std::find(kReferenceTokenizers.begin(), kReferenceTokenizers.end(), name), kReferenceTokenizers.end())
+        << file << " is not replayed by any test";
+    ++files;
+  }
+  EXPECT_EQ(files, static_cast<int>(kReferenceTokenizers.size()));
+}
 
 TEST(Bpe, UserTextNeverBecomesControlTokens) {
   for (const std::string name : {"qwen3", "llama3"}) {
