@@ -12,6 +12,7 @@
 // refused when it has some (client keys never administer).
 #include "server/admin.h"
 
+#include "server/http_util.h"
 #include "server/openai.h"
 
 #include <fmt/format.h>
@@ -22,13 +23,8 @@
 namespace tandem::server {
 namespace {
 
-void send(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
-}
-
 void fail(httplib::Response& res, ErrorKind kind, const std::string& message) {
-  send(res, http_status(kind, /*anthropic=*/false), openai::error_body({kind, message, {}}));
+  send_json(res, http_status(kind, /*anthropic=*/false), openai::error_body({kind, message, {}}));
 }
 
 std::string iso8601_ms(int64_t ms) {
@@ -55,9 +51,7 @@ json session_json(const engine::SessionInfo& s) {
 }  // namespace
 
 bool admin_allowed(const AdminAccess& access, const httplib::Request& req, httplib::Response& res) {
-  std::string key = req.get_header_value("x-api-key");
-  const std::string auth = req.get_header_value("Authorization");
-  if (key.empty() && auth.rfind("Bearer ", 0) == 0) key = auth.substr(7);
+  const std::string key = request_api_key(req);
   if (!access.admin_key.empty()) {
     if (key == access.admin_key) return true;
     fail(res, ErrorKind::kAuthentication, key.empty() ? "admin routes need the admin key (x-api-key or Bearer)"
@@ -75,7 +69,7 @@ void install_admin_routes(httplib::Server& http, engine::Engine& engine, AdminAc
     json data = json::array();
     for (const auto& s : engine.sessions()) data.push_back(session_json(s));
     const auto m = engine.metrics();
-    send(res, 200,
+    send_json(res, 200,
          {{"object", "list"},
           {"data", data},
           {"cache",
@@ -97,14 +91,14 @@ void install_admin_routes(httplib::Server& http, engine::Engine& engine, AdminAc
     }
     auto info = engine.session(id);
     if (!info) return fail(res, ErrorKind::kNotFound, fmt::format("no session '{}'", id));
-    send(res, 200, session_json(*info));
+    send_json(res, 200, session_json(*info));
   });
   http.Get(R"(/admin/sessions/(.+))", [&engine, access](const httplib::Request& req, httplib::Response& res) {
     if (!admin_allowed(access, req, res)) return;
     const std::string id = req.matches[1];
     auto info = engine.session(id);
     if (!info) return fail(res, ErrorKind::kNotFound, fmt::format("no session '{}'", id));
-    send(res, 200, session_json(*info));
+    send_json(res, 200, session_json(*info));
   });
   http.Delete(R"(/admin/sessions/(.+))", [&engine, access](const httplib::Request& req, httplib::Response& res) {
     if (!admin_allowed(access, req, res)) return;
@@ -115,7 +109,7 @@ void install_admin_routes(httplib::Server& http, engine::Engine& engine, AdminAc
       case engine::Engine::SessionOp::kBusy:
         return fail(res, ErrorKind::kConflict, fmt::format("session '{}' has a request in flight", id));
       case engine::Engine::SessionOp::kOk:
-        return send(res, 200, {{"id", id}, {"object", "session"}, {"deleted", true}});
+        return send_json(res, 200, {{"id", id}, {"object", "session"}, {"deleted", true}});
     }
   });
   http.Post("/admin/cache/flush", [&engine, access](const httplib::Request& req, httplib::Response& res) {
@@ -125,7 +119,7 @@ void install_admin_routes(httplib::Server& http, engine::Engine& engine, AdminAc
     }
     auto r = engine.flush();
     if (!r) return fail(res, ErrorKind::kInternal, r.message());
-    send(res, 200, {{"object", "cache.flush"},
+    send_json(res, 200, {{"object", "cache.flush"},
                     {"written", r->written},
                     {"on_disk", r->on_disk},
                     {"failed", r->failed},

@@ -2,6 +2,7 @@
 
 #include "server/admin.h"
 #include "server/anthropic.h"
+#include "server/http_util.h"
 #include "server/log.h"
 #include "server/openai.h"
 #include "server/render.h"
@@ -50,11 +51,6 @@ std::string route_label(const httplib::Request& req) {
     if (req.path.rfind(r, 0) == 0) return r;
   }
   return "other";
-}
-
-void send_json(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 // The log record of the request this HTTP worker thread serves: a request's
@@ -183,9 +179,7 @@ void Server::install_routes() {
     Caller c;
     engine::Priority tier = engine::Priority::kHigh;  // no keys: every local client is trusted alike
     if (!opt_.api_keys.empty()) {
-      std::string key = req.get_header_value("x-api-key");
-      const std::string auth = req.get_header_value("Authorization");
-      if (key.empty() && auth.rfind("Bearer ", 0) == 0) key = auth.substr(7);
+      const std::string key = request_api_key(req);
       auto it = std::find_if(opt_.api_keys.begin(), opt_.api_keys.end(), [&](const ApiKey& k) { return k.key == key; });
       if (it == opt_.api_keys.end()) {
         send_error(req, res,
