@@ -3,6 +3,8 @@
 // Status (no value) or Result<T> (a value or an error message).
 #pragma once
 
+#include "core/check.h"
+
 #include <fmt/format.h>
 
 #include <string>
@@ -37,7 +39,9 @@ template <typename T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
-  Result(Status status) : v_(std::move(status)) {}  // must be an error
+  Result(Status status) : v_(std::move(status)) {  // must be an error
+    TANDEM_DCHECK(!std::get<1>(v_).ok(), "a Result built from an ok Status has no value");
+  }
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }

@@ -1,5 +1,7 @@
 #include "kv/kv_pool.h"
 
+#include "core/check.h"
+
 #include "core/fp16.h"
 #include "kernels/kv_quant.h"
 
@@ -50,10 +52,16 @@ std::optional<BlockId> KvPool::allocate() {
   return id;
 }
 
-void KvPool::release(BlockId id) { free_.push_back(id); }
+void KvPool::release(BlockId id) {
+  TANDEM_DCHECK(id >= 0 && id < n_blocks_, "releasing block {} of a pool of {}", id, n_blocks_);
+  free_.push_back(id);
+}
 
 void KvPool::write(BlockId id, int layer, int slot, const float* k_row, const float* v_row) {
   const KvShape& s = shape_;
+  TANDEM_DCHECK(id >= 0 && id < n_blocks_ && layer >= 0 && layer < s.n_layers && slot >= 0 && slot < s.block_tokens,
+                "KV write out of range: block {} of {}, layer {} of {}, slot {} of {}", id, n_blocks_, layer,
+                s.n_layers, slot, s.block_tokens);
   uint8_t* kb = k(id, layer);
   uint8_t* vb = v(id, layer);
   // K transposed ([head][dim][token]), V as rows ([head][token][dim]): see kernels/attention.h.

@@ -1,5 +1,7 @@
 #include "kv/prefix_cache.h"
 
+#include "core/check.h"
+
 #include "kv/child_index.h"
 
 #include <xxhash.h>
@@ -215,7 +217,9 @@ void PrefixCache::release(BlockId b, Retention retention) {
 void PrefixCache::release_keep_class(BlockId b) { unref(b); }
 
 void PrefixCache::unref(BlockId b) {
+  TANDEM_DCHECK(b >= 0 && b < pool_.n_blocks(), "releasing block {} of a pool of {}", b, pool_.n_blocks());
   Meta& m = meta_[static_cast<size_t>(b)];
+  TANDEM_DCHECK(m.ref > 0, "releasing block {} whose ref count is 0", b);
   if (--m.ref > 0) return;
   if (m.key != 0 || m.tail_len > 0) {
     const Retention r = std::max(m.released_as, m.floor);
