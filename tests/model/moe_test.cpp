@@ -109,13 +109,19 @@ struct Experts {
   }
 };
 
-TEST(MoeFfn, MatchesAPerRowReferenceAndDoesNotDependOnTheBatch) {
-  const int dim = 48, ffn = 40, rows = 37;
-  Experts ex(dim, ffn, 8, 3, 11);
-  std::mt19937 rng(5);
+// ROWS x DIM standard normal activations.
+std::vector<float> random_rows(int rows, int dim, uint32_t seed) {
+  std::mt19937 rng(seed);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   std::vector<float> x(static_cast<size_t>(rows * dim));
   for (auto& v : x) v = nd(rng);
+  return x;
+}
+
+TEST(MoeFfn, MatchesAPerRowReferenceAndDoesNotDependOnTheBatch) {
+  const int dim = 48, ffn = 40, rows = 37;
+  Experts ex(dim, ffn, 8, 3, 11);
+  const std::vector<float> x = random_rows(rows, dim, 5);
   kernels::ThreadPool pool(2);
   kernels::MatmulScratch mm;
   mm.reserve(rows, 64, pool.size());
@@ -146,10 +152,7 @@ class MoeSplitTest : public ::testing::TestWithParam<gguf::TensorType> {};
 TEST_P(MoeSplitTest, SplittingByExpertsOrByRowsGivesTheSameBits) {
   const int dim = 256, ffn = 512, rows = 5;
   Experts ex(dim, ffn, 8, 4, 3, GetParam());
-  std::mt19937 rng(9);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> x(static_cast<size_t>(rows * dim));
-  for (auto& v : x) v = nd(rng);
+  std::vector<float> x = random_rows(rows, dim, 9);
   kernels::ThreadPool pool(2);
   kernels::MatmulScratch mm;
   mm.reserve(rows, ffn, pool.size());
