@@ -156,6 +156,64 @@ void Server::dump_body(const json& body, const std::string& id) {
   if (!out) spdlog::warn("--dump-requests: cannot write {}", path);
 }
 
+// ---- routes ---------------------------------------------------------------------
+
+// The generation routes differ only in their adapter.
+struct ChatApi {
+  const char* id_prefix;
+  const char* tool_id_prefix;
+  ApiResult<ChatRequest> (*parse)(const json& body);
+  json (*response)(const std::string& id, const std::string& model, int64_t created, const Completion& c);
+  std::unique_ptr<StreamWriter> (*writer)(const std::string& id, const std::string& model, int64_t created,
+                                          const ChatRequest& chat);
+};
+
+namespace {
+
+const ChatApi kMessages{
+    "msg_", "toolu_", [](const json& b) { return anthropic::parse_request(b, /*count_only=*/false); },
+    [](const std::string& id, const std::string& model, int64_t, const Completion& c) {
+      return anthropic::message(id, model, c);
+    },
+    [](const std::string& id, const std::string& model, int64_t, const ChatRequest&) -> std::unique_ptr<StreamWriter> {
+      return std::make_unique<anthropic::EventWriter>(id, model);
+    }};
+const ChatApi kChatCompletions{
+    "chatcmpl-", "call_", openai::parse_chat_request, openai::chat_completion,
+    [](const std::string& id, const std::string& model, int64_t created, const ChatRequest& chat)
+        -> std::unique_ptr<StreamWriter> {
+      return std::make_unique<openai::ChunkWriter>(id, model, created, /*chat=*/true, chat.stream_include_usage);
+    }};
+const ChatApi kCompletions{
+    "cmpl-", "call_", openai::parse_completion_request, openai::text_completion,
+    [](const std::string& id, const std::string& model, int64_t created, const ChatRequest& chat)
+        -> std::unique_ptr<StreamWriter> {
+      return std::make_unique<openai::ChunkWriter>(id, model, created, /*chat=*/false, chat.stream_include_usage);
+    }};
+const ChatApi kResponses{
+    "resp_", "call_", responses::parse_request, responses::response,
+    [](const std::string& id, const std::string& model, int64_t created, const ChatRequest&)
+        -> std::unique_ptr<StreamWriter> { return std::make_unique<responses::EventWriter>(id, model, created); }};
+
+// The body as JSON, or the 400 written.
+std::optional<json> parse_body(const httplib::Request& req, httplib::Response& res) {
+  try {
+    return json::parse(req.body);
+  } catch (const json::parse_error& e) {
+    send_error(req, res, {ErrorKind::kInvalidRequest, fmt::format("the body is not valid JSON: {}", e.what())});
+    return std::nullopt;
+  }
+}
+
+// One object both SDKs read: Anthropic's fields and OpenAI's.
+json model_entry(const std::string& id) {
+  return json{{"id", id},           {"type", "model"},       {"display_name", id},
+              {"created_at", "2026-01-01T00:00:00Z"}, {"object", "model"}, {"created", 1767225600},
+              {"owned_by", "tandem"}};
+}
+
+}  // namespace
+
 void Server::install_routes() {
   auto& http = *http_;
   const int threads = opt_.http_threads;
@@ -164,238 +222,205 @@ void Server::install_routes() {
   http.set_read_timeout(60);
   http.set_write_timeout(600);
   http.set_keep_alive_timeout(5);  // idle keep-alive connections hold a worker thread (and delay shutdown)
-
-  // Authentication, priority and session come from headers.
-  struct Caller {
-    engine::Priority priority = engine::Priority::kNormal;
-    std::string session;  // from headers; "" when none
-  };
   http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
     t_current = {};
     t_current.start = std::chrono::steady_clock::now();
     return httplib::Server::HandlerResponse::Unhandled;
   });
-  auto authorize = [this](const httplib::Request& req, httplib::Response& res) -> std::optional<Caller> {
-    Caller c;
-    engine::Priority tier = engine::Priority::kHigh;  // no keys: every local client is trusted alike
-    if (!opt_.api_keys.empty()) {
-      const std::string key = request_api_key(req);
-      auto it = std::find_if(opt_.api_keys.begin(), opt_.api_keys.end(), [&](const ApiKey& k) { return k.key == key; });
-      if (it == opt_.api_keys.end()) {
-        send_error(req, res,
-                   {ErrorKind::kAuthentication, key.empty() ? "missing API key (x-api-key or Authorization: Bearer)"
-                                                            : "invalid API key"});
-        return std::nullopt;
-      }
-      tier = it->tier;
-      c.priority = std::min(engine::Priority::kNormal, tier);
-      t_current.record.key = fmt::format("key{}:{}", it - opt_.api_keys.begin() + 1, priority_name(tier));
-    }
-    if (req.has_header("x-priority")) {
-      auto p = parse_priority(req.get_header_value("x-priority"));
-      if (!p) {
-        send_error(req, res, {ErrorKind::kInvalidRequest, "x-priority: expected high, normal or low"});
-        return std::nullopt;
-      }
-      c.priority = std::min(*p, tier);  // may lower; may raise only up to the key's tier
-    }
-    for (const char* h : {"x-claude-code-session-id", "x-session-id"}) {
-      if (req.has_header(h)) {
-        c.session = req.get_header_value(h);
-        break;
-      }
-    }
-    return c;
+
+  using Handler = void (Server::*)(const httplib::Request&, httplib::Response&);
+  auto route = [this](Handler h) {
+    return [this, h](const httplib::Request& req, httplib::Response& res) { (this->*h)(req, res); };
   };
-  auto parse_body = [](const httplib::Request& req, httplib::Response& res) -> std::optional<json> {
-    try {
-      return json::parse(req.body);
-    } catch (const json::parse_error& e) {
-      send_error(req, res, {ErrorKind::kInvalidRequest, fmt::format("the body is not valid JSON: {}", e.what())});
+  auto chat = [this](const ChatApi& api) {
+    return [this, &api](const httplib::Request& req, httplib::Response& res) { handle_chat(api, req, res); };
+  };
+  http.Post("/v1/messages", chat(kMessages));
+  http.Post("/v1/chat/completions", chat(kChatCompletions));
+  http.Post("/v1/completions", chat(kCompletions));
+  http.Post("/v1/responses", chat(kResponses));
+  http.Post("/v1/messages/count_tokens", route(&Server::handle_count_tokens));
+  http.Post("/v1/render", route(&Server::handle_render));
+  http.Get("/v1/models", route(&Server::handle_models));
+  http.Get(R"(/v1/models/(.+))", route(&Server::handle_model));
+  http.Get("/health", route(&Server::handle_health));
+  http.Get("/metrics", route(&Server::handle_metrics));
+  install_admin_routes(http, service_.engine(), {opt_.admin_key, !opt_.api_keys.empty()});
+  install_error_handlers();
+}
+
+// Authentication, priority and session come from headers. Writes the error
+// and returns nothing when the request may not go on.
+std::optional<Server::Caller> Server::authorize(const httplib::Request& req, httplib::Response& res) {
+  Caller c;
+  engine::Priority tier = engine::Priority::kHigh;  // no keys: every local client is trusted alike
+  if (!opt_.api_keys.empty()) {
+    const std::string key = request_api_key(req);
+    auto it = std::find_if(opt_.api_keys.begin(), opt_.api_keys.end(), [&](const ApiKey& k) { return k.key == key; });
+    if (it == opt_.api_keys.end()) {
+      send_error(req, res,
+                 {ErrorKind::kAuthentication, key.empty() ? "missing API key (x-api-key or Authorization: Bearer)"
+                                                          : "invalid API key"});
       return std::nullopt;
     }
-  };
-  auto check_model = [this](const httplib::Request& req, httplib::Response& res, const std::string& model) {
-    if (opt_.model_aliases.empty() || model == service_.options().model_name ||
-        std::find(opt_.model_aliases.begin(), opt_.model_aliases.end(), model) != opt_.model_aliases.end()) {
-      return true;
+    tier = it->tier;
+    c.priority = std::min(engine::Priority::kNormal, tier);
+    t_current.record.key = fmt::format("key{}:{}", it - opt_.api_keys.begin() + 1, priority_name(tier));
+  }
+  if (req.has_header("x-priority")) {
+    auto p = parse_priority(req.get_header_value("x-priority"));
+    if (!p) {
+      send_error(req, res, {ErrorKind::kInvalidRequest, "x-priority: expected high, normal or low"});
+      return std::nullopt;
     }
-    send_error(req, res, {ErrorKind::kNotFound, fmt::format("model '{}' not found; this server serves '{}'", model,
-                                                            service_.options().model_name), "model"});
-    return false;
-  };
-  // The request as the service wants it: caller's priority and session
-  // (headers win over the body's user id).
-  auto finish_request = [](ChatRequest& r, const Caller& c) {
-    r.priority = c.priority;
-    if (!c.session.empty()) r.session = c.session;
-  };
-
-  http.Post("/v1/messages/count_tokens", [=, this](const httplib::Request& req, httplib::Response& res) {
-    auto caller = authorize(req, res);
-    if (!caller) return;
-    auto body = parse_body(req, res);
-    if (!body) return;
-    auto chat = anthropic::parse_request(*body, /*count_only=*/true);
-    if (auto* e = std::get_if<ApiError>(&chat)) return send_error(req, res, *e);
-    auto n = service_.count_tokens(std::get<ChatRequest>(chat));
-    if (auto* e = std::get_if<ApiError>(&n)) return send_error(req, res, *e);
-    send_json(res, 200, {{"input_tokens", std::get<int64_t>(n)}});
-  });
-
-  // The three generation routes differ only in their adapter.
-  struct ChatApi {
-    const char* id_prefix;
-    const char* tool_id_prefix;
-    ApiResult<ChatRequest> (*parse)(const json& body);
-    json (*response)(const std::string& id, const std::string& model, int64_t created, const Completion& c);
-    std::unique_ptr<StreamWriter> (*writer)(const std::string& id, const std::string& model, int64_t created,
-                                            const ChatRequest& chat);
-  };
-  static const ChatApi kMessages{
-      "msg_", "toolu_", [](const json& b) { return anthropic::parse_request(b, /*count_only=*/false); },
-      [](const std::string& id, const std::string& model, int64_t, const Completion& c) {
-        return anthropic::message(id, model, c);
-      },
-      [](const std::string& id, const std::string& model, int64_t, const ChatRequest&) -> std::unique_ptr<StreamWriter> {
-        return std::make_unique<anthropic::EventWriter>(id, model);
-      }};
-  static const ChatApi kChatCompletions{
-      "chatcmpl-", "call_", openai::parse_chat_request, openai::chat_completion,
-      [](const std::string& id, const std::string& model, int64_t created, const ChatRequest& chat)
-          -> std::unique_ptr<StreamWriter> {
-        return std::make_unique<openai::ChunkWriter>(id, model, created, /*chat=*/true, chat.stream_include_usage);
-      }};
-  static const ChatApi kCompletions{
-      "cmpl-", "call_", openai::parse_completion_request, openai::text_completion,
-      [](const std::string& id, const std::string& model, int64_t created, const ChatRequest& chat)
-          -> std::unique_ptr<StreamWriter> {
-        return std::make_unique<openai::ChunkWriter>(id, model, created, /*chat=*/false, chat.stream_include_usage);
-      }};
-
-  static const ChatApi kResponses{
-      "resp_", "call_", responses::parse_request, responses::response,
-      [](const std::string& id, const std::string& model, int64_t created, const ChatRequest&)
-          -> std::unique_ptr<StreamWriter> { return std::make_unique<responses::EventWriter>(id, model, created); }};
-
-  auto chat_route = [=, this](const ChatApi& api) {
-    return [=, this, &api](const httplib::Request& req, httplib::Response& res) {
-      auto caller = authorize(req, res);
-      if (!caller) return;
-      if (shutting_down_.load()) {
-        return send_error(req, res, {ErrorKind::kOverloaded, "tandem is shutting down; try another server or retry later"});
-      }
-      auto body = parse_body(req, res);
-      if (!body) return;
-      auto parsed = api.parse(*body);
-      if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(req, res, *e);
-      ChatRequest& chat = std::get<ChatRequest>(parsed);
-      if (!check_model(req, res, chat.model)) return;
-      finish_request(chat, *caller);
-      t_current.record.session = short_session(chat.session);
-      t_current.record.stream = chat.stream;
-      auto prepared = service_.prepare(chat, api.tool_id_prefix);
-      if (auto* e = std::get_if<ApiError>(&prepared)) return send_error(req, res, *e);
-      const std::string id = random_id(api.id_prefix);
-      t_current.record.id = id;
-      if (!opt_.dump_dir.empty()) dump_body(*body, id);
-      const int64_t created = unix_now();
-      if (!chat.stream) {
-        auto done = service_.run(std::move(std::get<Prepared>(prepared)));
-        if (auto* e = std::get_if<ApiError>(&done)) return send_error(req, res, *e);
-        const Completion& c = std::get<Completion>(done);
-        metrics_.count_usage(c.usage);
-        note_completion(c);
-        if (engine::failed(c.stop)) return send_error(req, res, completion_error(c));
-        return send_json(res, 200, api.response(id, chat.model, created, c));
-      }
-      // Refuse before the 200 goes out; Service::run() checks again.
-      if (service_.in_flight() >= service_.options().max_queue) {
-        return send_error(req, res, {ErrorKind::kOverloaded, "tandem is overloaded: too many requests queued"});
-      }
-      auto p = std::make_shared<Prepared>(std::move(std::get<Prepared>(prepared)));
-      std::shared_ptr<StreamWriter> w = api.writer(id, chat.model, created, chat);
-      stream_response(res, [this, p, w](httplib::DataSink& sink) {
-        bool ok = true;
-        auto put = [&](const std::string& s) { return ok = ok && (s.empty() || sink.write(s.data(), s.size())); };
-        put(w->start(static_cast<int64_t>(p->request.prompt.size())));
-        StreamCallbacks cb;
-        cb.on_events = [&](const std::vector<chat::OutputEvent>& ev) { return put(w->write(ev)); };
-        cb.on_idle = [&] { return put(w->keep_alive()); };
-        auto done = service_.run(std::move(*p), &cb);
-        if (auto* e = std::get_if<ApiError>(&done)) {
-          t_current.record.error = e->message;
-          put(w->error(*e));
-          return;
-        }
-        metrics_.count_usage(std::get<Completion>(done).usage);
-        note_completion(std::get<Completion>(done));
-        put(w->finish(std::get<Completion>(done)));
-      });
-    };
-  };
-  // The prompt a body becomes (what the model would be given), not run.
-  http.Post("/v1/render", [=, this](const httplib::Request& req, httplib::Response& res) {
-    if (!authorize(req, res)) return;
-    if (req.has_param("api") && !parse_body_api(req.get_param_value("api"))) {
-      return send_error(req, res, {ErrorKind::kInvalidRequest, "api: expected anthropic, openai, completions or responses", "api"});
+    c.priority = std::min(*p, tier);  // may lower; may raise only up to the key's tier
+  }
+  for (const char* h : {"x-claude-code-session-id", "x-session-id"}) {
+    if (req.has_header(h)) {
+      c.session = req.get_header_value(h);
+      break;
     }
-    auto body = parse_body(req, res);
-    if (!body) return;
-    const BodyApi api = render_api(req, *body);
-    auto rendered = render_body(service_.prompts(), api, *body);
-    if (auto* e = std::get_if<ApiError>(&rendered)) return send_error(req, res, *e);
-    const RenderedPrompt& r = std::get<RenderedPrompt>(rendered);
-    json out{{"api", body_api_name(api)}, {"prompt", r.text}, {"tokens", r.ids.size()}};
-    const std::string ids = req.get_param_value("ids");
-    if (ids == "true" || ids == "1") out["ids"] = r.ids;
-    send_json(res, 200, out);
-  });
-  http.Post("/v1/messages", chat_route(kMessages));
-  http.Post("/v1/chat/completions", chat_route(kChatCompletions));
-  http.Post("/v1/completions", chat_route(kCompletions));
-  http.Post("/v1/responses", chat_route(kResponses));
+  }
+  return c;
+}
 
-  auto model_entry = [this](const std::string& id) {
-    // One object both SDKs read: Anthropic's fields and OpenAI's.
-    return json{{"id", id},           {"type", "model"},       {"display_name", id},
-                {"created_at", "2026-01-01T00:00:00Z"}, {"object", "model"}, {"created", 1767225600},
-                {"owned_by", "tandem"}};
-  };
-  auto model_ids = [this] {
-    std::vector<std::string> ids{service_.options().model_name};
-    for (const auto& a : opt_.model_aliases) {
-      if (a != ids.front()) ids.push_back(a);
-    }
-    return ids;
-  };
-  http.Get("/v1/models", [=, this](const httplib::Request& req, httplib::Response& res) {
-    if (!authorize(req, res)) return;
-    json data = json::array();
-    const auto ids = model_ids();
-    for (const auto& id : ids) data.push_back(model_entry(id));
-    send_json(res, 200, {{"object", "list"}, {"data", data}, {"has_more", false}, {"first_id", ids.front()},
-                         {"last_id", ids.back()}});
-  });
-  http.Get(R"(/v1/models/(.+))", [=, this](const httplib::Request& req, httplib::Response& res) {
-    if (!authorize(req, res)) return;
-    const std::string id = req.matches[1];
-    const auto ids = model_ids();
-    if (opt_.model_aliases.empty() || std::find(ids.begin(), ids.end(), id) != ids.end()) {
-      return send_json(res, 200, model_entry(id));
-    }
-    send_error(req, res, {ErrorKind::kNotFound, fmt::format("model '{}' not found", id)});
-  });
-  http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-    send_json(res, shutting_down_.load() ? 503 : 200,
-              {{"status", shutting_down_.load() ? "shutting_down" : "ok"}, {"model", service_.options().model_name}});
-  });
-  install_admin_routes(http, service_.engine(), {opt_.admin_key, !opt_.api_keys.empty()});
-  http.Get("/metrics", [=, this](const httplib::Request& req, httplib::Response& res) {
-    if (!authorize(req, res)) return;
-    res.set_content(metrics_.render(service_.engine_metrics(), service_.in_flight()), "text/plain; version=0.0.4");
-  });
+bool Server::check_model(const httplib::Request& req, httplib::Response& res, const std::string& model) {
+  if (opt_.model_aliases.empty() || model == service_.options().model_name ||
+      std::find(opt_.model_aliases.begin(), opt_.model_aliases.end(), model) != opt_.model_aliases.end()) {
+    return true;
+  }
+  send_error(req, res, {ErrorKind::kNotFound, fmt::format("model '{}' not found; this server serves '{}'", model,
+                                                          service_.options().model_name), "model"});
+  return false;
+}
 
+std::vector<std::string> Server::model_ids() const {
+  std::vector<std::string> ids{service_.options().model_name};
+  for (const auto& a : opt_.model_aliases) {
+    if (a != ids.front()) ids.push_back(a);
+  }
+  return ids;
+}
+
+void Server::handle_chat(const ChatApi& api, const httplib::Request& req, httplib::Response& res) {
+  auto caller = authorize(req, res);
+  if (!caller) return;
+  if (shutting_down_.load()) {
+    return send_error(req, res, {ErrorKind::kOverloaded, "tandem is shutting down; try another server or retry later"});
+  }
+  auto body = parse_body(req, res);
+  if (!body) return;
+  auto parsed = api.parse(*body);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(req, res, *e);
+  ChatRequest& chat = std::get<ChatRequest>(parsed);
+  if (!check_model(req, res, chat.model)) return;
+  // The caller's priority and session (headers win over the body's user id).
+  chat.priority = caller->priority;
+  if (!caller->session.empty()) chat.session = caller->session;
+  t_current.record.session = short_session(chat.session);
+  t_current.record.stream = chat.stream;
+  auto prepared = service_.prepare(chat, api.tool_id_prefix);
+  if (auto* e = std::get_if<ApiError>(&prepared)) return send_error(req, res, *e);
+  const std::string id = random_id(api.id_prefix);
+  t_current.record.id = id;
+  if (!opt_.dump_dir.empty()) dump_body(*body, id);
+  const int64_t created = unix_now();
+  if (!chat.stream) {
+    auto done = service_.run(std::move(std::get<Prepared>(prepared)));
+    if (auto* e = std::get_if<ApiError>(&done)) return send_error(req, res, *e);
+    const Completion& c = std::get<Completion>(done);
+    metrics_.count_usage(c.usage);
+    note_completion(c);
+    if (engine::failed(c.stop)) return send_error(req, res, completion_error(c));
+    return send_json(res, 200, api.response(id, chat.model, created, c));
+  }
+  // Refuse before the 200 goes out; Service::run() checks again.
+  if (service_.in_flight() >= service_.options().max_queue) {
+    return send_error(req, res, {ErrorKind::kOverloaded, "tandem is overloaded: too many requests queued"});
+  }
+  auto p = std::make_shared<Prepared>(std::move(std::get<Prepared>(prepared)));
+  std::shared_ptr<StreamWriter> w = api.writer(id, chat.model, created, chat);
+  stream_response(res, [this, p, w](httplib::DataSink& sink) {
+    bool ok = true;
+    auto put = [&](const std::string& s) { return ok = ok && (s.empty() || sink.write(s.data(), s.size())); };
+    put(w->start(static_cast<int64_t>(p->request.prompt.size())));
+    StreamCallbacks cb;
+    cb.on_events = [&](const std::vector<chat::OutputEvent>& ev) { return put(w->write(ev)); };
+    cb.on_idle = [&] { return put(w->keep_alive()); };
+    auto done = service_.run(std::move(*p), &cb);
+    if (auto* e = std::get_if<ApiError>(&done)) {
+      t_current.record.error = e->message;
+      put(w->error(*e));
+      return;
+    }
+    metrics_.count_usage(std::get<Completion>(done).usage);
+    note_completion(std::get<Completion>(done));
+    put(w->finish(std::get<Completion>(done)));
+  });
+}
+
+void Server::handle_count_tokens(const httplib::Request& req, httplib::Response& res) {
+  if (!authorize(req, res)) return;
+  auto body = parse_body(req, res);
+  if (!body) return;
+  auto chat = anthropic::parse_request(*body, /*count_only=*/true);
+  if (auto* e = std::get_if<ApiError>(&chat)) return send_error(req, res, *e);
+  auto n = service_.count_tokens(std::get<ChatRequest>(chat));
+  if (auto* e = std::get_if<ApiError>(&n)) return send_error(req, res, *e);
+  send_json(res, 200, {{"input_tokens", std::get<int64_t>(n)}});
+}
+
+// The prompt a body becomes (what the model would be given), not run.
+void Server::handle_render(const httplib::Request& req, httplib::Response& res) {
+  if (!authorize(req, res)) return;
+  if (req.has_param("api") && !parse_body_api(req.get_param_value("api"))) {
+    return send_error(req, res, {ErrorKind::kInvalidRequest, "api: expected anthropic, openai, completions or responses", "api"});
+  }
+  auto body = parse_body(req, res);
+  if (!body) return;
+  const BodyApi api = render_api(req, *body);
+  auto rendered = render_body(service_.prompts(), api, *body);
+  if (auto* e = std::get_if<ApiError>(&rendered)) return send_error(req, res, *e);
+  const RenderedPrompt& r = std::get<RenderedPrompt>(rendered);
+  json out{{"api", body_api_name(api)}, {"prompt", r.text}, {"tokens", r.ids.size()}};
+  const std::string ids = req.get_param_value("ids");
+  if (ids == "true" || ids == "1") out["ids"] = r.ids;
+  send_json(res, 200, out);
+}
+
+void Server::handle_models(const httplib::Request& req, httplib::Response& res) {
+  if (!authorize(req, res)) return;
+  json data = json::array();
+  const auto ids = model_ids();
+  for (const auto& id : ids) data.push_back(model_entry(id));
+  send_json(res, 200, {{"object", "list"}, {"data", data}, {"has_more", false}, {"first_id", ids.front()},
+                       {"last_id", ids.back()}});
+}
+
+void Server::handle_model(const httplib::Request& req, httplib::Response& res) {
+  if (!authorize(req, res)) return;
+  const std::string id = req.matches[1];
+  const auto ids = model_ids();
+  if (opt_.model_aliases.empty() || std::find(ids.begin(), ids.end(), id) != ids.end()) {
+    return send_json(res, 200, model_entry(id));
+  }
+  send_error(req, res, {ErrorKind::kNotFound, fmt::format("model '{}' not found", id)});
+}
+
+void Server::handle_health(const httplib::Request&, httplib::Response& res) {
+  send_json(res, shutting_down_.load() ? 503 : 200,
+            {{"status", shutting_down_.load() ? "shutting_down" : "ok"}, {"model", service_.options().model_name}});
+}
+
+void Server::handle_metrics(const httplib::Request& req, httplib::Response& res) {
+  if (!authorize(req, res)) return;
+  res.set_content(metrics_.render(service_.engine_metrics(), service_.in_flight()), "text/plain; version=0.0.4");
+}
+
+// Errors outside the routes in each protocol's envelope, exceptions as 500s,
+// and the request log line.
+void Server::install_error_handlers() {
+  auto& http = *http_;
   http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // a route already wrote its error
     ApiError e{ErrorKind::kNotFound, fmt::format("no route for {} {}", req.method, req.path)};

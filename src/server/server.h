@@ -10,14 +10,19 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace httplib {
 class Server;
+struct Request;
+struct Response;
 }
 
 namespace tandem::server {
+
+struct ChatApi;  // a generation route's adapter (server.cpp)
 
 struct ApiKey {
   std::string key;
@@ -58,7 +63,23 @@ class Server {
   void begin_shutdown() { shutting_down_.store(true); }
 
  private:
+  // Who asks, from the headers.
+  struct Caller {
+    engine::Priority priority = engine::Priority::kNormal;
+    std::string session;  // "" when none
+  };
   void install_routes();
+  void install_error_handlers();
+  std::optional<Caller> authorize(const httplib::Request& req, httplib::Response& res);
+  bool check_model(const httplib::Request& req, httplib::Response& res, const std::string& model);
+  std::vector<std::string> model_ids() const;
+  void handle_chat(const ChatApi& api, const httplib::Request& req, httplib::Response& res);
+  void handle_count_tokens(const httplib::Request& req, httplib::Response& res);
+  void handle_render(const httplib::Request& req, httplib::Response& res);
+  void handle_models(const httplib::Request& req, httplib::Response& res);
+  void handle_model(const httplib::Request& req, httplib::Response& res);
+  void handle_health(const httplib::Request& req, httplib::Response& res);
+  void handle_metrics(const httplib::Request& req, httplib::Response& res);
   void dump_body(const json& body, const std::string& id);
 
   Service& service_;
