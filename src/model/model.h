@@ -80,6 +80,15 @@ class Model {
   // Activations and scratch, sized once for ForwardLimits (forward.cpp).
   struct State;
   void init_state();
+  // The steps of forward() (forward.cpp).
+  struct Rows {
+    int64_t rows = 0, logit_rows = 0;
+  };
+  Result<Rows> flatten_rows(std::span<const SequenceBatch> batch, const kv::KvPool& kv);
+  void embed_rows(std::span<const SequenceBatch> batch, int64_t n_rows);
+  void attention_block(int l, std::span<const SequenceBatch> batch, kv::KvPool& kv, int64_t n_rows);
+  void ffn_block(int l, int64_t n_rows);
+  int output_logits(std::span<const SequenceBatch> batch, int64_t n_logit_rows, std::vector<float>& logits);
 
   gguf::GgufFile file_;
   ModelConfig config_;
