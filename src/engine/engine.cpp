@@ -28,10 +28,10 @@ SeqView Engine::view(const Sequence& s) const {
   SeqView v;
   v.priority = static_cast<int>(s.req.priority);
   v.arrival = s.arrival;
-  v.submitted_s = s.submitted_s;
+  v.submitted_s = s.time.submitted_s;
   v.session = s.req.session;
-  v.tokens_left = static_cast<int64_t>(s.tokens.size()) - s.computed;
-  v.loading = s.loads_pending > 0;
+  v.tokens_left = static_cast<int64_t>(s.tokens.size()) - s.kv.computed;
+  v.loading = s.kv.loads_pending > 0;
   return v;
 }
 
@@ -81,8 +81,8 @@ std::shared_ptr<Stream> Engine::submit(Request request) {
   seq->id = id;
   seq->arrival = id;
   seq->stream = std::make_shared<Stream>(id);
-  seq->submitted = Clock::now();
-  seq->submitted_s = now_s();
+  seq->time.submitted = Clock::now();
+  seq->time.submitted_s = now_s();
   auto stream = seq->stream;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -264,30 +264,30 @@ void Engine::finish(Sequence& s, StopReason reason, const std::string& error) {
   // Release every block; committed ones stay cached for the next turn, and
   // so does a partial last block (as the tail after the last full one).
   const int64_t bt = opt_.block_tokens;
-  const int64_t in_tail = s.computed - s.committed * bt;
-  if (!failed(reason) && s.loads_pending == 0 && in_tail > 0 && in_tail < bt &&
-      static_cast<int64_t>(s.blocks.size()) > s.committed) {
-    cache_->commit_tail(s.blocks[static_cast<size_t>(s.committed)], s.last_key,
-                        std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.committed * bt),
+  const int64_t in_tail = s.kv.computed - s.kv.committed * bt;
+  if (!failed(reason) && s.kv.loads_pending == 0 && in_tail > 0 && in_tail < bt &&
+      static_cast<int64_t>(s.kv.blocks.size()) > s.kv.committed) {
+    cache_->commit_tail(s.kv.blocks[static_cast<size_t>(s.kv.committed)], s.kv.last_key,
+                        std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.kv.committed * bt),
                                                                    static_cast<size_t>(in_tail)));
   }
-  const bool returns = s.req.expect_return || s.saw_return_marker;
+  const bool returns = s.req.expect_return || s.out.saw_return_marker;
   const auto retention = returns ? kv::Retention::kLonger : kv::Retention::kNormal;
-  for (kv::BlockId b : s.blocks) cache_->release(b, retention);
-  s.blocks.clear();
+  for (kv::BlockId b : s.kv.blocks) cache_->release(b, retention);
+  s.kv.blocks.clear();
   Event e;
   e.done = true;
   e.stop = reason;
   e.error = error;
   if (reason != StopReason::kStopString && !failed(reason)) {
-    e.text = s.held + s.detok.finish();  // nothing more can match a stop string
-    e.tokens = s.held_tokens;
+    e.text = s.out.held + s.out.detok.finish();  // nothing more can match a stop string
+    e.tokens = s.out.held_tokens;
   }
-  s.held.clear();
-  s.held_tokens.clear();
+  s.out.held.clear();
+  s.out.held_tokens.clear();
   s.usage.generated_tokens = s.generated;
   if (s.generated > 1) {
-    const double secs = std::chrono::duration<double>(s.last_token - s.first_token).count();
+    const double secs = std::chrono::duration<double>(s.time.last_token - s.time.first_token).count();
     s.usage.decode_tokens_per_s = secs > 0 ? (s.generated - 1) / secs : 0;
   }
   e.usage = s.usage;
@@ -332,23 +332,23 @@ Engine::Start Engine::start(Sequence& s, Clock::time_point now) {
     for (kv::BlockId b : m.blocks) cache_->release(b);
     return Start::kNoRoom;
   }
-  s.blocks = m.blocks;
-  s.computed = static_cast<int64_t>(m.blocks.size()) * bt;
-  s.committed = static_cast<int64_t>(m.blocks.size());
+  s.kv.blocks = m.blocks;
+  s.kv.computed = static_cast<int64_t>(m.blocks.size()) * bt;
+  s.kv.committed = static_cast<int64_t>(m.blocks.size());
   // The chain keys of the kept blocks (the match may have been cut).
-  s.last_key = cache_->root_key(s.req.cache_namespace);
-  s.keys.clear();
-  for (int64_t b = 0; b < s.committed; ++b) {
-    s.last_key = kv::block_key(s.last_key, std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(b * bt),
+  s.kv.last_key = cache_->root_key(s.req.cache_namespace);
+  s.kv.keys.clear();
+  for (int64_t b = 0; b < s.kv.committed; ++b) {
+    s.kv.last_key = kv::block_key(s.kv.last_key, std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(b * bt),
                                                                                      static_cast<size_t>(bt)));
-    s.keys.push_back(s.last_key);
+    s.kv.keys.push_back(s.kv.last_key);
   }
   // The prefix may go on in the disk tier; wait while another sequence
   // is reading it (its blocks will then be in RAM).
   if (tier_ != nullptr && !lookup_disk(s)) {
-    for (kv::BlockId b : s.blocks) cache_->release(b);
-    s.blocks.clear();
-    s.computed = s.committed = 0;
+    for (kv::BlockId b : s.kv.blocks) cache_->release(b);
+    s.kv.blocks.clear();
+    s.kv.computed = s.kv.committed = 0;
     return Start::kWaitForDisk;
   }
   // Past the whole blocks (with a disk tier finish_loads() does this, once
@@ -356,9 +356,9 @@ Engine::Start Engine::start(Sequence& s, Clock::time_point now) {
   if (tier_ == nullptr) reuse_partial_block(s);
   if (!s.admitted_once) {
     s.admitted_once = true;
-    s.usage.cached_tokens = s.computed;  // loads add theirs when done
-    s.first_scheduled = now;
-    s.usage.queue_ms = ms_between(s.submitted, now);
+    s.usage.cached_tokens = s.kv.computed;  // loads add theirs when done
+    s.time.first_scheduled = now;
+    s.usage.queue_ms = ms_between(s.time.submitted, now);
   }
   return Start::kStarted;
 }
@@ -379,10 +379,10 @@ bool Engine::preempt_one(const Sequence* keep) {
   if (!v) return false;
   Sequence* victim = running_[*v].get();
   victim->chunk = 0;
-  for (kv::BlockId b : victim->blocks) cache_->release(b);
-  victim->blocks.clear();
-  victim->computed = 0;
-  victim->committed = 0;
+  for (kv::BlockId b : victim->kv.blocks) cache_->release(b);
+  victim->kv.blocks.clear();
+  victim->kv.computed = 0;
+  victim->kv.committed = 0;
   auto it = std::find_if(running_.begin(), running_.end(), [&](const auto& p) { return p.get() == victim; });
   waiting_.push_back(std::move(*it));
   running_.erase(it);
@@ -398,23 +398,23 @@ bool Engine::preempt_one(const Sequence* keep) {
 // its own. At least one prompt token is left to compute, like the lookups.
 void Engine::reuse_partial_block(Sequence& s) {
   const int64_t bt = opt_.block_tokens;
-  const int64_t usable = std::min<int64_t>(static_cast<int64_t>(s.tokens.size()) - s.computed - 1, bt - 1);
-  if (usable <= 0 || s.computed != static_cast<int64_t>(s.blocks.size()) * bt) return;
-  const auto rest = std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.computed), static_cast<size_t>(usable));
-  if (auto t = cache_->take_tail(s.last_key, rest)) {
-    s.blocks.push_back(t->block);
-    s.computed += t->tokens;
+  const int64_t usable = std::min<int64_t>(static_cast<int64_t>(s.tokens.size()) - s.kv.computed - 1, bt - 1);
+  if (usable <= 0 || s.kv.computed != static_cast<int64_t>(s.kv.blocks.size()) * bt) return;
+  const auto rest = std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.kv.computed), static_cast<size_t>(usable));
+  if (auto t = cache_->take_tail(s.kv.last_key, rest)) {
+    s.kv.blocks.push_back(t->block);
+    s.kv.computed += t->tokens;
     ++tail_hits_;
     partial_block_tokens_ += t->tokens;
     return;
   }
-  auto shared = cache_->longest_child(s.last_key, rest);
+  auto shared = cache_->longest_child(s.kv.last_key, rest);
   if (!shared) return;
   if (auto copy = cache_->allocate()) {
     // The whole block (all layers; positions past the head are rewritten).
     std::memcpy(pool_->block_data(*copy), pool_->block_data(shared->block), pool_->shape().block_bytes());
-    s.blocks.push_back(*copy);
-    s.computed += shared->tokens;
+    s.kv.blocks.push_back(*copy);
+    s.kv.computed += shared->tokens;
     ++head_copies_;
     partial_block_tokens_ += shared->tokens;
   }
@@ -423,13 +423,13 @@ void Engine::reuse_partial_block(Sequence& s) {
 
 void Engine::commit_full_blocks(Sequence& s) {
   const int64_t bt = opt_.block_tokens;
-  while ((s.committed + 1) * bt <= s.computed) {
-    const auto chunk = std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.committed * bt), static_cast<size_t>(bt));
-    const kv::BlockId b = s.blocks[static_cast<size_t>(s.committed)];
-    s.last_key = cache_->commit(b, s.last_key, chunk);
-    s.keys.push_back(s.last_key);
-    on_committed(b, s.last_key);
-    ++s.committed;
+  while ((s.kv.committed + 1) * bt <= s.kv.computed) {
+    const auto chunk = std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.kv.committed * bt), static_cast<size_t>(bt));
+    const kv::BlockId b = s.kv.blocks[static_cast<size_t>(s.kv.committed)];
+    s.kv.last_key = cache_->commit(b, s.kv.last_key, chunk);
+    s.kv.keys.push_back(s.kv.last_key);
+    on_committed(b, s.kv.last_key);
+    ++s.kv.committed;
   }
 }
 
@@ -460,7 +460,7 @@ bool Engine::step() {
   // chunks in running order (admission order).
   const int64_t bt = opt_.block_tokens;
   std::stable_partition(running_.begin(), running_.end(),
-                        [](const auto& s) { return static_cast<int64_t>(s->tokens.size()) - s->computed == 1; });
+                        [](const auto& s) { return static_cast<int64_t>(s->tokens.size()) - s->kv.computed == 1; });
   {
     std::vector<SeqView> views;
     for (const auto& s : running_) views.push_back(view(*s));
@@ -470,26 +470,26 @@ bool Engine::step() {
   bool loading = false;
   for (size_t i = 0; i < running_.size(); ++i) {
     Sequence& s = *running_[i];
-    if (s.loads_pending > 0) {  // its prefix is still coming from disk
+    if (s.kv.loads_pending > 0) {  // its prefix is still coming from disk
       loading = true;
       continue;
     }
     // Blocks for the chunk: evict cached blocks, else wait for blocks the
     // disk tier holds, else preempt others.
-    while (s.chunk > 0 && static_cast<int64_t>(s.blocks.size()) * bt < s.computed + s.chunk) {
+    while (s.chunk > 0 && static_cast<int64_t>(s.kv.blocks.size()) * bt < s.kv.computed + s.chunk) {
       auto b = cache_->allocate();
       if (!b && writes_in_flight_ > 0) {
         wait_for_io();
         b = cache_->allocate();
       }
       if (b) {
-        s.blocks.push_back(*b);
+        s.kv.blocks.push_back(*b);
         continue;
       }
       const size_t before = running_.size();
       if (!preempt_one(&s)) {
         // Alone and out of blocks: compute what fits, or stop when nothing does.
-        s.chunk = std::min(s.chunk, static_cast<int64_t>(s.blocks.size()) * bt - s.computed);
+        s.chunk = std::min(s.chunk, static_cast<int64_t>(s.kv.blocks.size()) * bt - s.kv.computed);
         break;
       }
       if (running_.size() < before) i = static_cast<size_t>(std::find_if(running_.begin(), running_.end(),
@@ -499,7 +499,7 @@ bool Engine::step() {
   }
   // A lone sequence that cannot grow has filled the cache: it ends.
   for (auto& s : running_) {
-    if (s->chunk <= 0 && s->loads_pending == 0 && static_cast<int64_t>(s->tokens.size()) > s->computed &&
+    if (s->chunk <= 0 && s->kv.loads_pending == 0 && static_cast<int64_t>(s->tokens.size()) > s->kv.computed &&
         running_.size() == 1) {
       finish(*s, StopReason::kMaxTokens);
     }
@@ -512,10 +512,10 @@ bool Engine::step() {
   for (auto& s : running_) {
     if (s->chunk <= 0) continue;
     model::SequenceBatch sb;
-    sb.tokens = std::span<const int32_t>(s->tokens).subspan(static_cast<size_t>(s->computed), static_cast<size_t>(s->chunk));
-    sb.start_pos = s->computed;
-    sb.blocks = s->blocks;
-    sb.logits = s->computed + s->chunk == static_cast<int64_t>(s->tokens.size()) ? model::SequenceBatch::Logits::kLast
+    sb.tokens = std::span<const int32_t>(s->tokens).subspan(static_cast<size_t>(s->kv.computed), static_cast<size_t>(s->chunk));
+    sb.start_pos = s->kv.computed;
+    sb.blocks = s->kv.blocks;
+    sb.logits = s->kv.computed + s->chunk == static_cast<int64_t>(s->tokens.size()) ? model::SequenceBatch::Logits::kLast
                                                                                  : model::SequenceBatch::Logits::kNone;
     batch.push_back(sb);
     in_batch.push_back(s.get());
@@ -530,7 +530,7 @@ bool Engine::step() {
       size_t row = 0;
       for (size_t i = 0; i < batch.size(); ++i) {
         Sequence& s = *in_batch[i];
-        s.computed += s.chunk;
+        s.kv.computed += s.chunk;
         commit_full_blocks(s);
         if (batch[i].logits == model::SequenceBatch::Logits::kLast) {
           after_forward(s, logits_.data() + row * static_cast<size_t>(model_.config().vocab));
@@ -579,10 +579,10 @@ void Engine::after_forward(Sequence& s, const float* logits) {
   const auto now = Clock::now();
   const Sample smp = s.sampler.sample(std::span<const float>(logits, static_cast<size_t>(model_.config().vocab)));
   if (s.generated == 0) {
-    s.first_token = now;
-    s.usage.ttft_ms = ms_between(s.submitted, now);
+    s.time.first_token = now;
+    s.usage.ttft_ms = ms_between(s.time.submitted, now);
   }
-  s.last_token = now;
+  s.time.last_token = now;
   if (!s.req.ignore_eos && tok_.vocab().is_end_of_generation(smp.token)) {
     finish(s, StopReason::kEndOfText);
     return;
@@ -600,51 +600,51 @@ void Engine::after_forward(Sequence& s, const float* logits) {
 // Looks for the request's return markers in the generated text, keeping
 // just enough of its tail to find one split across deltas.
 void Engine::note_return_markers(Sequence& s, const std::string& delta) {
-  s.marker_tail += delta;
+  s.out.marker_tail += delta;
   size_t longest = 0;
   for (const std::string& m : s.req.return_markers) {
-    if (!m.empty() && s.marker_tail.find(m) != std::string::npos) s.saw_return_marker = true;
+    if (!m.empty() && s.out.marker_tail.find(m) != std::string::npos) s.out.saw_return_marker = true;
     longest = std::max(longest, m.size());
   }
-  if (s.marker_tail.size() > longest) s.marker_tail.erase(0, s.marker_tail.size() - longest);
+  if (s.out.marker_tail.size() > longest) s.out.marker_tail.erase(0, s.out.marker_tail.size() - longest);
 }
 
 // Appends the token's text; emits what can no longer be part of a stop
 // string, every stream_interval tokens.
 void Engine::emit_token(Sequence& s, int32_t token) {
-  const std::string delta = s.detok.push(token);
-  s.held += delta;
-  if (!s.req.return_markers.empty() && !s.saw_return_marker) note_return_markers(s, delta);
-  s.held_tokens.push_back(token);
+  const std::string delta = s.out.detok.push(token);
+  s.out.held += delta;
+  if (!s.req.return_markers.empty() && !s.out.saw_return_marker) note_return_markers(s, delta);
+  s.out.held_tokens.push_back(token);
   for (const std::string& stop : s.req.stop) {
     if (stop.empty()) continue;
-    const size_t at = s.held.find(stop);
+    const size_t at = s.out.held.find(stop);
     if (at == std::string::npos) continue;
     Event e;
-    e.text = s.held.substr(0, at);
-    e.tokens = s.held_tokens;
-    s.held.clear();
-    s.held_tokens.clear();
+    e.text = s.out.held.substr(0, at);
+    e.tokens = s.out.held_tokens;
+    s.out.held.clear();
+    s.out.held_tokens.clear();
     if (!e.text.empty() || !e.tokens.empty()) s.stream->push(std::move(e));
     finish(s, StopReason::kStopString);
     return;
   }
-  if (static_cast<int>(s.held_tokens.size()) < opt_.stream_interval) return;
+  if (static_cast<int>(s.out.held_tokens.size()) < opt_.stream_interval) return;
   // Hold back the longest tail that is a prefix of some stop string.
   size_t keep = 0;
   for (const std::string& stop : s.req.stop) {
-    for (size_t n = std::min(stop.size() - 1, s.held.size()); n > keep; --n) {
-      if (s.held.compare(s.held.size() - n, n, stop, 0, n) == 0) {
+    for (size_t n = std::min(stop.size() - 1, s.out.held.size()); n > keep; --n) {
+      if (s.out.held.compare(s.out.held.size() - n, n, stop, 0, n) == 0) {
         keep = n;
         break;
       }
     }
   }
   Event e;
-  e.text = s.held.substr(0, s.held.size() - keep);
-  e.tokens = s.held_tokens;
-  s.held.erase(0, s.held.size() - keep);
-  s.held_tokens.clear();
+  e.text = s.out.held.substr(0, s.out.held.size() - keep);
+  e.tokens = s.out.held_tokens;
+  s.out.held.erase(0, s.out.held.size() - keep);
+  s.out.held_tokens.clear();
   s.stream->push(std::move(e));
 }
 
@@ -674,9 +674,9 @@ std::string Engine::check_invariants() const {
   std::vector<int32_t> refs(static_cast<size_t>(pool_->n_blocks()), 0);
   for (const auto* list : {&waiting_, &running_}) {
     for (const auto& s : *list) {
-      for (kv::BlockId b : s->blocks) ++refs[static_cast<size_t>(b)];
-      if (static_cast<int64_t>(s->blocks.size()) * opt_.block_tokens < s->computed) {
-        return fmt::format("sequence {} has {} blocks for {} computed tokens", s->id, s->blocks.size(), s->computed);
+      for (kv::BlockId b : s->kv.blocks) ++refs[static_cast<size_t>(b)];
+      if (static_cast<int64_t>(s->kv.blocks.size()) * opt_.block_tokens < s->kv.computed) {
+        return fmt::format("sequence {} has {} blocks for {} computed tokens", s->id, s->kv.blocks.size(), s->kv.computed);
       }
     }
   }

@@ -42,30 +42,30 @@ Status Engine::open_disk_tier() {
 bool Engine::lookup_disk(Sequence& s) {
   const size_t bt = static_cast<size_t>(opt_.block_tokens);
   const std::span<const int32_t> tokens(s.tokens);
-  s.load_begin = s.blocks.size();
-  s.load_keys.clear();
-  s.load_state.clear();
-  s.loads_pending = 0;
-  s.count_loads = !s.admitted_once;
-  kv::BlockKey parent = s.last_key;
-  for (size_t start = s.blocks.size() * bt; start + bt < tokens.size(); start += bt) {
+  s.kv.load_begin = s.kv.blocks.size();
+  s.kv.load_keys.clear();
+  s.kv.load_state.clear();
+  s.kv.loads_pending = 0;
+  s.kv.count_loads = !s.admitted_once;
+  kv::BlockKey parent = s.kv.last_key;
+  for (size_t start = s.kv.blocks.size() * bt; start + bt < tokens.size(); start += bt) {
     const auto chunk = tokens.subspan(start, bt);
     const kv::BlockKey key = kv::block_key(parent, chunk);
     if (loading_.contains(key)) {
       // Another sequence is reading this block: wait for it rather than
       // read it twice; what this one already took goes back.
-      for (size_t i = s.load_begin; i < s.blocks.size(); ++i) cache_->release(s.blocks[i]);
-      s.blocks.resize(s.load_begin);
-      s.load_keys.clear();
-      s.load_state.clear();
-      s.loads_pending = 0;
+      for (size_t i = s.kv.load_begin; i < s.kv.blocks.size(); ++i) cache_->release(s.kv.blocks[i]);
+      s.kv.blocks.resize(s.kv.load_begin);
+      s.kv.load_keys.clear();
+      s.kv.load_state.clear();
+      s.kv.loads_pending = 0;
       return false;
     }
     if (auto b = cache_->find(key); b && cache_->parent_of(*b) == parent &&
                                     std::ranges::equal(cache_->tokens_of(*b), chunk)) {
       cache_->retain(*b);
-      s.blocks.push_back(*b);
-      s.load_state.push_back(Sequence::Slot::kInRam);
+      s.kv.blocks.push_back(*b);
+      s.kv.load_state.push_back(SequenceKv::Slot::kInRam);
     } else if (tier_->contains(key, parent, chunk)) {
       auto fresh = cache_->allocate();
       if (!fresh) break;  // RAM is full of pinned blocks: compute the rest
@@ -73,17 +73,17 @@ bool Engine::lookup_disk(Sequence& s) {
       ++io_refs_[static_cast<size_t>(*fresh)];
       loading_[key] = Loading{*fresh, parent, std::vector<int32_t>(chunk.begin(), chunk.end())};
       tier_->load(*fresh, key);
-      s.blocks.push_back(*fresh);
-      s.load_state.push_back(Sequence::Slot::kPending);
-      ++s.loads_pending;
+      s.kv.blocks.push_back(*fresh);
+      s.kv.load_state.push_back(SequenceKv::Slot::kPending);
+      ++s.kv.loads_pending;
     } else {
       break;
     }
-    s.load_keys.push_back(key);
+    s.kv.load_keys.push_back(key);
     parent = key;
   }
   load_shared_head(s, parent);
-  if (s.loads_pending == 0) finish_loads(s);
+  if (s.kv.loads_pending == 0) finish_loads(s);
   return true;
 }
 
@@ -92,10 +92,10 @@ bool Engine::lookup_disk(Sequence& s) {
 // block too, so finish_loads() can copy the head they share
 // (reuse_partial_block) instead of computing it.
 void Engine::load_shared_head(Sequence& s, kv::BlockKey parent) {
-  s.side_load = 0;
-  s.side_loaded = false;
+  s.kv.side_load = 0;
+  s.kv.side_loaded = false;
   const int64_t bt = opt_.block_tokens;
-  const int64_t at = static_cast<int64_t>(s.blocks.size()) * bt;
+  const int64_t at = static_cast<int64_t>(s.kv.blocks.size()) * bt;
   const int64_t usable = std::min<int64_t>(static_cast<int64_t>(s.tokens.size()) - at - 1, bt - 1);
   if (usable <= 0) return;
   const auto rest = std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(at), static_cast<size_t>(usable));
@@ -106,8 +106,8 @@ void Engine::load_shared_head(Sequence& s, kv::BlockKey parent) {
   ++io_refs_[static_cast<size_t>(*fresh)];
   loading_[child->key] = Loading{*fresh, parent, std::move(child->tokens)};
   tier_->load(*fresh, child->key);
-  s.side_load = child->key;
-  ++s.loads_pending;
+  s.kv.side_load = child->key;
+  ++s.kv.loads_pending;
 }
 
 // All of S's slots are done: the chain up to the first failed load is its
@@ -116,28 +116,28 @@ void Engine::finish_loads(Sequence& s) {
   const int64_t bt = opt_.block_tokens;
   size_t ok = 0;
   int64_t from_disk = 0;
-  while (ok < s.load_state.size() && s.load_state[ok] != Sequence::Slot::kFailed) {
-    from_disk += s.load_state[ok] == Sequence::Slot::kLoaded ? bt : 0;
-    s.keys.push_back(s.load_keys[ok]);
-    s.last_key = s.load_keys[ok];
+  while (ok < s.kv.load_state.size() && s.kv.load_state[ok] != SequenceKv::Slot::kFailed) {
+    from_disk += s.kv.load_state[ok] == SequenceKv::Slot::kLoaded ? bt : 0;
+    s.kv.keys.push_back(s.kv.load_keys[ok]);
+    s.kv.last_key = s.kv.load_keys[ok];
     ++ok;
   }
-  for (size_t i = s.load_begin + ok; i < s.blocks.size(); ++i) cache_->release(s.blocks[i]);
-  s.blocks.resize(s.load_begin + ok);
-  s.committed = static_cast<int64_t>(s.blocks.size());
-  s.computed = s.committed * bt;
+  for (size_t i = s.kv.load_begin + ok; i < s.kv.blocks.size(); ++i) cache_->release(s.kv.blocks[i]);
+  s.kv.blocks.resize(s.kv.load_begin + ok);
+  s.kv.committed = static_cast<int64_t>(s.kv.blocks.size());
+  s.kv.computed = s.kv.committed * bt;
   // A head shared with a block past the chain (in RAM, or the side load).
-  const int64_t whole = s.computed;
+  const int64_t whole = s.kv.computed;
   reuse_partial_block(s);
-  if (s.side_loaded) from_disk += s.computed - whole;
-  s.side_loaded = false;
-  if (s.count_loads) {
-    s.usage.cached_tokens = s.computed;
+  if (s.kv.side_loaded) from_disk += s.kv.computed - whole;
+  s.kv.side_loaded = false;
+  if (s.kv.count_loads) {
+    s.usage.cached_tokens = s.kv.computed;
     s.usage.disk_tokens = from_disk;
   }
   disk_hit_tokens_ += from_disk;
-  s.load_keys.clear();
-  s.load_state.clear();
+  s.kv.load_keys.clear();
+  s.kv.load_state.clear();
 }
 
 void Engine::on_committed(kv::BlockId b, kv::BlockKey key) {
@@ -192,17 +192,17 @@ void Engine::take_io_done() {
         loading_.erase(it);
       }
       for (auto& s : running_) {
-        if (s->loads_pending == 0) continue;
-        if (s->side_load == d.key) {
-          s->side_load = 0;
-          s->side_loaded = d.ok;
-          if (--s->loads_pending == 0) finish_loads(*s);
+        if (s->kv.loads_pending == 0) continue;
+        if (s->kv.side_load == d.key) {
+          s->kv.side_load = 0;
+          s->kv.side_loaded = d.ok;
+          if (--s->kv.loads_pending == 0) finish_loads(*s);
           continue;
         }
-        for (size_t j = 0; j < s->load_state.size(); ++j) {
-          if (s->load_state[j] != Sequence::Slot::kPending || s->blocks[s->load_begin + j] != b) continue;
-          s->load_state[j] = d.ok ? Sequence::Slot::kLoaded : Sequence::Slot::kFailed;
-          if (--s->loads_pending == 0) finish_loads(*s);
+        for (size_t j = 0; j < s->kv.load_state.size(); ++j) {
+          if (s->kv.load_state[j] != SequenceKv::Slot::kPending || s->kv.blocks[s->kv.load_begin + j] != b) continue;
+          s->kv.load_state[j] = d.ok ? SequenceKv::Slot::kLoaded : SequenceKv::Slot::kFailed;
+          if (--s->kv.loads_pending == 0) finish_loads(*s);
           break;
         }
       }

@@ -23,7 +23,7 @@ void Engine::record_session(Sequence& s) {
   r.last_use_ms = wall_ms();
   r.cache_namespace = s.req.cache_namespace;
   r.tokens = s.tokens;
-  r.keys = s.keys;
+  r.keys = s.kv.keys;
   if (r.pinned) set_pinned_keys(r.keys, +1);
   if (tier_ != nullptr) tier_->put_session(r);
   trim_sessions();
