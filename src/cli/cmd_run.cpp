@@ -2,6 +2,7 @@
 // engine, streaming it as it comes, then report prompt and generation speed.
 #include "cli/commands.h"
 #include "engine/engine.h"
+#include "engine/model_options.h"
 #include "kernels/attention.h"
 #include "model/model.h"
 #include "server/prompt.h"

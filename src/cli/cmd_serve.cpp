@@ -2,6 +2,7 @@
 // one model, with continuous batching and the prefix cache.
 #include "cli/commands.h"
 #include "engine/engine.h"
+#include "engine/model_options.h"
 #include "engine/memory_budget.h"
 #include "kernels/attention.h"
 #include "kernels/kv_type.h"

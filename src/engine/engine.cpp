@@ -17,7 +17,10 @@ Engine::Engine(model::Model& model, const tokenizer::Tokenizer& tokenizer, const
     : model_(model),
       tok_(tokenizer),
       opt_(options),
-      sched_(SchedulerOptions{options.max_batch_tokens, options.max_batch_size, options.aging_per_s}) {}
+      sched_(SchedulerOptions{options.max_batch_tokens, options.max_batch_size, options.aging_per_s}),
+      sessions_(std::make_unique<SessionTable>()) {}
+
+int64_t Engine::context_length() const { return model_.config().ctx; }
 
 double Engine::now_s() const {
   if (opt_.clock_s) return opt_.clock_s();
@@ -559,7 +562,7 @@ void Engine::publish_metrics(bool stepped, size_t batch_size, int64_t batch_toke
   metrics_.head_copies = head_copies_;
   metrics_.partial_block_tokens = partial_block_tokens_;
   metrics_.disk_pending = static_cast<int64_t>(write_wanted_.size());
-  metrics_.sessions = static_cast<int64_t>(sessions_.size());
+  metrics_.sessions = static_cast<int64_t>(sessions_->size());
   const model::Model::MoeCounters moe = model_.moe_counters();
   metrics_.moe_routed = moe.routed;
   metrics_.moe_expert_reads = moe.expert_reads;

@@ -25,9 +25,7 @@
 #include "core/status.h"
 #include "engine/request.h"
 #include "engine/scheduler.h"
-#include "kv/disk_tier.h"
-#include "kv/prefix_cache.h"
-#include "model/model.h"
+#include "kernels/kv_type.h"
 #include "tokenizer/tokenizer.h"
 
 #include <atomic>
@@ -42,6 +40,21 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+// The engine's own state types, declared here only: the server and CLI
+// compile against this header without the model or the KV cache (their
+// definitions are in model/ and kv/, included by the engine's .cpp files).
+namespace tandem::model {
+class Model;
+}  // namespace tandem::model
+namespace tandem::kv {
+class KvPool;
+class PrefixCache;
+class DiskTier;
+struct SessionRecord;
+using BlockId = int32_t;
+using BlockKey = uint64_t;
+}  // namespace tandem::kv
 
 namespace tandem::engine {
 
@@ -67,16 +80,6 @@ struct EngineOptions {
   int max_stored_sessions = 10000;  // manifests kept; the least recently used unpinned one goes first
 };
 
-// The model options an engine with OPTIONS needs: forward limits as large
-// as its batches, and the caller's context length and thread count.
-inline model::Model::Options model_options_for(const EngineOptions& options, int64_t ctx, int threads) {
-  model::Model::Options mo;
-  mo.ctx = ctx;
-  mo.n_threads = threads;
-  mo.limits.max_tokens = options.max_batch_tokens;
-  mo.limits.max_sequences = options.max_batch_size;
-  return mo;
-}
 
 // One session as the admin API shows it.
 struct SessionInfo {
@@ -135,7 +138,7 @@ class Engine {
   // prompt, token ids outside the vocabulary, more than the cache holds.
   // Thread-safe; submit() reports the same errors on the stream.
   std::string check(const Request& request) const;
-  int64_t context_length() const { return model_.config().ctx; }
+  int64_t context_length() const;
   void cancel(uint64_t id);
   // Cancels every request submitted so far (shutdown after a grace period).
   void cancel_all();
@@ -234,7 +237,8 @@ class Engine {
   int64_t disk_hit_tokens_ = 0;
   int64_t tail_hits_ = 0, head_copies_ = 0, partial_block_tokens_ = 0;
   // Sessions (engine thread only).
-  std::unordered_map<std::string, kv::SessionRecord> sessions_;
+  struct SessionTable;  // session id -> manifest (engine_sessions.cpp)
+  std::unique_ptr<SessionTable> sessions_;
   std::unordered_map<kv::BlockKey, int> pinned_keys_;  // keys of pinned sessions' chains, with counts
 
   mutable std::mutex mu_;  // guards inbox_, cancels_, metrics_

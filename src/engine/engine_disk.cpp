@@ -30,7 +30,7 @@ Status Engine::open_disk_tier() {
   if (!tier) return tier.status().with_context("KV disk tier in " + opt_.cache_dir);
   tier_ = std::move(*tier);
   for (const kv::SessionRecord& r : tier_->sessions_at_open()) {
-    sessions_[r.id] = r;
+    (*sessions_)[r.id] = r;
     if (r.pinned) set_pinned_keys(r.keys, +1);
   }
   return {};

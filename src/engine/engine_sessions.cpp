@@ -17,7 +17,7 @@ int64_t wall_ms() {
 }  // namespace
 
 void Engine::record_session(Sequence& s) {
-  kv::SessionRecord& r = sessions_[s.req.session];
+  kv::SessionRecord& r = (*sessions_)[s.req.session];
   if (r.pinned) set_pinned_keys(r.keys, -1);
   r.id = s.req.session;
   r.last_use_ms = wall_ms();
@@ -63,15 +63,15 @@ bool Engine::session_active(const std::string& id) const {
 // Keeps at most max_stored_sessions manifests: the least recently used
 // unpinned, inactive one goes first.
 void Engine::trim_sessions() {
-  while (opt_.max_stored_sessions > 0 && static_cast<int>(sessions_.size()) > opt_.max_stored_sessions) {
-    auto victim = sessions_.end();
-    for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+  while (opt_.max_stored_sessions > 0 && static_cast<int>(sessions_->size()) > opt_.max_stored_sessions) {
+    auto victim = sessions_->end();
+    for (auto it = sessions_->begin(); it != sessions_->end(); ++it) {
       if (it->second.pinned || session_active(it->first)) continue;
-      if (victim == sessions_.end() || it->second.last_use_ms < victim->second.last_use_ms) victim = it;
+      if (victim == sessions_->end() || it->second.last_use_ms < victim->second.last_use_ms) victim = it;
     }
-    if (victim == sessions_.end()) return;
+    if (victim == sessions_->end()) return;
     if (tier_ != nullptr) tier_->erase_session(victim->first);
-    sessions_.erase(victim);
+    sessions_->erase(victim);
   }
 }
 
@@ -91,7 +91,7 @@ SessionInfo Engine::describe_session(const kv::SessionRecord& r) const {
 std::vector<SessionInfo> Engine::sessions() {
   std::vector<SessionInfo> out;
   run_on_engine([&] {
-    for (const auto& [id, r] : sessions_) out.push_back(describe_session(r));
+    for (const auto& [id, r] : *sessions_) out.push_back(describe_session(r));
   });
   std::sort(out.begin(), out.end(), [](const SessionInfo& a, const SessionInfo& b) {
     return a.last_use_ms > b.last_use_ms || (a.last_use_ms == b.last_use_ms && a.id < b.id);
@@ -102,7 +102,7 @@ std::vector<SessionInfo> Engine::sessions() {
 std::optional<SessionInfo> Engine::session(const std::string& id) {
   std::optional<SessionInfo> out;
   run_on_engine([&] {
-    if (auto it = sessions_.find(id); it != sessions_.end()) out = describe_session(it->second);
+    if (auto it = sessions_->find(id); it != sessions_->end()) out = describe_session(it->second);
   });
   return out;
 }
@@ -110,8 +110,8 @@ std::optional<SessionInfo> Engine::session(const std::string& id) {
 Engine::SessionOp Engine::delete_session(const std::string& id) {
   SessionOp result = SessionOp::kOk;
   run_on_engine([&] {
-    auto it = sessions_.find(id);
-    if (it == sessions_.end()) {
+    auto it = sessions_->find(id);
+    if (it == sessions_->end()) {
       result = SessionOp::kNotFound;
       return;
     }
@@ -121,11 +121,11 @@ Engine::SessionOp Engine::delete_session(const std::string& id) {
     }
     const std::vector<kv::BlockKey> keys = it->second.keys;
     if (it->second.pinned) set_pinned_keys(keys, -1);
-    sessions_.erase(it);
+    sessions_->erase(it);
     if (tier_ != nullptr) tier_->erase_session(id);
     // Blocks another session's chain uses stay (a shared system prompt).
     std::unordered_set<kv::BlockKey> shared;
-    for (const auto& [other, r] : sessions_) shared.insert(r.keys.begin(), r.keys.end());
+    for (const auto& [other, r] : *sessions_) shared.insert(r.keys.begin(), r.keys.end());
     for (kv::BlockKey key : keys) {
       if (shared.contains(key)) continue;
       if (auto b = cache_->find(key)) cache_->drop(*b);  // only when no sequence holds it
@@ -138,13 +138,13 @@ Engine::SessionOp Engine::delete_session(const std::string& id) {
 Engine::SessionOp Engine::pin_session(const std::string& id, bool pinned) {
   SessionOp result = SessionOp::kOk;
   run_on_engine([&] {
-    auto it = sessions_.find(id);
-    if (it == sessions_.end()) {
+    auto it = sessions_->find(id);
+    if (it == sessions_->end()) {
       if (!session_active(id)) {
         result = SessionOp::kNotFound;
         return;
       }
-      it = sessions_.emplace(id, kv::SessionRecord{}).first;  // its turn fills it in
+      it = sessions_->emplace(id, kv::SessionRecord{}).first;  // its turn fills it in
       it->second.id = id;
       it->second.last_use_ms = wall_ms();
     }

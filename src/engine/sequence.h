@@ -6,7 +6,13 @@
 #pragma once
 
 #include "engine/engine.h"
+#include "kv/disk_tier.h"
+#include "kv/prefix_cache.h"
+#include "model/model.h"
 #include "tokenizer/detokenizer.h"
+
+#include <string>
+#include <unordered_map>
 
 #include <chrono>
 
@@ -74,5 +80,7 @@ struct Engine::Sequence {
   Sequence(Request r, int vocab, const tokenizer::Tokenizer& tok)
       : req(std::move(r)), sampler(req.sampling, vocab), out{{tok, /*at_text_start=*/false, req.render_special}} {}
 };
+
+struct Engine::SessionTable : std::unordered_map<std::string, kv::SessionRecord> {};
 
 }  // namespace tandem::engine

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "engine/engine.h"
+#include "model/model.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 

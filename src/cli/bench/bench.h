@@ -9,6 +9,7 @@
 #include "core/status.h"
 #include "engine/engine.h"
 #include "model/model.h"
+#include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 #include <nlohmann/json.hpp>

@@ -1,6 +1,7 @@
 // The two bench drivers: the engine in this process, and a server over HTTP.
 #include "cli/bench/bench.h"
 #include "cli/commands.h"
+#include "engine/model_options.h"
 #include "kernels/dot.h"
 #include "kernels/matmul.h"
 
