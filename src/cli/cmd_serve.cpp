@@ -127,80 +127,59 @@ Result<std::pair<int32_t, float>> parse_logit_bias(const std::string& spec, cons
   return std::make_pair(id, bias);
 }
 
-int serve(ServeOptions o) {
-  // SIGINT / SIGTERM stop the server from a thread of their own (nothing
-  // async-signal-unsafe runs in a handler). Blocked before any thread
-  // starts, so every thread inherits the mask and only sigwait() sees them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  const auto log_format = server::parse_log_format(o.log_format);
-  if (!log_format) return fail(fmt::format("--log-format '{}': expected text or json", o.log_format));
-  if (auto st = server::configure_logging({*log_format, o.log_file, o.quiet}); !st.ok()) return fail(st.message());
-  if (std::string why = check_kv_type_option(o.kv_type); !why.empty()) return fail(why);
-  std::vector<server::ApiKey> keys;
-  for (const auto& spec : o.api_keys) {
-    auto k = server::parse_api_key(spec);
-    if (!k) return fail(k.message());
-    keys.push_back(*k);
-  }
-  auto budget = engine::kv_budget_bytes(o.kv_memory_mb, o.kv_memory_percent);
-  if (!budget) return fail(budget.message());
-  o.engine.kv_bytes = *budget;
-
-  const model::Model::Options mo = engine::model_options_for(o.engine, o.ctx, o.threads);
-  auto loaded = model::Model::load(o.model, mo);
-  if (!loaded) return fail(loaded.message());
-  model::Model& m = **loaded;
-  page_in_weights(m.file());
-  auto tok = tokenizer::Tokenizer::from_gguf(m.file());
-  if (!tok) return fail(tok.message());
-  o.engine.kv_type = resolve_kv_type_option(o.kv_type, m.config().head_dim, o.engine.block_tokens);
-  std::string disk_note = "off (--no-disk-cache)";
+// The engine over M with its disk tier when it can open one; a server
+// without its disk tier still serves (e.g. another tandem has this model's
+// folder): said loudly, and DISK_NOTE says why for the banner.
+Result<std::unique_ptr<engine::Engine>> open_engine(ServeOptions& o, model::Model& m, const tokenizer::Tokenizer& tok,
+                                                    std::string* disk_note) {
+  *disk_note = "off (--no-disk-cache)";
   if (!o.no_disk_cache) {
     const std::string base = o.cache_dir.empty() ? default_cache_base() : o.cache_dir;
     o.engine.cache_dir = model_cache_dir(base, o.model, m.fingerprint(), kernels::kv_type_name(o.engine.kv_type));
     o.engine.cache_disk_bytes = o.cache_disk_mb > 0 ? static_cast<uint64_t>(o.cache_disk_mb * 1024 * 1024)
                                                     : default_disk_budget(o.engine.cache_dir);
   }
-  auto engine = engine::Engine::create(m, *tok, o.engine);
+  auto engine = engine::Engine::create(m, tok, o.engine);
   if (!engine && !o.engine.cache_dir.empty()) {
-    // A server without its disk tier still serves (e.g. another tandem has
-    // this model's folder): say so loudly and go on.
     spdlog::warn("disk tier disabled: {}", engine.message());
-    disk_note = fmt::format("off ({})", engine.message());
+    *disk_note = fmt::format("off ({})", engine.message());
     o.engine.cache_dir.clear();
-    engine = engine::Engine::create(m, *tok, o.engine);
+    engine = engine::Engine::create(m, tok, o.engine);
   } else if (engine && !o.engine.cache_dir.empty()) {
     const auto em = (*engine)->metrics();
-    disk_note = fmt::format("{} ({:.1f} of {:.0f} MiB used, {} blocks, {} sessions)", o.engine.cache_dir,
-                            static_cast<double>(em.disk_bytes) / (1 << 20),
-                            static_cast<double>(o.engine.cache_disk_bytes) / (1 << 20), em.disk_blocks,
-                            (*engine)->sessions().size());
+    *disk_note = fmt::format("{} ({:.1f} of {:.0f} MiB used, {} blocks, {} sessions)", o.engine.cache_dir,
+                             static_cast<double>(em.disk_bytes) / (1 << 20),
+                             static_cast<double>(o.engine.cache_disk_bytes) / (1 << 20), em.disk_blocks,
+                             (*engine)->sessions().size());
   }
-  if (!engine) return fail(engine.message());
+  return engine;
+}
 
+Result<server::ServiceOptions> service_options(const ServeOptions& o, const tokenizer::Vocab& vocab) {
   server::ServiceOptions so;
   for (const auto& spec : o.logit_bias) {
-    auto bias = parse_logit_bias(spec, tok->vocab());
-    if (!bias) return fail(bias.message());
+    auto bias = parse_logit_bias(spec, vocab);
+    if (!bias) return bias.status();
     so.logit_bias.push_back(*bias);
   }
   so.model_name = o.model_name.empty() ? std::filesystem::path(o.model).stem().string() : o.model_name;
   so.max_tokens_cap = o.max_tokens_cap;
   so.max_queue = o.max_queue;
   auto chat_template = read_chat_template(o.chat_template);
-  if (!chat_template) return fail(chat_template.message());
+  if (!chat_template) return chat_template.status();
   so.chat_template = std::move(*chat_template);
-  auto service = server::Service::create(**engine, *tok, so);
-  if (!service) return fail(service.message());
+  return so;
+}
 
+Result<server::ServerOptions> server_options(const ServeOptions& o) {
   server::ServerOptions sopt;
+  for (const auto& spec : o.api_keys) {
+    auto k = server::parse_api_key(spec);
+    if (!k) return k.status();
+    sopt.api_keys.push_back(*k);
+  }
   sopt.host = o.host;
   sopt.port = o.port;
-  sopt.api_keys = keys;
   sopt.model_aliases = o.aliases;
   sopt.max_body_bytes = static_cast<size_t>(o.max_body_mb * 1024 * 1024);
   sopt.http_threads = o.http_threads;
@@ -208,32 +187,32 @@ int serve(ServeOptions o) {
   if (!o.dump_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(o.dump_dir, ec);
-    if (ec) return fail(fmt::format("--dump-requests {}: {}", o.dump_dir, ec.message()));
+    if (ec) return Status::errorf("--dump-requests {}: {}", o.dump_dir, ec.message());
     sopt.dump_dir = o.dump_dir;
   }
-  server::Server srv(**service, sopt);
-  if (auto st = srv.bind(); !st.ok()) return fail(st.message());
+  return sopt;
+}
 
-  // Shutdown: refuse new work, let running requests finish within the
-  // grace period (a second signal cuts it short), cancel the rest, stop
-  // listening; main() then flushes the disk tier.
-  engine::Engine& eng = **engine;
-  std::thread waiter([&] {
+// Shutdown on the first of SIGNALS: refuse new work, let running requests
+// finish within GRACE_S (a second signal cuts it short), cancel the rest,
+// stop listening; serve() then flushes the disk tier. SRV and ENG outlive
+// the thread (serve() returns after srv.run(), which returns after stop()).
+void start_shutdown_waiter(const sigset_t& signals, server::Server& srv, engine::Engine& eng, double grace_s) {
+  std::thread waiter([&srv, &eng, grace_s, set = signals] {
     int sig = 0;
-    sigwait(&signals, &sig);
-    spdlog::info("stopping (signal {}): finishing running requests for up to {} s", sig, o.shutdown_grace_s);
+    sigwait(&set, &sig);
+    spdlog::info("stopping (signal {}): finishing running requests for up to {} s", sig, grace_s);
     srv.begin_shutdown();
     // The second waiter may outlive this frame (a second signal during the
     // disk flush, or none at all): it owns what it touches.
     auto cut = std::make_shared<std::atomic<bool>>(false);
-    std::thread second([cut, set = signals] {
+    std::thread second([cut, set] {
       int again = 0;
       sigwait(&set, &again);
       cut->store(true);
     });
     second.detach();
-    const auto until = std::chrono::steady_clock::now() +
-                       std::chrono::milliseconds(static_cast<int64_t>(o.shutdown_grace_s * 1000));
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(grace_s * 1000));
     while (!cut->load() && std::chrono::steady_clock::now() < until && !eng.wait_idle(std::chrono::milliseconds(100))) {
     }
     eng.cancel_all();
@@ -241,16 +220,20 @@ int serve(ServeOptions o) {
     srv.stop();
   });
   waiter.detach();
+}
 
-  // The banner goes to stdout for people; with --log-format json its lines
-  // are log records too.
-  auto say = [json_log = *log_format == server::LogFormat::kJson](const std::string& line) {
+// The start-up lines: stdout for people; with --log-format json they are
+// log records too.
+void print_banner(const ServeOptions& o, model::Model& m, const server::Service& service, int port,
+                  const std::string& disk_note, bool json_log) {
+  auto say = [json_log](const std::string& line) {
     fmt::print("tandem: {}\n", line);
     if (json_log) spdlog::info("{}", line);
   };
   const auto& c = m.config();
-  const std::string url = fmt::format("http://{}:{}", o.host == "0.0.0.0" ? "127.0.0.1" : o.host, srv.port());
-  say(fmt::format("serving {} ({}, {} layers, context {}) at {}", so.model_name, c.arch_name, c.n_layers, c.ctx, url));
+  const std::string url = fmt::format("http://{}:{}", o.host == "0.0.0.0" ? "127.0.0.1" : o.host, port);
+  say(fmt::format("serving {} ({}, {} layers, context {}) at {}", service.options().model_name, c.arch_name,
+                  c.n_layers, c.ctx, url));
   say(fmt::format("compute: {} threads, {}", m.pool().size(), kernels::compute_path_summary()));
   const kv::KvShape kv_shape = m.kv_shape(o.engine.kv_type, o.engine.block_tokens);
   say(fmt::format("KV cache {:.0f} MiB {} ({} tokens, attention on {}), batch up to {} sequences / {} tokens per step{}",
@@ -259,9 +242,9 @@ int serve(ServeOptions o) {
                   kernels::attention_runs_on_tiles(o.engine.kv_type, c.head_dim, o.engine.block_tokens)
                       ? "AMX tiles" : "f32 SIMD",
                   o.engine.max_batch_size, o.engine.max_batch_tokens,
-                  (*service)->uses_fallback_template() ? "; no chat template in the model: using ChatML"
-                  : o.chat_template.empty()            ? ""
-                                                       : "; chat template: " + o.chat_template));
+                  service.uses_fallback_template() ? "; no chat template in the model: using ChatML"
+                  : o.chat_template.empty()        ? ""
+                                                   : "; chat template: " + o.chat_template));
   say(fmt::format("KV disk tier: {}", disk_note));
   if (!o.engine.cache_dir.empty()) {
     const std::string base = std::filesystem::path(o.engine.cache_dir).parent_path().string();
@@ -276,6 +259,47 @@ int serve(ServeOptions o) {
   fmt::print("tandem: use it from Claude Code with:\n  ANTHROPIC_BASE_URL={} claude\n", url);
   fmt::print("tandem: or any OpenAI client with base URL {}/v1\n", url);
   std::fflush(stdout);
+}
+
+int serve(ServeOptions o) {
+  // SIGINT / SIGTERM stop the server from a thread of their own (nothing
+  // async-signal-unsafe runs in a handler). Blocked before any thread
+  // starts, so every thread inherits the mask and only sigwait() sees them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const auto log_format = server::parse_log_format(o.log_format);
+  if (!log_format) return fail(fmt::format("--log-format '{}': expected text or json", o.log_format));
+  if (auto st = server::configure_logging({*log_format, o.log_file, o.quiet}); !st.ok()) return fail(st.message());
+  if (std::string why = check_kv_type_option(o.kv_type); !why.empty()) return fail(why);
+  auto sopt = server_options(o);
+  if (!sopt) return fail(sopt.message());
+  auto budget = engine::kv_budget_bytes(o.kv_memory_mb, o.kv_memory_percent);
+  if (!budget) return fail(budget.message());
+  o.engine.kv_bytes = *budget;
+
+  auto loaded = model::Model::load(o.model, engine::model_options_for(o.engine, o.ctx, o.threads));
+  if (!loaded) return fail(loaded.message());
+  model::Model& m = **loaded;
+  page_in_weights(m.file());
+  auto tok = tokenizer::Tokenizer::from_gguf(m.file());
+  if (!tok) return fail(tok.message());
+  o.engine.kv_type = resolve_kv_type_option(o.kv_type, m.config().head_dim, o.engine.block_tokens);
+  std::string disk_note;
+  auto engine = open_engine(o, m, *tok, &disk_note);
+  if (!engine) return fail(engine.message());
+  auto so = service_options(o, tok->vocab());
+  if (!so) return fail(so.message());
+  auto service = server::Service::create(**engine, *tok, *so);
+  if (!service) return fail(service.message());
+  server::Server srv(**service, *sopt);
+  if (auto st = srv.bind(); !st.ok()) return fail(st.message());
+
+  engine::Engine& eng = **engine;
+  start_shutdown_waiter(signals, srv, eng, o.shutdown_grace_s);
+  print_banner(o, m, **service, srv.port(), disk_note, *log_format == server::LogFormat::kJson);
   srv.run();
   if (eng.has_disk_tier()) {
     auto flushed = eng.flush(std::chrono::seconds(60));
