@@ -45,8 +45,8 @@ void MoeScratch::reserve(const ModelConfig& c, int max_rows, int n_threads) {
   gate.resize(R * F);
   up.resize(R * F);
   y.resize(R * K * D);
-  acc.resize(R * D);
   expert_rows.assign(static_cast<size_t>(c.n_experts), 0);
+  next.resize(static_cast<size_t>(c.n_experts));
   order.reserve(static_cast<size_t>(c.n_experts));
   // A thread's expert never has more rows than the step.
   per_thread.resize(static_cast<size_t>(n_threads));
@@ -128,11 +128,11 @@ void moe_ffn(const LayerWeights& L, const ModelConfig& c, float* x, int64_t rows
     s.counts[static_cast<size_t>(e) + 1] += s.counts[static_cast<size_t>(e)];
   }
   s.expert_reads_total += active;
-  std::vector<int32_t> next(s.counts.begin(), s.counts.end() - 1);
+  std::copy(s.counts.begin(), s.counts.end() - 1, s.next.begin());
   for (int64_t i = 0; i < rows * k; ++i) {
     const size_t e = static_cast<size_t>(s.expert[static_cast<size_t>(i)]);
-    s.position[static_cast<size_t>(i)] = next[e];
-    s.routed[static_cast<size_t>(next[e]++)] = static_cast<int32_t>(i);
+    s.position[static_cast<size_t>(i)] = s.next[e];
+    s.routed[static_cast<size_t>(s.next[e]++)] = static_cast<int32_t>(i);
   }
 
   // Every pair's expert output into Y, in routed order.
@@ -170,7 +170,8 @@ void moe_ffn(const LayerWeights& L, const ModelConfig& c, float* x, int64_t rows
   }
 
   // Each row's weighted sum, its experts in index order (the same bits
-  // whatever the split and whatever other rows share the step).
+  // whatever the split and whatever other rows share the step). Every
+  // expert has read X by now, so OUT may be X.
   pool.for_each(rows, [&](int64_t r) {
     int32_t slots[kMaxExpertsUsed];
     const int32_t* e = s.expert.data() + r * k;
@@ -182,7 +183,7 @@ void moe_ffn(const LayerWeights& L, const ModelConfig& c, float* x, int64_t rows
       }
       slots[m] = j;
     }
-    float* a = s.acc.data() + static_cast<size_t>(r) * D;
+    float* a = out + static_cast<size_t>(r) * D;
     std::fill(a, a + D, 0.0f);
     for (int j = 0; j < k; ++j) {
       const size_t pair = static_cast<size_t>(r * k + slots[j]);
@@ -191,7 +192,6 @@ void moe_ffn(const LayerWeights& L, const ModelConfig& c, float* x, int64_t rows
       for (size_t d = 0; d < D; ++d) a[d] += w * y[d];
     }
   });
-  std::memcpy(out, s.acc.data(), static_cast<size_t>(rows) * D * sizeof(float));
 }
 
 }  // namespace tandem::model

@@ -48,9 +48,9 @@ struct MoeScratch {
   std::vector<int32_t> counts;      // [n_experts + 1]: rows per expert, then offsets
   std::vector<int32_t> routed;      // [rows * k]: (row * k + slot), grouped by expert
   std::vector<int32_t> position;    // [rows * k]: where each pair landed in ROUTED
+  std::vector<int32_t> next;        // [n_experts]: the next free place of each expert in ROUTED
   std::vector<float> x, gate, up;   // kRows: one expert's rows: input, gate, up
   std::vector<float> y;             // [rows * k][dim]: every pair's expert output, in ROUTED order
-  std::vector<float> acc;           // [rows][dim]: the weighted sums
   std::vector<MoeThreadScratch> per_thread;  // kExperts
   kernels::ThreadPool serial{1};    // kExperts: runs a thread's matmuls on that thread
   std::vector<int> order;           // kExperts: the experts to run, most rows first
