@@ -27,15 +27,20 @@ double Engine::now_s() const {
   return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
 }
 
-SeqView Engine::view(const Sequence& s) const {
-  SeqView v;
-  v.priority = static_cast<int>(s.req.priority);
-  v.arrival = s.arrival;
-  v.submitted_s = s.time.submitted_s;
-  v.session = s.req.session;
-  v.tokens_left = static_cast<int64_t>(s.tokens.size()) - s.kv.computed;
-  v.loading = s.kv.loads_pending > 0;
-  return v;
+std::vector<SeqView> Engine::views(const std::vector<std::unique_ptr<Sequence>>& list) const {
+  std::vector<SeqView> out;
+  out.reserve(list.size());
+  for (const auto& s : list) {
+    SeqView v;
+    v.priority = static_cast<int>(s->req.priority);
+    v.arrival = s->arrival;
+    v.submitted_s = s->time.submitted_s;
+    v.session = s->req.session;
+    v.tokens_left = static_cast<int64_t>(s->tokens.size()) - s->kv.computed;
+    v.loading = s->kv.loads_pending > 0;
+    out.push_back(v);
+  }
+  return out;
 }
 
 Result<std::unique_ptr<Engine>> Engine::create(model::Model& model, const tokenizer::Tokenizer& tokenizer,
@@ -307,10 +312,7 @@ void Engine::finish(Sequence& s, StopReason reason, const std::string& error) {
 void Engine::admit() {
   if (waiting_.empty()) return;
   const auto now = Clock::now();
-  std::vector<SeqView> waiting, running;
-  for (const auto& s : waiting_) waiting.push_back(view(*s));
-  for (const auto& s : running_) running.push_back(view(*s));
-  for (size_t i : sched_.admission_order(waiting, running, now_s())) {
+  for (size_t i : sched_.admission_order(views(waiting_), views(running_), now_s())) {
     if (static_cast<int>(running_.size()) >= opt_.max_batch_size) break;
     const Start r = start(*waiting_[i], now);
     if (r == Start::kStarted) running_.push_back(std::move(waiting_[i]));
@@ -323,16 +325,19 @@ void Engine::admit() {
 // still needs fit (Scheduler::fits); else releases what it took.
 Engine::Start Engine::start(Sequence& s, Clock::time_point now) {
   // The longest cached prefix; keep at least one token to compute (its logits pick the next token).
+  // The lookup's references are given back with release_keep_class: a
+  // candidate that waits (every step while the cache is full) must not
+  // move the blocks it found to another eviction class.
   kv::PrefixMatch m = cache_->lookup(s.tokens, s.req.cache_namespace);
   const int64_t bt = opt_.block_tokens;
   while (!m.blocks.empty() && static_cast<int64_t>(m.blocks.size()) * bt >= static_cast<int64_t>(s.tokens.size())) {
-    cache_->release(m.blocks.back());
+    cache_->release_keep_class(m.blocks.back());
     m.blocks.pop_back();
   }
   // Blocks to its first token: the prompt's positions and the token after.
   const int64_t need = (static_cast<int64_t>(s.tokens.size()) + 1 + bt - 1) / bt - static_cast<int64_t>(m.blocks.size());
   if (!sched_.fits(need, cache_->n_free() + cache_->n_cached(), pool_->n_blocks(), running_.size())) {
-    for (kv::BlockId b : m.blocks) cache_->release(b);
+    for (kv::BlockId b : m.blocks) cache_->release_keep_class(b);
     return Start::kNoRoom;
   }
   s.kv.blocks = m.blocks;
@@ -349,7 +354,7 @@ Engine::Start Engine::start(Sequence& s, Clock::time_point now) {
   // The prefix may go on in the disk tier; wait while another sequence
   // is reading it (its blocks will then be in RAM).
   if (tier_ != nullptr && !lookup_disk(s)) {
-    for (kv::BlockId b : s.kv.blocks) cache_->release(b);
+    for (kv::BlockId b : s.kv.blocks) cache_->release_keep_class(b);
     s.kv.blocks.clear();
     s.kv.computed = s.kv.committed = 0;
     return Start::kWaitForDisk;
@@ -372,13 +377,9 @@ Engine::Start Engine::start(Sequence& s, Clock::time_point now) {
 // the same priority, so two sequences cannot preempt each other in turn.
 // The victim's committed blocks stay cached; it waits to resume.
 bool Engine::preempt_one(const Sequence* keep) {
-  std::vector<SeqView> running;
-  size_t keep_index = 0;
-  for (size_t i = 0; i < running_.size(); ++i) {
-    running.push_back(view(*running_[i]));
-    if (running_[i].get() == keep) keep_index = i;
-  }
-  const std::optional<size_t> v = sched_.victim(running, keep_index);
+  const size_t keep_index = static_cast<size_t>(
+      std::find_if(running_.begin(), running_.end(), [&](const auto& p) { return p.get() == keep; }) - running_.begin());
+  const std::optional<size_t> v = sched_.victim(views(running_), keep_index);
   if (!v) return false;
   Sequence* victim = running_[*v].get();
   victim->chunk = 0;
@@ -464,12 +465,8 @@ bool Engine::step() {
   const int64_t bt = opt_.block_tokens;
   std::stable_partition(running_.begin(), running_.end(),
                         [](const auto& s) { return static_cast<int64_t>(s->tokens.size()) - s->kv.computed == 1; });
-  {
-    std::vector<SeqView> views;
-    for (const auto& s : running_) views.push_back(view(*s));
-    const std::vector<int64_t> chunks = sched_.plan_chunks(views);
-    for (size_t i = 0; i < running_.size(); ++i) running_[i]->chunk = chunks[i];
-  }
+  const std::vector<int64_t> chunks = sched_.plan_chunks(views(running_));
+  for (size_t i = 0; i < running_.size(); ++i) running_[i]->chunk = chunks[i];
   bool loading = false;
   for (size_t i = 0; i < running_.size(); ++i) {
     Sequence& s = *running_[i];

@@ -175,7 +175,7 @@ class Engine {
   void close_all_streams();
   std::string validate(const Sequence& s) const;  // "" when the request can run
   double now_s() const;
-  SeqView view(const Sequence& s) const;
+  std::vector<SeqView> views(const std::vector<std::unique_ptr<Sequence>>& list) const;  // for the scheduler
   enum class Start { kStarted, kNoRoom, kWaitForDisk };
   Start start(Sequence& s, std::chrono::steady_clock::time_point now);
   void admit();
