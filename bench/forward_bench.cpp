@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
   std::vector<float> logits;
   auto blocks_for = [&](int64_t n) {
     std::vector<kv::BlockId> b;
-    for (int64_t i = 0; i < (n + shape.block_tokens - 1) / shape.block_tokens; ++i) b.push_back(*(*pool)->allocate());
+    for (int64_t i = 0; i < (n + shape.block_tokens - 1) / shape.block_tokens; ++i) b.push_back(*(*pool)->blocks().allocate());
     return b;
   };
   // Prefill: one 512-token prompt.
@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
     // counts the workers' short spin-waits): tokens per CPU-second x
     // threads is the wall-clock speed this run would have alone.
     fmt::print("prefill 512 tokens: {:.1f} tokens/s, {:.1f} tokens per CPU-second\n", 512 / s, 512 / cpu);
-    for (auto b : blocks) (*pool)->release(b);
+    for (auto b : blocks) (*pool)->blocks().release(b);
   }
   // Decode: B sequences with a CTX-token context each, --steps steps. The
   // context's K/V are not computed, only written with bytes (attention's
@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
     fmt::print("decode {:>2} sequences: {:7.1f} tokens/s aggregate ({:.2f}x single), {:.0f}% of the bandwidth roofline\n",
                B, tps, single > 0 ? tps / single : 0.0, 100 * (tps / B) * step_gb / bw);
     for (auto& bl : blocks) {
-      for (auto b : bl) (*pool)->release(b);
+      for (auto b : bl) (*pool)->blocks().release(b);
     }
   }
   return 0;

@@ -51,7 +51,7 @@ bool feed(model::Model& m, kv::KvPool& pool, Seq& s, std::span<const int32_t> to
           std::vector<float>& logits) {
   const int bt = pool.shape().block_tokens;
   while (static_cast<int64_t>(s.blocks.size()) * bt < s.computed + n) {
-    auto b = pool.allocate();
+    auto b = pool.blocks().allocate();
     if (!b) return false;
     s.blocks.push_back(*b);
   }
@@ -70,7 +70,7 @@ bool feed(model::Model& m, kv::KvPool& pool, Seq& s, std::span<const int32_t> to
 }
 
 void release(kv::KvPool& pool, Seq& s) {
-  for (auto b : s.blocks) pool.release(b);
+  for (auto b : s.blocks) pool.blocks().release(b);
   s = {};
 }
 

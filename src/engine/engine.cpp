@@ -54,13 +54,14 @@ Result<std::unique_ptr<Engine>> Engine::create(model::Model& model, const tokeni
   e->pool_ = std::move(*pool);
   // Blocks of another model (or of kernels that round differently) never match.
   e->fingerprint_ = model.fingerprint();
-  e->cache_ = std::make_unique<kv::PrefixCache>(*e->pool_, e->fingerprint_);
+  e->index_ = std::make_unique<kv::PrefixIndex>(*e->pool_, e->fingerprint_);
+  e->blocks_ = &e->pool_->blocks();
   e->io_refs_.assign(static_cast<size_t>(e->pool_->n_blocks()), 0);
   if (!options.cache_dir.empty()) TANDEM_RETURN_IF_ERROR(e->open_disk_tier());
   {
     std::lock_guard<std::mutex> lock(e->mu_);
     e->metrics_.kv_blocks_total = e->pool_->n_blocks();
-    e->metrics_.kv_blocks_free = e->cache_->n_free();
+    e->metrics_.kv_blocks_free = e->blocks_->n_free();
   }
   if (options.start_thread) e->thread_ = std::thread(&Engine::loop, e.get());
   return e;
@@ -275,13 +276,13 @@ void Engine::finish(Sequence& s, StopReason reason, const std::string& error) {
   const int64_t in_tail = s.kv.computed - s.kv.committed * bt;
   if (!failed(reason) && s.kv.loads_pending == 0 && in_tail > 0 && in_tail < bt &&
       static_cast<int64_t>(s.kv.blocks.size()) > s.kv.committed) {
-    cache_->commit_tail(s.kv.blocks[static_cast<size_t>(s.kv.committed)], s.kv.last_key,
+    index_->commit_tail(s.kv.blocks[static_cast<size_t>(s.kv.committed)], s.kv.last_key,
                         std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.kv.committed * bt),
                                                                    static_cast<size_t>(in_tail)));
   }
   const bool returns = s.req.expect_return || s.out.saw_return_marker;
   const auto retention = returns ? kv::Retention::kLonger : kv::Retention::kNormal;
-  for (kv::BlockId b : s.kv.blocks) cache_->release(b, retention);
+  for (kv::BlockId b : s.kv.blocks) blocks_->release(b, retention);
   s.kv.blocks.clear();
   Event e;
   e.done = true;
@@ -328,23 +329,23 @@ Engine::Start Engine::start(Sequence& s, Clock::time_point now) {
   // The lookup's references are given back with release_keep_class: a
   // candidate that waits (every step while the cache is full) must not
   // move the blocks it found to another eviction class.
-  kv::PrefixMatch m = cache_->lookup(s.tokens, s.req.cache_namespace);
+  kv::PrefixMatch m = index_->lookup(s.tokens, s.req.cache_namespace);
   const int64_t bt = opt_.block_tokens;
   while (!m.blocks.empty() && static_cast<int64_t>(m.blocks.size()) * bt >= static_cast<int64_t>(s.tokens.size())) {
-    cache_->release_keep_class(m.blocks.back());
+    blocks_->release_keep_class(m.blocks.back());
     m.blocks.pop_back();
   }
   // Blocks to its first token: the prompt's positions and the token after.
   const int64_t need = (static_cast<int64_t>(s.tokens.size()) + 1 + bt - 1) / bt - static_cast<int64_t>(m.blocks.size());
-  if (!sched_.fits(need, cache_->n_free() + cache_->n_cached(), pool_->n_blocks(), running_.size())) {
-    for (kv::BlockId b : m.blocks) cache_->release_keep_class(b);
+  if (!sched_.fits(need, blocks_->n_free() + blocks_->n_cached(), pool_->n_blocks(), running_.size())) {
+    for (kv::BlockId b : m.blocks) blocks_->release_keep_class(b);
     return Start::kNoRoom;
   }
   s.kv.blocks = m.blocks;
   s.kv.computed = static_cast<int64_t>(m.blocks.size()) * bt;
   s.kv.committed = static_cast<int64_t>(m.blocks.size());
   // The chain keys of the kept blocks (the match may have been cut).
-  s.kv.last_key = cache_->root_key(s.req.cache_namespace);
+  s.kv.last_key = index_->root_key(s.req.cache_namespace);
   s.kv.keys.clear();
   for (int64_t b = 0; b < s.kv.committed; ++b) {
     s.kv.last_key = kv::block_key(s.kv.last_key, std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(b * bt),
@@ -354,7 +355,7 @@ Engine::Start Engine::start(Sequence& s, Clock::time_point now) {
   // The prefix may go on in the disk tier; wait while another sequence
   // is reading it (its blocks will then be in RAM).
   if (tier_ != nullptr && !lookup_disk(s)) {
-    for (kv::BlockId b : s.kv.blocks) cache_->release_keep_class(b);
+    for (kv::BlockId b : s.kv.blocks) blocks_->release_keep_class(b);
     s.kv.blocks.clear();
     s.kv.computed = s.kv.committed = 0;
     return Start::kWaitForDisk;
@@ -383,7 +384,7 @@ bool Engine::preempt_one(const Sequence* keep) {
   if (!v) return false;
   Sequence* victim = running_[*v].get();
   victim->chunk = 0;
-  for (kv::BlockId b : victim->kv.blocks) cache_->release(b);
+  for (kv::BlockId b : victim->kv.blocks) blocks_->release(b);
   victim->kv.blocks.clear();
   victim->kv.computed = 0;
   victim->kv.committed = 0;
@@ -405,16 +406,16 @@ void Engine::reuse_partial_block(Sequence& s) {
   const int64_t usable = std::min<int64_t>(static_cast<int64_t>(s.tokens.size()) - s.kv.computed - 1, bt - 1);
   if (usable <= 0 || s.kv.computed != static_cast<int64_t>(s.kv.blocks.size()) * bt) return;
   const auto rest = std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.kv.computed), static_cast<size_t>(usable));
-  if (auto t = cache_->take_tail(s.kv.last_key, rest)) {
+  if (auto t = index_->take_tail(s.kv.last_key, rest)) {
     s.kv.blocks.push_back(t->block);
     s.kv.computed += t->tokens;
     ++tail_hits_;
     partial_block_tokens_ += t->tokens;
     return;
   }
-  auto shared = cache_->longest_child(s.kv.last_key, rest);
+  auto shared = index_->longest_child(s.kv.last_key, rest);
   if (!shared) return;
-  if (auto copy = cache_->allocate()) {
+  if (auto copy = blocks_->allocate()) {
     // The whole block (all layers; positions past the head are rewritten).
     std::memcpy(pool_->block_data(*copy), pool_->block_data(shared->block), pool_->shape().block_bytes());
     s.kv.blocks.push_back(*copy);
@@ -422,7 +423,7 @@ void Engine::reuse_partial_block(Sequence& s) {
     ++head_copies_;
     partial_block_tokens_ += shared->tokens;
   }
-  cache_->release_keep_class(shared->block);
+  blocks_->release_keep_class(shared->block);
 }
 
 void Engine::commit_full_blocks(Sequence& s) {
@@ -430,7 +431,7 @@ void Engine::commit_full_blocks(Sequence& s) {
   while ((s.kv.committed + 1) * bt <= s.kv.computed) {
     const auto chunk = std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.kv.committed * bt), static_cast<size_t>(bt));
     const kv::BlockId b = s.kv.blocks[static_cast<size_t>(s.kv.committed)];
-    s.kv.last_key = cache_->commit(b, s.kv.last_key, chunk);
+    s.kv.last_key = index_->commit(b, s.kv.last_key, chunk);
     s.kv.keys.push_back(s.kv.last_key);
     on_committed(b, s.kv.last_key);
     ++s.kv.committed;
@@ -477,10 +478,10 @@ bool Engine::step() {
     // Blocks for the chunk: evict cached blocks, else wait for blocks the
     // disk tier holds, else preempt others.
     while (s.chunk > 0 && static_cast<int64_t>(s.kv.blocks.size()) * bt < s.kv.computed + s.chunk) {
-      auto b = cache_->allocate();
+      auto b = blocks_->allocate();
       if (!b && writes_in_flight_ > 0) {
         wait_for_io();
-        b = cache_->allocate();
+        b = blocks_->allocate();
       }
       if (b) {
         s.kv.blocks.push_back(*b);
@@ -550,9 +551,9 @@ void Engine::publish_metrics(bool stepped, size_t batch_size, int64_t batch_toke
   std::lock_guard<std::mutex> lock(mu_);
   metrics_.running = static_cast<int64_t>(running_.size());
   metrics_.waiting = static_cast<int64_t>(waiting_.size());
-  metrics_.evictions = cache_->stats().evictions;
-  metrics_.kv_blocks_free = cache_->n_free();
-  metrics_.kv_blocks_cached = cache_->n_cached();
+  metrics_.evictions = blocks_->evictions();
+  metrics_.kv_blocks_free = blocks_->n_free();
+  metrics_.kv_blocks_cached = blocks_->n_cached();
   metrics_.disk_enabled = tier_ != nullptr;
   metrics_.disk_hit_tokens = disk_hit_tokens_;
   metrics_.tail_hits = tail_hits_;
@@ -668,7 +669,7 @@ EngineMetrics Engine::metrics() const {
 }
 
 std::string Engine::check_invariants() const {
-  std::string e = cache_->check_invariants();
+  std::string e = index_->check_invariants();
   if (!e.empty()) return e;
   // Every pinned reference belongs to a block table.
   std::vector<int32_t> refs(static_cast<size_t>(pool_->n_blocks()), 0);
@@ -682,9 +683,9 @@ std::string Engine::check_invariants() const {
   }
   for (kv::BlockId b = 0; b < pool_->n_blocks(); ++b) {
     refs[static_cast<size_t>(b)] += io_refs_[static_cast<size_t>(b)];
-    if (refs[static_cast<size_t>(b)] != cache_->ref_count(b)) {
+    if (refs[static_cast<size_t>(b)] != blocks_->ref_count(b)) {
       return fmt::format("block {}: {} table references, ref count {}", b, refs[static_cast<size_t>(b)],
-                         cache_->ref_count(b));
+                         blocks_->ref_count(b));
     }
   }
   return "";

@@ -49,7 +49,8 @@ class Model;
 }  // namespace tandem::model
 namespace tandem::kv {
 class KvPool;
-class PrefixCache;
+class BlockPool;
+class PrefixIndex;
 class DiskTier;
 struct SessionRecord;
 using BlockId = int32_t;
@@ -105,7 +106,7 @@ struct EngineMetrics {
   int64_t prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0;
   int64_t preemptions = 0, evictions = 0;
   int64_t kv_blocks_total = 0, kv_blocks_free = 0, kv_blocks_cached = 0;
-  // Reuse inside a block (kv/prefix_cache.h): tails taken over, shared
+  // Reuse inside a block (kv/prefix_index.h): tails taken over, shared
   // heads copied, and the prompt tokens they served (in cached_tokens too).
   int64_t tail_hits = 0, head_copies = 0, partial_block_tokens = 0;
   // Forward-step durations: counts per upper bound of kStepBucketsMs (the
@@ -217,7 +218,8 @@ class Engine {
   EngineOptions opt_;
   Scheduler sched_;
   std::unique_ptr<kv::KvPool> pool_;
-  std::unique_ptr<kv::PrefixCache> cache_;
+  std::unique_ptr<kv::PrefixIndex> index_;  // what blocks contain
+  kv::BlockPool* blocks_ = nullptr;          // who holds them: pool_->blocks()
   std::vector<std::unique_ptr<Sequence>> waiting_, running_;
   std::vector<float> logits_;
   uint64_t fingerprint_ = 0;

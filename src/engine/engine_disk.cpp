@@ -54,22 +54,22 @@ bool Engine::lookup_disk(Sequence& s) {
     if (loading_.contains(key)) {
       // Another sequence is reading this block: wait for it rather than
       // read it twice; what this one already took goes back.
-      for (size_t i = s.kv.load_begin; i < s.kv.blocks.size(); ++i) cache_->release(s.kv.blocks[i]);
+      for (size_t i = s.kv.load_begin; i < s.kv.blocks.size(); ++i) blocks_->release(s.kv.blocks[i]);
       s.kv.blocks.resize(s.kv.load_begin);
       s.kv.load_keys.clear();
       s.kv.load_state.clear();
       s.kv.loads_pending = 0;
       return false;
     }
-    if (auto b = cache_->find(key); b && cache_->parent_of(*b) == parent &&
-                                    std::ranges::equal(cache_->tokens_of(*b), chunk)) {
-      cache_->retain(*b);
+    if (auto b = index_->find(key); b && index_->parent_of(*b) == parent &&
+                                    std::ranges::equal(index_->tokens_of(*b), chunk)) {
+      blocks_->retain(*b);
       s.kv.blocks.push_back(*b);
       s.kv.load_state.push_back(SequenceKv::Slot::kInRam);
     } else if (tier_->contains(key, parent, chunk)) {
-      auto fresh = cache_->allocate();
+      auto fresh = blocks_->allocate();
       if (!fresh) break;  // RAM is full of pinned blocks: compute the rest
-      cache_->retain(*fresh);  // the load's reference
+      blocks_->retain(*fresh);  // the load's reference
       ++io_refs_[static_cast<size_t>(*fresh)];
       loading_[key] = Loading{*fresh, parent, std::vector<int32_t>(chunk.begin(), chunk.end())};
       tier_->load(*fresh, key);
@@ -100,8 +100,8 @@ void Engine::load_shared_head(Sequence& s, kv::BlockKey parent) {
   if (usable <= 0) return;
   const auto rest = std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(at), static_cast<size_t>(usable));
   auto child = tier_->longest_child(parent, rest);
-  if (!child || loading_.contains(child->key) || cache_->find(child->key)) return;  // in RAM or on its way
-  auto fresh = cache_->allocate();  // its reference is the load's: no block table holds it
+  if (!child || loading_.contains(child->key) || index_->find(child->key)) return;  // in RAM or on its way
+  auto fresh = blocks_->allocate();  // its reference is the load's: no block table holds it
   if (!fresh) return;
   ++io_refs_[static_cast<size_t>(*fresh)];
   loading_[child->key] = Loading{*fresh, parent, std::move(child->tokens)};
@@ -122,7 +122,7 @@ void Engine::finish_loads(Sequence& s) {
     s.kv.last_key = s.kv.load_keys[ok];
     ++ok;
   }
-  for (size_t i = s.kv.load_begin + ok; i < s.kv.blocks.size(); ++i) cache_->release(s.kv.blocks[i]);
+  for (size_t i = s.kv.load_begin + ok; i < s.kv.blocks.size(); ++i) blocks_->release(s.kv.blocks[i]);
   s.kv.blocks.resize(s.kv.load_begin + ok);
   s.kv.committed = static_cast<int64_t>(s.kv.blocks.size());
   s.kv.computed = s.kv.committed * bt;
@@ -141,12 +141,12 @@ void Engine::finish_loads(Sequence& s) {
 }
 
 void Engine::on_committed(kv::BlockId b, kv::BlockKey key) {
-  if (pinned_keys_.contains(key)) cache_->set_floor(b, kv::Retention::kPinned);
+  if (pinned_keys_.contains(key)) blocks_->set_floor(b, kv::Retention::kPinned);
   if (tier_ != nullptr) want_write(b, key);
 }
 
 void Engine::want_write(kv::BlockId b, kv::BlockKey key) {
-  if (cache_->key_of(b) != key) return;  // another block holds this content and writes it
+  if (index_->key_of(b) != key) return;  // another block holds this content and writes it
   if (write_wanted_.contains(key) || tier_->contains(key)) return;
   write_wanted_.insert(key);
   dirty_.emplace_back(b, key);
@@ -158,16 +158,16 @@ void Engine::pump_writes() {
   while (writes_in_flight_ < write_limit() && !dirty_.empty()) {
     const auto [b, key] = dirty_.front();
     dirty_.pop_front();
-    if (cache_->key_of(b) != key || tier_->contains(key)) {  // evicted before its turn, or stored meanwhile
+    if (index_->key_of(b) != key || tier_->contains(key)) {  // evicted before its turn, or stored meanwhile
       write_wanted_.erase(key);
       continue;
     }
     kv::BlockMeta meta;
     meta.key = key;
-    meta.parent = cache_->parent_of(b);
-    const auto tokens = cache_->tokens_of(b);
+    meta.parent = index_->parent_of(b);
+    const auto tokens = index_->tokens_of(b);
     meta.tokens.assign(tokens.begin(), tokens.end());
-    cache_->retain(b);
+    blocks_->retain(b);
     ++io_refs_[static_cast<size_t>(b)];
     ++writes_in_flight_;
     tier_->write(b, std::move(meta));
@@ -185,9 +185,9 @@ void Engine::take_io_done() {
       if (it != loading_.end()) {
         // Registered even when its reader is gone (cancelled): it is a
         // good block, and whoever waited for it finds it in RAM.
-        if (d.ok && cache_->key_of(b) == 0) {
-          cache_->commit(b, it->second.parent, it->second.tokens);
-          if (cache_->key_of(b) == d.key && pinned_keys_.contains(d.key)) cache_->set_floor(b, kv::Retention::kPinned);
+        if (d.ok && index_->key_of(b) == 0) {
+          index_->commit(b, it->second.parent, it->second.tokens);
+          if (index_->key_of(b) == d.key && pinned_keys_.contains(d.key)) blocks_->set_floor(b, kv::Retention::kPinned);
         }
         loading_.erase(it);
       }
@@ -208,7 +208,7 @@ void Engine::take_io_done() {
       }
     }
     --io_refs_[static_cast<size_t>(b)];
-    cache_->release_keep_class(b);
+    blocks_->release_keep_class(b);
   }
 }
 
@@ -221,7 +221,7 @@ void Engine::wait_for_io() {
 int64_t Engine::queue_unwritten_blocks() {
   int64_t n = 0;
   for (kv::BlockId b = 0; b < pool_->n_blocks(); ++b) {
-    const kv::BlockKey key = cache_->key_of(b);
+    const kv::BlockKey key = index_->key_of(b);
     if (key == 0 || write_wanted_.contains(key) || tier_->contains(key)) continue;
     want_write(b, key);
     ++n;
@@ -254,7 +254,7 @@ Result<FlushResult> Engine::flush(std::chrono::milliseconds timeout) {
   r.failed = after.write_errors - before.write_errors;
   run_on_engine([&] {
     for (kv::BlockId b = 0; b < pool_->n_blocks(); ++b) {
-      const kv::BlockKey key = cache_->key_of(b);
+      const kv::BlockKey key = index_->key_of(b);
       r.on_disk += key != 0 && tier_->contains(key) ? 1 : 0;
     }
   });

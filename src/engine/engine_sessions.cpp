@@ -37,7 +37,7 @@ void Engine::set_pinned_keys(const std::vector<kv::BlockKey>& keys, int delta) {
     count += delta;
     const bool pinned = count > 0;
     if (!pinned) pinned_keys_.erase(key);
-    if (auto b = cache_->find(key)) cache_->set_floor(*b, pinned ? kv::Retention::kPinned : kv::Retention::kNormal);
+    if (auto b = index_->find(key)) blocks_->set_floor(*b, pinned ? kv::Retention::kPinned : kv::Retention::kNormal);
   }
   if (tier_ != nullptr) {
     std::vector<kv::BlockKey> all;
@@ -80,7 +80,7 @@ SessionInfo Engine::describe_session(const kv::SessionRecord& r) const {
   info.id = r.id;
   info.tokens = static_cast<int64_t>(r.tokens.size());
   info.blocks = static_cast<int64_t>(r.keys.size());
-  for (kv::BlockKey key : r.keys) info.blocks_in_ram += cache_->find(key) ? 1 : 0;
+  for (kv::BlockKey key : r.keys) info.blocks_in_ram += index_->find(key) ? 1 : 0;
   if (tier_ != nullptr) info.blocks_on_disk = tier_->count_contained(r.keys);
   info.last_use_ms = r.last_use_ms;
   info.pinned = r.pinned;
@@ -128,7 +128,7 @@ Engine::SessionOp Engine::delete_session(const std::string& id) {
     for (const auto& [other, r] : *sessions_) shared.insert(r.keys.begin(), r.keys.end());
     for (kv::BlockKey key : keys) {
       if (shared.contains(key)) continue;
-      if (auto b = cache_->find(key)) cache_->drop(*b);  // only when no sequence holds it
+      if (auto b = index_->find(key)) blocks_->drop(*b);  // only when no sequence holds it
       if (tier_ != nullptr && !write_wanted_.contains(key)) tier_->erase_block(key);
     }
   });

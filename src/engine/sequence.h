@@ -7,7 +7,7 @@
 
 #include "engine/engine.h"
 #include "kv/disk_tier.h"
-#include "kv/prefix_cache.h"
+#include "kv/prefix_index.h"
 #include "model/model.h"
 #include "tokenizer/detokenizer.h"
 

@@ -40,21 +40,8 @@ Result<std::unique_ptr<KvPool>> KvPool::create(const KvShape& shape, size_t budg
   pool->n_blocks_ = static_cast<int32_t>(n);
   pool->data_.reset(new (std::nothrow) uint8_t[n * block]);
   if (!pool->data_) return Status::errorf("cannot allocate {} MiB for the KV cache", n * block >> 20);
-  pool->free_.reserve(n);
-  for (size_t i = n; i-- > 0;) pool->free_.push_back(static_cast<BlockId>(i));  // hand out 0, 1, 2, ... first
+  pool->blocks_ = std::make_unique<BlockPool>(pool->n_blocks_);
   return pool;
-}
-
-std::optional<BlockId> KvPool::allocate() {
-  if (free_.empty()) return std::nullopt;
-  const BlockId id = free_.back();
-  free_.pop_back();
-  return id;
-}
-
-void KvPool::release(BlockId id) {
-  TANDEM_DCHECK(id >= 0 && id < n_blocks_, "releasing block {} of a pool of {}", id, n_blocks_);
-  free_.push_back(id);
 }
 
 void KvPool::write(BlockId id, int layer, int slot, const float* k_row, const float* v_row) {

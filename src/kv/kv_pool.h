@@ -10,26 +10,23 @@
 // and one head's K or V in the pool's KvType as kernels/kv_type.h defines
 // it (the one place for the per-type layouts: f16/f32, q8_0, bf16).
 //
-// Storage only: which sequence owns a block is the caller's business. The
-// pool's own free list (allocate/release) serves callers that manage blocks
-// themselves (model tests, benchmarks); the engine's prefix cache takes
-// every block at construction and keeps its own free list, ref counts and
-// eviction order (kv/prefix_cache.h).
+// The pool owns the bytes and, in blocks(), who holds each block (ref
+// counts, free list, eviction order: kv/block_pool.h). What a block
+// contains is the prefix index's (kv/prefix_index.h); model tests and
+// benchmarks allocate and release through blocks() without an index.
 #pragma once
 
 #include "core/status.h"
+#include "kv/block_pool.h"
 #include "kernels/kv_type.h"
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
 namespace tandem::kv {
-
-using BlockId = int32_t;
 
 struct KvShape {
   int n_layers = 0;
@@ -55,11 +52,8 @@ class KvPool {
 
   const KvShape& shape() const { return shape_; }
   int32_t n_blocks() const { return n_blocks_; }
-  int32_t n_free() const { return static_cast<int32_t>(free_.size()); }
-
-  // A free block, or nullopt when none is left (expected: the caller evicts).
-  std::optional<BlockId> allocate();
-  void release(BlockId id);
+  BlockPool& blocks() { return *blocks_; }
+  const BlockPool& blocks() const { return *blocks_; }
 
   // The whole block (block_bytes(), all layers): what the disk tier stores.
   uint8_t* block_data(BlockId id) { return base(id, 0); }
@@ -81,7 +75,7 @@ class KvPool {
   KvShape shape_;
   int32_t n_blocks_ = 0;
   std::unique_ptr<uint8_t[]> data_;
-  std::vector<BlockId> free_;
+  std::unique_ptr<BlockPool> blocks_;
 };
 
 }  // namespace tandem::kv

@@ -5,7 +5,7 @@
 #include "core/check.h"
 #include "core/status.h"
 #include "kv/kv_pool.h"
-#include "kv/prefix_cache.h"
+#include "kv/prefix_index.h"
 
 #include <gtest/gtest.h>
 
@@ -35,10 +35,10 @@ class DebugChecks : public ::testing::Test {
 
 TEST_F(DebugChecks, ReleasingAFreeBlockAborts) {
   auto pool = small_pool();
-  PrefixCache cache(*pool, 1);
-  const BlockId b = *cache.allocate();
-  cache.release(b);
-  EXPECT_DEATH(cache.release(b), "releasing block 0 whose ref count is 0");
+  PrefixIndex cache(*pool, 1);
+  const BlockId b = *cache.blocks().allocate();
+  cache.blocks().release(b);
+  EXPECT_DEATH(cache.blocks().release(b), "releasing block 0 whose ref count is 0");
 }
 
 TEST_F(DebugChecks, KvWriteOutsideTheBlockAborts) {

@@ -5,7 +5,7 @@
 // store always reopens with every indexed block intact.
 #include "kv/disk_store.h"
 
-#include "kv/prefix_cache.h"
+#include "kv/prefix_index.h"
 #include "test_util.h"
 
 #include <signal.h>

@@ -2,7 +2,7 @@
 // with kv_load), q8_0 within half a quantization step, shapes a type cannot
 // store refused, and the bytes per token of each type.
 #include "kv/kv_pool.h"
-#include "kv/prefix_cache.h"
+#include "kv/prefix_index.h"
 
 #include <gtest/gtest.h>
 
@@ -102,14 +102,14 @@ TEST(KvPool, BytesPerTokenAndRefusedShapes) {
 }
 
 // Blocks of one type never serve another: the types' stable ids are folded
-// into the prefix cache's root key.
+// into the prefix index's root key.
 TEST(KvPool, TypesHaveTheirOwnCacheKeys) {
   std::vector<BlockKey> roots;
   for (auto type : {kernels::KvType::kF32, kernels::KvType::kF16, kernels::KvType::kQ8_0, kernels::KvType::kBF16}) {
     const KvShape s = shape(type, 32);
     auto pool = KvPool::create(s, s.block_bytes() * 2);
     ASSERT_TRUE(pool.ok());
-    PrefixCache cache(**pool, 7);
+    PrefixIndex cache(**pool, 7);
     for (BlockKey r : roots) EXPECT_NE(cache.root_key(), r) << kernels::kv_type_name(type);
     roots.push_back(cache.root_key());
   }

@@ -122,7 +122,7 @@ void check_determinism(const std::string& path, kernels::KvType kv_type) {
     const auto traces = run_together(*m, *pool, prompts, 6, rb, 9);
     expect_same(alone, traces[0], "batch of " + std::to_string(n));
   }
-  EXPECT_EQ(pool->n_free(), pool->n_blocks());
+  EXPECT_EQ(pool->blocks().n_free(), pool->n_blocks());
 }
 
 // Every KV type keeps the guarantees: a q8_0 token's bytes depend only on

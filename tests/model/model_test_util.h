@@ -41,7 +41,7 @@ struct Seq {
 
   void ensure_blocks(kv::KvPool& pool, int64_t positions) {
     while (static_cast<int64_t>(blocks.size()) * pool.shape().block_tokens < positions) {
-      auto b = pool.allocate();
+      auto b = pool.blocks().allocate();
       ASSERT_TRUE(b.has_value()) << "KV pool exhausted";
       blocks.push_back(*b);
     }
@@ -59,7 +59,7 @@ struct Seq {
     return sb;
   }
   void release(kv::KvPool& pool) {
-    for (auto b : blocks) pool.release(b);
+    for (auto b : blocks) pool.blocks().release(b);
     blocks.clear();
   }
 };
