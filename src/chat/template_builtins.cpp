@@ -2,6 +2,8 @@
 // (namespace, raise_exception, range, strftime_now).
 #include <algorithm>
 #include <ctime>
+#include <string_view>
+#include <unordered_map>
 
 #include "chat/template_interp.h"
 
@@ -22,17 +24,6 @@ struct MethodFn : Callable {
   Value call(Interp& in, CallArgs& args, const EnvPtr&) const override { return in.call_method(self, name, args); }
 };
 
-bool is_string_method(const std::string& n) {
-  static const char* const kNames[] = {"upper",  "lower",      "strip",    "title", "capitalize", "rstrip",
-                                       "lstrip", "startswith", "endswith", "split", "replace"};
-  return std::find(std::begin(kNames), std::end(kNames), n) != std::end(kNames);
-}
-
-bool is_object_method(const std::string& n) {
-  return n == "get" || n == "items" || n == "keys" || n == "values" || n == "dictsort";
-}
-
-// Positional argument I, else keyword NAME, else undefined.
 bool starts_or_ends(const std::string& s, const std::string& fix, bool start) {
   if (fix.size() > s.size()) return false;
   return start ? s.compare(0, fix.size(), fix) == 0 : s.compare(s.size() - fix.size(), fix.size(), fix) == 0;
@@ -56,11 +47,194 @@ std::string pad2(int n) { return fmt::format("{:02d}", n); }
 
 }  // namespace
 
+namespace {
+
+// One method of a string or a dict: SELF is the receiver, NAME the method.
+using MethodImpl = Value (*)(Interp& in, const Value& self, const std::string& name, CallArgs& args);
+using MethodTable = std::unordered_map<std::string_view, MethodImpl>;
+
+Value method_starts_or_ends(Interp&, const Value& self, const std::string& name, CallArgs& args) {
+  const std::string& s = self.str();
+  const bool start = name == "startswith";
+  if (args.pos.empty()) fail(name + "() requires at least one argument");
+  const Value& pattern = args.pos[0];
+  if (pattern.is_string()) return Value::boolean(starts_or_ends(s, pattern.str(), start));
+  if (pattern.is_array()) {
+    for (const Value& item : pattern.arr()) {
+      if (!item.is_string()) fail(name + "() tuple elements must be strings");
+      if (starts_or_ends(s, item.str(), start)) return Value::boolean(true);
+    }
+    return Value::boolean(false);
+  }
+  fail(name + "() argument must be a string or tuple of strings");
+}
+
+Value method_split(Interp&, const Value& self, const std::string&, CallArgs& args) {
+  const std::string& s = self.str();
+  Value sep = arg(args, 0, "sep");
+  Value max_v = arg(args, 1, "maxsplit");
+  if (!sep.is_string() && !sep.is_none() && !sep.is_undefined()) fail("sep argument must be a string or null");
+  if (!max_v.is_int() && !max_v.is_undefined()) fail("maxsplit argument must be a number");
+  const int64_t maxsplit = max_v.is_int() ? max_v.as_int() : -1;
+  Array out;
+  if (!sep.is_string()) {
+    // Python's split(): runs of whitespace, leading whitespace ignored.
+    std::string_view text = js_trim_start(s);
+    size_t pos = 0;
+    while (pos < text.size()) {
+      size_t start = pos;
+      while (pos < text.size() && js_space_prefix(text.substr(pos)) == 0) {
+        size_t len = 1;
+        while (pos + len < text.size() && (static_cast<uint8_t>(text[pos + len]) & 0xC0) == 0x80) ++len;
+        pos += len;
+      }
+      std::string_view word = text.substr(start, pos - start);
+      if (maxsplit != -1 && static_cast<int64_t>(out.size()) >= maxsplit) {
+        out.push_back(Value::string(std::string(text.substr(start))));
+        break;
+      }
+      out.push_back(Value::string(std::string(word)));
+      pos += js_space_prefix(text.substr(pos));
+    }
+    return Value::array(std::move(out));
+  }
+  if (sep.str().empty()) fail("empty separator");
+  std::vector<std::string> parts = split_all(s, sep.str());
+  if (maxsplit != -1 && static_cast<int64_t>(parts.size()) > maxsplit) {
+    size_t keep = static_cast<size_t>(std::max<int64_t>(maxsplit, 0));
+    std::string tail;
+    for (size_t i = keep; i < parts.size(); ++i) tail += (i > keep ? sep.str() : "") + parts[i];
+    parts.resize(keep);
+    parts.push_back(tail);
+  }
+  for (auto& p : parts) out.push_back(Value::string(std::move(p)));
+  return Value::array(std::move(out));
+}
+
+Value method_replace(Interp& in, const Value& self, const std::string&, CallArgs& args) {
+  const std::string& s = self.str();
+  if (args.pos.size() < 2) fail("replace() requires at least two arguments");
+  const Value &from = args.pos[0], &to = args.pos[1];
+  if (!from.is_string() || !to.is_string()) fail("replace() arguments must be strings");
+  Value count_v = arg(args, 2, "count");
+  if (!count_v.is_int() && !count_v.is_none() && !count_v.is_undefined()) {
+    fail("replace() count argument must be a number or null");
+  }
+  int64_t remaining = (count_v.is_int() && count_v.as_int() >= 0) ? count_v.as_int() : INT64_MAX;
+  const std::string &old_s = from.str(), &new_s = to.str();
+  std::string out;
+  if (old_s.empty()) {
+    // An insertion before every character and at the end ("ab" -> "-a-b-").
+    std::vector<std::string_view> chars = code_points(s);
+    in.check_size(s.size() + (chars.size() + 1) * new_s.size());
+    for (std::string_view c : chars) {
+      if (remaining > 0) out += new_s, --remaining;
+      out += c;
+    }
+    if (remaining > 0) out += new_s;
+    return Value::string(std::move(out));
+  }
+  size_t start = 0;
+  while (remaining > 0) {
+    size_t at = s.find(old_s, start);
+    if (at == std::string::npos) break;
+    out.append(s, start, at - start);
+    out += new_s;
+    in.check_size(out.size());
+    start = at + old_s.size();
+    --remaining;
+  }
+  out.append(s, start, std::string::npos);
+  return in.make_string(std::move(out));
+}
+
+Value method_get(Interp&, const Value& self, const std::string&, CallArgs& args) {
+  const Object& obj = self.obj();
+  Value key = arg(args, 0, "key");
+  if (!key.is_string()) fail(std::string("Object key must be a string: got ") + key.type_name());
+  if (const Value* v = obj.find(key.str())) return *v;
+  Value def = arg(args, 1, "default");
+  return def.is_undefined() ? Value::none() : def;
+}
+
+// items(), keys() and values().
+Value method_entries(Interp&, const Value& self, const std::string& name, CallArgs&) {
+  Array out;
+  for (const auto& [k, v] : self.obj().entries()) {
+    if (name == "items") {
+      out.push_back(Value::array({Value::string(k), v}));
+    } else {
+      out.push_back(name == "keys" ? Value::string(k) : v);
+    }
+  }
+  return Value::array(std::move(out));
+}
+
+Value method_dictsort(Interp&, const Value& self, const std::string&, CallArgs& args) {
+  const Object& obj = self.obj();
+  Value cs = arg(args, 0, "case_sensitive"), by = arg(args, 1, "by"), rev = arg(args, 2, "reverse");
+  if (!cs.is_undefined() && !cs.is_bool()) fail("case_sensitive must be a boolean");
+  if (!by.is_undefined() && !by.is_string()) fail("by must be a string");
+  if (by.is_string() && by.str() != "key" && by.str() != "value") fail("by must be either 'key' or 'value'");
+  if (!rev.is_undefined() && !rev.is_bool()) fail("reverse must be a boolean");
+  const bool case_sensitive = cs.is_bool() && cs.as_bool();
+  const size_t index = (by.is_string() && by.str() == "value") ? 1 : 0;
+  const bool reverse = rev.is_bool() && rev.as_bool();
+  Array items;
+  for (const auto& [k, v] : obj.entries()) items.push_back(Value::array({Value::string(k), v}));
+  std::stable_sort(items.begin(), items.end(), [&](const Value& a, const Value& b) {
+    int c = Interp::compare(a.arr()[index], b.arr()[index], case_sensitive);
+    return reverse ? c > 0 : c < 0;
+  });
+  return Value::array(std::move(items));
+}
+
+// strip/lstrip/rstrip ignore a chars argument and trim all whitespace, as
+// the reference does.
+const MethodTable& string_methods() {
+  static const MethodTable t = {
+      {"upper", [](Interp&, const Value& v, const std::string&, CallArgs&) { return Value::string(to_upper(v.str())); }},
+      {"lower", [](Interp&, const Value& v, const std::string&, CallArgs&) { return Value::string(to_lower(v.str())); }},
+      {"strip",
+       [](Interp&, const Value& v, const std::string&, CallArgs&) { return Value::string(std::string(js_trim(v.str()))); }},
+      {"lstrip",
+       [](Interp&, const Value& v, const std::string&, CallArgs&) {
+         return Value::string(std::string(js_trim_start(v.str())));
+       }},
+      {"rstrip",
+       [](Interp&, const Value& v, const std::string&, CallArgs&) { return Value::string(std::string(js_trim_end(v.str()))); }},
+      {"title", [](Interp&, const Value& v, const std::string&, CallArgs&) { return Value::string(title_case(v.str())); }},
+      {"capitalize",
+       [](Interp&, const Value& v, const std::string&, CallArgs&) { return Value::string(capitalize(v.str())); }},
+      {"startswith", method_starts_or_ends},
+      {"endswith", method_starts_or_ends},
+      {"split", method_split},
+      {"replace", method_replace},
+  };
+  return t;
+}
+
+const MethodTable& object_methods() {
+  static const MethodTable t = {
+      {"get", method_get},        {"items", method_entries},       {"keys", method_entries},
+      {"values", method_entries}, {"dictsort", method_dictsort},
+  };
+  return t;
+}
+
+const MethodTable* methods_of(const Value& self) {
+  if (self.is_string()) return &string_methods();
+  if (self.is_object()) return &object_methods();
+  return nullptr;
+}
+
+}  // namespace
+
 Value Interp::get_member(const Value& object, const Value& property) {
   if (object.is_object() || object.is_namespace()) {
     if (!property.is_string()) fail(std::string("Cannot access property with non-string: got ") + property.type_name());
     if (const Value* v = object.obj().find(property.str())) return *v;
-    if (object.is_object() && is_object_method(property.str())) {
+    if (object.is_object() && object_methods().contains(property.str())) {
       return Value::function(std::make_shared<MethodFn>(object, property.str()));
     }
     return Value();
@@ -85,7 +259,7 @@ Value Interp::get_member(const Value& object, const Value& property) {
     if (name == "length") {
       return Value::integer(object.is_array() ? static_cast<int64_t>(object.arr().size()) : utf16_length(object.str()));
     }
-    if (object.is_string() && is_string_method(name)) return Value::function(std::make_shared<MethodFn>(object, name));
+    if (object.is_string() && string_methods().contains(name)) return Value::function(std::make_shared<MethodFn>(object, name));
     return Value();
   }
   if (!property.is_string()) fail(std::string("Cannot access property with non-string: got ") + property.type_name());
@@ -93,144 +267,8 @@ Value Interp::get_member(const Value& object, const Value& property) {
 }
 
 Value Interp::call_method(const Value& self, const std::string& name, CallArgs& args) {
-  if (self.is_string()) {
-    const std::string& s = self.str();
-    // strip/lstrip/rstrip ignore a chars argument and trim all whitespace,
-    // as the reference does.
-    if (name == "upper") return Value::string(to_upper(s));
-    if (name == "lower") return Value::string(to_lower(s));
-    if (name == "strip") return Value::string(std::string(js_trim(s)));
-    if (name == "lstrip") return Value::string(std::string(js_trim_start(s)));
-    if (name == "rstrip") return Value::string(std::string(js_trim_end(s)));
-    if (name == "title") return Value::string(title_case(s));
-    if (name == "capitalize") return Value::string(capitalize(s));
-    if (name == "startswith" || name == "endswith") {
-      const bool start = name == "startswith";
-      if (args.pos.empty()) fail(name + "() requires at least one argument");
-      const Value& pattern = args.pos[0];
-      if (pattern.is_string()) return Value::boolean(starts_or_ends(s, pattern.str(), start));
-      if (pattern.is_array()) {
-        for (const Value& item : pattern.arr()) {
-          if (!item.is_string()) fail(name + "() tuple elements must be strings");
-          if (starts_or_ends(s, item.str(), start)) return Value::boolean(true);
-        }
-        return Value::boolean(false);
-      }
-      fail(name + "() argument must be a string or tuple of strings");
-    }
-    if (name == "split") {
-      Value sep = arg(args, 0, "sep");
-      Value max_v = arg(args, 1, "maxsplit");
-      if (!sep.is_string() && !sep.is_none() && !sep.is_undefined()) fail("sep argument must be a string or null");
-      if (!max_v.is_int() && !max_v.is_undefined()) fail("maxsplit argument must be a number");
-      const int64_t maxsplit = max_v.is_int() ? max_v.as_int() : -1;
-      Array out;
-      if (!sep.is_string()) {
-        // Python's split(): runs of whitespace, leading whitespace ignored.
-        std::string_view text = js_trim_start(s);
-        size_t pos = 0;
-        while (pos < text.size()) {
-          size_t start = pos;
-          while (pos < text.size() && js_space_prefix(text.substr(pos)) == 0) {
-            size_t len = 1;
-            while (pos + len < text.size() && (static_cast<uint8_t>(text[pos + len]) & 0xC0) == 0x80) ++len;
-            pos += len;
-          }
-          std::string_view word = text.substr(start, pos - start);
-          if (maxsplit != -1 && static_cast<int64_t>(out.size()) >= maxsplit) {
-            out.push_back(Value::string(std::string(text.substr(start))));
-            break;
-          }
-          out.push_back(Value::string(std::string(word)));
-          pos += js_space_prefix(text.substr(pos));
-        }
-        return Value::array(std::move(out));
-      }
-      if (sep.str().empty()) fail("empty separator");
-      std::vector<std::string> parts = split_all(s, sep.str());
-      if (maxsplit != -1 && static_cast<int64_t>(parts.size()) > maxsplit) {
-        size_t keep = static_cast<size_t>(std::max<int64_t>(maxsplit, 0));
-        std::string tail;
-        for (size_t i = keep; i < parts.size(); ++i) tail += (i > keep ? sep.str() : "") + parts[i];
-        parts.resize(keep);
-        parts.push_back(tail);
-      }
-      for (auto& p : parts) out.push_back(Value::string(std::move(p)));
-      return Value::array(std::move(out));
-    }
-    if (name == "replace") {
-      if (args.pos.size() < 2) fail("replace() requires at least two arguments");
-      const Value &from = args.pos[0], &to = args.pos[1];
-      if (!from.is_string() || !to.is_string()) fail("replace() arguments must be strings");
-      Value count_v = arg(args, 2, "count");
-      if (!count_v.is_int() && !count_v.is_none() && !count_v.is_undefined()) {
-        fail("replace() count argument must be a number or null");
-      }
-      int64_t remaining = (count_v.is_int() && count_v.as_int() >= 0) ? count_v.as_int() : INT64_MAX;
-      const std::string &old_s = from.str(), &new_s = to.str();
-      std::string out;
-      if (old_s.empty()) {
-        // An insertion before every character and at the end ("ab" -> "-a-b-").
-        std::vector<std::string_view> chars = code_points(s);
-        check_size(s.size() + (chars.size() + 1) * new_s.size());
-        for (std::string_view c : chars) {
-          if (remaining > 0) out += new_s, --remaining;
-          out += c;
-        }
-        if (remaining > 0) out += new_s;
-        return Value::string(std::move(out));
-      }
-      size_t start = 0;
-      while (remaining > 0) {
-        size_t at = s.find(old_s, start);
-        if (at == std::string::npos) break;
-        out.append(s, start, at - start);
-        out += new_s;
-        check_size(out.size());
-        start = at + old_s.size();
-        --remaining;
-      }
-      out.append(s, start, std::string::npos);
-      return make_string(std::move(out));
-    }
-  }
-  if (self.is_object()) {
-    const Object& obj = self.obj();
-    if (name == "get") {
-      Value key = arg(args, 0, "key");
-      if (!key.is_string()) fail(std::string("Object key must be a string: got ") + key.type_name());
-      if (const Value* v = obj.find(key.str())) return *v;
-      Value def = arg(args, 1, "default");
-      return def.is_undefined() ? Value::none() : def;
-    }
-    if (name == "items" || name == "keys" || name == "values") {
-      Array out;
-      for (const auto& [k, v] : obj.entries()) {
-        if (name == "items") {
-          out.push_back(Value::array({Value::string(k), v}));
-        } else {
-          out.push_back(name == "keys" ? Value::string(k) : v);
-        }
-      }
-      return Value::array(std::move(out));
-    }
-    if (name == "dictsort") {
-      Value cs = arg(args, 0, "case_sensitive"), by = arg(args, 1, "by"), rev = arg(args, 2, "reverse");
-      if (!cs.is_undefined() && !cs.is_bool()) fail("case_sensitive must be a boolean");
-      if (!by.is_undefined() && !by.is_string()) fail("by must be a string");
-      if (by.is_string() && by.str() != "key" && by.str() != "value") fail("by must be either 'key' or 'value'");
-      if (!rev.is_undefined() && !rev.is_bool()) fail("reverse must be a boolean");
-      const bool case_sensitive = cs.is_bool() && cs.as_bool();
-      const size_t index = (by.is_string() && by.str() == "value") ? 1 : 0;
-      const bool reverse = rev.is_bool() && rev.as_bool();
-      Array items;
-      for (const auto& [k, v] : obj.entries()) items.push_back(Value::array({Value::string(k), v}));
-      std::stable_sort(items.begin(), items.end(), [&](const Value& a, const Value& b) {
-        int c = compare(a.arr()[index], b.arr()[index], case_sensitive);
-        return reverse ? c > 0 : c < 0;
-      });
-      return Value::array(std::move(items));
-    }
+  if (const MethodTable* t = methods_of(self)) {
+    if (auto it = t->find(name); it != t->end()) return it->second(*this, self, name, args);
   }
   fail("unknown method '" + name + "'");
 }

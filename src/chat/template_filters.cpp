@@ -5,6 +5,8 @@
 // only in one of the two forms and errors on the other.
 #include <algorithm>
 #include <cmath>
+#include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "chat/template_interp.h"
@@ -132,222 +134,305 @@ bool Interp::run_test(const std::string& name, const Value& v, const Value* arg_
   fail("Unknown test: " + name);
 }
 
-Value Interp::apply_filter(const Value& operand, const Expr& f, const EnvPtr& env) {
+namespace {
+
+// One filter: OPERAND is evaluated, ARGS too; F names it (for errors).
+using FilterFn = Value (*)(Interp& in, const Value& operand, CallArgs& args, const Expr& f);
+using FilterTable = std::unordered_map<std::string_view, FilterFn>;
+
+Value filter_tojson(Interp& in, const Value& operand, CallArgs& args, const Expr&) {
+  JsonOptions o;
+  // Keyword arguments only: the reference ignores positional ones here.
+  auto kwarg = [&](const char* name) {
+    const Value* v = args.kwargs.find(name);
+    return v ? *v : Value();
+  };
+  Value indent = kwarg("indent"), ascii = kwarg("ensure_ascii"), sort = kwarg("sort_keys"), seps = kwarg("separators");
+  if (!indent.is_int() && !indent.is_none() && !indent.is_undefined()) fail("If set, indent must be a number");
+  if (!ascii.is_bool() && !ascii.is_undefined()) fail("If set, ensure_ascii must be a boolean");
+  if (!sort.is_bool() && !sort.is_undefined()) fail("If set, sort_keys must be a boolean");
+  if (indent.is_int()) {
+    if (indent.as_int() < 0 || indent.as_int() > 64) fail("tojson indent must be between 0 and 64");
+    o.indent = static_cast<int>(indent.as_int());
+  }
+  o.ensure_ascii = ascii.is_bool() && ascii.as_bool();
+  o.sort_keys = sort.is_bool() && sort.as_bool();
+  if (seps.is_array()) {
+    if (seps.arr().size() != 2 || !seps.arr()[0].is_string() || !seps.arr()[1].is_string()) {
+      fail("separators must be a tuple of two strings");
+    }
+    o.custom_separators = true;
+    o.item_sep = seps.arr()[0].str();
+    o.key_sep = seps.arr()[1].str();
+  } else if (!seps.is_none() && !seps.is_undefined()) {
+    fail("If set, separators must be a tuple of two strings");
+  }
+  std::string out;
+  in.to_json(operand, o, 0, true, out);
+  return Value::string(std::move(out));
+}
+
+Value filter_default(Interp&, const Value& operand, CallArgs& args, const Expr&) {
+  Value def = args.pos.empty() ? Value::string("") : args.pos[0];
+  Value flag = arg(args, 1, "boolean");
+  if (!flag.is_bool() && !flag.is_undefined()) fail("`default` filter flag must be a boolean");
+  bool use_default = operand.is_undefined() || (flag.is_bool() && flag.as_bool() && !operand.truthy());
+  return use_default ? def : operand;
+}
+
+Value filter_join(Interp& in, const Value& operand, CallArgs& args, const Expr& f) {
+  if (!operand.is_string() && !operand.is_array()) cannot_apply(operand, f);
+  Value sep_v = arg(args, 0, "separator");
+  if (!sep_v.is_string() && !sep_v.is_undefined()) fail("separator must be a string");
+  const std::string sep = sep_v.is_string() ? sep_v.str() : "";
+  std::string out;
+  if (operand.is_string()) {
+    bool first = true;
+    for (std::string_view c : code_points(operand.str())) {
+      if (!first) out += sep;
+      first = false;
+      out += c;
+    }
+  } else {
+    bool first = true;
+    for (const Value& item : operand.arr()) {
+      if (!first) out += sep;
+      first = false;
+      if (!item.is_none() && !item.is_undefined()) out += in.raw_string(item);  // JS join: null -> ""
+      in.check_size(out.size());
+    }
+  }
+  return in.make_string(std::move(out));
+}
+
+// `int` and `float`.
+Value filter_number(Interp&, const Value& operand, CallArgs& args, const Expr& f) {
+  const bool to_int = f.name == "int";
+  Value def = arg(args, 0, "default");
+  if (def.is_undefined()) def = to_int ? Value::integer(0) : Value::number(0);
+  if (operand.is_string()) {
+    if (to_int) {
+      int64_t i = 0;
+      return js_parse_int(operand.str(), &i) ? Value::integer(i) : def;
+    }
+    double d = 0;
+    return js_parse_float(operand.str(), &d) ? Value::number(d) : def;
+  }
+  if (operand.is_int()) return to_int ? operand : Value::number(operand.as_double());
+  if (operand.is_float()) {
+    if (!to_int) return operand;
+    double d = std::floor(operand.as_float());
+    if (!(std::fabs(d) < 9.2e18)) fail("int filter: value out of range");
+    return Value::integer(static_cast<int64_t>(d));
+  }
+  if (operand.is_bool()) return to_int ? Value::integer(operand.as_bool()) : Value::number(operand.as_bool());
+  cannot_apply(operand, f);
+}
+
+Value filter_array_string(Interp& in, const Value& operand, CallArgs&, const Expr&) {
+  std::string out;
+  in.to_json(operand, JsonOptions{}, 0, false, out);
+  return Value::string(std::move(out));
+}
+
+Value filter_unique(Interp&, const Value& operand, CallArgs&, const Expr&) {
+  std::unordered_set<std::string> seen;
+  Array out;
+  for (const Value& item : operand.arr()) {
+    if (seen.insert(same_value_key(item)).second) out.push_back(item);
+  }
+  return Value::array(std::move(out));
+}
+
+Value filter_sort(Interp&, const Value& operand, CallArgs& args, const Expr&) {
+  Value rev = arg(args, 0, "reverse"), cs = arg(args, 1, "case_sensitive"), attr = arg(args, 2, "attribute");
+  if (!rev.is_bool() && !rev.is_undefined()) fail("reverse must be a boolean");
+  if (!cs.is_bool() && !cs.is_undefined()) fail("case_sensitive must be a boolean");
+  if (!attr.is_string() && !attr.is_int() && !attr.is_none() && !attr.is_undefined()) {
+    fail("attribute must be a string, integer, or null");
+  }
+  const bool reverse = rev.is_bool() && rev.as_bool(), case_sensitive = cs.is_bool() && cs.as_bool();
+  const bool by_attr = attr.is_string() || attr.is_int();
+  const std::string path = attr.is_string() ? attr.str() : attr.is_int() ? std::to_string(attr.as_int()) : "";
+  Array out(operand.arr());
+  std::stable_sort(out.begin(), out.end(), [&](const Value& a, const Value& b) {
+    int c = by_attr ? Interp::compare(attribute_path(a, path), attribute_path(b, path), case_sensitive)
+                    : Interp::compare(a, b, case_sensitive);
+    return reverse ? c > 0 : c < 0;
+  });
+  return Value::array(std::move(out));
+}
+
+Value filter_map(Interp&, const Value& operand, CallArgs& args, const Expr&) {
+  const Value* attr = args.kwargs.find("attribute");
+  if (!attr) fail("`map` expressions without `attribute` set are not currently supported.");
+  if (!attr->is_string()) fail("attribute must be a string");
+  const Value* def = args.kwargs.find("default");
+  Array out;
+  for (const Value& item : operand.arr()) {
+    if (!is_container(item)) fail("items in map must be an object");
+    Value v = attribute_path(item, attr->str());
+    out.push_back(v.is_undefined() && def ? *def : v);
+  }
+  return Value::array(std::move(out));
+}
+
+Value filter_indent(Interp& in, const Value& operand, CallArgs& args, const Expr&) {
+  const std::string& s = operand.str();
+  Value width = arg(args, 0, "width");
+  if (!width.is_int() && !width.is_undefined()) fail("width must be a number");
+  const int64_t w = width.is_int() ? width.as_int() : 4;
+  if (w < 0 || w > 1024) fail("indent width must be between 0 and 1024");
+  const bool first = arg(args, 1, "first").truthy(), blank = arg(args, 2, "blank").truthy();
+  const std::string pad(static_cast<size_t>(w), ' ');
+  in.check_size(s.size() + (static_cast<size_t>(std::count(s.begin(), s.end(), '\n')) + 1) * pad.size());
+  std::string out;
+  size_t start = 0, line = 0;
+  while (true) {
+    size_t nl = s.find('\n', start);
+    std::string_view piece = std::string_view(s).substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    if (line > 0) out += '\n';
+    if (!((!first && line == 0) || (!blank && piece.empty()))) out += pad;
+    out += piece;
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+    ++line;
+  }
+  return Value::string(std::move(out));
+}
+
+Value filter_abs(Interp&, const Value& operand, CallArgs&, const Expr&) {
+  if (operand.is_float()) return Value::number(std::fabs(operand.as_float()));
+  if (operand.as_int() == INT64_MIN) fail("integer overflow in chat template arithmetic");
+  return Value::integer(operand.as_int() < 0 ? -operand.as_int() : operand.as_int());
+}
+
+Value same_operand(Interp&, const Value& operand, CallArgs&, const Expr&) { return operand; }
+
+Value length_of(Interp&, const Value& v, CallArgs&, const Expr&) {
+  return Value::integer(v.is_string() ? utf16_length(v.str())
+                        : v.is_array() ? static_cast<int64_t>(v.arr().size())
+                                       : static_cast<int64_t>(v.obj().size()));
+}
+
+// A filter that is the method of the same name ("x" | replace(...) == "x".replace(...)).
+Value as_method(Interp& in, const Value& operand, CallArgs& args, const Expr& f) {
+  return in.call_method(operand, f.name, args);
+}
+
+// Filters looked up by name before the operand type, then one table per
+// operand type: the reference's dispatch order, so its error for a filter
+// that exists for other types (not_applicable) is kept.
+const FilterTable& filters_by_name() {
+  static const FilterTable t = {
+      {"tojson", filter_tojson}, {"default", filter_default}, {"join", filter_join},
+      {"int", filter_number},    {"float", filter_number},
+  };
+  return t;
+}
+
+const FilterTable& array_filters() {
+  static const FilterTable t = {
+      {"list", same_operand},
+      {"first", [](Interp&, const Value& v, CallArgs&, const Expr&) { return v.arr().empty() ? Value() : v.arr().front(); }},
+      {"last", [](Interp&, const Value& v, CallArgs&, const Expr&) { return v.arr().empty() ? Value() : v.arr().back(); }},
+      {"length", length_of},
+      {"reverse",
+       [](Interp&, const Value& v, CallArgs&, const Expr&) { return Value::array(Array(v.arr().rbegin(), v.arr().rend())); }},
+      {"string", filter_array_string},
+      {"unique", filter_unique},
+      {"sort", filter_sort},
+      {"map", filter_map},
+  };
+  return t;
+}
+
+const FilterTable& string_filters() {
+  static const FilterTable t = {
+      {"length", length_of},
+      {"upper", [](Interp&, const Value& v, CallArgs&, const Expr&) { return Value::string(to_upper(v.str())); }},
+      {"lower", [](Interp&, const Value& v, CallArgs&, const Expr&) { return Value::string(to_lower(v.str())); }},
+      {"title", [](Interp&, const Value& v, CallArgs&, const Expr&) { return Value::string(title_case(v.str())); }},
+      {"capitalize", [](Interp&, const Value& v, CallArgs&, const Expr&) { return Value::string(capitalize(v.str())); }},
+      {"trim", [](Interp&, const Value& v, CallArgs&, const Expr&) { return Value::string(std::string(js_trim(v.str()))); }},
+      {"string", same_operand},
+      {"replace", as_method},
+      {"indent", filter_indent},
+  };
+  return t;
+}
+
+const FilterTable& number_filters() {
+  static const FilterTable t = {
+      {"abs", filter_abs},
+      {"string", [](Interp& in, const Value& v, CallArgs&, const Expr&) { return Value::string(in.display(v)); }},
+  };
+  return t;
+}
+
+const FilterTable& object_filters() {
+  static const FilterTable t = {
+      {"length", length_of}, {"items", as_method},  {"get", as_method},
+      {"keys", as_method},   {"values", as_method}, {"dictsort", as_method},
+  };
+  return t;
+}
+
+const FilterTable& bool_filters() {
+  static const FilterTable t = {
+      {"bool", same_operand},
+      {"string",
+       [](Interp&, const Value& v, CallArgs&, const Expr&) { return Value::string(v.as_bool() ? "true" : "false"); }},
+  };
+  return t;
+}
+
+const FilterTable* filters_for(const Value& operand) {
+  if (operand.is_array()) return &array_filters();
+  if (operand.is_string()) return &string_filters();
+  if (operand.is_number()) return &number_filters();
+  if (operand.is_object()) return &object_filters();
+  if (operand.is_bool()) return &bool_filters();
+  return nullptr;
+}
+
+FilterFn find_filter(const FilterTable& t, const std::string& name) {
+  auto it = t.find(name);
+  return it == t.end() ? nullptr : it->second;
+}
+
+}  // namespace
+
+// selectattr / rejectattr check their arguments before evaluating them.
+Value Interp::select_attr(const Value& operand, const Expr& f, const EnvPtr& env) {
   const std::string& name = f.name;
-  if (name == "safe") return operand;
-  if (name == "selectattr" || name == "rejectattr") {
-    if (!operand.is_array()) not_applicable(operand, f);
-    for (const Value& item : operand.arr()) {
-      if (!is_container(item)) fail("`" + name + "` can only be applied to array of objects");
-    }
-    for (const auto& a : f.args) {
-      if (!a->string_literal) fail("arguments of `" + name + "` must be strings");
-    }
-    CallArgs args = eval_args(f.args, env);
-    Value attr = arg(args, 0, ""), test = arg(args, 1, ""), value = arg(args, 2, "");
-    if (test.is_string() && !known_test(test.str())) fail("Unknown test: " + test.str());
-    const bool select = name == "selectattr";
-    Array out;
-    for (const Value& item : operand.arr()) {
-      const Value* a = attr.is_string() ? item.obj().find(attr.str()) : nullptr;
-      bool r = a ? (test.is_string() ? run_test(test.str(), *a, &value) : a->truthy()) : false;
-      if (r == select) out.push_back(item);
-    }
-    return Value::array(std::move(out));
+  if (!operand.is_array()) not_applicable(operand, f);
+  for (const Value& item : operand.arr()) {
+    if (!is_container(item)) fail("`" + name + "` can only be applied to array of objects");
+  }
+  for (const auto& a : f.args) {
+    if (!a->string_literal) fail("arguments of `" + name + "` must be strings");
   }
   CallArgs args = eval_args(f.args, env);
-  if (name == "tojson") {
-    JsonOptions o;
-    // Keyword arguments only: the reference ignores positional ones here.
-    auto kwarg = [&](const char* name) {
-      const Value* v = args.kwargs.find(name);
-      return v ? *v : Value();
-    };
-    Value indent = kwarg("indent"), ascii = kwarg("ensure_ascii"), sort = kwarg("sort_keys"), seps = kwarg("separators");
-    if (!indent.is_int() && !indent.is_none() && !indent.is_undefined()) fail("If set, indent must be a number");
-    if (!ascii.is_bool() && !ascii.is_undefined()) fail("If set, ensure_ascii must be a boolean");
-    if (!sort.is_bool() && !sort.is_undefined()) fail("If set, sort_keys must be a boolean");
-    if (indent.is_int()) {
-      if (indent.as_int() < 0 || indent.as_int() > 64) fail("tojson indent must be between 0 and 64");
-      o.indent = static_cast<int>(indent.as_int());
-    }
-    o.ensure_ascii = ascii.is_bool() && ascii.as_bool();
-    o.sort_keys = sort.is_bool() && sort.as_bool();
-    if (seps.is_array()) {
-      if (seps.arr().size() != 2 || !seps.arr()[0].is_string() || !seps.arr()[1].is_string()) {
-        fail("separators must be a tuple of two strings");
-      }
-      o.custom_separators = true;
-      o.item_sep = seps.arr()[0].str();
-      o.key_sep = seps.arr()[1].str();
-    } else if (!seps.is_none() && !seps.is_undefined()) {
-      fail("If set, separators must be a tuple of two strings");
-    }
-    std::string out;
-    to_json(operand, o, 0, true, out);
-    return Value::string(std::move(out));
+  Value attr = arg(args, 0, ""), test = arg(args, 1, ""), value = arg(args, 2, "");
+  if (test.is_string() && !known_test(test.str())) fail("Unknown test: " + test.str());
+  const bool select = name == "selectattr";
+  Array out;
+  for (const Value& item : operand.arr()) {
+    const Value* a = attr.is_string() ? item.obj().find(attr.str()) : nullptr;
+    bool r = a ? (test.is_string() ? run_test(test.str(), *a, &value) : a->truthy()) : false;
+    if (r == select) out.push_back(item);
   }
-  if (name == "default") {
-    Value def = args.pos.empty() ? Value::string("") : args.pos[0];
-    Value flag = arg(args, 1, "boolean");
-    if (!flag.is_bool() && !flag.is_undefined()) fail("`default` filter flag must be a boolean");
-    bool use_default = operand.is_undefined() || (flag.is_bool() && flag.as_bool() && !operand.truthy());
-    return use_default ? def : operand;
-  }
-  if (name == "join") {
-    if (!operand.is_string() && !operand.is_array()) cannot_apply(operand, f);
-    Value sep_v = arg(args, 0, "separator");
-    if (!sep_v.is_string() && !sep_v.is_undefined()) fail("separator must be a string");
-    const std::string sep = sep_v.is_string() ? sep_v.str() : "";
-    std::string out;
-    if (operand.is_string()) {
-      bool first = true;
-      for (std::string_view c : code_points(operand.str())) {
-        if (!first) out += sep;
-        first = false;
-        out += c;
-      }
-    } else {
-      bool first = true;
-      for (const Value& item : operand.arr()) {
-        if (!first) out += sep;
-        first = false;
-        if (!item.is_none() && !item.is_undefined()) out += raw_string(item);  // JS join: null -> ""
-        check_size(out.size());
-      }
-    }
-    return make_string(std::move(out));
-  }
-  if (name == "int" || name == "float") {
-    const bool to_int = name == "int";
-    Value def = arg(args, 0, "default");
-    if (def.is_undefined()) def = to_int ? Value::integer(0) : Value::number(0);
-    if (operand.is_string()) {
-      if (to_int) {
-        int64_t i = 0;
-        return js_parse_int(operand.str(), &i) ? Value::integer(i) : def;
-      }
-      double d = 0;
-      return js_parse_float(operand.str(), &d) ? Value::number(d) : def;
-    }
-    if (operand.is_int()) return to_int ? operand : Value::number(operand.as_double());
-    if (operand.is_float()) {
-      if (!to_int) return operand;
-      double d = std::floor(operand.as_float());
-      if (!(std::fabs(d) < 9.2e18)) fail("int filter: value out of range");
-      return Value::integer(static_cast<int64_t>(d));
-    }
-    if (operand.is_bool()) return to_int ? Value::integer(operand.as_bool()) : Value::number(operand.as_bool());
-    cannot_apply(operand, f);
-  }
+  return Value::array(std::move(out));
+}
 
-  if (operand.is_array()) {
-    const Array& items = operand.arr();
-    if (name == "list") return operand;
-    if (name == "first") return items.empty() ? Value() : items.front();
-    if (name == "last") return items.empty() ? Value() : items.back();
-    if (name == "length") return Value::integer(static_cast<int64_t>(items.size()));
-    if (name == "reverse") return Value::array(Array(items.rbegin(), items.rend()));
-    if (name == "string") {
-      std::string out;
-      to_json(operand, JsonOptions{}, 0, false, out);
-      return Value::string(std::move(out));
-    }
-    if (name == "unique") {
-      std::unordered_set<std::string> seen;
-      Array out;
-      for (const Value& item : items) {
-        if (seen.insert(same_value_key(item)).second) out.push_back(item);
-      }
-      return Value::array(std::move(out));
-    }
-    if (name == "sort") {
-      Value rev = arg(args, 0, "reverse"), cs = arg(args, 1, "case_sensitive"), attr = arg(args, 2, "attribute");
-      if (!rev.is_bool() && !rev.is_undefined()) fail("reverse must be a boolean");
-      if (!cs.is_bool() && !cs.is_undefined()) fail("case_sensitive must be a boolean");
-      if (!attr.is_string() && !attr.is_int() && !attr.is_none() && !attr.is_undefined()) {
-        fail("attribute must be a string, integer, or null");
-      }
-      const bool reverse = rev.is_bool() && rev.as_bool(), case_sensitive = cs.is_bool() && cs.as_bool();
-      const bool by_attr = attr.is_string() || attr.is_int();
-      const std::string path = attr.is_string() ? attr.str() : attr.is_int() ? std::to_string(attr.as_int()) : "";
-      Array out(items);
-      std::stable_sort(out.begin(), out.end(), [&](const Value& a, const Value& b) {
-        int c = by_attr ? compare(attribute_path(a, path), attribute_path(b, path), case_sensitive)
-                        : compare(a, b, case_sensitive);
-        return reverse ? c > 0 : c < 0;
-      });
-      return Value::array(std::move(out));
-    }
-    if (name == "map") {
-      const Value* attr = args.kwargs.find("attribute");
-      if (!attr) fail("`map` expressions without `attribute` set are not currently supported.");
-      if (!attr->is_string()) fail("attribute must be a string");
-      const Value* def = args.kwargs.find("default");
-      Array out;
-      for (const Value& item : items) {
-        if (!is_container(item)) fail("items in map must be an object");
-        Value v = attribute_path(item, attr->str());
-        out.push_back(v.is_undefined() && def ? *def : v);
-      }
-      return Value::array(std::move(out));
-    }
-    not_applicable(operand, f);
-  }
-  if (operand.is_string()) {
-    const std::string& s = operand.str();
-    if (name == "length") return Value::integer(utf16_length(s));
-    if (name == "upper") return Value::string(to_upper(s));
-    if (name == "lower") return Value::string(to_lower(s));
-    if (name == "title") return Value::string(title_case(s));
-    if (name == "capitalize") return Value::string(capitalize(s));
-    if (name == "trim") return Value::string(std::string(js_trim(s)));
-    if (name == "string") return operand;
-    if (name == "replace") return call_method(operand, "replace", args);
-    if (name == "indent") {
-      Value width = arg(args, 0, "width");
-      if (!width.is_int() && !width.is_undefined()) fail("width must be a number");
-      const int64_t w = width.is_int() ? width.as_int() : 4;
-      if (w < 0 || w > 1024) fail("indent width must be between 0 and 1024");
-      const bool first = arg(args, 1, "first").truthy(), blank = arg(args, 2, "blank").truthy();
-      const std::string pad(static_cast<size_t>(w), ' ');
-      check_size(s.size() + (static_cast<size_t>(std::count(s.begin(), s.end(), '\n')) + 1) * pad.size());
-      std::string out;
-      size_t start = 0, line = 0;
-      while (true) {
-        size_t nl = s.find('\n', start);
-        std::string_view piece = std::string_view(s).substr(start, nl == std::string::npos ? std::string::npos : nl - start);
-        if (line > 0) out += '\n';
-        if (!((!first && line == 0) || (!blank && piece.empty()))) out += pad;
-        out += piece;
-        if (nl == std::string::npos) break;
-        start = nl + 1;
-        ++line;
-      }
-      return Value::string(std::move(out));
-    }
-    not_applicable(operand, f);
-  }
-  if (operand.is_number()) {
-    if (name == "abs") {
-      if (operand.is_float()) return Value::number(std::fabs(operand.as_float()));
-      if (operand.as_int() == INT64_MIN) fail("integer overflow in chat template arithmetic");
-      return Value::integer(operand.as_int() < 0 ? -operand.as_int() : operand.as_int());
-    }
-    if (name == "string") return Value::string(display(operand));
-    not_applicable(operand, f);
-  }
-  if (operand.is_object()) {
-    if (name == "length") return Value::integer(static_cast<int64_t>(operand.obj().size()));
-    if (name == "items" || name == "get" || name == "keys" || name == "values" || name == "dictsort") {
-      return call_method(operand, name, args);
-    }
-    not_applicable(operand, f);
-  }
-  if (operand.is_bool()) {
-    if (name == "bool") return operand;
-    if (name == "string") return Value::string(operand.as_bool() ? "true" : "false");
-    not_applicable(operand, f);
+Value Interp::apply_filter(const Value& operand, const Expr& f, const EnvPtr& env) {
+  if (f.name == "safe") return operand;
+  if (f.name == "selectattr" || f.name == "rejectattr") return select_attr(operand, f, env);
+  CallArgs args = eval_args(f.args, env);
+  if (FilterFn fn = find_filter(filters_by_name(), f.name)) return fn(*this, operand, args, f);
+  if (const FilterTable* t = filters_for(operand)) {
+    if (FilterFn fn = find_filter(*t, f.name)) return fn(*this, operand, args, f);
   }
   not_applicable(operand, f);
 }

@@ -94,6 +94,7 @@ class Interp {
   // ---- template_filters.cpp ----
   // FILTER is a kFilter node; its operand has already been evaluated.
   Value apply_filter(const Value& operand, const Expr& filter, const EnvPtr& env);
+  Value select_attr(const Value& operand, const Expr& filter, const EnvPtr& env);
   // Unknown test names fail.
   bool run_test(const std::string& name, const Value& operand, const Value* arg);
   static int compare(const Value& a, const Value& b, bool case_sensitive);
