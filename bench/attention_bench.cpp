@@ -67,7 +67,8 @@ std::vector<uint8_t> random_blocks(KvType type, int64_t n_blocks, bool is_k, std
           if (type == KvType::kBF16) {
             f[kv_bf16_index(is_k, kHeadDim, kBlockTokens, static_cast<size_t>(t), i)] = f32_to_bf16(row[i]);
           } else {
-            f[is_k ? i * kBlockTokens + static_cast<size_t>(t) : static_cast<size_t>(t) * kHeadDim + i] = f32_to_f16(row[i]);
+            f[is_k ? i * kBlockTokens + static_cast<size_t>(t) : static_cast<size_t>(t) * kHeadDim + i] =
+                f32_to_f16(row[i]);
           }
         }
       }
@@ -82,7 +83,8 @@ double run_case(const Case& c, KvType type, ThreadPool& pool, int reps) {
   const size_t block_bytes = static_cast<size_t>(kKvHeads) * kv_head_bytes(type, kHeadDim, kBlockTokens);
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<uint8_t> kmem = random_blocks(type, n_blocks, true, rng), vmem = random_blocks(type, n_blocks, false, rng);
+  std::vector<uint8_t> kmem = random_blocks(type, n_blocks, true, rng),
+                       vmem = random_blocks(type, n_blocks, false, rng);
   const size_t layer_bytes = kmem.size();
   kmem.resize(layer_bytes * static_cast<size_t>(c.copies));
   vmem.resize(kmem.size());
@@ -122,7 +124,8 @@ double run_case(const Case& c, KvType type, ThreadPool& pool, int reps) {
       a.block_tokens = kBlockTokens;
       a.kv_type = type;
       a.scratch = scratch.data() + static_cast<size_t>(t) * per_thread;
-      for (int64_t kvh = b; kvh < e; ++kvh) attention(a, static_cast<int>(kvh) * group, static_cast<int>(kvh + 1) * group);
+      for (int64_t kvh = b; kvh < e; ++kvh)
+        attention(a, static_cast<int>(kvh) * group, static_cast<int>(kvh + 1) * group);
     });
     copy = (copy + 1) % c.copies;
   };
@@ -168,7 +171,8 @@ int main(int argc, char** argv) {
         p = e + 1;
       }
     } else {
-      fmt::print(stderr, "usage: attention_bench [--reps N] [--kv-types f16,bf16,q8_0] [--only TEXT] [--threads 1|2]\n");
+      fmt::print(stderr,
+                 "usage: attention_bench [--reps N] [--kv-types f16,bf16,q8_0] [--only TEXT] [--threads 1|2]\n");
       return 1;
     }
   }
@@ -198,7 +202,8 @@ int main(int argc, char** argv) {
              2.0 * kv_head_bytes(KvType::kF16, kHeadDim, 1) * kKvHeads / (4.0 * kHeadDim * kHeads),
              2.0 * kv_head_bytes(KvType::kQ8_0, kHeadDim, 32) / 32 * kKvHeads / (4.0 * kHeadDim * kHeads));
   fmt::print("KV bytes per token and layer (8 KV heads of 128): ");
-  for (KvType t : types) fmt::print("{} {}  ", kv_type_name(t), 2 * kKvHeads * kv_head_bytes(t, kHeadDim, kBlockTokens) / kBlockTokens);
+  for (KvType t : types)
+    fmt::print("{} {}  ", kv_type_name(t), 2 * kKvHeads * kv_head_bytes(t, kHeadDim, kBlockTokens) / kBlockTokens);
   fmt::print("\n");
   return 0;
 }

@@ -29,11 +29,11 @@ struct BenchArgs {
   std::string model_path, like = "qwen3-0.6b", type = "q8_0";
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   std::vector<int> batches{1, 2, 4, 8, 16};  // forward_bench: decode batch sizes
-  bool prefill = true;                        // forward_bench: run the 512-token prefill
-  std::string kv_type = "auto";               // KV cache type (auto: as tandem serve chooses)
-  bool concurrency = true;                    // engine_bench: run the concurrent vs sequential part
-  int decode_ctx = 64;                        // forward_bench: context of each decoding sequence
-  int steps = 32;                             // forward_bench: decode steps per batch size (more for profiling)
+  bool prefill = true;                       // forward_bench: run the 512-token prefill
+  std::string kv_type = "auto";              // KV cache type (auto: as tandem serve chooses)
+  bool concurrency = true;                   // engine_bench: run the concurrent vs sequential part
+  int decode_ctx = 64;                       // forward_bench: context of each decoding sequence
+  int steps = 32;                            // forward_bench: decode steps per batch size (more for profiling)
 };
 
 // Parses the options; prints an error and returns nullopt on a bad one.
@@ -66,8 +66,7 @@ inline std::optional<BenchArgs> parse_args(int argc, char** argv) {
         a.batches.push_back(static_cast<int>(v));
         p = *end == ',' ? end + 1 : end;
       }
-    }
-    else {
+    } else {
       fmt::print(stderr,
                  "unknown option {} (--model FILE | --like PRESET --type T, --threads N, --batches 1,8, --prefill 0, "
                  "--kv-type T, --decode-ctx N, --steps N)\n",

@@ -4,7 +4,8 @@
 //   - time to first token of the second turn of a 3,000-token conversation,
 //     with the first turn's prefix cached vs cold.
 //
-//   build/bench/engine_bench [--model FILE | --like qwen3-0.6b --type q8_0] [--threads N] [--kv-type auto|f16|bf16|q8_0]
+//   build/bench/engine_bench [--model FILE | --like qwen3-0.6b --type q8_0] [--threads N] [--kv-type
+//   auto|f16|bf16|q8_0]
 //
 // TANDEM_NO_AMX=1 runs without the AMX matmuls (kernels/amx.h), for A/B.
 #include "engine/engine.h"

@@ -85,7 +85,8 @@ int main(int argc, char** argv) {
   const int steps = args->steps, ctx = args->decode_ctx;
   const int64_t seq_blocks = (ctx + steps + shape.block_tokens - 1) / shape.block_tokens;
   const int max_batch = *std::max_element(args->batches.begin(), args->batches.end());
-  auto pool = kv::KvPool::create(shape, shape.block_bytes() * static_cast<size_t>(max_batch * seq_blocks + 512 / 32 + 1));
+  auto pool =
+      kv::KvPool::create(shape, shape.block_bytes() * static_cast<size_t>(max_batch * seq_blocks + 512 / 32 + 1));
   if (!pool) {
     fmt::print(stderr, "{}\n", pool.message());
     return 1;
@@ -102,7 +103,8 @@ int main(int argc, char** argv) {
   std::vector<float> logits;
   auto blocks_for = [&](int64_t n) {
     std::vector<kv::BlockId> b;
-    for (int64_t i = 0; i < (n + shape.block_tokens - 1) / shape.block_tokens; ++i) b.push_back(*(*pool)->blocks().allocate());
+    for (int64_t i = 0; i < (n + shape.block_tokens - 1) / shape.block_tokens; ++i)
+      b.push_back(*(*pool)->blocks().allocate());
     return b;
   };
   // Prefill: one 512-token prompt.
@@ -138,9 +140,9 @@ int main(int argc, char** argv) {
     double t_total = 0;
     for (int step = 0; step < steps; ++step) {
       for (int s = 0; s < B; ++s) {
-        batch[static_cast<size_t>(s)] = {std::span<const int32_t>(toks[static_cast<size_t>(s)]).subspan(
-                                             static_cast<size_t>(ctx + step), 1),
-                                         ctx + step, blocks[static_cast<size_t>(s)]};
+        batch[static_cast<size_t>(s)] = {
+            std::span<const int32_t>(toks[static_cast<size_t>(s)]).subspan(static_cast<size_t>(ctx + step), 1),
+            ctx + step, blocks[static_cast<size_t>(s)]};
       }
       const auto t0 = Clock::now();
       auto r = m.forward(batch, **pool, logits);
@@ -154,8 +156,9 @@ int main(int argc, char** argv) {
     if (B == 1) single = tps;
     // Bytes a step reads: the weights once, every sequence's KV.
     const double step_gb = wgb + B * kv_token_gb * (ctx + steps / 2);
-    fmt::print("decode {:>2} sequences: {:7.1f} tokens/s aggregate ({:.2f}x single), {:.0f}% of the bandwidth roofline\n",
-               B, tps, single > 0 ? tps / single : 0.0, 100 * (tps / B) * step_gb / bw);
+    fmt::print(
+        "decode {:>2} sequences: {:7.1f} tokens/s aggregate ({:.2f}x single), {:.0f}% of the bandwidth roofline\n", B,
+        tps, single > 0 ? tps / single : 0.0, 100 * (tps / B) * step_gb / bw);
     for (auto& bl : blocks) {
       for (auto b : bl) (*pool)->blocks().release(b);
     }

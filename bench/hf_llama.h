@@ -32,7 +32,8 @@ inline Status convert_hf_llama(const std::string& dir, const std::string& out_pa
   auto config_text = read_file(dir + "/config.json");
   if (!config_text) return config_text.status();
   const auto cfg = nlohmann::json::parse(*config_text, nullptr, false);
-  if (cfg.is_discarded() || cfg.value("model_type", "") != "llama") return Status::errorf("{}: not a llama config", dir);
+  if (cfg.is_discarded() || cfg.value("model_type", "") != "llama")
+    return Status::errorf("{}: not a llama config", dir);
   auto st_text = read_file(dir + "/model.safetensors");
   if (!st_text) return st_text.status();
   const std::string& st = *st_text;
@@ -44,7 +45,8 @@ inline Status convert_hf_llama(const std::string& dir, const std::string& out_pa
   if (header.is_discarded()) return Status::error("safetensors header is not JSON");
   const size_t data0 = 8 + header_len;
 
-  const int n_layers = cfg.at("num_hidden_layers"), dim = cfg.at("hidden_size"), n_heads = cfg.at("num_attention_heads");
+  const int n_layers = cfg.at("num_hidden_layers"), dim = cfg.at("hidden_size"),
+            n_heads = cfg.at("num_attention_heads");
   const int n_kv = cfg.value("num_key_value_heads", n_heads), ffn = cfg.at("intermediate_size");
   const int head_dim = dim / n_heads;
   gguf::GgufWriter w;
@@ -72,9 +74,11 @@ inline Status convert_hf_llama(const std::string& dir, const std::string& out_pa
     const std::vector<uint64_t> shape = t.at("shape").get<std::vector<uint64_t>>();
     const uint64_t b = t.at("data_offsets")[0], e = t.at("data_offsets")[1];
     if (data0 + e > st.size() || b > e) return Status::errorf("tensor {}: bytes past the end", hf);
-    std::vector<uint8_t> bytes(st.begin() + static_cast<ptrdiff_t>(data0 + b), st.begin() + static_cast<ptrdiff_t>(data0 + e));
+    std::vector<uint8_t> bytes(st.begin() + static_cast<ptrdiff_t>(data0 + b),
+                               st.begin() + static_cast<ptrdiff_t>(data0 + e));
     if (permute_heads > 0) {
-      const size_t rows = shape[0], cols = shape.size() > 1 ? shape[1] : 1, half = rows / static_cast<size_t>(permute_heads) / 2;
+      const size_t rows = shape[0], cols = shape.size() > 1 ? shape[1] : 1,
+                   half = rows / static_cast<size_t>(permute_heads) / 2;
       std::vector<uint8_t> out(bytes.size());
       for (size_t h = 0; h < static_cast<size_t>(permute_heads); ++h) {
         for (size_t j = 0; j < half; ++j) {

@@ -172,7 +172,8 @@ void run_model(const std::string& path, const std::string& label, Decoder dec, i
   }
   const size_t f16_bytes = pools[0]->shape().block_bytes() / 32, q8_bytes = pools[1]->shape().block_bytes() / 32;
   fmt::print("\n{} ({} layers, {} KV heads of {}): KV bytes per token f16 {}, q8_0 {} ({:.1f}%)\n", label, c.n_layers,
-             c.n_kv_heads, c.head_dim, f16_bytes, q8_bytes, 100.0 * static_cast<double>(q8_bytes) / static_cast<double>(f16_bytes));
+             c.n_kv_heads, c.head_dim, f16_bytes, q8_bytes,
+             100.0 * static_cast<double>(q8_bytes) / static_cast<double>(f16_bytes));
 
   // The reference sequence: f16's greedy continuation.
   const std::vector<int32_t> seq = greedy(m, *pools[0], prompt, n_new);
@@ -211,7 +212,8 @@ void run_model(const std::string& path, const std::string& label, Decoder dec, i
     }
   }
   for (int t = 0; t < kTypes; ++t) release(*pools[static_cast<size_t>(t)], s[t]);
-  if (f16_self != n_new) fmt::print("  (!) teacher-forced f16 disagrees with its own greedy run at {} positions\n", n_new - f16_self);
+  if (f16_self != n_new)
+    fmt::print("  (!) teacher-forced f16 disagrees with its own greedy run at {} positions\n", n_new - f16_self);
 
   // Free running: q8_0's and bf16's own greedy continuations.
   struct Run {
@@ -222,14 +224,16 @@ void run_model(const std::string& path, const std::string& label, Decoder dec, i
   std::vector<Run> runs;
   for (int t : {1, 3}) {
     Run r{kernels::kv_type_name(types[t]), greedy(m, *pools[static_cast<size_t>(t)], prompt, n_new)};
-    while (r.first < n_new && r.seq[static_cast<size_t>(P + r.first)] == seq[static_cast<size_t>(P + r.first)]) ++r.first;
+    while (r.first < n_new && r.seq[static_cast<size_t>(P + r.first)] == seq[static_cast<size_t>(P + r.first)])
+      ++r.first;
     for (int64_t i = 0; i < n_new; ++i) r.same += r.seq[static_cast<size_t>(P + i)] == seq[static_cast<size_t>(P + i)];
     runs.push_back(std::move(r));
   }
 
   auto row = [](const char* what, const Compare& cmp) {
-    fmt::print("  {:<16} mean KL {:.2e}  max KL {:.2e}  same argmax {:.1f}%\n", what, cmp.kl_sum / static_cast<double>(cmp.n),
-               cmp.kl_max, 100.0 * static_cast<double>(cmp.top1_same) / static_cast<double>(cmp.n));
+    fmt::print("  {:<16} mean KL {:.2e}  max KL {:.2e}  same argmax {:.1f}%\n", what,
+               cmp.kl_sum / static_cast<double>(cmp.n), cmp.kl_max,
+               100.0 * static_cast<double>(cmp.top1_same) / static_cast<double>(cmp.n));
   };
   fmt::print("  teacher-forced over f16's {} greedy tokens:\n", n_new);
   row("q8_0 vs f16", q8_vs_f16);
@@ -241,7 +245,8 @@ void run_model(const std::string& path, const std::string& label, Decoder dec, i
                r.first, n_new, 100.0 * static_cast<double>(r.same) / static_cast<double>(n_new));
     // The texts from a few tokens before they part.
     const size_t from = static_cast<size_t>(P + std::max<int64_t>(0, r.first - 8));
-    fmt::print("    f16  [{}..]: {}\n", from - static_cast<size_t>(P), dec.text(std::span<const int32_t>(seq).subspan(from)));
+    fmt::print("    f16  [{}..]: {}\n", from - static_cast<size_t>(P),
+               dec.text(std::span<const int32_t>(seq).subspan(from)));
     fmt::print("    {:<4} [{}..]: {}\n", r.name, from - static_cast<size_t>(P),
                dec.text(std::span<const int32_t>(r.seq).subspan(from)));
   }
@@ -266,13 +271,15 @@ int main(int argc, char** argv) {
   if (models.empty() && hf_dirs.empty()) {
     models = {data + "/stories260K.gguf", data + "/qwen3-tiny-random.gguf", data + "/gemma3-tiny-random.gguf"};
     hf_dirs = {data + "/story656k"};
-    if (std::filesystem::exists("bench-models/qwen3-0.6b-q8_0.gguf")) models.push_back("bench-models/qwen3-0.6b-q8_0.gguf");
+    if (std::filesystem::exists("bench-models/qwen3-0.6b-q8_0.gguf"))
+      models.push_back("bench-models/qwen3-0.6b-q8_0.gguf");
   }
   fmt::print("KV cache quality, {} greedy tokens per model (KL in nats per token)\n", n_new);
   for (const std::string& path : models) run_model(path, std::filesystem::path(path).filename().string(), {}, n_new);
   for (const std::string& dir : hf_dirs) {
     const std::string out = (std::filesystem::temp_directory_path() /
-                             ("tandem-" + std::filesystem::path(dir).filename().string() + ".gguf")).string();
+                             ("tandem-" + std::filesystem::path(dir).filename().string() + ".gguf"))
+                                .string();
     if (Status st = bench::convert_hf_llama(dir, out); !st.ok()) {
       fmt::print("{}: {}\n", dir, st.message());
       continue;

@@ -75,8 +75,8 @@ void encode(benchmark::State& state, const std::string& name) {
     benchmark::DoNotOptimize(ids.data());
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * text.size()));
-  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(tokens * state.iterations()),
-                                                  benchmark::Counter::kIsRate);
+  state.counters["tokens/s"] =
+      benchmark::Counter(static_cast<double>(tokens * state.iterations()), benchmark::Counter::kIsRate);
   state.counters["MB"] = static_cast<double>(text.size()) / 1e6;
 }
 

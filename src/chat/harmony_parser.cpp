@@ -41,8 +41,7 @@ std::vector<OutputEvent> HarmonyParser::feed(std::string_view delta, bool at_end
   if (finished_) return events;
   out_ = &events;
   buf_.append(delta);
-  while (step(at_end)) {
-  }
+  while (step(at_end)) {}
   out_ = nullptr;
   finished_ = at_end;
   return events;

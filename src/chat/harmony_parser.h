@@ -44,8 +44,8 @@ class HarmonyParser {
   State state_ = State::kHeader;
   Route route_ = Route::kText;
   std::string tool_name_;
-  std::string buf_;       // not yet decided
-  std::string args_;      // the current tool call's content
+  std::string buf_;   // not yet decided
+  std::string args_;  // the current tool call's content
   bool finished_ = false;
   std::vector<OutputEvent>* out_ = nullptr;
   std::mt19937_64 rng_;

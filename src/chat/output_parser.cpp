@@ -81,8 +81,7 @@ struct OutputParser::Impl {
     if (finished) return events;
     out = &events;
     buf.append(delta);
-    while (step(at_end)) {
-    }
+    while (step(at_end)) {}
     out = nullptr;
     finished = at_end;
     return events;
@@ -232,8 +231,8 @@ struct OutputParser::Impl {
     while (i < buf.size()) {
       if (!json.in_string) {
         Match m = match_at(buf, i, kToolCallClose);
-        if (m == Match::kYes) return complete_or_fail(parse_json_call(std::string_view(buf).substr(0, i)),
-                                                      i + kToolCallClose.size());
+        if (m == Match::kYes)
+          return complete_or_fail(parse_json_call(std::string_view(buf).substr(0, i)), i + kToolCallClose.size());
         if (m == Match::kPartial && !at_end) break;
       }
       char c = buf[i];
@@ -331,7 +330,8 @@ struct OutputParser::Impl {
       }
       ++i;
       if (json.step(c)) {
-        auto call = parse_json_call(std::string_view(buf).substr(json_begin, i - json_begin), /*require_arguments=*/true);
+        auto call =
+            parse_json_call(std::string_view(buf).substr(json_begin, i - json_begin), /*require_arguments=*/true);
         if (!call) return fail_call();
         llama_calls.push_back(std::move(*call));
         json_begin = std::string::npos;
@@ -360,9 +360,9 @@ struct OutputParser::Impl {
   std::mt19937_64 rng;
 
   // Call states.
-  std::string call_raw;   // whitespace before the tag + the tag, for the fallback
-  size_t scan_pos = 0;    // bytes of buf already scanned
-  JsonExtent json;        // Hermes body, Mistral / Llama JSON value
+  std::string call_raw;                          // whitespace before the tag + the tag, for the fallback
+  size_t scan_pos = 0;                           // bytes of buf already scanned
+  JsonExtent json;                               // Hermes body, Mistral / Llama JSON value
   bool body_started = false, json_body = false;  // Hermes: first non-space byte seen; it was '{'
   bool in_value = false;                         // Qwen3-Coder: inside <parameter=..>..</parameter>
   size_t json_begin = std::string::npos;         // Mistral / Llama: start of the current JSON value

@@ -40,7 +40,26 @@ enum class ExprKind {
   kKeywordSpread  // **a
 };
 
-enum class BinOp { kAnd, kOr, kEq, kNe, kLt, kGt, kLe, kGe, kIn, kNotIn, kAdd, kSub, kConcat, kMul, kDiv, kFloorDiv, kMod, kPow };
+enum class BinOp {
+  kAnd,
+  kOr,
+  kEq,
+  kNe,
+  kLt,
+  kGt,
+  kLe,
+  kGe,
+  kIn,
+  kNotIn,
+  kAdd,
+  kSub,
+  kConcat,
+  kMul,
+  kDiv,
+  kFloorDiv,
+  kMod,
+  kPow
+};
 
 struct Expr {
   ExprKind kind;
@@ -51,7 +70,7 @@ struct Expr {
   bool slice = false;
   bool negate = false;     // kTest: "is not"
   bool call_form = false;  // kFilter: written with parentheses (only error messages differ)
-  std::string name;     // identifier, filter, test, keyword name; unary operator
+  std::string name;        // identifier, filter, test, keyword name; unary operator
   BinOp op = BinOp::kAnd;
   ExprPtr a, b, c;
   std::vector<ExprPtr> args;
@@ -59,12 +78,12 @@ struct Expr {
 };
 
 enum class StmtKind {
-  kText,         // text
-  kOutput,       // {{ expr }}
-  kIf,           // if expr: body else alt (elif is an If inside alt)
-  kFor,          // for target in expr [if cond]: body else alt
-  kSet,          // set target = expr, or set target: body (block form, expr null)
-  kMacro,        // macro name(params): body
+  kText,    // text
+  kOutput,  // {{ expr }}
+  kIf,      // if expr: body else alt (elif is an If inside alt)
+  kFor,     // for target in expr [if cond]: body else alt
+  kSet,     // set target = expr, or set target: body (block form, expr null)
+  kMacro,   // macro name(params): body
   kBreak,
   kContinue,
   kCallBlock,    // call[(params)] expr: body  (expr is the macro call)

@@ -193,17 +193,18 @@ Value method_dictsort(Interp&, const Value& self, const std::string&, CallArgs& 
 // the reference does.
 const MethodTable& string_methods() {
   static const MethodTable t = {
-      {"upper", [](Interp&, const Value& v, const std::string&, CallArgs&) { return Value::string(to_upper(v.str())); }},
-      {"lower", [](Interp&, const Value& v, const std::string&, CallArgs&) { return Value::string(to_lower(v.str())); }},
-      {"strip",
-       [](Interp&, const Value& v, const std::string&, CallArgs&) { return Value::string(std::string(js_trim(v.str()))); }},
-      {"lstrip",
-       [](Interp&, const Value& v, const std::string&, CallArgs&) {
-         return Value::string(std::string(js_trim_start(v.str())));
-       }},
-      {"rstrip",
-       [](Interp&, const Value& v, const std::string&, CallArgs&) { return Value::string(std::string(js_trim_end(v.str()))); }},
-      {"title", [](Interp&, const Value& v, const std::string&, CallArgs&) { return Value::string(title_case(v.str())); }},
+      {"upper",
+       [](Interp&, const Value& v, const std::string&, CallArgs&) { return Value::string(to_upper(v.str())); }},
+      {"lower",
+       [](Interp&, const Value& v, const std::string&, CallArgs&) { return Value::string(to_lower(v.str())); }},
+      {"strip", [](Interp&, const Value& v, const std::string&,
+                   CallArgs&) { return Value::string(std::string(js_trim(v.str()))); }},
+      {"lstrip", [](Interp&, const Value& v, const std::string&,
+                    CallArgs&) { return Value::string(std::string(js_trim_start(v.str()))); }},
+      {"rstrip", [](Interp&, const Value& v, const std::string&,
+                    CallArgs&) { return Value::string(std::string(js_trim_end(v.str()))); }},
+      {"title",
+       [](Interp&, const Value& v, const std::string&, CallArgs&) { return Value::string(title_case(v.str())); }},
       {"capitalize",
        [](Interp&, const Value& v, const std::string&, CallArgs&) { return Value::string(capitalize(v.str())); }},
       {"startswith", method_starts_or_ends},
@@ -216,7 +217,7 @@ const MethodTable& string_methods() {
 
 const MethodTable& object_methods() {
   static const MethodTable t = {
-      {"get", method_get},        {"items", method_entries},       {"keys", method_entries},
+      {"get", method_get},        {"items", method_entries},     {"keys", method_entries},
       {"values", method_entries}, {"dictsort", method_dictsort},
   };
   return t;
@@ -259,7 +260,8 @@ Value Interp::get_member(const Value& object, const Value& property) {
     if (name == "length") {
       return Value::integer(object.is_array() ? static_cast<int64_t>(object.arr().size()) : utf16_length(object.str()));
     }
-    if (object.is_string() && string_methods().contains(name)) return Value::function(std::make_shared<MethodFn>(object, name));
+    if (object.is_string() && string_methods().contains(name))
+      return Value::function(std::make_shared<MethodFn>(object, name));
     return Value();
   }
   if (!property.is_string()) fail(std::string("Cannot access property with non-string: got ") + property.type_name());
@@ -324,7 +326,9 @@ Value Interp::call_global(int which, CallArgs& args) {
       // The message is exactly the template's text: the server shows it.
       if (args.pos.empty() || args.pos[0].is_none() || args.pos[0].is_undefined()) fail("");
       const Value& m = args.pos[0];
-      fail(m.is_string() ? m.str() : (m.is_object() || m.is_namespace() || m.is_function()) ? display(m) : raw_string(m));
+      fail(m.is_string()                                            ? m.str()
+           : (m.is_object() || m.is_namespace() || m.is_function()) ? display(m)
+                                                                    : raw_string(m));
     }
     case kGlobalRange: {
       for (const Value& v : args.pos) {

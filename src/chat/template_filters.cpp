@@ -57,9 +57,9 @@ std::string same_value_key(const Value& v) {
 }
 
 bool known_test(const std::string& name) {
-  static const char* const kTests[] = {"defined", "undefined", "none",     "boolean", "true",  "false",
-                                       "string",  "number",    "integer",  "callable", "iterable", "mapping",
-                                       "sequence", "lower",    "upper",    "odd",     "even",  "equalto", "eq"};
+  static const char* const kTests[] = {"defined", "undefined", "none",     "boolean",  "true",    "false",    "string",
+                                       "number",  "integer",   "callable", "iterable", "mapping", "sequence", "lower",
+                                       "upper",   "odd",       "even",     "equalto",  "eq"};
   return std::find(std::begin(kTests), std::end(kTests), name) != std::end(kTests);
 }
 
@@ -290,7 +290,8 @@ Value filter_indent(Interp& in, const Value& operand, CallArgs& args, const Expr
   size_t start = 0, line = 0;
   while (true) {
     size_t nl = s.find('\n', start);
-    std::string_view piece = std::string_view(s).substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    std::string_view piece =
+        std::string_view(s).substr(start, nl == std::string::npos ? std::string::npos : nl - start);
     if (line > 0) out += '\n';
     if (!((!first && line == 0) || (!blank && piece.empty()))) out += pad;
     out += piece;
@@ -310,7 +311,7 @@ Value filter_abs(Interp&, const Value& operand, CallArgs&, const Expr&) {
 Value same_operand(Interp&, const Value& operand, CallArgs&, const Expr&) { return operand; }
 
 Value length_of(Interp&, const Value& v, CallArgs&, const Expr&) {
-  return Value::integer(v.is_string() ? utf16_length(v.str())
+  return Value::integer(v.is_string()  ? utf16_length(v.str())
                         : v.is_array() ? static_cast<int64_t>(v.arr().size())
                                        : static_cast<int64_t>(v.obj().size()));
 }
@@ -334,11 +335,13 @@ const FilterTable& filters_by_name() {
 const FilterTable& array_filters() {
   static const FilterTable t = {
       {"list", same_operand},
-      {"first", [](Interp&, const Value& v, CallArgs&, const Expr&) { return v.arr().empty() ? Value() : v.arr().front(); }},
-      {"last", [](Interp&, const Value& v, CallArgs&, const Expr&) { return v.arr().empty() ? Value() : v.arr().back(); }},
+      {"first",
+       [](Interp&, const Value& v, CallArgs&, const Expr&) { return v.arr().empty() ? Value() : v.arr().front(); }},
+      {"last",
+       [](Interp&, const Value& v, CallArgs&, const Expr&) { return v.arr().empty() ? Value() : v.arr().back(); }},
       {"length", length_of},
-      {"reverse",
-       [](Interp&, const Value& v, CallArgs&, const Expr&) { return Value::array(Array(v.arr().rbegin(), v.arr().rend())); }},
+      {"reverse", [](Interp&, const Value& v, CallArgs&,
+                     const Expr&) { return Value::array(Array(v.arr().rbegin(), v.arr().rend())); }},
       {"string", filter_array_string},
       {"unique", filter_unique},
       {"sort", filter_sort},
@@ -353,8 +356,10 @@ const FilterTable& string_filters() {
       {"upper", [](Interp&, const Value& v, CallArgs&, const Expr&) { return Value::string(to_upper(v.str())); }},
       {"lower", [](Interp&, const Value& v, CallArgs&, const Expr&) { return Value::string(to_lower(v.str())); }},
       {"title", [](Interp&, const Value& v, CallArgs&, const Expr&) { return Value::string(title_case(v.str())); }},
-      {"capitalize", [](Interp&, const Value& v, CallArgs&, const Expr&) { return Value::string(capitalize(v.str())); }},
-      {"trim", [](Interp&, const Value& v, CallArgs&, const Expr&) { return Value::string(std::string(js_trim(v.str()))); }},
+      {"capitalize",
+       [](Interp&, const Value& v, CallArgs&, const Expr&) { return Value::string(capitalize(v.str())); }},
+      {"trim",
+       [](Interp&, const Value& v, CallArgs&, const Expr&) { return Value::string(std::string(js_trim(v.str()))); }},
       {"string", same_operand},
       {"replace", as_method},
       {"indent", filter_indent},

@@ -151,9 +151,9 @@ class Interp {
   Value eval_call(const Expr& e, const EnvPtr& env);
 
   const RenderOptions& opts_;
-  int call_depth_ = 0;     // nested macro calls
-  int stack_depth_ = 0;    // nested eval()/exec()
-  int64_t iterations_ = 0;  // loop iterations and range() items so far
+  int call_depth_ = 0;             // nested macro calls
+  int stack_depth_ = 0;            // nested eval()/exec()
+  int64_t iterations_ = 0;         // loop iterations and range() items so far
   std::vector<Value> namespaces_;  // every namespace made, emptied at the end
 };
 

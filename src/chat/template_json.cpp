@@ -51,14 +51,10 @@ std::string Interp::display(const Value& v) {
     case Kind::kUndefined:
     case Kind::kNone:  // the reference's none holds JS undefined
       return "undefined";
-    case Kind::kBool:
-      return v.as_bool() ? "true" : "false";
-    case Kind::kInt:
-      return std::to_string(v.as_int());
-    case Kind::kFloat:
-      return float_repr(v.as_float());
-    case Kind::kString:
-      return v.str();
+    case Kind::kBool: return v.as_bool() ? "true" : "false";
+    case Kind::kInt: return std::to_string(v.as_int());
+    case Kind::kFloat: return float_repr(v.as_float());
+    case Kind::kString: return v.str();
     case Kind::kArray:
     case Kind::kObject:
     case Kind::kNamespace: {
@@ -67,22 +63,17 @@ std::string Interp::display(const Value& v) {
       check_size(out.size());
       return out;
     }
-    case Kind::kFunction:
-      break;
+    case Kind::kFunction: break;
   }
   fail("cannot print a function");
 }
 
 std::string Interp::raw_string(const Value& v) {
   switch (v.kind()) {
-    case Kind::kString:
-      return v.str();
-    case Kind::kInt:
-      return std::to_string(v.as_int());
-    case Kind::kFloat:
-      return js_number(v.as_float());
-    case Kind::kBool:
-      return v.as_bool() ? "true" : "false";
+    case Kind::kString: return v.str();
+    case Kind::kInt: return std::to_string(v.as_int());
+    case Kind::kFloat: return js_number(v.as_float());
+    case Kind::kBool: return v.as_bool() ? "true" : "false";
     case Kind::kArray: {
       std::string out;
       bool first = true;
@@ -95,8 +86,7 @@ std::string Interp::raw_string(const Value& v) {
       return out;
     }
     case Kind::kNone:
-    case Kind::kUndefined:
-      return "undefined";
+    case Kind::kUndefined: return "undefined";
     default:
       // The reference would produce "[object Map]" or a JS function's source.
       fail(std::string("cannot convert ") + v.type_name() + " to a string");
@@ -106,24 +96,12 @@ std::string Interp::raw_string(const Value& v) {
 void Interp::to_json(const Value& v, const JsonOptions& o, int depth, bool undefined_as_null, std::string& out) {
   if (depth > kMaxValueDepth) fail("value is nested too deeply for tojson");
   switch (v.kind()) {
-    case Kind::kNone:
-      out += "null";
-      return;
-    case Kind::kUndefined:
-      out += undefined_as_null ? "null" : "undefined";
-      return;
-    case Kind::kInt:
-      out += std::to_string(v.as_int());
-      return;
-    case Kind::kFloat:
-      out += std::isfinite(v.as_float()) ? js_number(v.as_float()) : "null";
-      return;
-    case Kind::kBool:
-      out += v.as_bool() ? "true" : "false";
-      return;
-    case Kind::kString:
-      append_string_json(out, v.str(), o.ensure_ascii);
-      return;
+    case Kind::kNone: out += "null"; return;
+    case Kind::kUndefined: out += undefined_as_null ? "null" : "undefined"; return;
+    case Kind::kInt: out += std::to_string(v.as_int()); return;
+    case Kind::kFloat: out += std::isfinite(v.as_float()) ? js_number(v.as_float()) : "null"; return;
+    case Kind::kBool: out += v.as_bool() ? "true" : "false"; return;
+    case Kind::kString: append_string_json(out, v.str(), o.ensure_ascii); return;
     case Kind::kArray:
     case Kind::kObject:
     case Kind::kNamespace:
@@ -166,8 +144,7 @@ void Interp::to_json(const Value& v, const JsonOptions& o, int depth, bool undef
         check_size(out.size());
         return;
       }
-    case Kind::kFunction:
-      break;
+    case Kind::kFunction: break;
   }
   fail(std::string("Cannot convert to JSON: ") + v.type_name());
 }
@@ -176,12 +153,9 @@ template <typename Json>
 Value Interp::from_json(const Json& j, int depth) {
   if (depth > kMaxValueDepth) fail("chat template context is nested too deeply");
   switch (j.type()) {
-    case Json::value_t::null:
-      return Value::none();
-    case Json::value_t::boolean:
-      return Value::boolean(j.template get<bool>());
-    case Json::value_t::number_integer:
-      return Value::integer(j.template get<int64_t>());
+    case Json::value_t::null: return Value::none();
+    case Json::value_t::boolean: return Value::boolean(j.template get<bool>());
+    case Json::value_t::number_integer: return Value::integer(j.template get<int64_t>());
     case Json::value_t::number_unsigned: {
       uint64_t u = j.template get<uint64_t>();
       if (u <= static_cast<uint64_t>(INT64_MAX)) return Value::integer(static_cast<int64_t>(u));
@@ -196,8 +170,7 @@ Value Interp::from_json(const Json& j, int depth) {
       }
       return Value::number(d);
     }
-    case Json::value_t::string:
-      return Value::string(j.template get<std::string>());
+    case Json::value_t::string: return Value::string(j.template get<std::string>());
     case Json::value_t::array: {
       Array items;
       items.reserve(j.size());
@@ -209,8 +182,7 @@ Value Interp::from_json(const Json& j, int depth) {
       for (auto it = j.begin(); it != j.end(); ++it) obj.set(it.key(), from_json(it.value(), depth + 1));
       return Value::object(std::move(obj));
     }
-    default:
-      fail("chat template context holds a value JSON cannot express");
+    default: fail("chat template context holds a value JSON cannot express");
   }
 }
 

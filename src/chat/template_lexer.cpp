@@ -109,7 +109,8 @@ Src preprocess(std::string_view source) {
       size_t start = i;
       while (start > last_end) {
         size_t back = 1;
-        while (back < 3 && start - back > last_end && (static_cast<uint8_t>(b.text[start - back]) & 0xC0) == 0x80) ++back;
+        while (back < 3 && start - back > last_end && (static_cast<uint8_t>(b.text[start - back]) & 0xC0) == 0x80)
+          ++back;
         if (space_at(b.text, start - back) != back) break;
         start -= back;
       }
@@ -127,9 +128,7 @@ Src preprocess(std::string_view source) {
   return c;
 }
 
-bool is_word(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-}
+bool is_word(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 struct Lexer {
@@ -143,7 +142,9 @@ struct Lexer {
   int line() const { return pos < src.line.size() ? src.line[pos] : (src.line.empty() ? 1 : src.line.back()); }
   Tok last_type() const { return tokens.empty() ? Tok::kText : tokens.back().type; }
 
-  Status error(const std::string& what) const { return Status::errorf("chat template syntax error: {} (line {})", what, line()); }
+  Status error(const std::string& what) const {
+    return Status::errorf("chat template syntax error: {} (line {})", what, line());
+  }
 
   void push(Tok t, std::string v, int l) { tokens.push_back(Token{t, std::move(v), l}); }
 
@@ -179,7 +180,9 @@ struct Lexer {
         case 'b': out->push_back('\b'); break;
         case 'f': out->push_back('\f'); break;
         case 'v': out->push_back('\v'); break;
-        case '\'': case '"': case '\\': out->push_back(e); break;
+        case '\'':
+        case '"':
+        case '\\': out->push_back(e); break;
         case 'x':
         case 'u': {
           size_t n = e == 'x' ? 2 : 4;
@@ -197,8 +200,7 @@ struct Lexer {
           utf8_append(*out, cp);
           break;
         }
-        default:
-          return error(fmt::format("unexpected escaped character: {}", e));
+        default: return error(fmt::format("unexpected escaped character: {}", e));
       }
     }
     ++pos;  // closing quote
@@ -210,7 +212,10 @@ struct Lexer {
     uint32_t v = 0;
     for (size_t i = 0; i < n; ++i) {
       char c = s()[at + i];
-      int d = is_digit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+      int d = is_digit(c)              ? c - '0'
+              : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+              : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                       : -1;
       if (d < 0) return false;
       v = v * 16 + static_cast<uint32_t>(d);
     }
@@ -226,23 +231,29 @@ struct Lexer {
 
   Status run() {
     static const std::pair<const char*, Tok> kOps[] = {
-        {"{%", Tok::kOpenStatement}, {"%}", Tok::kCloseStatement}, {"{{", Tok::kOpenExpression},
-        {"}}", Tok::kCloseExpression}, {"(", Tok::kOpenParen},     {")", Tok::kCloseParen},
-        {"{", Tok::kOpenBrace},        {"}", Tok::kCloseBrace},    {"[", Tok::kOpenBracket},
-        {"]", Tok::kCloseBracket},     {",", Tok::kComma},         {".", Tok::kDot},
-        {":", Tok::kColon},            {"|", Tok::kPipe},          {"<=", Tok::kComparison},
-        {">=", Tok::kComparison},      {"==", Tok::kComparison},   {"!=", Tok::kComparison},
-        {"<", Tok::kComparison},       {">", Tok::kComparison},    {"+", Tok::kAdditive},
-        {"-", Tok::kAdditive},         {"~", Tok::kAdditive},      {"**", Tok::kPower},
-        {"*", Tok::kMultiplicative},   {"//", Tok::kMultiplicative}, {"/", Tok::kMultiplicative},
-        {"%", Tok::kMultiplicative},   {"=", Tok::kEquals},
+        {"{%", Tok::kOpenStatement},  {"%}", Tok::kCloseStatement},
+        {"{{", Tok::kOpenExpression}, {"}}", Tok::kCloseExpression},
+        {"(", Tok::kOpenParen},       {")", Tok::kCloseParen},
+        {"{", Tok::kOpenBrace},       {"}", Tok::kCloseBrace},
+        {"[", Tok::kOpenBracket},     {"]", Tok::kCloseBracket},
+        {",", Tok::kComma},           {".", Tok::kDot},
+        {":", Tok::kColon},           {"|", Tok::kPipe},
+        {"<=", Tok::kComparison},     {">=", Tok::kComparison},
+        {"==", Tok::kComparison},     {"!=", Tok::kComparison},
+        {"<", Tok::kComparison},      {">", Tok::kComparison},
+        {"+", Tok::kAdditive},        {"-", Tok::kAdditive},
+        {"~", Tok::kAdditive},        {"**", Tok::kPower},
+        {"*", Tok::kMultiplicative},  {"//", Tok::kMultiplicative},
+        {"/", Tok::kMultiplicative},  {"%", Tok::kMultiplicative},
+        {"=", Tok::kEquals},
     };
     while (pos < s().size()) {
       // Text runs until the next `{%`, `{{` or `{#`.
       Tok last = last_type();
       if (tokens.empty() || last == Tok::kCloseStatement || last == Tok::kCloseExpression || last == Tok::kComment) {
         size_t start = pos;
-        while (pos < s().size() && !(s()[pos] == '{' && (at(pos + 1) == '%' || at(pos + 1) == '{' || at(pos + 1) == '#'))) {
+        while (pos < s().size() &&
+               !(s()[pos] == '{' && (at(pos + 1) == '%' || at(pos + 1) == '{' || at(pos + 1) == '#'))) {
           ++pos;
         }
         if (pos > start) {
@@ -342,7 +353,7 @@ struct Lexer {
         if (last_type() != Tok::kDot && at(pos) == '.' && is_digit(at(pos + 1))) {
           ++pos;
           num += '.';
-            num += read_digits();
+          num += read_digits();
         }
         push(Tok::kNumber, std::move(num), l);
         continue;

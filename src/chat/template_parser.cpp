@@ -60,7 +60,8 @@ class Parser {
     return t_[pos_++];
   }
   void expect(Tok type, const char* what) {
-    if (!is(type)) fail(std::string("expected ") + what + (at_end() ? ", got end of template" : ", got '" + t_[pos_].value + "'"));
+    if (!is(type))
+      fail(std::string("expected ") + what + (at_end() ? ", got end of template" : ", got '" + t_[pos_].value + "'"));
     ++pos_;
   }
   void expect_ident(const char* name) {
@@ -96,9 +97,7 @@ class Parser {
   StmtPtr parse_any() {
     const Token& tok = t_[pos_];
     switch (tok.type) {
-      case Tok::kComment:
-        ++pos_;
-        return nullptr;
+      case Tok::kComment: ++pos_; return nullptr;
       case Tok::kText: {
         auto s = std::make_unique<Stmt>();
         s->kind = StmtKind::kText;
@@ -107,8 +106,7 @@ class Parser {
         ++pos_;
         return s;
       }
-      case Tok::kOpenStatement:
-        return parse_statement();
+      case Tok::kOpenStatement: return parse_statement();
       case Tok::kOpenExpression: {
         ++pos_;
         auto s = std::make_unique<Stmt>();
@@ -118,8 +116,7 @@ class Parser {
         expect(Tok::kCloseExpression, "'}}'");
         return s;
       }
-      default:
-        fail("unexpected '" + tok.value + "'");
+      default: fail("unexpected '" + tok.value + "'");
     }
   }
 
@@ -237,7 +234,9 @@ class Parser {
 
   void check_assign_target(const Expr& e) {
     if (e.kind == ExprKind::kIdentifier) return;
-    if (e.kind == ExprKind::kMember && !e.computed && !e.slice && e.b->kind == ExprKind::kLiteral && e.b->literal.is_string()) return;
+    if (e.kind == ExprKind::kMember && !e.computed && !e.slice && e.b->kind == ExprKind::kLiteral &&
+        e.b->literal.is_string())
+      return;
     if (e.kind == ExprKind::kTuple) {
       for (const auto& item : e.args) {
         if (item->kind != ExprKind::kIdentifier) fail("can only unpack into names in 'set'");
@@ -365,8 +364,12 @@ class Parser {
         ++pos_;
       } else if (is(Tok::kComparison)) {
         const std::string& v = t_[pos_++].value;
-        op = v == "==" ? BinOp::kEq : v == "!=" ? BinOp::kNe : v == "<" ? BinOp::kLt : v == ">" ? BinOp::kGt
-           : v == "<=" ? BinOp::kLe : BinOp::kGe;
+        op = v == "=="   ? BinOp::kEq
+             : v == "!=" ? BinOp::kNe
+             : v == "<"  ? BinOp::kLt
+             : v == ">"  ? BinOp::kGt
+             : v == "<=" ? BinOp::kLe
+                         : BinOp::kGe;
       } else {
         return left;
       }
@@ -502,7 +505,8 @@ class Parser {
           arg = std::move(kw);
         }
         if (params) {
-          if (arg->kind != ExprKind::kIdentifier && arg->kind != ExprKind::kKeywordArg) fail("expected a parameter name");
+          if (arg->kind != ExprKind::kIdentifier && arg->kind != ExprKind::kKeywordArg)
+            fail("expected a parameter name");
           if (!names.insert(arg->name).second) fail("duplicate parameter '" + arg->name + "'");
         }
         if (arg->kind == ExprKind::kKeywordArg) {
@@ -658,9 +662,7 @@ class Parser {
         ++pos_;
         return e;
       }
-      default:
-        --pos_;
-        fail("unexpected '" + tok.value + "'");
+      default: --pos_; fail("unexpected '" + tok.value + "'");
     }
   }
 };

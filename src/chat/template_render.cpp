@@ -129,12 +129,9 @@ bool Interp::strict_equals(const Value& a, const Value& b) {
   }
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
-    case Kind::kBool:
-      return a.as_bool() == b.as_bool();
-    case Kind::kString:
-      return a.str() == b.str();
-    default:
-      return a.identity() == b.identity();
+    case Kind::kBool: return a.as_bool() == b.as_bool();
+    case Kind::kString: return a.str() == b.str();
+    default: return a.identity() == b.identity();
   }
 }
 
@@ -183,10 +180,8 @@ Flow Interp::exec(const Stmt& s, const EnvPtr& env, std::string& out) {
       }
       return Flow::kNormal;
     }
-    case StmtKind::kIf:
-      return exec_block(eval(*s.expr, env).truthy() ? s.body : s.alt, env, out);
-    case StmtKind::kFor:
-      return exec_for(s, env, out);
+    case StmtKind::kIf: return exec_block(eval(*s.expr, env).truthy() ? s.body : s.alt, env, out);
+    case StmtKind::kFor: return exec_for(s, env, out);
     case StmtKind::kSet: {
       Value v;
       if (s.expr) {
@@ -200,13 +195,9 @@ Flow Interp::exec(const Stmt& s, const EnvPtr& env, std::string& out) {
       assign(*s.target, v, env);
       return Flow::kNormal;
     }
-    case StmtKind::kMacro:
-      env->vars[s.name] = Value::function(std::make_shared<MacroFn>(&s));
-      return Flow::kNormal;
-    case StmtKind::kBreak:
-      return Flow::kBreak;
-    case StmtKind::kContinue:
-      return Flow::kContinue;
+    case StmtKind::kMacro: env->vars[s.name] = Value::function(std::make_shared<MacroFn>(&s)); return Flow::kNormal;
+    case StmtKind::kBreak: return Flow::kBreak;
+    case StmtKind::kContinue: return Flow::kContinue;
     case StmtKind::kCallBlock: {
       const Expr& call = *s.expr;
       CallArgs args = eval_args(call.args, env);
@@ -442,14 +433,10 @@ Value Interp::eval_member(const Expr& e, const EnvPtr& env) {
 Value Interp::eval(const Expr& e, const EnvPtr& env) {
   StackGuard guard(*this);
   switch (e.kind) {
-    case ExprKind::kLiteral:
-      return e.literal;
-    case ExprKind::kIdentifier:
-      return env->lookup(e.name);
-    case ExprKind::kMember:
-      return eval_member(e, env);
-    case ExprKind::kCall:
-      return eval_call(e, env);
+    case ExprKind::kLiteral: return e.literal;
+    case ExprKind::kIdentifier: return env->lookup(e.name);
+    case ExprKind::kMember: return eval_member(e, env);
+    case ExprKind::kCall: return eval_call(e, env);
     case ExprKind::kUnary: {
       Value v = eval(*e.a, env);
       if (e.name == "not") return Value::boolean(!v.truthy());
@@ -461,18 +448,14 @@ Value Interp::eval(const Expr& e, const EnvPtr& env) {
       }
       fail("Unknown operator \"" + e.name + "\" for " + v.type_name());
     }
-    case ExprKind::kBinary:
-      return eval_binary(e, env);
-    case ExprKind::kFilter:
-      return apply_filter(eval(*e.a, env), e, env);
+    case ExprKind::kBinary: return eval_binary(e, env);
+    case ExprKind::kFilter: return apply_filter(eval(*e.a, env), e, env);
     case ExprKind::kTest: {
       bool r = run_test(e.name, eval(*e.a, env), nullptr);
       return Value::boolean(e.negate ? !r : r);
     }
-    case ExprKind::kSelect:
-      return eval(*e.b, env).truthy() ? eval(*e.a, env) : Value();
-    case ExprKind::kTernary:
-      return eval(*e.a, env).truthy() ? eval(*e.b, env) : eval(*e.c, env);
+    case ExprKind::kSelect: return eval(*e.b, env).truthy() ? eval(*e.a, env) : Value();
+    case ExprKind::kTernary: return eval(*e.a, env).truthy() ? eval(*e.b, env) : eval(*e.c, env);
     case ExprKind::kArray:
     case ExprKind::kTuple: {
       Array items;
@@ -491,8 +474,7 @@ Value Interp::eval(const Expr& e, const EnvPtr& env) {
     }
     case ExprKind::kKeywordArg:
     case ExprKind::kSpread:
-    case ExprKind::kKeywordSpread:
-      fail("keyword arguments and unpacking are only allowed in calls");
+    case ExprKind::kKeywordSpread: fail("keyword arguments and unpacking are only allowed in calls");
   }
   return Value();
 }
@@ -533,14 +515,10 @@ Value Interp::eval_binary(const Expr& e, const EnvPtr& env) {
     const int64_t x = left.is_int() ? left.as_int() : 0, y = right.is_int() ? right.as_int() : 0;
     int64_t r = 0;
     switch (op) {
-      case BinOp::kAdd:
-        return is_float ? Value::number(a + b) : Value::integer(add_i(x, y));
-      case BinOp::kSub:
-        return is_float ? Value::number(a - b) : Value::integer(sub_i(x, y));
-      case BinOp::kMul:
-        return is_float ? Value::number(a * b) : Value::integer(mul_i(x, y));
-      case BinOp::kDiv:
-        return Value::number(a / b);
+      case BinOp::kAdd: return is_float ? Value::number(a + b) : Value::integer(add_i(x, y));
+      case BinOp::kSub: return is_float ? Value::number(a - b) : Value::integer(sub_i(x, y));
+      case BinOp::kMul: return is_float ? Value::number(a * b) : Value::integer(mul_i(x, y));
+      case BinOp::kDiv: return Value::number(a / b);
       case BinOp::kFloorDiv:
         if (is_float) return Value::number(std::floor(a / b));
         if (y == 0) fail("integer division by zero");
@@ -551,21 +529,17 @@ Value Interp::eval_binary(const Expr& e, const EnvPtr& env) {
         if (is_float) return Value::number(std::fmod(a, b));
         if (y == 0) fail("integer modulo by zero");
         return Value::integer(y == -1 ? 0 : x % y);
-      case BinOp::kLt:
-        return Value::boolean(is_float ? a < b : x < y);
-      case BinOp::kGt:
-        return Value::boolean(is_float ? a > b : x > y);
-      case BinOp::kLe:
-        return Value::boolean(is_float ? a <= b : x <= y);
-      case BinOp::kGe:
-        return Value::boolean(is_float ? a >= b : x >= y);
-      default:
-        break;
+      case BinOp::kLt: return Value::boolean(is_float ? a < b : x < y);
+      case BinOp::kGt: return Value::boolean(is_float ? a > b : x > y);
+      case BinOp::kLe: return Value::boolean(is_float ? a <= b : x <= y);
+      case BinOp::kGe: return Value::boolean(is_float ? a >= b : x >= y);
+      default: break;
     }
   } else if (left.is_array() && right.is_array()) {
     if (op == BinOp::kAdd) {
       const Array &a = left.arr(), &b = right.arr();
-      if (static_cast<int64_t>(a.size() + b.size()) > opts_.max_loop_iterations) fail("chat template list is larger than the limit");
+      if (static_cast<int64_t>(a.size() + b.size()) > opts_.max_loop_iterations)
+        fail("chat template list is larger than the limit");
       Array out(a);
       out.insert(out.end(), b.begin(), b.end());
       return Value::array(std::move(out));
@@ -593,7 +567,8 @@ Value Interp::eval_binary(const Expr& e, const EnvPtr& env) {
     bool found = right.obj().find(left.str()) != nullptr;
     return Value::boolean(found == (op == BinOp::kIn));
   }
-  fail(std::string("Unknown operator \"") + op_name(op) + "\" between " + left.type_name() + " and " + right.type_name());
+  fail(std::string("Unknown operator \"") + op_name(op) + "\" between " + left.type_name() + " and " +
+       right.type_name());
 }
 
 }  // namespace tandem::chat::detail

@@ -13,12 +13,21 @@ namespace tandem::chat::detail {
 
 bool is_js_space(uint32_t cp) {
   switch (cp) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20:
-    case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F:
-    case 0x3000: case 0xFEFF:
-      return true;
-    default:
-      return cp >= 0x2000 && cp <= 0x200A;
+    case 0x09:
+    case 0x0A:
+    case 0x0B:
+    case 0x0C:
+    case 0x0D:
+    case 0x20:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
+    case 0xFEFF: return true;
+    default: return cp >= 0x2000 && cp <= 0x200A;
   }
 }
 
@@ -105,7 +114,8 @@ std::string map_case(std::string_view s, Fn fn, bool upper) {
   while (pos < s.size()) {
     uint8_t c = static_cast<uint8_t>(s[pos]);
     if (c < 0x80) {
-      out.push_back(static_cast<char>(upper ? (c >= 'a' && c <= 'z' ? c - 32 : c) : (c >= 'A' && c <= 'Z' ? c + 32 : c)));
+      out.push_back(
+          static_cast<char>(upper ? (c >= 'a' && c <= 'z' ? c - 32 : c) : (c >= 'A' && c <= 'Z' ? c + 32 : c)));
       ++pos;
       continue;
     }
@@ -241,11 +251,17 @@ double js_string_to_number(std::string_view s) {
   s = js_trim(s);
   if (s.empty()) return 0;
   if (s.size() > 2 && s[0] == '0') {
-    int base = (s[1] == 'x' || s[1] == 'X') ? 16 : (s[1] == 'o' || s[1] == 'O') ? 8 : (s[1] == 'b' || s[1] == 'B') ? 2 : 0;
+    int base = (s[1] == 'x' || s[1] == 'X')   ? 16
+               : (s[1] == 'o' || s[1] == 'O') ? 8
+               : (s[1] == 'b' || s[1] == 'B') ? 2
+                                              : 0;
     if (base != 0) {
       double v = 0;
       for (char c : s.substr(2)) {
-        int digit = is_digit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : 99;
+        int digit = is_digit(c)              ? c - '0'
+                    : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                    : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                             : 99;
         if (digit >= base) return std::nan("");
         v = v * base + digit;
       }

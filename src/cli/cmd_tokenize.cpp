@@ -31,8 +31,9 @@ int run_tokenize(const std::string& model, std::string text, bool as_json, bool 
     fmt::print("{}\n", json{{"ids", ids}, {"pieces", pieces}}.dump(-1, ' ', false, json::error_handler_t::replace));
     return 0;
   }
-  for (auto id : ids) fmt::print("{:>8}  {}\n", id, json(tokens[static_cast<size_t>(id)]).dump(-1, ' ', false,
-                                                                                           json::error_handler_t::replace));
+  for (auto id : ids)
+    fmt::print("{:>8}  {}\n", id,
+               json(tokens[static_cast<size_t>(id)]).dump(-1, ' ', false, json::error_handler_t::replace));
   fmt::print("{} tokens\n", ids.size());
   return 0;
 }
@@ -79,9 +80,8 @@ void register_tokenize(CLI::App& app, Action& action) {
   cmd->add_flag("--special", o->special,
                 "Recognize special tokens written in the text (as in a chat template); "
                 "by default they are plain text");
-  cmd->callback([=, &action] {
-    action = [=] { return run_tokenize(o->model, o->text, o->json, o->no_bos, o->special); };
-  });
+  cmd->callback(
+      [=, &action] { action = [=] { return run_tokenize(o->model, o->text, o->json, o->no_bos, o->special); }; });
 }
 
 void register_detokenize(CLI::App& app, Action& action) {

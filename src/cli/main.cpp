@@ -27,7 +27,8 @@ Result<std::string> read_chat_template(const std::string& path) {
   if (text->find_first_not_of(" \t\r\n") == std::string::npos) {
     return Status::errorf("--chat-template {}: the file is empty", path);
   }
-  if (text->size() > (1u << 20)) return Status::errorf("--chat-template {}: larger than 1 MiB, not a chat template", path);
+  if (text->size() > (1u << 20))
+    return Status::errorf("--chat-template {}: larger than 1 MiB, not a chat template", path);
   return text;
 }
 

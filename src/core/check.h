@@ -28,8 +28,8 @@ namespace tandem::detail {
 }  // namespace tandem::detail
 
 #if TANDEM_DEBUG_CHECKS_ON
-#define TANDEM_DCHECK(cond, ...)                                                           \
-  do {                                                                                     \
+#define TANDEM_DCHECK(cond, ...)                                                               \
+  do {                                                                                         \
     if (!(cond)) ::tandem::detail::check_failed(__FILE__, __LINE__, fmt::format(__VA_ARGS__)); \
   } while (0)
 #else

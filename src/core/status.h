@@ -38,7 +38,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // must be an error
     TANDEM_DCHECK(!std::get<1>(v_).ok(), "a Result built from an ok Status has no value");
   }
@@ -66,8 +66,8 @@ class [[nodiscard]] Result {
 }  // namespace tandem
 
 // Returns early from the enclosing function when a Status is an error.
-#define TANDEM_RETURN_IF_ERROR(expr)           \
-  do {                                         \
-    ::tandem::Status _st = (expr);             \
-    if (!_st.ok()) return _st;                 \
+#define TANDEM_RETURN_IF_ERROR(expr) \
+  do {                               \
+    ::tandem::Status _st = (expr);   \
+    if (!_st.ok()) return _st;       \
   } while (0)

@@ -24,8 +24,7 @@ uint32_t utf8_decode(std::string_view s, size_t pos, size_t* len) {
     cp = (cp << 6) | (p[i] & 0x3Fu);
   }
   // Reject overlong forms, surrogates and values past U+10FFFF.
-  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-      (cp >= 0xD800 && cp <= 0xDFFF)) {
+  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
     return kInvalidCodepoint;
   }
   *len = n;

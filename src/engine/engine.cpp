@@ -274,8 +274,8 @@ void Engine::finish(Sequence& s, StopReason reason, const std::string& error) {
   // so does a partial last block (as the tail after the last full one).
   const int64_t bt = opt_.block_tokens;
   const int64_t in_tail = s.kv.computed - s.kv.committed * bt;
-  if (!failed(reason) && s.kv.loads_pending == 0 && in_tail > 0 && in_tail < bt &&
-      static_cast<int64_t>(s.kv.blocks.size()) > s.kv.committed) {
+  if (!failed(reason) && s.kv.loads_pending == 0 && in_tail > 0 &&
+      in_tail<bt&& static_cast<int64_t>(s.kv.blocks.size())> s.kv.committed) {
     index_->commit_tail(s.kv.blocks[static_cast<size_t>(s.kv.committed)], s.kv.last_key,
                         std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.kv.committed * bt),
                                                                    static_cast<size_t>(in_tail)));
@@ -336,7 +336,8 @@ Engine::Start Engine::start(Sequence& s, Clock::time_point now) {
     m.blocks.pop_back();
   }
   // Blocks to its first token: the prompt's positions and the token after.
-  const int64_t need = (static_cast<int64_t>(s.tokens.size()) + 1 + bt - 1) / bt - static_cast<int64_t>(m.blocks.size());
+  const int64_t need =
+      (static_cast<int64_t>(s.tokens.size()) + 1 + bt - 1) / bt - static_cast<int64_t>(m.blocks.size());
   if (!sched_.fits(need, blocks_->n_free() + blocks_->n_cached(), pool_->n_blocks(), running_.size())) {
     for (kv::BlockId b : m.blocks) blocks_->release_keep_class(b);
     return Start::kNoRoom;
@@ -349,7 +350,7 @@ Engine::Start Engine::start(Sequence& s, Clock::time_point now) {
   s.kv.keys.clear();
   for (int64_t b = 0; b < s.kv.committed; ++b) {
     s.kv.last_key = kv::block_key(s.kv.last_key, std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(b * bt),
-                                                                                     static_cast<size_t>(bt)));
+                                                                                            static_cast<size_t>(bt)));
     s.kv.keys.push_back(s.kv.last_key);
   }
   // The prefix may go on in the disk tier; wait while another sequence
@@ -379,7 +380,8 @@ Engine::Start Engine::start(Sequence& s, Clock::time_point now) {
 // The victim's committed blocks stay cached; it waits to resume.
 bool Engine::preempt_one(const Sequence* keep) {
   const size_t keep_index = static_cast<size_t>(
-      std::find_if(running_.begin(), running_.end(), [&](const auto& p) { return p.get() == keep; }) - running_.begin());
+      std::find_if(running_.begin(), running_.end(), [&](const auto& p) { return p.get() == keep; }) -
+      running_.begin());
   const std::optional<size_t> v = sched_.victim(views(running_), keep_index);
   if (!v) return false;
   Sequence* victim = running_[*v].get();
@@ -405,7 +407,8 @@ void Engine::reuse_partial_block(Sequence& s) {
   const int64_t bt = opt_.block_tokens;
   const int64_t usable = std::min<int64_t>(static_cast<int64_t>(s.tokens.size()) - s.kv.computed - 1, bt - 1);
   if (usable <= 0 || s.kv.computed != static_cast<int64_t>(s.kv.blocks.size()) * bt) return;
-  const auto rest = std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.kv.computed), static_cast<size_t>(usable));
+  const auto rest =
+      std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.kv.computed), static_cast<size_t>(usable));
   if (auto t = index_->take_tail(s.kv.last_key, rest)) {
     s.kv.blocks.push_back(t->block);
     s.kv.computed += t->tokens;
@@ -429,7 +432,8 @@ void Engine::reuse_partial_block(Sequence& s) {
 void Engine::commit_full_blocks(Sequence& s) {
   const int64_t bt = opt_.block_tokens;
   while ((s.kv.committed + 1) * bt <= s.kv.computed) {
-    const auto chunk = std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.kv.committed * bt), static_cast<size_t>(bt));
+    const auto chunk =
+        std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.kv.committed * bt), static_cast<size_t>(bt));
     const kv::BlockId b = s.kv.blocks[static_cast<size_t>(s.kv.committed)];
     s.kv.last_key = index_->commit(b, s.kv.last_key, chunk);
     s.kv.keys.push_back(s.kv.last_key);
@@ -493,9 +497,10 @@ bool Engine::step() {
         s.chunk = std::min(s.chunk, static_cast<int64_t>(s.kv.blocks.size()) * bt - s.kv.computed);
         break;
       }
-      if (running_.size() < before) i = static_cast<size_t>(std::find_if(running_.begin(), running_.end(),
-                                                                       [&](const auto& p) { return p.get() == &s; }) -
-                                                          running_.begin());
+      if (running_.size() < before)
+        i = static_cast<size_t>(
+            std::find_if(running_.begin(), running_.end(), [&](const auto& p) { return p.get() == &s; }) -
+            running_.begin());
     }
   }
   // A lone sequence that cannot grow has filled the cache: it ends.
@@ -513,11 +518,13 @@ bool Engine::step() {
   for (auto& s : running_) {
     if (s->chunk <= 0) continue;
     model::SequenceBatch sb;
-    sb.tokens = std::span<const int32_t>(s->tokens).subspan(static_cast<size_t>(s->kv.computed), static_cast<size_t>(s->chunk));
+    sb.tokens =
+        std::span<const int32_t>(s->tokens).subspan(static_cast<size_t>(s->kv.computed), static_cast<size_t>(s->chunk));
     sb.start_pos = s->kv.computed;
     sb.blocks = s->kv.blocks;
-    sb.logits = s->kv.computed + s->chunk == static_cast<int64_t>(s->tokens.size()) ? model::SequenceBatch::Logits::kLast
-                                                                                 : model::SequenceBatch::Logits::kNone;
+    sb.logits = s->kv.computed + s->chunk == static_cast<int64_t>(s->tokens.size())
+                    ? model::SequenceBatch::Logits::kLast
+                    : model::SequenceBatch::Logits::kNone;
     batch.push_back(sb);
     in_batch.push_back(s.get());
     batch_tokens += s->chunk;
@@ -595,7 +602,8 @@ void Engine::after_forward(Sequence& s, const float* logits) {
   if (!s.stream) return;  // a stop string matched
   const int64_t ctx = model_.config().ctx;
   const int64_t limit = opt_.max_tokens_per_session > 0 ? std::min(ctx, opt_.max_tokens_per_session) : ctx;
-  if (s.generated >= s.req.max_tokens || static_cast<int64_t>(s.tokens.size()) >= limit) finish(s, StopReason::kMaxTokens);
+  if (s.generated >= s.req.max_tokens || static_cast<int64_t>(s.tokens.size()) >= limit)
+    finish(s, StopReason::kMaxTokens);
 }
 
 // Looks for the request's return markers in the generated text, keeping
@@ -677,7 +685,8 @@ std::string Engine::check_invariants() const {
     for (const auto& s : *list) {
       for (kv::BlockId b : s->kv.blocks) ++refs[static_cast<size_t>(b)];
       if (static_cast<int64_t>(s->kv.blocks.size()) * opt_.block_tokens < s->kv.computed) {
-        return fmt::format("sequence {} has {} blocks for {} computed tokens", s->id, s->kv.blocks.size(), s->kv.computed);
+        return fmt::format("sequence {} has {} blocks for {} computed tokens", s->id, s->kv.blocks.size(),
+                           s->kv.computed);
       }
     }
   }

@@ -60,17 +60,17 @@ using BlockKey = uint64_t;
 namespace tandem::engine {
 
 struct EngineOptions {
-  int max_batch_tokens = 512;   // tokens per step (decode + prefill chunks)
-  int max_batch_size = 16;      // sequences per step
-  double batch_wait_ms = 10;    // an idle engine waits this long for more requests to start together
-  double aging_per_s = 0.1;     // priority levels gained per second of waiting
-  int stream_interval = 1;      // tokens per streamed delta
-  size_t kv_bytes = 256u << 20; // KV cache budget
+  int max_batch_tokens = 512;    // tokens per step (decode + prefill chunks)
+  int max_batch_size = 16;       // sequences per step
+  double batch_wait_ms = 10;     // an idle engine waits this long for more requests to start together
+  double aging_per_s = 0.1;      // priority levels gained per second of waiting
+  int stream_interval = 1;       // tokens per streamed delta
+  size_t kv_bytes = 256u << 20;  // KV cache budget
   kernels::KvType kv_type = kernels::KvType::kF16;
   int block_tokens = 32;
-  int max_sessions = 0;             // distinct sessions waiting or running at once (0: no limit)
+  int max_sessions = 0;                // distinct sessions waiting or running at once (0: no limit)
   int64_t max_tokens_per_session = 0;  // prompt + generated tokens of one request (0: the context)
-  bool start_thread = true;     // false: the caller drives step() (tests)
+  bool start_thread = true;            // false: the caller drives step() (tests)
   // Seconds on the clock aging counts (tests script it; default: a steady clock).
   std::function<double()> clock_s;
   // Disk tier: "" = none. The folder holds this model's blocks only (see
@@ -81,16 +81,15 @@ struct EngineOptions {
   int max_stored_sessions = 10000;  // manifests kept; the least recently used unpinned one goes first
 };
 
-
 // One session as the admin API shows it.
 struct SessionInfo {
   std::string id;
-  int64_t tokens = 0;          // of its last turn (prompt + generated)
-  int64_t blocks = 0;          // full blocks of those tokens
+  int64_t tokens = 0;  // of its last turn (prompt + generated)
+  int64_t blocks = 0;  // full blocks of those tokens
   int64_t blocks_in_ram = 0, blocks_on_disk = 0;
-  int64_t last_use_ms = 0;     // wall clock, ms since the epoch
+  int64_t last_use_ms = 0;  // wall clock, ms since the epoch
   bool pinned = false;
-  bool active = false;         // a request of the session is waiting or running
+  bool active = false;  // a request of the session is waiting or running
 };
 
 struct FlushResult {
@@ -119,9 +118,9 @@ struct EngineMetrics {
   int64_t disk_blocks = 0;
   uint64_t disk_bytes = 0;
   int64_t disk_writes = 0, disk_write_errors = 0, disk_loads = 0, disk_load_errors = 0, disk_evictions = 0;
-  int64_t disk_hit_tokens = 0;   // prompt tokens loaded from disk instead of computed
-  int64_t disk_pending = 0;      // blocks waiting to be written or being written
-  int64_t sessions = 0;          // manifests kept
+  int64_t disk_hit_tokens = 0;  // prompt tokens loaded from disk instead of computed
+  int64_t disk_pending = 0;     // blocks waiting to be written or being written
+  int64_t sessions = 0;         // manifests kept
   // Mixture of experts (model::Model::MoeCounters): rows per expert read = routed / reads.
   int64_t moe_routed = 0, moe_expert_reads = 0;
 };
@@ -219,7 +218,7 @@ class Engine {
   Scheduler sched_;
   std::unique_ptr<kv::KvPool> pool_;
   std::unique_ptr<kv::PrefixIndex> index_;  // what blocks contain
-  kv::BlockPool* blocks_ = nullptr;          // who holds them: pool_->blocks()
+  kv::BlockPool* blocks_ = nullptr;         // who holds them: pool_->blocks()
   std::vector<std::unique_ptr<Sequence>> waiting_, running_;
   std::vector<float> logits_;
   uint64_t fingerprint_ = 0;
@@ -227,14 +226,14 @@ class Engine {
   // Disk tier state (engine thread only).
   std::unique_ptr<kv::DiskTier> tier_;
   std::deque<std::pair<kv::BlockId, kv::BlockKey>> dirty_;  // committed, to be written
-  std::unordered_set<kv::BlockKey> write_wanted_;            // in dirty_ or being written
+  std::unordered_set<kv::BlockKey> write_wanted_;           // in dirty_ or being written
   struct Loading {
     kv::BlockId block = -1;
     kv::BlockKey parent = 0;
     std::vector<int32_t> tokens;
   };
-  std::unordered_map<kv::BlockKey, Loading> loading_;        // being read from disk
-  std::vector<int32_t> io_refs_;                             // per block: references held by I/O jobs
+  std::unordered_map<kv::BlockKey, Loading> loading_;  // being read from disk
+  std::vector<int32_t> io_refs_;                       // per block: references held by I/O jobs
   int64_t writes_in_flight_ = 0;
   int64_t disk_hit_tokens_ = 0;
   int64_t tail_hits_ = 0, head_copies_ = 0, partial_block_tokens_ = 0;

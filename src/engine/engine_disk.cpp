@@ -61,14 +61,14 @@ bool Engine::lookup_disk(Sequence& s) {
       s.kv.loads_pending = 0;
       return false;
     }
-    if (auto b = index_->find(key); b && index_->parent_of(*b) == parent &&
-                                    std::ranges::equal(index_->tokens_of(*b), chunk)) {
+    if (auto b = index_->find(key);
+        b && index_->parent_of(*b) == parent && std::ranges::equal(index_->tokens_of(*b), chunk)) {
       blocks_->retain(*b);
       s.kv.blocks.push_back(*b);
       s.kv.load_state.push_back(SequenceKv::Slot::kInRam);
     } else if (tier_->contains(key, parent, chunk)) {
       auto fresh = blocks_->allocate();
-      if (!fresh) break;  // RAM is full of pinned blocks: compute the rest
+      if (!fresh) break;        // RAM is full of pinned blocks: compute the rest
       blocks_->retain(*fresh);  // the load's reference
       ++io_refs_[static_cast<size_t>(*fresh)];
       loading_[key] = Loading{*fresh, parent, std::vector<int32_t>(chunk.begin(), chunk.end())};

@@ -23,8 +23,8 @@ enum class StopReason {
   kMaxTokens,   // max_tokens reached, or the context is full
   kStopString,  // one of Request::stop matched (its text is not emitted)
   kCancelled,
-  kRefused,     // not started: the engine's rules (Engine::check, --max-sessions); Event::error says why
-  kError,       // an internal failure (the forward pass): Event::error says what
+  kRefused,  // not started: the engine's rules (Engine::check, --max-sessions); Event::error says why
+  kError,    // an internal failure (the forward pass): Event::error says what
 };
 
 // kRefused or kError: the request ended with an error message, not output.
@@ -40,8 +40,8 @@ struct Request {
   int max_tokens = 256;
   std::vector<std::string> stop;  // stop strings, matched across token boundaries
   bool ignore_eos = false;
-  uint64_t cache_namespace = 0;   // blocks are shared only within a namespace
-  bool expect_return = false;     // the turn ends in a tool call: keep its blocks longer
+  uint64_t cache_namespace = 0;  // blocks are shared only within a namespace
+  bool expect_return = false;    // the turn ends in a tool call: keep its blocks longer
   // Generated text containing one of these (e.g. "<tool_call>") means the
   // turn ends in a tool call: the agent comes back soon, so its blocks are
   // kept longer, as with expect_return.
@@ -54,22 +54,22 @@ struct Request {
 
 struct Usage {
   int64_t prompt_tokens = 0;
-  int64_t cached_tokens = 0;     // prompt tokens served from the prefix cache
-  int64_t disk_tokens = 0;       // of those, loaded from the disk tier
+  int64_t cached_tokens = 0;  // prompt tokens served from the prefix cache
+  int64_t disk_tokens = 0;    // of those, loaded from the disk tier
   int64_t generated_tokens = 0;
-  double queue_ms = 0;           // submit -> first scheduled
-  double ttft_ms = 0;            // submit -> first token
+  double queue_ms = 0;  // submit -> first scheduled
+  double ttft_ms = 0;   // submit -> first token
   double decode_tokens_per_s = 0;
 };
 
 struct Event {
-  std::string text;               // UTF-8 delta (complete characters only)
-  std::vector<int32_t> tokens;    // tokens behind this delta
+  std::string text;             // UTF-8 delta (complete characters only)
+  std::vector<int32_t> tokens;  // tokens behind this delta
   bool done = false;
   StopReason stop = StopReason::kNone;
-  std::string stop_string;        // the matched stop string (kStopString)
-  std::string error;              // kRefused, kError
-  Usage usage;                    // with done
+  std::string stop_string;  // the matched stop string (kStopString)
+  std::string error;        // kRefused, kError
+  Usage usage;              // with done
 };
 
 // The events of one request, in order. Filled by the engine thread, read

@@ -77,7 +77,8 @@ void Sampler::sample_filtered(Sample& out) {
     }
     n = sorted;
     total = mass;
-    for (size_t i = 0; i < n; ++i) probs_[i] = static_cast<float>(std::exp((work_[static_cast<size_t>(c[i])] - top) * inv_t));
+    for (size_t i = 0; i < n; ++i)
+      probs_[i] = static_cast<float>(std::exp((work_[static_cast<size_t>(c[i])] - top) * inv_t));
   }
   std::uniform_real_distribution<double> u(0.0, total);
   const double r = u(rng_);

@@ -16,10 +16,10 @@
 namespace tandem::engine {
 
 struct SamplingParams {
-  float temperature = 1.0f;  // <= 0: greedy
-  int top_k = 0;             // 0: off
-  float top_p = 1.0f;        // 1: off
-  float min_p = 0.0f;        // 0: off; keeps tokens with p >= min_p * p_max
+  float temperature = 1.0f;         // <= 0: greedy
+  int top_k = 0;                    // 0: off
+  float top_p = 1.0f;               // 1: off
+  float min_p = 0.0f;               // 0: off; keeps tokens with p >= min_p * p_max
   float repetition_penalty = 1.0f;  // 1: off; divides positive logits of seen tokens, multiplies negative ones
   float presence_penalty = 0.0f;    // subtracted once from every seen token
   float frequency_penalty = 0.0f;   // subtracted per occurrence
@@ -37,7 +37,7 @@ struct TokenLogprob {
 
 struct Sample {
   int32_t token = -1;
-  float logprob = 0;  // of the chosen token, under the penalized distribution at temperature 1 (if asked)
+  float logprob = 0;              // of the chosen token, under the penalized distribution at temperature 1 (if asked)
   std::vector<TokenLogprob> top;  // top_logprobs alternatives, best first
 };
 
@@ -56,7 +56,7 @@ class Sampler {
   SamplingParams p_;
   int vocab_;
   std::mt19937_64 rng_;
-  std::vector<int32_t> history_;     // ring of the last penalty_last_n tokens
+  std::vector<int32_t> history_;  // ring of the last penalty_last_n tokens
   size_t history_next_ = 0;
   std::vector<float> work_;          // penalized logits
   std::vector<int32_t> counts_;      // per-token count in the history window (scratch)

@@ -40,12 +40,12 @@ namespace tandem::engine {
 
 // What the policy knows of one sequence.
 struct SeqView {
-  int priority = 1;            // Request::priority (0 low .. 2 high)
-  uint64_t arrival = 0;        // submission order
-  double submitted_s = 0;      // when it was submitted, in seconds of the engine's clock
-  std::string_view session;    // "" for none
-  int64_t tokens_left = 0;     // positions still to compute before its next token (1: decoding)
-  bool loading = false;        // its prefix is still being read from the disk tier
+  int priority = 1;          // Request::priority (0 low .. 2 high)
+  uint64_t arrival = 0;      // submission order
+  double submitted_s = 0;    // when it was submitted, in seconds of the engine's clock
+  std::string_view session;  // "" for none
+  int64_t tokens_left = 0;   // positions still to compute before its next token (1: decoding)
+  bool loading = false;      // its prefix is still being read from the disk tier
 };
 
 struct SchedulerOptions {

@@ -351,16 +351,16 @@ const Codec* find_codec(TensorType type) {
 
 // Checks TYPE and N for OP ("dequantize"/"quantize"); on success sets CODEC
 // and BLOCKS.
-Status check_args(const char* op, TensorType type, const void* a, const void* b, int64_t n,
-                  const Codec*& codec, int64_t& blocks) {
+Status check_args(const char* op, TensorType type, const void* a, const void* b, int64_t n, const Codec*& codec,
+                  int64_t& blocks) {
   const auto info = type_info(static_cast<uint32_t>(type));
   if (!info) return Status::errorf("{}: unknown tensor type id {}", op, static_cast<uint32_t>(type));
   codec = find_codec(type);
   if (codec == nullptr) return Status::errorf("{}: type {} is not supported", op, info->name);
   if (n < 0) return Status::errorf("{} {}: negative element count {}", op, info->name, n);
   if (n % info->block_size != 0) {
-    return Status::errorf("{} {}: {} elements is not a multiple of the block size {}", op,
-                          info->name, n, info->block_size);
+    return Status::errorf("{} {}: {} elements is not a multiple of the block size {}", op, info->name, n,
+                          info->block_size);
   }
   if (n > 0 && (a == nullptr || b == nullptr)) return Status::errorf("{} {}: null buffer", op, info->name);
   blocks = n / info->block_size;

@@ -27,8 +27,8 @@ constexpr int kQKK = 256;  // elements per K-quant super-block
 // copyable and their layout does not depend on a half-float type.
 
 struct BlockQ4_0 {
-  uint16_t d;             // scale
-  uint8_t qs[kQK / 2];    // element j in the low nibble of qs[j], j+16 in the high
+  uint16_t d;           // scale
+  uint8_t qs[kQK / 2];  // element j in the low nibble of qs[j], j+16 in the high
 };
 static_assert(sizeof(BlockQ4_0) == 18);
 
@@ -36,22 +36,22 @@ static_assert(sizeof(BlockQ4_0) == 18);
 // E8M0 exponent. Values are stored doubled (so all are integers) and the
 // scale halved: element = kMxfp4Values[nibble] (quant.h) * 2^(e - 128).
 struct BlockMxfp4 {
-  uint8_t e;              // shared exponent (E8M0)
-  uint8_t qs[kQK / 2];    // element j in the low nibble of qs[j], j+16 in the high
+  uint8_t e;            // shared exponent (E8M0)
+  uint8_t qs[kQK / 2];  // element j in the low nibble of qs[j], j+16 in the high
 };
 static_assert(sizeof(BlockMxfp4) == 17);
 
 struct BlockQ4_1 {
-  uint16_t d;             // scale
-  uint16_t m;             // minimum (added)
+  uint16_t d;  // scale
+  uint16_t m;  // minimum (added)
   uint8_t qs[kQK / 2];
 };
 static_assert(sizeof(BlockQ4_1) == 20);
 
 struct BlockQ5_0 {
   uint16_t d;
-  uint8_t qh[4];          // bit k (little endian over the 4 bytes) = 5th bit of element k
-  uint8_t qs[kQK / 2];    // low 4 bits, same nibble order as q4_0
+  uint8_t qh[4];        // bit k (little endian over the 4 bytes) = 5th bit of element k
+  uint8_t qs[kQK / 2];  // low 4 bits, same nibble order as q4_0
 };
 static_assert(sizeof(BlockQ5_0) == 22);
 
@@ -91,7 +91,7 @@ static_assert(sizeof(BlockQ3_K) == 110);
 struct BlockQ4_K {
   uint16_t d;
   uint16_t dmin;
-  uint8_t scales[12];       // 8 scales + 8 mins, 6 bits each (see scale_min_k4)
+  uint8_t scales[12];  // 8 scales + 8 mins, 6 bits each (see scale_min_k4)
   uint8_t qs[kQKK / 2];
 };
 static_assert(sizeof(BlockQ4_K) == 144);
@@ -100,15 +100,15 @@ struct BlockQ5_K {
   uint16_t d;
   uint16_t dmin;
   uint8_t scales[12];
-  uint8_t qh[kQKK / 8];     // 5th bit of the quants
-  uint8_t qs[kQKK / 2];     // 4 low bits
+  uint8_t qh[kQKK / 8];  // 5th bit of the quants
+  uint8_t qs[kQKK / 2];  // 4 low bits
 };
 static_assert(sizeof(BlockQ5_K) == 176);
 
 // x = d * scale * (q - 32), 16 sub-blocks of 16, int8 scales.
 struct BlockQ6_K {
-  uint8_t ql[kQKK / 2];     // 4 low bits of the quants
-  uint8_t qh[kQKK / 4];     // 2 high bits
+  uint8_t ql[kQKK / 2];  // 4 low bits of the quants
+  uint8_t qh[kQKK / 4];  // 2 high bits
   int8_t scales[kQKK / 16];
   uint16_t d;
 };
@@ -155,9 +155,7 @@ inline uint16_t f16_scale_at_least(float v) {
 }
 
 // f16 bits nearest to v, saturated to the finite range.
-inline uint16_t f16_saturate(float v) {
-  return f32_to_f16(std::clamp(v, -65504.0f, 65504.0f));
-}
+inline uint16_t f16_saturate(float v) { return f32_to_f16(std::clamp(v, -65504.0f, 65504.0f)); }
 
 // Per-block kernels. SRC/DST point at BLOCKS whole blocks; the public
 // functions in quant.cpp validate sizes before calling these.

@@ -177,8 +177,8 @@ float fit_signed_scale(const float* x, int n, int nmax) {
   auto sums = [&](double iscale, double& sum_lx, double& sum_l2) {
     sum_lx = sum_l2 = 0;
     for (int i = 0; i < n; ++i) {
-      const double l = std::clamp(std::nearbyint(iscale * x[i]), static_cast<double>(-nmax),
-                                  static_cast<double>(nmax - 1));
+      const double l =
+          std::clamp(std::nearbyint(iscale * x[i]), static_cast<double>(-nmax), static_cast<double>(nmax - 1));
       const double w = static_cast<double>(x[i]) * x[i];
       sum_lx += w * x[i] * l;
       sum_l2 += w * l * l;
@@ -215,8 +215,8 @@ int nonzero_round_clamp(float v, int lo, int hi) {
 // sub-blocks of kQKK/SUB elements, quants in [0, nmax], sub-block scales
 // and mins in [0, scale_max]. Outputs the f16 super-block scales, the integer
 // sub-block scales/mins and the element quants.
-void quantize_affine_k(const float* x, int sub, int nmax, int scale_max, Grid grid, uint16_t& d16,
-                       uint16_t& dmin16, uint8_t* ls, uint8_t* lm, uint8_t* q) {
+void quantize_affine_k(const float* x, int sub, int nmax, int scale_max, Grid grid, uint16_t& d16, uint16_t& dmin16,
+                       uint8_t* ls, uint8_t* lm, uint8_t* q) {
   const int len = kQKK / sub;
   ScaleMin fit[16];
   float max_scale = 0, max_min = 0;

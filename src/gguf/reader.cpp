@@ -30,8 +30,8 @@ class Cursor {
     uint64_t len = 0;
     TANDEM_RETURN_IF_ERROR(read(&len, what));
     if (len > remaining()) {
-      return Status::errorf("{} length {} at byte {} runs past the end of the file ({} bytes left)", what,
-                            len, pos_ - 8, remaining());
+      return Status::errorf("{} length {} at byte {} runs past the end of the file ({} bytes left)", what, len,
+                            pos_ - 8, remaining());
     }
     out->assign(reinterpret_cast<const char*>(b_.data() + pos_), len);
     pos_ += len;
@@ -266,8 +266,8 @@ class Parser {
         return Status::errorf("tensor '{}' offset {} is not aligned to {}", t.name, t.offset, align);
       }
       if (t.offset > data_size || t.n_bytes > data_size - t.offset) {
-        return Status::errorf("tensor '{}' ({} bytes at data offset {}) runs past the end of the file",
-                              t.name, t.n_bytes, t.offset);
+        return Status::errorf("tensor '{}' ({} bytes at data offset {}) runs past the end of the file", t.name,
+                              t.n_bytes, t.offset);
       }
       t.data = file_->bytes_.data() + data_offset + t.offset;
     }

@@ -67,8 +67,7 @@ std::optional<TensorType> parse_type(std::string_view name) {
 Result<uint64_t> row_bytes(TensorType type, uint64_t n) {
   const TypeInfo info = type_info(type);
   if (n % info.block_size != 0) {
-    return Status::errorf("{} elements is not a multiple of the {} block size {}", n, info.name,
-                          info.block_size);
+    return Status::errorf("{} elements is not a multiple of the {} block size {}", n, info.name, info.block_size);
   }
   const uint64_t blocks = n / info.block_size;
   if (blocks > UINT64_MAX / info.block_bytes) return Status::errorf("size of {} x {} overflows", n, info.name);

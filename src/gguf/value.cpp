@@ -130,8 +130,8 @@ std::string Value::describe(size_t max_items) const {
     case ValueType::ARRAY: {
       const Array& a = *arr;
       if (a.size() > max_items) {
-        return fmt::format("[{} {}]", a.size(), a.elem_type == ValueType::STRING ? "strings"
-                                                 : std::string(value_type_name(a.elem_type)));
+        return fmt::format("[{} {}]", a.size(),
+                           a.elem_type == ValueType::STRING ? "strings" : std::string(value_type_name(a.elem_type)));
       }
       std::string out = "[";
       for (size_t k = 0; k < a.size(); ++k) {

@@ -66,8 +66,8 @@ struct Value {
   std::optional<int64_t> as_int() const;    // any integer that fits int64
   std::optional<double> as_float() const;   // floats and integers
   std::optional<bool> as_bool() const;
-  const std::string* as_string() const;     // nullptr unless STRING
-  const Array* as_array() const;            // nullptr unless ARRAY
+  const std::string* as_string() const;  // nullptr unless STRING
+  const Array* as_array() const;         // nullptr unless ARRAY
 
   // Short human-readable rendering ("[151936 strings]" for big arrays).
   std::string describe(size_t max_items = 8) const;

@@ -98,28 +98,20 @@ int64_t amx_min_rows(gguf::TensorType type) {
   // M = 12 (458 vs 501-535 us), Q4_K from 14 (345-385 vs 416-450), Q4_0
   // from 16.
   switch (type) {
-    case gguf::TensorType::Q8_0:
-      return 9;
-    case gguf::TensorType::Q6_K:
-      return 12;
-    case gguf::TensorType::Q4_K:
-      return 14;
-    case gguf::TensorType::Q4_0:
-      return 16;
-    default:
-      return 0;
+    case gguf::TensorType::Q8_0: return 9;
+    case gguf::TensorType::Q6_K: return 12;
+    case gguf::TensorType::Q4_K: return 14;
+    case gguf::TensorType::Q4_0: return 16;
+    default: return 0;
   }
 }
 
 bool amx_use(gguf::TensorType type, int64_t m) {
   const int64_t min_rows = amx_min_rows(type);
   switch (amx_mode()) {
-    case AmxMode::kAlways:
-      return min_rows > 0;
-    case AmxMode::kAuto:
-      return min_rows > 0 && m >= min_rows;
-    case AmxMode::kOff:
-      break;
+    case AmxMode::kAlways: return min_rows > 0;
+    case AmxMode::kAuto: return min_rows > 0 && m >= min_rows;
+    case AmxMode::kOff: break;
   }
   return false;
 }

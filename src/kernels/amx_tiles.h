@@ -160,7 +160,8 @@ void pack_then_run(const Matrix& w, int64_t m, size_t panel_bytes, float* y, int
   pool.run([&](int t, int nt) {
     int64_t begin, end;
     ThreadPool::split(grid.count(), t, nt, &begin, &end);
-    if (begin < end) run_tiles(w, grid, begin, end, s.panels, m, y, y_stride, s.work + static_cast<size_t>(t) * s.work_stride);
+    if (begin < end)
+      run_tiles(w, grid, begin, end, s.panels, m, y, y_stride, s.work + static_cast<size_t>(t) * s.work_stride);
   });
 }
 

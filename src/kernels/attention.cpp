@@ -87,20 +87,28 @@ struct Q8V {
 // placeholder for f32 and f16, which the compiler drops) or of one V
 // vector (VScale), a vector of values (Load), one value (Scalar, for tails).
 template <typename T>
-HWY_INLINE size_t GroupDims(const T*, size_t dims) { return dims; }
+HWY_INLINE size_t GroupDims(const T*, size_t dims) {
+  return dims;
+}
 HWY_INLINE size_t GroupDims(const Q8K& k, size_t) { return k.group; }
 HWY_INLINE size_t GroupDims(const Q8V& v, size_t) { return v.group; }
 template <typename T>
-HWY_INLINE VF KScale(DF d, const T*, size_t, size_t, size_t) { return hn::Zero(d); }
+HWY_INLINE VF KScale(DF d, const T*, size_t, size_t, size_t) {
+  return hn::Zero(d);
+}
 HWY_INLINE VF KScale(DF d, const Q8K& k, size_t g, size_t t, size_t j) {
   const hn::Rebind<hwy::float16_t, DF> dh;
   return hn::PromoteTo(d, hn::LoadU(dh, k.d + g * t + j));
 }
 template <typename T>
-HWY_INLINE VF VScale(DF d, const T*, size_t, size_t) { return hn::Zero(d); }
+HWY_INLINE VF VScale(DF d, const T*, size_t, size_t) {
+  return hn::Zero(d);
+}
 HWY_INLINE VF VScale(DF d, const Q8V& v, size_t t, size_t g) { return hn::Set(d, v.d[t * v.ng + g]); }
 template <typename T>
-HWY_INLINE VF Load(DF d, const T* p, size_t idx, VF) { return LoadKv(d, p + idx); }
+HWY_INLINE VF Load(DF d, const T* p, size_t idx, VF) {
+  return LoadKv(d, p + idx);
+}
 HWY_INLINE VF LoadQ8(DF d, const int8_t* q, VF scale) {
   const hn::Rebind<int8_t, DF> d8;
   const hn::Rebind<int32_t, DF> di;
@@ -109,7 +117,9 @@ HWY_INLINE VF LoadQ8(DF d, const int8_t* q, VF scale) {
 HWY_INLINE VF Load(DF d, const Q8K& k, size_t idx, VF scale) { return LoadQ8(d, k.q + idx, scale); }
 HWY_INLINE VF Load(DF d, const Q8V& v, size_t idx, VF scale) { return LoadQ8(d, v.q + idx, scale); }
 template <typename T>
-HWY_INLINE float Scalar(const T* p, size_t idx, size_t) { return ScalarKv(p + idx); }
+HWY_INLINE float Scalar(const T* p, size_t idx, size_t) {
+  return ScalarKv(p + idx);
+}
 HWY_INLINE float Scalar(const Q8K& k, size_t idx, size_t sidx) {
   return static_cast<float>(k.q[idx]) * ScalarKv(k.d + sidx);
 }
@@ -336,8 +346,7 @@ HWY_INLINE void RunTile(const Item* it, const KS& k_t, const VS& vrows, size_t d
 // are keys, columns dims). SCALE(r, c) is Load()'s scale vector, SIDX(r, c)
 // Scalar()'s scale index.
 template <typename S, typename ScaleFn, typename IndexFn>
-HWY_INLINE void Dequantize(const S& src, size_t r0, size_t r1, size_t cols, ScaleFn scale, IndexFn sidx,
-                           float* out) {
+HWY_INLINE void Dequantize(const S& src, size_t r0, size_t r1, size_t cols, ScaleFn scale, IndexFn sidx, float* out) {
   const DF d;
   const size_t L = hn::Lanes(d);
   for (size_t r = r0; r < r1; ++r) {
@@ -387,8 +396,8 @@ void AttendHeads(const AttentionArgs& a, int head_begin, int head_end, bool conv
   auto first_visible = [&](int64_t pos) { return a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1) : 0; };
   float* kbuf = a.scratch;
   float* vbuf = kbuf + head_elems;
-  float* vscale = vbuf + head_elems;                              // [block_tokens][ng]: q8_0 V scales
-  float* scores = vscale + bts * (hd / 32 + 1);                   // [kTile][block_tokens]
+  float* vscale = vbuf + head_elems;             // [block_tokens][ng]: q8_0 V scales
+  float* scores = vscale + bts * (hd / 32 + 1);  // [kTile][block_tokens]
   float* run_max = scores + kTile * bts;
   float* run_sum = run_max + static_cast<size_t>(a.n_queries) * static_cast<size_t>(group);
 
@@ -435,8 +444,11 @@ void AttendHeads(const AttentionArgs& a, int head_begin, int head_end, bool conv
           if (t0 > t1) continue;
           for (int h = hb; h < he; ++h) {
             tile[n_tile++] = Item{a.q + i * a.q_stride + static_cast<size_t>(h) * hd,
-                                  a.out + i * a.out_stride + static_cast<size_t>(h) * hd, run_max + state(h, i),
-                                  run_sum + state(h, i), static_cast<size_t>(t0), static_cast<size_t>(t1)};
+                                  a.out + i * a.out_stride + static_cast<size_t>(h) * hd,
+                                  run_max + state(h, i),
+                                  run_sum + state(h, i),
+                                  static_cast<size_t>(t0),
+                                  static_cast<size_t>(t1)};
             if (n_tile == kTile) {
               run(tile, kTile, kp, vp);
               n_tile = 0;
@@ -476,7 +488,8 @@ void AttendHeads(const AttentionArgs& a, int head_begin, int head_end, bool conv
         const auto* vd = reinterpret_cast<const hwy::float16_t*>(vh + head_elems);
         const hn::Rebind<hwy::float16_t, DF> dh;
         size_t e = rlo * q8_ng;
-        for (; e + hn::Lanes(d) <= rhi * q8_ng; e += hn::Lanes(d)) hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, vd + e)), d, vscale + e);
+        for (; e + hn::Lanes(d) <= rhi * q8_ng; e += hn::Lanes(d))
+          hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, vd + e)), d, vscale + e);
         for (; e < rhi * q8_ng; ++e) vscale[e] = ScalarKv(vd + e);
         const Q8K kp{reinterpret_cast<const int8_t*>(kh), reinterpret_cast<const hwy::float16_t*>(kh + head_elems),
                      q8_group};
@@ -493,7 +506,8 @@ void AttendHeads(const AttentionArgs& a, int head_begin, int head_end, bool conv
         float* out = a.out + i * a.out_stride + static_cast<size_t>(h) * hd;
         const float inv = 1.0f / run_sum[state(h, i)];
         size_t c = 0;
-        for (; c + hn::Lanes(d) <= hd; c += hn::Lanes(d)) hn::StoreU(hn::Mul(hn::LoadU(d, out + c), hn::Set(d, inv)), d, out + c);
+        for (; c + hn::Lanes(d) <= hd; c += hn::Lanes(d))
+          hn::StoreU(hn::Mul(hn::LoadU(d, out + c), hn::Set(d, inv)), d, out + c);
         for (; c < hd; ++c) out[c] *= inv;
       }
     }
@@ -599,7 +613,9 @@ void pv_block2_f32(const float* p0, const float* p1, const float* v, size_t t0, 
                    float* out1) {
   HWY_DYNAMIC_DISPATCH(PvBlock2F32)(p0, p1, v, t0, t1, d, out0, out1);
 }
-float scale_max_f32(float* s, size_t t0, size_t t1, float scale) { return HWY_DYNAMIC_DISPATCH(ScaleMax)(s, t0, t1, scale); }
+float scale_max_f32(float* s, size_t t0, size_t t1, float scale) {
+  return HWY_DYNAMIC_DISPATCH(ScaleMax)(s, t0, t1, scale);
+}
 float exp_sum_f32(float* s, size_t t0, size_t t1, float m) { return HWY_DYNAMIC_DISPATCH(ExpSum)(s, t0, t1, m); }
 
 void attention_reference(const AttentionArgs& a) {

@@ -35,14 +35,14 @@
 namespace tandem::kernels {
 
 struct AttentionArgs {
-  const float* q = nullptr;  // query i: q + i * q_stride, [n_heads][head_dim]
-  float* out = nullptr;      // query i: out + i * out_stride, [n_heads][head_dim]
-  int n_queries = 1;         // consecutive positions pos, pos + 1, ...
+  const float* q = nullptr;              // query i: q + i * q_stride, [n_heads][head_dim]
+  float* out = nullptr;                  // query i: out + i * out_stride, [n_heads][head_dim]
+  int n_queries = 1;                     // consecutive positions pos, pos + 1, ...
   int64_t q_stride = 0, out_stride = 0;  // floats
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;
-  float scale = 1.0f;        // applied to q.k
-  int64_t pos = 0;           // position of the first query; query i sees keys 0..pos+i
-  int64_t window = 0;        // sliding window (keys pos-window+1..pos), 0 = none
+  float scale = 1.0f;                        // applied to q.k
+  int64_t pos = 0;                           // position of the first query; query i sees keys 0..pos+i
+  int64_t window = 0;                        // sliding window (keys pos-window+1..pos), 0 = none
   const uint8_t* const* k_blocks = nullptr;  // per block: this layer's K, [kv_head] of kv_head_bytes()
   const uint8_t* const* v_blocks = nullptr;  // per block: this layer's V, likewise
   int block_tokens = 32;

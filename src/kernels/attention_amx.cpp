@@ -84,8 +84,8 @@ void reset_attention_amx() {
 }
 
 bool attention_amx_fits(const AttentionArgs& a) {
-  return (a.kv_type == KvType::kF16 || a.kv_type == KvType::kBF16) && a.head_dim % 32 == 0 && a.block_tokens % 32 == 0 &&
-         a.head_dim <= 256 && a.sinks == nullptr;
+  return (a.kv_type == KvType::kF16 || a.kv_type == KvType::kBF16) && a.head_dim % 32 == 0 &&
+         a.block_tokens % 32 == 0 && a.head_dim <= 256 && a.sinks == nullptr;
 }
 
 namespace {
@@ -173,7 +173,8 @@ inline void zero_c(bool two) {
 }
 
 inline __m512 top16(__m512 x) {  // x truncated to bf16, as f32
-  return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
+  return _mm512_castsi512_ps(
+      _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
 }
 
 // Lane k = (bf16 of A[k], bf16 of B[k]), both truncated: the pair layout of
@@ -190,7 +191,9 @@ inline void split_row(__m512 x0, __m512 x1, void* hi, void* lo) {
   _mm512_storeu_si512(lo, (__m512i)_mm512_cvtne2ps_pbh(_mm512_sub_ps(x1, h1), _mm512_sub_ps(x0, h0)));
 }
 
-inline __m512 load_f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+inline __m512 load_f16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
 
 // B tile row of two f16 rows A and B (16 values each): hi and lo pairs.
 inline void pair_rows(const uint16_t* a, const uint16_t* b, uint8_t* hi, uint8_t* lo) {
@@ -242,8 +245,8 @@ T* carve(uint8_t*& at, size_t bytes) {
 // 16-31, 32 dims from KC; hi, or lo of f16) and V (16 dims from DT; hi or
 // lo), with their row strides.
 struct StepKv {
-  int64_t ks = 0;   // first key
-  size_t slot = 0;  // step within its chunk
+  int64_t ks = 0;              // first key
+  size_t slot = 0;             // step within its chunk
   const uint8_t* k = nullptr;  // bf16: the block's pairs at key ks; f16: converted tiles
   const uint8_t* v = nullptr;  // bf16 all seen: the block's pairs; else tiles in scratch
   long k_stride = 64, v_stride = 64;
@@ -341,10 +344,10 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
   const size_t max_rows = rows_padded(a.n_queries, group);
   uint8_t* qt = carve<uint8_t>(at, max_rows / kRows * n_kc * 2 * kTileBytes);  // [tile][kc][hi, lo]
   const size_t kt_step = n_kc * 2 * 2 * kTileBytes, vt_step = n_dt * 2 * kTileBytes;
-  uint8_t* kt = carve<uint8_t>(at, kSteps * kt_step);  // per step [kc][half][hi, lo] (f16)
-  uint8_t* vt = carve<uint8_t>(at, kSteps * vt_step);  // per step [dt][hi, lo]
-  float* s = carve<float>(at, 2 * kRows * kChunkKeys * 4);         // two row tiles x a chunk's keys
-  uint8_t* pt = carve<uint8_t>(at, kSteps * 4 * kTileBytes);       // per step: P hi, lo of two row tiles
+  uint8_t* kt = carve<uint8_t>(at, kSteps * kt_step);         // per step [kc][half][hi, lo] (f16)
+  uint8_t* vt = carve<uint8_t>(at, kSteps * vt_step);         // per step [dt][hi, lo]
+  float* s = carve<float>(at, 2 * kRows * kChunkKeys * 4);    // two row tiles x a chunk's keys
+  uint8_t* pt = carve<uint8_t>(at, kSteps * 4 * kTileBytes);  // per step: P hi, lo of two row tiles
   float* pv = carve<float>(at, 2 * kRows * hd * 4);
   float* run_max = carve<float>(at, max_rows * 4);
   float* run_sum = carve<float>(at, max_rows * 4);
@@ -408,7 +411,8 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
       for (size_t tile = 0; tile <= n_tiles; ++tile) {
         if (tile < n_tiles) {
           const size_t r0 = tile * kRows, r1 = min_size(n_rows, r0 + kRows);
-          const int64_t pos_lo = a.pos + static_cast<int64_t>(r0 / n_h), pos_hi = a.pos + static_cast<int64_t>((r1 - 1) / n_h);
+          const int64_t pos_lo = a.pos + static_cast<int64_t>(r0 / n_h),
+                        pos_hi = a.pos + static_cast<int64_t>((r1 - 1) / n_h);
           if (pos_hi < st[0].ks || first_visible(pos_lo) > chunk_end) continue;
           active_tiles[n_active++] = tile;
           if (n_active < 2) continue;
@@ -430,7 +434,7 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
               load_a_dp(qx + kTileBytes, qy + kTileBytes, two);  // lo x K
               continue;
             }
-            load_dp(nullptr, nullptr, x.k_tile(kc, 0, 1), x.k_tile(kc, 1, 1), 64, two);                 // hi x lo
+            load_dp(nullptr, nullptr, x.k_tile(kc, 0, 1), x.k_tile(kc, 1, 1), 64, two);                  // hi x lo
             load_dp(qx + kTileBytes, qy + kTileBytes, x.k_tile(kc, 0, 0), x.k_tile(kc, 1, 0), 64, two);  // lo x hi
           }
           float* sj = s + x.slot * kKeys;
@@ -473,10 +477,12 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
             float* x = srow + st[j].slot * kKeys;
             m[j][0] = range_mask(t0, t1, ks);
             m[j][1] = range_mask(t0, t1, ks + 16);
-            const __m512 x0 = _mm512_mul_ps(_mm512_loadu_ps(x), scale), x1 = _mm512_mul_ps(_mm512_loadu_ps(x + 16), scale);
+            const __m512 x0 = _mm512_mul_ps(_mm512_loadu_ps(x), scale),
+                         x1 = _mm512_mul_ps(_mm512_loadu_ps(x + 16), scale);
             _mm512_storeu_ps(x, x0);
             _mm512_storeu_ps(x + 16, x1);
-            mx = _mm512_max_ps(mx, _mm512_max_ps(_mm512_mask_mov_ps(ninf, m[j][0], x0), _mm512_mask_mov_ps(ninf, m[j][1], x1)));
+            mx = _mm512_max_ps(
+                mx, _mm512_max_ps(_mm512_mask_mov_ps(ninf, m[j][0], x0), _mm512_mask_mov_ps(ninf, m[j][1], x1)));
           }
           active[i] = true;
           const float chunk_max = _mm512_reduce_max_ps(mx);
@@ -508,7 +514,7 @@ void attention_amx(const AttentionArgs& a, int head_begin, int head_end) {
             if (bf16) {
               load_a_dp(px + kTileBytes, px + 3 * kTileBytes, two);  // lo x V
             } else {
-              load_dp(nullptr, nullptr, x.v_tile(dt, 1), x.v_tile(dt + 1, 1), 64, two);                    // hi x lo
+              load_dp(nullptr, nullptr, x.v_tile(dt, 1), x.v_tile(dt + 1, 1), 64, two);                      // hi x lo
               load_dp(px + kTileBytes, px + 3 * kTileBytes, x.v_tile(dt, 0), x.v_tile(dt + 1, 0), 64, two);  // lo x hi
             }
           }

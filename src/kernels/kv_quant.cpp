@@ -88,8 +88,7 @@ namespace tandem::kernels {
 
 HWY_EXPORT(QuantizeKvQ8);
 
-void quantize_kv_q8(const float* x, int n, int group, int8_t* q, ptrdiff_t q_stride, uint16_t* d,
-                    ptrdiff_t d_stride) {
+void quantize_kv_q8(const float* x, int n, int group, int8_t* q, ptrdiff_t q_stride, uint16_t* d, ptrdiff_t d_stride) {
   HWY_DYNAMIC_DISPATCH(QuantizeKvQ8)(x, n, group, q, q_stride, d, d_stride);
 }
 

@@ -18,8 +18,7 @@ namespace tandem::kernels {
 // Quantizes X (N finite values, N a multiple of GROUP) and stores value i
 // at Q[i * Q_STRIDE] and the f16 bits of group g's scale at
 // D[g * D_STRIDE] (strides T for the transposed K of a block, 1 for V).
-void quantize_kv_q8(const float* x, int n, int group, int8_t* q, ptrdiff_t q_stride, uint16_t* d,
-                    ptrdiff_t d_stride);
+void quantize_kv_q8(const float* x, int n, int group, int8_t* q, ptrdiff_t q_stride, uint16_t* d, ptrdiff_t d_stride);
 
 // Scalar twin (the same IEEE operations: identical bytes), for tests.
 void quantize_kv_q8_reference(const float* x, int n, int group, int8_t* q, ptrdiff_t q_stride, uint16_t* d,

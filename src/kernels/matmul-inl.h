@@ -101,10 +101,10 @@ HWY_INLINE float ReduceF(__m256 v) {
 
 HWY_INLINE __m256 AbsMax32(const float* x) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
-  const __m256 a = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x)),
-                                 _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8)));
-  const __m256 b = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 16)),
-                                 _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 24)));
+  const __m256 a =
+      _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x)), _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8)));
+  const __m256 b =
+      _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 16)), _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 24)));
   return _mm256_max_ps(a, b);
 }
 
@@ -220,11 +220,11 @@ HWY_INLINE __m256i Broadcast4(const uint8_t* p) {
 // 8 f16 scales at P[j] + OFFSET (8 rows) as f32 lanes. Scalars go into the
 // vector directly: 8 narrow stores + one wide load would stall store forwarding.
 HWY_INLINE __m256 GatherF16(const uint8_t* const p[8], int64_t offset) {
-  const __m128i h = _mm_setr_epi16(
-      static_cast<int16_t>(LoadU16(p[0] + offset)), static_cast<int16_t>(LoadU16(p[1] + offset)),
-      static_cast<int16_t>(LoadU16(p[2] + offset)), static_cast<int16_t>(LoadU16(p[3] + offset)),
-      static_cast<int16_t>(LoadU16(p[4] + offset)), static_cast<int16_t>(LoadU16(p[5] + offset)),
-      static_cast<int16_t>(LoadU16(p[6] + offset)), static_cast<int16_t>(LoadU16(p[7] + offset)));
+  const __m128i h =
+      _mm_setr_epi16(static_cast<int16_t>(LoadU16(p[0] + offset)), static_cast<int16_t>(LoadU16(p[1] + offset)),
+                     static_cast<int16_t>(LoadU16(p[2] + offset)), static_cast<int16_t>(LoadU16(p[3] + offset)),
+                     static_cast<int16_t>(LoadU16(p[4] + offset)), static_cast<int16_t>(LoadU16(p[5] + offset)),
+                     static_cast<int16_t>(LoadU16(p[6] + offset)), static_cast<int16_t>(LoadU16(p[7] + offset)));
   return _mm256_cvtph_ps(h);
 }
 

@@ -83,30 +83,24 @@ void MatmulScratch::reserve(int64_t max_rows, int64_t max_cols, int n_threads) {
 
 bool matmul_supports(gguf::TensorType type) { return gguf::can_dequantize(type); }
 
-void matmul(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
-            ThreadPool& pool, MatmulScratch& scratch) {
+void matmul(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride, ThreadPool& pool,
+            MatmulScratch& scratch) {
   if (m <= 0 || w.rows <= 0) return;
-  if (g_f32_activations.load(std::memory_order_relaxed)) return matmul_generic(w, x, m, x_stride, y, y_stride, pool, scratch);
+  if (g_f32_activations.load(std::memory_order_relaxed))
+    return matmul_generic(w, x, m, x_stride, y, y_stride, pool, scratch);
   using gguf::TensorType;
   bool (*kernel)(const Matrix&, const float*, int64_t, int64_t, float*, int64_t, ThreadPool&,
                  const detail::ScratchView&) = nullptr;
   switch (w.type) {
     case TensorType::Q8_0:
     case TensorType::Q4_0:
-    case TensorType::MXFP4:
-      kernel = detail::matmul_q8;
-      break;
+    case TensorType::MXFP4: kernel = detail::matmul_q8; break;
     case TensorType::Q4_K:
     case TensorType::Q5_K:
-    case TensorType::Q6_K:
-      kernel = detail::matmul_kq;
-      break;
+    case TensorType::Q6_K: kernel = detail::matmul_kq; break;
     case TensorType::F16:
-    case TensorType::BF16:
-      kernel = detail::matmul_f16;
-      break;
-    default:
-      break;
+    case TensorType::BF16: kernel = detail::matmul_f16; break;
+    default: break;
   }
   if (kernel != nullptr) {
     const auto view = detail::scratch_view(scratch, m, w.cols, pool.size());
@@ -121,7 +115,8 @@ void matmul_reference(const Matrix& w, const float* x, int64_t m, int64_t x_stri
     (void)gguf::dequantize(w.type, w.data + static_cast<size_t>(n) * w.row_bytes, row.data(), w.cols);
     for (int64_t i = 0; i < m; ++i) {
       double acc = 0;
-      for (int64_t j = 0; j < w.cols; ++j) acc += static_cast<double>(x[i * x_stride + j]) * row[static_cast<size_t>(j)];
+      for (int64_t j = 0; j < w.cols; ++j)
+        acc += static_cast<double>(x[i * x_stride + j]) * row[static_cast<size_t>(j)];
       y[i * y_stride + n] = static_cast<float>(acc);
     }
   }

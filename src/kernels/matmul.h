@@ -45,8 +45,8 @@ struct MatmulScratch {
 bool matmul_supports(gguf::TensorType type);
 
 // Y (M rows, stride y_stride floats) = X (M rows, stride x_stride) * W^T.
-void matmul(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
-            ThreadPool& pool, MatmulScratch& scratch);
+void matmul(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride, ThreadPool& pool,
+            MatmulScratch& scratch);
 
 // Scalar reference twin: dequantizes each weight row to f32 (gguf/quant.h)
 // and accumulates in double. Slow; for tests.

@@ -174,7 +174,8 @@ void prepare_quants(const Matrix& w, int64_t n0, int rows, uint8_t* out) {
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm256_setzero_si256());
         continue;
       }
-      const uint8_t* blk = w.data + static_cast<size_t>(n0 + i) * w.row_bytes + static_cast<size_t>(b * block_bytes) + 2;
+      const uint8_t* blk =
+          w.data + static_cast<size_t>(n0 + i) * w.row_bytes + static_cast<size_t>(b * block_bytes) + 2;
       if (q4) {
         const __m128i p = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk));
         _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm_sub_epi8(_mm_and_si128(p, m4), eight));
@@ -195,13 +196,13 @@ void prepare_quants(const Matrix& w, int64_t n0, int rows, uint8_t* out) {
 // b % 2 and C tile b % 4, so block b + 1's product never waits for block
 // b's store to read its C. (Two C tiles measured the same: the kernel is
 // not bound by the product's latency.)
-#define TANDEM_AMX_BLOCK_PRODUCT(name, ta, tb, tc)                                       \
+#define TANDEM_AMX_BLOCK_PRODUCT(name, ta, tb, tc)                                          \
   inline void name(const uint8_t* wa, size_t wa_stride, const uint8_t* xb, int32_t* cbuf) { \
-    _tile_loadd(ta, wa, wa_stride);                                                    \
-    _tile_loadd(tb, xb, 64);                                               \
-    _tile_zero(tc);                                                        \
-    _tile_dpbssd(tc, ta, tb);                                              \
-    _tile_stored(tc, cbuf, 64);                                            \
+    _tile_loadd(ta, wa, wa_stride);                                                         \
+    _tile_loadd(tb, xb, 64);                                                                \
+    _tile_zero(tc);                                                                         \
+    _tile_dpbssd(tc, ta, tb);                                                               \
+    _tile_stored(tc, cbuf, 64);                                                             \
   }
 TANDEM_AMX_BLOCK_PRODUCT(block_product0, 0, 2, 4)
 TANDEM_AMX_BLOCK_PRODUCT(block_product1, 1, 3, 5)
@@ -212,23 +213,35 @@ TANDEM_AMX_BLOCK_PRODUCT(block_product3, 1, 3, 7)
 inline void block_product(int64_t b, const uint8_t* wa, size_t wa_stride, const uint8_t* xb, int32_t* cbufs) {
   int32_t* cbuf = cbufs + 256 * (b & 3);
   switch (b & 3) {
-    case 0:
-      return block_product0(wa, wa_stride, xb, cbuf);
-    case 1:
-      return block_product1(wa, wa_stride, xb, cbuf);
-    case 2:
-      return block_product2(wa, wa_stride, xb, cbuf);
-    default:
-      return block_product3(wa, wa_stride, xb, cbuf);
+    case 0: return block_product0(wa, wa_stride, xb, cbuf);
+    case 1: return block_product1(wa, wa_stride, xb, cbuf);
+    case 2: return block_product2(wa, wa_stride, xb, cbuf);
+    default: return block_product3(wa, wa_stride, xb, cbuf);
   }
 }
 
 // acc[i] (lane j) += float(C[i][j]) * (d_w[i] * d_x[j]): exactly the
 // VNNI kernel's mul(dw, dx) and fma(cvt(isum), scale, acc) per output.
-#define TANDEM_AMX_EPILOGUE_ROW(i)                                                                   \
-  acc##i = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(cbuf + 16 * (i))),                 \
+#define TANDEM_AMX_EPILOGUE_ROW(i)                                                 \
+  acc##i = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(cbuf + 16 * (i))), \
                            _mm512_mul_ps(_mm512_set1_ps(dw[i]), dx), acc##i)
-#define TANDEM_AMX_ROWS(X) X(0); X(1); X(2); X(3); X(4); X(5); X(6); X(7); X(8); X(9); X(10); X(11); X(12); X(13); X(14); X(15)
+#define TANDEM_AMX_ROWS(X) \
+  X(0);                    \
+  X(1);                    \
+  X(2);                    \
+  X(3);                    \
+  X(4);                    \
+  X(5);                    \
+  X(6);                    \
+  X(7);                    \
+  X(8);                    \
+  X(9);                    \
+  X(10);                   \
+  X(11);                   \
+  X(12);                   \
+  X(13);                   \
+  X(14);                   \
+  X(15)
 
 // Y[m0 + j][n0 + i] for i < N_ROWS, j < M_ROWS, over all K/32 blocks of
 // the weight tile WT and the packed panel XP, fetching F on the way.
@@ -249,7 +262,7 @@ void output_tile(const WeightTile& wt, const uint8_t* xp, int64_t nb, int n_rows
     const __m512 dx = _mm512_loadu_ps(xp + static_cast<size_t>(b) * kBlockBytes + 512);
     TANDEM_AMX_ROWS(TANDEM_AMX_EPILOGUE_ROW);
   }
-  const __m512 acc[16] = {acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7,
+  const __m512 acc[16] = {acc0, acc1, acc2,  acc3,  acc4,  acc5,  acc6,  acc7,
                           acc8, acc9, acc10, acc11, acc12, acc13, acc14, acc15};
   store_transposed(acc, n_rows, m_rows, y, y_stride);
 }
@@ -275,8 +288,7 @@ void run_weight_tiles(const Matrix& w, const TileGrid& grid, int64_t begin, int6
   auto setup = [&](int64_t tile) {
     uint8_t* slot = work + static_cast<size_t>(tile & 1) * panel_bytes;
     const int64_t n0 = grid.begin(tile);
-    WeightTile wt{w.data + static_cast<size_t>(n0) * w.row_bytes + 2, w.row_bytes, 34,
-                  reinterpret_cast<float*>(slot)};
+    WeightTile wt{w.data + static_cast<size_t>(n0) * w.row_bytes + 2, w.row_bytes, 34, reinterpret_cast<float*>(slot)};
     const int rows = grid.rows(tile);
     prepare_scales(w, n0, rows, reinterpret_cast<float*>(slot));
     if (w.type == gguf::TensorType::Q4_0 || rows < kTile) {
@@ -312,7 +324,8 @@ void run_weight_tiles(const Matrix& w, const TileGrid& grid, int64_t begin, int6
 
 bool matmul_q8_amx(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s) {
   count_amx_call();
-  pack_then_run(w, m, static_cast<size_t>(w.cols / 32) * kBlockBytes, y, y_stride, pool, s, pack_panel, run_weight_tiles);
+  pack_then_run(w, m, static_cast<size_t>(w.cols / 32) * kBlockBytes, y, y_stride, pool, s, pack_panel,
+                run_weight_tiles);
   return true;
 }
 

@@ -219,8 +219,8 @@ void superblock_product(const uint8_t* wa, const uint8_t* xb, int32_t* cbuf) {
 // Y[m0 + j][n0 + i] for i < N_ROWS, j < M_ROWS over all super-blocks,
 // fetching F on the way.
 template <bool kMins>
-void output_tile(const uint8_t* wa, const uint8_t* xp, int64_t nsb, int n_rows, int m_rows, float* y,
-                 int64_t y_stride, int32_t* cbuf, const Fetch& f) {
+void output_tile(const uint8_t* wa, const uint8_t* xp, int64_t nsb, int n_rows, int m_rows, float* y, int64_t y_stride,
+                 int32_t* cbuf, const Fetch& f) {
   __m512 acc[kTile];
   for (int i = 0; i < kTile; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t sb = 0; sb < nsb; ++sb) {
@@ -285,7 +285,8 @@ void run_weight_tiles(const Matrix& w, const TileGrid& grid, int64_t begin, int6
 
 bool matmul_kq_amx(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s) {
   count_amx_call();
-  pack_then_run(w, m, static_cast<size_t>(w.cols / 256) * kPanelSbBytes, y, y_stride, pool, s, pack_panel, run_weight_tiles);
+  pack_then_run(w, m, static_cast<size_t>(w.cols / 256) * kPanelSbBytes, y, y_stride, pool, s, pack_panel,
+                run_weight_tiles);
   return true;
 }
 

@@ -75,7 +75,8 @@ HWY_INLINE __m256i DwordShuffle(int a, int b, int c, int d) {
 // Bit B of every byte of V moved to bit 4 (the other bits cleared).
 HWY_INLINE __m256i Bit4(__m256i v, int b) {
   // 16-bit shifts: what crosses into the other byte lands outside bit 4.
-  const __m256i moved = b < 4 ? _mm256_sll_epi16(v, _mm_cvtsi32_si128(4 - b)) : _mm256_srl_epi16(v, _mm_cvtsi32_si128(b - 4));
+  const __m256i moved =
+      b < 4 ? _mm256_sll_epi16(v, _mm_cvtsi32_si128(4 - b)) : _mm256_srl_epi16(v, _mm_cvtsi32_si128(b - 4));
   return _mm256_and_si256(moved, _mm256_set1_epi8(0x10));
 }
 
@@ -111,8 +112,8 @@ HWY_INLINE void UnpackQ4K(const uint8_t* const blk[kLanes], uint8_t* out) {
   }
   // d and dmin halves of h[0] -> 8 + 8 f16 -> f32.
   const __m256i dd = _mm256_permute4x64_epi64(
-      _mm256_shuffle_epi8(h[0], _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5,
-                                                 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15)),
+      _mm256_shuffle_epi8(h[0], _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9,
+                                                 12, 13, 2, 3, 6, 7, 10, 11, 14, 15)),
       0xd8);  // d0..3 d4..7 | dmin0..3 dmin4..7
   _mm256_storeu_ps(reinterpret_cast<float*>(out + kOffD), _mm256_cvtph_ps(_mm256_castsi256_si128(dd)));
   _mm256_storeu_ps(reinterpret_cast<float*>(out + kOffDmin), _mm256_cvtph_ps(_mm256_extracti128_si256(dd, 1)));
@@ -180,7 +181,8 @@ HWY_INLINE void UnpackQ6K(const uint8_t* const blk[kLanes], uint8_t* out) {
       for (int i = 0; i < 4; ++i) {
         // 16-bit shifts move bits across bytes; the masks keep the wanted ones.
         const __m256i a = t0[i], b = t1[i], q = th[i];
-        StoreI(out + 32 * (g + i), _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_and_si256(_mm256_slli_epi16(q, 4), m2)));
+        StoreI(out + 32 * (g + i),
+               _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_and_si256(_mm256_slli_epi16(q, 4), m2)));
         StoreI(out + 32 * (g + 8 + i),
                _mm256_or_si256(_mm256_and_si256(b, m4), _mm256_and_si256(_mm256_slli_epi16(q, 2), m2)));
         StoreI(out + 32 * (g + 16 + i),

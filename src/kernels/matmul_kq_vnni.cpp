@@ -191,7 +191,7 @@ struct Q4KDecode {
   // c the S partials with row 4L + k in 128-bit lane L (ISUM) and the
   // mins partials likewise (CORR); H gets the rows' header dword 0.
   TANDEM_KQ_INLINE void Group(const uint8_t* const rows[kRows], size_t off, int k, int64_t sb, __m512i isum[C],
-                           __m512i corr[C], __m512i* h_out) const {
+                              __m512i corr[C], __m512i* h_out) const {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     // vpshufb within each 128-bit lane of S: the mins as int16 (m, 0).
     const __m512i min_idx =
@@ -332,18 +332,18 @@ template <int C>
 struct Q6KDecode {
   static constexpr size_t kBlock = 210;
   int64_t nsb;
-  const uint8_t* xq[C];   // activation quants
-  const float* xd[C];     // activation scales, one per super-block
-  const uint8_t* xo[C];   // -32 * sums of 4 quants (OffsetsQ6K)
+  const uint8_t* xq[C];  // activation quants
+  const float* xd[C];    // activation scales, one per super-block
+  const uint8_t* xo[C];  // -32 * sums of 4 quants (OffsetsQ6K)
 
   // Group k of a tile (rows 4L + k): S partials with row 4L + k in 128-bit lane L.
   TANDEM_KQ_INLINE void Group(const uint8_t* const rows[kRows], size_t off, int k, int64_t sb, __m512i isum[C]) const {
     const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(0x30);
-    const __m512i shl = _mm512_set_epi64(0x0002000200020002, 0x0002000200020002, 0x0002000200020002,
-                                         0x0002000200020002, 0x0004000400040004, 0x0004000400040004,
-                                         0x0004000400040004, 0x0004000400040004);  // words: 4 (bytes < 32), 2
-    const __m512i shr = _mm512_set_epi64(0x0002000200020002, 0x0002000200020002, 0x0002000200020002,
-                                         0x0002000200020002, 0, 0, 0, 0);  // words: 0, 2
+    const __m512i shl = _mm512_set_epi64(0x0002000200020002, 0x0002000200020002, 0x0002000200020002, 0x0002000200020002,
+                                         0x0004000400040004, 0x0004000400040004, 0x0004000400040004,
+                                         0x0004000400040004);  // words: 4 (bytes < 32), 2
+    const __m512i shr = _mm512_set_epi64(0x0002000200020002, 0x0002000200020002, 0x0002000200020002, 0x0002000200020002,
+                                         0, 0, 0, 0);  // words: 0, 2
     const auto scales = [&](int lane) {
       return _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[4 * lane + k] + off + 192));
     };
@@ -359,11 +359,12 @@ struct Q6KDecode {
       __m512i q[4];
       for (int h = 0; h < 2; ++h) {
         const __m512i ql = _mm512_loadu_si512(blk + 64 * h);
-        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h)));
+        const __m512i qh =
+            _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h)));
         // (a & c) | b: imm 0xEC with a = ql, b = the high bits, c = 0x0f.
         q[2 * h] = _mm512_ternarylogic_epi32(ql, _mm512_and_si512(_mm512_sllv_epi16(qh, shl), m2), m4, 0xEC);
-        q[2 * h + 1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), _mm512_and_si512(_mm512_srlv_epi16(qh, shr), m2),
-                                                 m4, 0xEC);
+        q[2 * h + 1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4),
+                                                 _mm512_and_si512(_mm512_srlv_epi16(qh, shr), m2), m4, 0xEC);
       }
       __m512i r[C];
       for (int c = 0; c < C; ++c) r[c] = Zero();
@@ -371,9 +372,10 @@ struct Q6KDecode {
         const __m512i sc = _mm512_permutexvar_epi16(_mm512_load_si512(kScaleIndex6.idx[lane % 2][j]), sw[lane / 2]);
         for (int c = 0; c < C; ++c) {
           const size_t at = 256 * static_cast<size_t>(sb) + 128 * static_cast<size_t>(j);
-          const __m512i t0 = _mm512_dpbusd_epi32(_mm512_loadu_si512(xo[c] + at), q[2 * j], _mm512_loadu_si512(xq[c] + at));
-          const __m512i t1 =
-              _mm512_dpbusd_epi32(_mm512_loadu_si512(xo[c] + at + 64), q[2 * j + 1], _mm512_loadu_si512(xq[c] + at + 64));
+          const __m512i t0 =
+              _mm512_dpbusd_epi32(_mm512_loadu_si512(xo[c] + at), q[2 * j], _mm512_loadu_si512(xq[c] + at));
+          const __m512i t1 = _mm512_dpbusd_epi32(_mm512_loadu_si512(xo[c] + at + 64), q[2 * j + 1],
+                                                 _mm512_loadu_si512(xq[c] + at + 64));
           r[c] = _mm512_dpwssd_epi32(r[c], _mm512_packs_epi32(t0, t1), sc);
         }
       }
@@ -474,7 +476,8 @@ void Run(const Matrix& w, float* y, int64_t y_stride, ThreadPool& pool, const Sc
       const int64_t n0 = tile * kRows;
       const int n_rows = static_cast<int>(n - n0 < kRows ? n - n0 : kRows);
       const uint8_t* rows[kRows];
-      for (int j = 0; j < kRows; ++j) rows[j] = j < n_rows ? w.data + static_cast<size_t>(n0 + j) * w.row_bytes : zero_row;
+      for (int j = 0; j < kRows; ++j)
+        rows[j] = j < n_rows ? w.data + static_cast<size_t>(n0 + j) * w.row_bytes : zero_row;
       float* out[C];
       for (int c = 0; c < C; ++c) out[c] = y + c * y_stride + n0;
       const int64_t next_rows = n - n0 - kRows < kRows ? n - n0 - kRows : kRows;
@@ -498,7 +501,8 @@ void RunType(const Matrix& w, float* y, int64_t y_stride, ThreadPool& pool, cons
 }  // namespace
 
 bool matmul_kq_vnni(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const ScratchView& s) {
-  const bool kq = w.type == gguf::TensorType::Q4_K || w.type == gguf::TensorType::Q5_K || w.type == gguf::TensorType::Q6_K;
+  const bool kq =
+      w.type == gguf::TensorType::Q4_K || w.type == gguf::TensorType::Q5_K || w.type == gguf::TensorType::Q6_K;
   if (!kq_vnni_enabled() || !kq || m < 1 || m > kKqVnniMaxRows) return false;
   switch (m) {
     case 1: RunType<1>(w, y, y_stride, pool, s); break;

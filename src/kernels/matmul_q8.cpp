@@ -58,7 +58,9 @@ static_assert(detail::kPrepBlockBytesQ8 == kPrepBlockBytes);
 enum class Fmt { kQ8, kQ4, kMx };  // Q8_0, Q4_0, MXFP4
 
 template <Fmt F>
-constexpr int64_t kBlockBytes = F == Fmt::kQ8 ? 34 : F == Fmt::kQ4 ? 18 : 17;
+constexpr int64_t kBlockBytes = F == Fmt::kQ8   ? 34
+                                : F == Fmt::kQ4 ? 18
+                                                : 17;
 template <Fmt F>
 constexpr int64_t kQuantOffset = F == Fmt::kMx ? 1 : 2;  // after the f16 scale or the exponent byte
 
@@ -102,13 +104,13 @@ HWY_INLINE void LoadBlock8(const uint8_t* const rp[kLanes], int64_t b, __m256i v
     for (int g = 0; g < kLanes; ++g) v[g] = _mm256_sub_epi8(v[g], eight);
     *dw = GatherF16(rp, kBytes * b);
   } else {
-    const __m256i values = _mm256_broadcastsi128_si256(
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(gguf::kMxfp4Values)));
+    const __m256i values =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gguf::kMxfp4Values)));
     for (int g = 0; g < kLanes; ++g) v[g] = _mm256_shuffle_epi8(values, v[g]);
     const float* scale = Mxfp4Scales();
     const int64_t off = kBytes * b;
-    *dw = _mm256_setr_ps(scale[rp[0][off]], scale[rp[1][off]], scale[rp[2][off]], scale[rp[3][off]],
-                         scale[rp[4][off]], scale[rp[5][off]], scale[rp[6][off]], scale[rp[7][off]]);
+    *dw = _mm256_setr_ps(scale[rp[0][off]], scale[rp[1][off]], scale[rp[2][off]], scale[rp[3][off]], scale[rp[4][off]],
+                         scale[rp[5][off]], scale[rp[6][off]], scale[rp[7][off]]);
   }
 }
 
@@ -122,8 +124,8 @@ HWY_INLINE __m256i GroupDot(__m256i isum, __m256i v, __m256i aux, const uint8_t*
 #else
   // Adjacent products sum to at most 2 * 128 * 127 = 32512 < 2^15: the
   // saturating vpmaddubsw never saturates (activations stay in [-127, 127]).
-  return Chain(_mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(aux, _mm256_sign_epi8(xb, v)),
-                                                         _mm256_set1_epi16(1))));
+  return Chain(_mm256_add_epi32(
+      isum, _mm256_madd_epi16(_mm256_maddubs_epi16(aux, _mm256_sign_epi8(xb, v)), _mm256_set1_epi16(1))));
 #endif
 }
 

@@ -33,8 +33,7 @@ void rope(float* x, const float* cos, const float* sin, int n_rot, RopePairing p
 // cos/sin of angle pos * theta_i for i < n_rot/2, theta_i = base^(-2i/n_rot)
 // / factor_i (FACTORS may be null: all 1; Llama 3 rope scaling) and
 // positions divided by LINEAR_SCALE (linear rope scaling; 1 = none).
-void rope_cos_sin(int64_t pos, int n_rot, float base, const float* factors, float linear_scale, float* cos,
-                  float* sin);
+void rope_cos_sin(int64_t pos, int n_rot, float base, const float* factors, float linear_scale, float* cos, float* sin);
 
 // YaRN rope scaling (gpt-oss): frequencies whose wavelength fits the
 // original context many times keep their angle (extrapolation), the longest

@@ -10,14 +10,11 @@ int act_block_elems(gguf::TensorType type) {
   switch (type) {
     case gguf::TensorType::Q8_0:
     case gguf::TensorType::Q4_0:
-    case gguf::TensorType::MXFP4:
-      return 32;
+    case gguf::TensorType::MXFP4: return 32;
     case gguf::TensorType::Q4_K:
     case gguf::TensorType::Q5_K:
-    case gguf::TensorType::Q6_K:
-      return 256;
-    default:
-      return 0;
+    case gguf::TensorType::Q6_K: return 256;
+    default: return 0;
   }
 }
 

@@ -69,7 +69,7 @@ std::optional<BlockId> BlockPool::allocate() {
     unlink(free_, b);
     --free_count_;
   } else {
-    List& victims = cached_normal_.head >= 0 ? cached_normal_
+    List& victims = cached_normal_.head >= 0   ? cached_normal_
                     : cached_longer_.head >= 0 ? cached_longer_
                                                : cached_pinned_;
     if (victims.head < 0) return std::nullopt;
@@ -171,7 +171,8 @@ std::string BlockPool::check_invariants() const {
     switch (m.where) {
       case Where::kFree:
         ++free;
-        if (m.ref != 0 || m.has_content) return fmt::format("free block {} has ref {} content {}", b, m.ref, m.has_content);
+        if (m.ref != 0 || m.has_content)
+          return fmt::format("free block {} has ref {} content {}", b, m.ref, m.has_content);
         break;
       case Where::kPinned:
         if (m.ref <= 0) return fmt::format("pinned block {} has ref {}", b, m.ref);
@@ -183,7 +184,8 @@ std::string BlockPool::check_invariants() const {
         if (m.ref != 0 || !m.has_content) {
           return fmt::format("cached block {} has ref {} content {}", b, m.ref, m.has_content);
         }
-        if (m.where != where_of(std::max(m.released_as, m.floor))) return fmt::format("cached block {} is on the wrong list", b);
+        if (m.where != where_of(std::max(m.released_as, m.floor)))
+          return fmt::format("cached block {} is on the wrong list", b);
         break;
     }
   }
@@ -202,7 +204,8 @@ std::string BlockPool::check_invariants() const {
     return n == expect ? "" : fmt::format("list length {} != {}", n, expect);
   };
   if (auto e = walk(free_, Where::kFree, free); !e.empty()) return "free " + e;
-  if (auto e = walk(cached_normal_, Where::kCachedNormal, cached - longer - pinned_class); !e.empty()) return "normal " + e;
+  if (auto e = walk(cached_normal_, Where::kCachedNormal, cached - longer - pinned_class); !e.empty())
+    return "normal " + e;
   if (auto e = walk(cached_longer_, Where::kCachedLonger, longer); !e.empty()) return "longer " + e;
   if (auto e = walk(cached_pinned_, Where::kCachedPinned, pinned_class); !e.empty()) return "pinned class " + e;
   return "";

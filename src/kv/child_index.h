@@ -24,7 +24,8 @@ void erase_child(std::unordered_multimap<uint64_t, Child>& m, uint64_t parent, C
 // How many leading tokens A and B share.
 inline int common_prefix(std::span<const int32_t> a, std::span<const int32_t> b) {
   const size_t n = std::min(a.size(), b.size());
-  return static_cast<int>(std::mismatch(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(n), b.begin()).first - a.begin());
+  return static_cast<int>(std::mismatch(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(n), b.begin()).first -
+                          a.begin());
 }
 
 }  // namespace tandem::kv

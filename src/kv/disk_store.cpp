@@ -108,12 +108,12 @@ struct StmtScope {
 }  // namespace
 
 struct DiskStore::Statements {
-  sqlite3_stmt* find = nullptr;    // key -> parent, bytes, tokens
-  sqlite3_stmt* insert = nullptr;  // key, parent, bytes, last_use, tokens
-  sqlite3_stmt* del = nullptr;     // key
-  sqlite3_stmt* touch = nullptr;   // key, last_use
-  sqlite3_stmt* lru = nullptr;     // -> key, bytes, least recently used first
-  sqlite3_stmt* entries = nullptr; // -> key, parent, tokens, least recently used first
+  sqlite3_stmt* find = nullptr;         // key -> parent, bytes, tokens
+  sqlite3_stmt* insert = nullptr;       // key, parent, bytes, last_use, tokens
+  sqlite3_stmt* del = nullptr;          // key
+  sqlite3_stmt* touch = nullptr;        // key, last_use
+  sqlite3_stmt* lru = nullptr;          // -> key, bytes, least recently used first
+  sqlite3_stmt* entries = nullptr;      // -> key, parent, tokens, least recently used first
   sqlite3_stmt* session_put = nullptr;  // id, last_use, pinned, ns, tokens, keys
   sqlite3_stmt* session_del = nullptr;  // id
   sqlite3_stmt* session_all = nullptr;  // -> id, last_use, pinned, ns, tokens, keys
@@ -209,8 +209,8 @@ Result<std::unique_ptr<DiskStore>> DiskStore::open(const DiskStoreOptions& optio
 Status DiskStore::open_index() {
   const std::string path = opt_.dir + "/index.sqlite3";
   // NOMUTEX: one thread uses the store (see the header).
-  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK) {
     return Status::errorf("cannot open {}: {}", path, db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory");
   }
   // WAL + synchronous=NORMAL: a commit survives a process crash; a power
@@ -218,13 +218,13 @@ Status DiskStore::open_index() {
   // rows (deleted at the next open): data is fsynced before its row.
   TANDEM_RETURN_IF_ERROR(exec("PRAGMA journal_mode=WAL"));
   TANDEM_RETURN_IF_ERROR(exec("PRAGMA synchronous=NORMAL"));
-  TANDEM_RETURN_IF_ERROR(exec(
-      "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS blocks(key INTEGER PRIMARY KEY, parent INTEGER NOT NULL, "
-      "  bytes INTEGER NOT NULL, last_use INTEGER NOT NULL, tokens BLOB NOT NULL);"
-      "CREATE INDEX IF NOT EXISTS blocks_by_use ON blocks(last_use);"
-      "CREATE TABLE IF NOT EXISTS sessions(id TEXT PRIMARY KEY, last_use INTEGER NOT NULL, "
-      "  pinned INTEGER NOT NULL, ns INTEGER NOT NULL, tokens BLOB NOT NULL, keys BLOB NOT NULL);"));
+  TANDEM_RETURN_IF_ERROR(
+      exec("CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+           "CREATE TABLE IF NOT EXISTS blocks(key INTEGER PRIMARY KEY, parent INTEGER NOT NULL, "
+           "  bytes INTEGER NOT NULL, last_use INTEGER NOT NULL, tokens BLOB NOT NULL);"
+           "CREATE INDEX IF NOT EXISTS blocks_by_use ON blocks(last_use);"
+           "CREATE TABLE IF NOT EXISTS sessions(id TEXT PRIMARY KEY, last_use INTEGER NOT NULL, "
+           "  pinned INTEGER NOT NULL, ns INTEGER NOT NULL, tokens BLOB NOT NULL, keys BLOB NOT NULL);"));
   st_ = std::make_unique<Statements>();
   const std::pair<sqlite3_stmt**, const char*> sqls[] = {
       {&st_->find, "SELECT parent, bytes, tokens FROM blocks WHERE key = ?1"},
@@ -276,7 +276,8 @@ Status DiskStore::check_meta() {
   stats_.cleared_foreign = !have.empty();
   TANDEM_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
   Status st = exec("DELETE FROM blocks; DELETE FROM meta; DELETE FROM sessions;");
-  if (st.ok() && sqlite3_prepare_v2(db_, "INSERT INTO meta(name, value) VALUES(?1, ?2)", -1, &s, nullptr) != SQLITE_OK) {
+  if (st.ok() &&
+      sqlite3_prepare_v2(db_, "INSERT INTO meta(name, value) VALUES(?1, ?2)", -1, &s, nullptr) != SQLITE_OK) {
     st = Status::errorf("index: {}", sqlite3_errmsg(db_));
   }
   for (const auto& [name, value] : want) {
@@ -328,8 +329,8 @@ Status DiskStore::reconcile_files() {
       const int fd = ::open(it->path().c_str(), O_RDONLY | O_CLOEXEC);
       ok = fd >= 0 && read_at(fd, &h, sizeof(h), 0) && std::memcmp(h.magic, kMagic, 4) == 0 &&
            h.format_version == kBlockFileVersion && h.fingerprint == opt_.model_fingerprint &&
-           h.kv_type == opt_.kv_type && h.block_tokens == opt_.block_tokens &&
-           h.payload_bytes == opt_.block_bytes && h.key == *key && h.n_tokens == opt_.block_tokens;
+           h.kv_type == opt_.kv_type && h.block_tokens == opt_.block_tokens && h.payload_bytes == opt_.block_bytes &&
+           h.key == *key && h.n_tokens == opt_.block_tokens;
       if (fd >= 0) ::close(fd);
     }
     if (ok) good.insert(*key);
@@ -616,7 +617,8 @@ Status DiskStore::put_session(const SessionRecord& r) {
 Status DiskStore::erase_session(const std::string& id) {
   StmtScope scope{st_->session_del};
   sqlite3_bind_text(st_->session_del, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
-  if (sqlite3_step(st_->session_del) != SQLITE_DONE) return Status::errorf("disk store: index: {}", sqlite3_errmsg(db_));
+  if (sqlite3_step(st_->session_del) != SQLITE_DONE)
+    return Status::errorf("disk store: index: {}", sqlite3_errmsg(db_));
   return {};
 }
 

@@ -80,8 +80,8 @@ struct DiskStoreOptions {
 
 struct DiskStoreStats {
   int64_t puts = 0, loads = 0, evictions = 0;
-  int64_t bad_blocks = 0;       // failed a check on load, deleted
-  int64_t dropped_at_open = 0;  // rows whose file was missing or bad
+  int64_t bad_blocks = 0;             // failed a check on load, deleted
+  int64_t dropped_at_open = 0;        // rows whose file was missing or bad
   int64_t files_deleted_at_open = 0;  // temporaries and files without a row
   bool cleared_foreign = false;       // the store was of another model / layout
   bool index_recreated = false;       // the index was unreadable and rebuilt

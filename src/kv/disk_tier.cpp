@@ -230,7 +230,8 @@ void DiskTier::execute_loads(std::vector<Job>& jobs) {
   auto work = [&] {
     for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n;) {
       if (!metas[i]) continue;
-      read[i] = store_->read_checked(jobs[i].meta.key, *metas[i], std::span<uint8_t>(pool_.block_data(jobs[i].block), bytes));
+      read[i] =
+          store_->read_checked(jobs[i].meta.key, *metas[i], std::span<uint8_t>(pool_.block_data(jobs[i].block), bytes));
     }
   };
   std::thread helper;
@@ -269,12 +270,12 @@ void DiskTier::execute(Job& job) {
       done_.push_back(IoDone{IoDone::Kind::kWrite, job.block, job.meta.key, s.ok(), s.message()});
       return;
     }
-    case Job::Kind::kLoad:
-      return;  // run() hands every load to execute_loads()
+    case Job::Kind::kLoad: return;  // run() hands every load to execute_loads()
     case Job::Kind::kSession:
     case Job::Kind::kEraseSession: {
       // A lost manifest only costs the admin listing; counted, not fatal.
-      Status s = job.kind == Job::Kind::kSession ? store_->put_session(job.session) : store_->erase_session(job.session.id);
+      Status s =
+          job.kind == Job::Kind::kSession ? store_->put_session(job.session) : store_->erase_session(job.session.id);
       std::lock_guard<std::mutex> lock(mu_);
       stats_.index_errors += s.ok() ? 0 : 1;
       return;
@@ -286,9 +287,7 @@ void DiskTier::execute(Job& job) {
       mirror_erase(job.meta.key);
       return;
     }
-    case Job::Kind::kProtect:
-      store_->set_protected(std::move(job.keys));
-      return;
+    case Job::Kind::kProtect: store_->set_protected(std::move(job.keys)); return;
   }
 }
 

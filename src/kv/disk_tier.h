@@ -41,13 +41,13 @@ struct IoDone {
 };
 
 struct DiskTierStats {
-  int64_t blocks = 0;         // stored now
-  uint64_t bytes = 0;         // their files
+  int64_t blocks = 0;  // stored now
+  uint64_t bytes = 0;  // their files
   int64_t writes = 0, write_errors = 0;
   int64_t loads = 0, load_errors = 0;  // load_errors: failed checks (deleted) or I/O errors
-  int64_t evictions = 0;      // blocks the disk budget pushed out
-  int64_t queued = 0;         // jobs not yet done
-  int64_t index_errors = 0;   // session manifest or erase updates that failed
+  int64_t evictions = 0;               // blocks the disk budget pushed out
+  int64_t queued = 0;                  // jobs not yet done
+  int64_t index_errors = 0;            // session manifest or erase updates that failed
   // From open(): what the reconciliation found.
   int64_t dropped_at_open = 0, files_deleted_at_open = 0;
   bool cleared_foreign = false;

@@ -20,9 +20,10 @@ std::string KvShape::check() const {
         head_dim);
   }
   if (type == kernels::KvType::kBF16 && (head_dim % 2 != 0 || block_tokens % 2 != 0)) {
-    return fmt::format("a bf16 KV cache needs an even head size and block size (this model's head is {}, blocks {}): "
-                       "use --kv-type f16",
-                       head_dim, block_tokens);
+    return fmt::format(
+        "a bf16 KV cache needs an even head size and block size (this model's head is {}, blocks {}): "
+        "use --kv-type f16",
+        head_dim, block_tokens);
   }
   return "";
 }
@@ -66,7 +67,8 @@ void KvPool::write(BlockId id, int layer, int slot, const float* k_row, const fl
       kernels::quantize_kv_q8(ks, s.head_dim, static_cast<int>(g), reinterpret_cast<int8_t*>(kh) + slot,
                               static_cast<ptrdiff_t>(T), reinterpret_cast<uint16_t*>(kh + D * T) + slot,
                               static_cast<ptrdiff_t>(T));
-      kernels::quantize_kv_q8(vs, s.head_dim, static_cast<int>(g), reinterpret_cast<int8_t*>(vh) + static_cast<size_t>(slot) * D, 1,
+      kernels::quantize_kv_q8(vs, s.head_dim, static_cast<int>(g),
+                              reinterpret_cast<int8_t*>(vh) + static_cast<size_t>(slot) * D, 1,
                               reinterpret_cast<uint16_t*>(vh + D * T) + static_cast<size_t>(slot) * ng, 1);
     } else if (s.type == kernels::KvType::kBF16) {
       auto* kd = reinterpret_cast<uint16_t*>(kb) + h * D * T;

@@ -51,7 +51,8 @@ PrefixMatch PrefixIndex::lookup(std::span<const int32_t> tokens, uint64_t ns) {
     const BlockId b = it->second;
     // Verify: a colliding key must not serve another prefix's KV.
     const auto stored = tokens_of(b);
-    if (meta_[static_cast<size_t>(b)].parent != parent || !std::equal(stored.begin(), stored.end(), chunk.begin())) break;
+    if (meta_[static_cast<size_t>(b)].parent != parent || !std::equal(stored.begin(), stored.end(), chunk.begin()))
+      break;
     blocks_.retain(b);
     match.blocks.push_back(b);
     parent = key;
@@ -113,7 +114,8 @@ std::optional<PartialMatch> PrefixIndex::take_tail(BlockKey parent, std::span<co
   if (it == tail_by_parent_.end()) return std::nullopt;
   const BlockId b = it->second;
   if (blocks_.ref_count(b) != 0) return std::nullopt;  // not released yet
-  const int same = common_prefix(tokens_of(b).first(static_cast<size_t>(meta_[static_cast<size_t>(b)].tail_len)), tokens);
+  const int same =
+      common_prefix(tokens_of(b).first(static_cast<size_t>(meta_[static_cast<size_t>(b)].tail_len)), tokens);
   if (same == 0) return std::nullopt;
   blocks_.retain(b);
   forget(b);
@@ -166,7 +168,8 @@ std::string PrefixIndex::check_invariants() const {
   for (const auto& [key, b] : by_key_) {
     if (meta_[static_cast<size_t>(b)].key != key) return fmt::format("map entry {} -> {} is stale", key, b);
   }
-  if (children_.size() != committed) return fmt::format("{} child entries for {} committed blocks", children_.size(), committed);
+  if (children_.size() != committed)
+    return fmt::format("{} child entries for {} committed blocks", children_.size(), committed);
   for (const auto& [parent, b] : children_) {
     const Meta& m = meta_[static_cast<size_t>(b)];
     if (m.key == 0 || m.parent != parent) return fmt::format("child entry {} -> {} is stale", parent, b);

@@ -49,8 +49,8 @@ Result<ModelConfig> read_config(const gguf::GgufFile& f, int64_t ctx_override) {
   } else if (*arch == "gpt-oss") {
     c.arch = Arch::kGptOss;
   } else {
-    return Status::errorf("architecture '{}' is not supported (supported: llama, qwen2, qwen3, gemma3, qwen3moe, gpt-oss)",
-                          *arch);
+    return Status::errorf(
+        "architecture '{}' is not supported (supported: llama, qwen2, qwen3, gemma3, qwen3moe, gpt-oss)", *arch);
   }
   const std::string& a = *arch;
   TANDEM_RETURN_IF_ERROR(read_int(f, a, "block_count", &c.n_layers));
@@ -58,7 +58,8 @@ Result<ModelConfig> read_config(const gguf::GgufFile& f, int64_t ctx_override) {
   TANDEM_RETURN_IF_ERROR(read_int(f, a, "feed_forward_length", &c.ffn_dim));
   TANDEM_RETURN_IF_ERROR(read_int(f, a, "attention.head_count", &c.n_heads));
   c.n_kv_heads = c.n_heads;
-  if (f.find(a + ".attention.head_count_kv")) TANDEM_RETURN_IF_ERROR(read_int(f, a, "attention.head_count_kv", &c.n_kv_heads));
+  if (f.find(a + ".attention.head_count_kv"))
+    TANDEM_RETURN_IF_ERROR(read_int(f, a, "attention.head_count_kv", &c.n_kv_heads));
   if (c.n_heads % c.n_kv_heads != 0) {
     return Status::errorf("{} heads is not a multiple of {} KV heads", c.n_heads, c.n_kv_heads);
   }
@@ -133,8 +134,8 @@ Result<ModelConfig> read_config(const gguf::GgufFile& f, int64_t ctx_override) {
       break;
   }
   if (c.n_layers > 4096 || c.dim > (1 << 16) || c.ffn_dim > (1 << 20) || c.head_dim > 1024) {
-    return Status::errorf("implausible model shape ({} layers, dim {}, ffn {}, head {})", c.n_layers, c.dim,
-                          c.ffn_dim, c.head_dim);
+    return Status::errorf("implausible model shape ({} layers, dim {}, ffn {}, head {})", c.n_layers, c.dim, c.ffn_dim,
+                          c.head_dim);
   }
   return c;
 }
@@ -142,8 +143,8 @@ Result<ModelConfig> read_config(const gguf::GgufFile& f, int64_t ctx_override) {
 std::string describe(const ModelConfig& c) {
   std::string ffn = fmt::format("ffn {}", c.ffn_dim);
   if (c.moe()) ffn = fmt::format("{} of {} experts of ffn {}", c.n_experts_used, c.n_experts, c.expert_ffn_dim);
-  return fmt::format("{}: {} layers, dim {}, {} heads / {} kv (head {}), {}, vocab {}, ctx {}", c.arch_name,
-                     c.n_layers, c.dim, c.n_heads, c.n_kv_heads, c.head_dim, ffn, c.vocab, c.ctx);
+  return fmt::format("{}: {} layers, dim {}, {} heads / {} kv (head {}), {}, vocab {}, ctx {}", c.arch_name, c.n_layers,
+                     c.dim, c.n_heads, c.n_kv_heads, c.head_dim, ffn, c.vocab, c.ctx);
 }
 
 }  // namespace tandem::model

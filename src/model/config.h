@@ -27,7 +27,7 @@ struct ModelConfig {
   int head_dim = 0;  // key_length (qwen3, gemma3) or dim / heads
   int ffn_dim = 0;
   int vocab = 0;
-  int64_t ctx = 0;  // context length used (metadata, or the --ctx override)
+  int64_t ctx = 0;        // context length used (metadata, or the --ctx override)
   int64_t train_ctx = 0;  // context length in the metadata
   float rms_eps = 1e-5f;
 
@@ -42,21 +42,21 @@ struct ModelConfig {
   kernels::RopePairing rope_pairing = kernels::RopePairing::kAdjacent;
 
   // Family features.
-  bool qkv_bias = false;         // qwen2
-  bool qk_norm = false;          // qwen3, gemma3
-  bool post_norms = false;       // gemma3: norms on the attention and FFN outputs
-  bool gelu = false;             // gemma3: GELU (tanh) gate, else SiLU
-  float embed_scale = 1.0f;      // gemma3: sqrt(dim)
-  float attn_scale = 0.0f;       // q.k scale: 1/sqrt(head_dim)
-  int64_t sliding_window = 0;    // gemma3: window of sliding layers (0: none)
-  int sliding_pattern = 0;       // gemma3: layer il slides when il % pattern < pattern - 1
-  bool local_rope = false;       // gemma3: sliding layers use rope_base_local without scaling
+  bool qkv_bias = false;       // qwen2
+  bool qk_norm = false;        // qwen3, gemma3
+  bool post_norms = false;     // gemma3: norms on the attention and FFN outputs
+  bool gelu = false;           // gemma3: GELU (tanh) gate, else SiLU
+  float embed_scale = 1.0f;    // gemma3: sqrt(dim)
+  float attn_scale = 0.0f;     // q.k scale: 1/sqrt(head_dim)
+  int64_t sliding_window = 0;  // gemma3: window of sliding layers (0: none)
+  int sliding_pattern = 0;     // gemma3: layer il slides when il % pattern < pattern - 1
+  bool local_rope = false;     // gemma3: sliding layers use rope_base_local without scaling
 
   // gpt-oss.
-  bool attn_out_bias = false;    // attn_output.bias
-  bool attn_sinks = false;       // a learned logit per head in every softmax denominator
-  bool moe_bias = false;         // router and expert biases
-  bool swiglu_oai = false;       // clamped SwiGLU: kernels::swiglu_oai (else SiLU-gated)
+  bool attn_out_bias = false;  // attn_output.bias
+  bool attn_sinks = false;     // a learned logit per head in every softmax denominator
+  bool moe_bias = false;       // router and expert biases
+  bool swiglu_oai = false;     // clamped SwiGLU: kernels::swiglu_oai (else SiLU-gated)
 
   // Mixture of experts (qwen3moe): every layer's FFN is N_EXPERTS SwiGLU
   // experts of EXPERT_FFN_DIM; each token takes the N_EXPERTS_USED with the

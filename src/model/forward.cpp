@@ -18,16 +18,16 @@ namespace tandem::model {
 
 struct Model::State {
   int max_rows = 0;
-  std::vector<float> x, xb, q, k, v, att, gate, up;  // [rows][width]
+  std::vector<float> x, xb, q, k, v, att, gate, up;                 // [rows][width]
   std::vector<float> cos_global, sin_global, cos_local, sin_local;  // [rows][n_rot/2]
   std::vector<int64_t> row_pos;
   std::vector<int> row_seq;
-  std::vector<float> final_rows;  // rows that need logits, normalized
+  std::vector<float> final_rows;               // rows that need logits, normalized
   std::vector<const uint8_t*> k_ptrs, v_ptrs;  // per layer: every sequence's blocks
   std::vector<size_t> seq_ptr_offset;
   std::vector<int64_t> seq_row_begin;  // first activation row of each sequence
-  std::vector<float> att_scratch;  // per thread: attention_scratch_floats()
-  std::vector<int64_t> att_work;  // attention work of the items before each (sequence, KV head) item
+  std::vector<float> att_scratch;      // per thread: attention_scratch_floats()
+  std::vector<int64_t> att_work;       // attention work of the items before each (sequence, KV head) item
   size_t att_scratch_per_thread = 0;
   kernels::MatmulScratch mm;
   MoeScratch moe;  // mixture-of-experts layers only
@@ -35,9 +35,7 @@ struct Model::State {
 
 Model::Model() = default;
 
-Model::MoeCounters Model::moe_counters() const {
-  return {state_->moe.routed_total, state_->moe.expert_reads_total};
-}
+Model::MoeCounters Model::moe_counters() const { return {state_->moe.routed_total, state_->moe.expert_reads_total}; }
 Model::~Model() = default;
 
 void Model::init_state() {
@@ -81,7 +79,8 @@ void Model::init_state() {
   s->seq_row_begin.resize(static_cast<size_t>(lim.max_sequences));
   s->att_work.resize(static_cast<size_t>(lim.max_sequences) * static_cast<size_t>(c.n_kv_heads) + 1);
   // KV blocks of up to 1024 tokens (forward() checks the pool's block size).
-  s->att_scratch_per_thread = kernels::attention_scratch_floats(1024, c.head_dim, lim.max_tokens, c.n_heads / c.n_kv_heads);
+  s->att_scratch_per_thread =
+      kernels::attention_scratch_floats(1024, c.head_dim, lim.max_tokens, c.n_heads / c.n_kv_heads);
   s->att_scratch.resize(static_cast<size_t>(n_threads) * s->att_scratch_per_thread);
   s->mm.reserve(lim.max_tokens, std::max(ffn, std::max(c.dim, c.q_dim())), n_threads);
 }
@@ -186,8 +185,9 @@ void Model::embed_rows(std::span<const SequenceBatch> batch, int64_t n_rows) {
   const float* factors = weights_.rope_factors.empty() ? nullptr : weights_.rope_factors.data();
   pool_->for_each(n_rows, [&](int64_t r) {
     const size_t ri = static_cast<size_t>(r);
-    const int64_t row = batch[static_cast<size_t>(s.row_seq[ri])].tokens[static_cast<size_t>(
-        s.row_pos[ri] - batch[static_cast<size_t>(s.row_seq[ri])].start_pos)];
+    const int64_t row =
+        batch[static_cast<size_t>(s.row_seq[ri])]
+            .tokens[static_cast<size_t>(s.row_pos[ri] - batch[static_cast<size_t>(s.row_seq[ri])].start_pos)];
     const kernels::Matrix& e = weights_.token_embd;
     float* x = s.x.data() + ri * D;
     (void)gguf::dequantize(e.type, e.data + static_cast<size_t>(row) * e.row_bytes, x, c.dim);
@@ -214,7 +214,8 @@ void Model::attention_block(int l, std::span<const SequenceBatch> batch, kv::KvP
   State& s = *state_;
   const kv::KvShape& ks = kv.shape();
   kernels::ThreadPool& pool = *pool_;
-  const size_t D = static_cast<size_t>(c.dim), QD = static_cast<size_t>(c.q_dim()), KD = static_cast<size_t>(c.kv_dim());
+  const size_t D = static_cast<size_t>(c.dim), QD = static_cast<size_t>(c.q_dim()),
+               KD = static_cast<size_t>(c.kv_dim());
   const size_t HD = static_cast<size_t>(c.head_dim), half = static_cast<size_t>(c.n_rot / 2);
   const LayerWeights& L = weights_.layers[static_cast<size_t>(l)];
   const bool sliding = c.is_sliding(l);
@@ -349,7 +350,8 @@ int Model::output_logits(std::span<const SequenceBatch> batch, int64_t n_logit_r
   for (const SequenceBatch& sb : batch) {
     const int64_t n = static_cast<int64_t>(sb.tokens.size());
     for (int64_t i = 0; i < n; ++i, ++row) {
-      const bool want = sb.logits == SequenceBatch::Logits::kAll || (sb.logits == SequenceBatch::Logits::kLast && i == n - 1);
+      const bool want =
+          sb.logits == SequenceBatch::Logits::kAll || (sb.logits == SequenceBatch::Logits::kLast && i == n - 1);
       if (!want) continue;
       kernels::rmsnorm(s.x.data() + static_cast<size_t>(row) * D, weights_.output_norm.data(), c.rms_eps,
                        s.final_rows.data() + static_cast<size_t>(out_row) * D, D);

@@ -42,7 +42,9 @@ kv::KvShape Model::kv_shape(kernels::KvType type, int block_tokens) const {
 }
 
 uint64_t Model::weight_bytes() const {
-  auto bytes = [](const kernels::Matrix& m) { return static_cast<uint64_t>(m.row_bytes) * static_cast<uint64_t>(m.rows); };
+  auto bytes = [](const kernels::Matrix& m) {
+    return static_cast<uint64_t>(m.row_bytes) * static_cast<uint64_t>(m.rows);
+  };
   uint64_t total = bytes(weights_.output);
   for (const auto& L : weights_.layers) {
     total += bytes(L.wq) + bytes(L.wk) + bytes(L.wv) + bytes(L.wo);
@@ -73,7 +75,8 @@ uint64_t Model::fingerprint() const {
       XXH3_64bits_update(st, t.data + at, std::min(kWindow, n - at));
     }
   }
-  for (const char* target : {kernels::matmul_target_name(), kernels::simd_target_name(), kernels::attention_path_name()}) {
+  for (const char* target :
+       {kernels::matmul_target_name(), kernels::simd_target_name(), kernels::attention_path_name()}) {
     XXH3_64bits_update(st, target, std::strlen(target));
   }
   const uint64_t h = XXH3_64bits_digest(st);

@@ -26,15 +26,15 @@
 namespace tandem::model {
 
 struct SequenceBatch {
-  std::span<const int32_t> tokens;          // the new tokens
-  int64_t start_pos = 0;                    // position of tokens[0]
-  std::span<const kv::BlockId> blocks;      // blocks for positions [0, start_pos + tokens.size())
+  std::span<const int32_t> tokens;      // the new tokens
+  int64_t start_pos = 0;                // position of tokens[0]
+  std::span<const kv::BlockId> blocks;  // blocks for positions [0, start_pos + tokens.size())
   enum class Logits { kNone, kLast, kAll } logits = Logits::kLast;
 };
 
 struct ForwardLimits {
-  int max_tokens = 512;     // tokens in one forward() call (all sequences)
-  int max_sequences = 16;   // sequences in one call
+  int max_tokens = 512;    // tokens in one forward() call (all sequences)
+  int max_sequences = 16;  // sequences in one call
 };
 
 class Model {

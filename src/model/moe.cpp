@@ -96,7 +96,9 @@ void run_expert(const LayerWeights& L, const ModelConfig& c, int e, const int32_
   });
   kernels::matmul(L.exp_down[ue], r.gate, n, c.expert_ffn_dim, y, c.dim, r.pool, r.mm);
   if (bias) {
-    r.pool.for_each(n, [&](int64_t i) { kernels::add_inplace(y + static_cast<size_t>(i) * D, L.exp_down_bias.data() + ue * D, D); });
+    r.pool.for_each(n, [&](int64_t i) {
+      kernels::add_inplace(y + static_cast<size_t>(i) * D, L.exp_down_bias.data() + ue * D, D);
+    });
   }
 }
 
@@ -107,13 +109,14 @@ bool split_by_experts(MoeSplit split, int active_experts, int n_threads) {
 
 }  // namespace
 
-void moe_ffn(const LayerWeights& L, const ModelConfig& c, float* x, int64_t rows, float* out,
-             kernels::ThreadPool& pool, kernels::MatmulScratch& mm, MoeScratch& s) {
+void moe_ffn(const LayerWeights& L, const ModelConfig& c, float* x, int64_t rows, float* out, kernels::ThreadPool& pool,
+             kernels::MatmulScratch& mm, MoeScratch& s) {
   const int n_exp = c.n_experts, k = c.n_experts_used;
   const size_t D = static_cast<size_t>(c.dim);
   kernels::matmul(L.router, x, rows, c.dim, s.logits.data(), n_exp, pool, mm);
   if (!L.router_bias.empty()) {
-    for (int64_t r = 0; r < rows; ++r) kernels::add_inplace(s.logits.data() + r * n_exp, L.router_bias.data(), static_cast<size_t>(n_exp));
+    for (int64_t r = 0; r < rows; ++r)
+      kernels::add_inplace(s.logits.data() + r * n_exp, L.router_bias.data(), static_cast<size_t>(n_exp));
   }
   route_top_k(s.logits.data(), rows, n_exp, k, s.expert.data(), s.weight.data());
 
@@ -147,8 +150,9 @@ void moe_ffn(const LayerWeights& L, const ModelConfig& c, float* x, int64_t rows
       if (s.expert_rows[static_cast<size_t>(e)] > 0) s.order.push_back(e);
     }
     // Most rows first: the claims then end with small experts (balance).
-    std::stable_sort(s.order.begin(), s.order.end(),
-                     [&](int a, int b) { return s.expert_rows[static_cast<size_t>(a)] > s.expert_rows[static_cast<size_t>(b)]; });
+    std::stable_sort(s.order.begin(), s.order.end(), [&](int a, int b) {
+      return s.expert_rows[static_cast<size_t>(a)] > s.expert_rows[static_cast<size_t>(b)];
+    });
     std::atomic<size_t> claim{0};
     pool.run([&](int t, int) {
       MoeThreadScratch& ts = s.per_thread[static_cast<size_t>(t)];

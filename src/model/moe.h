@@ -41,20 +41,20 @@ struct MoeThreadScratch {
 
 // Buffers of moe_ffn, sized once for up to MAX_ROWS rows.
 struct MoeScratch {
-  MoeSplit split = MoeSplit::kAuto;  // tests and A/B benchmarks force one
-  std::vector<float> logits;        // [rows][n_experts]
-  std::vector<int32_t> expert;      // [rows][k]
-  std::vector<float> weight;        // [rows][k]
-  std::vector<int32_t> counts;      // [n_experts + 1]: rows per expert, then offsets
-  std::vector<int32_t> routed;      // [rows * k]: (row * k + slot), grouped by expert
-  std::vector<int32_t> position;    // [rows * k]: where each pair landed in ROUTED
-  std::vector<int32_t> next;        // [n_experts]: the next free place of each expert in ROUTED
-  std::vector<float> x, gate, up;   // kRows: one expert's rows: input, gate, up
-  std::vector<float> y;             // [rows * k][dim]: every pair's expert output, in ROUTED order
+  MoeSplit split = MoeSplit::kAuto;          // tests and A/B benchmarks force one
+  std::vector<float> logits;                 // [rows][n_experts]
+  std::vector<int32_t> expert;               // [rows][k]
+  std::vector<float> weight;                 // [rows][k]
+  std::vector<int32_t> counts;               // [n_experts + 1]: rows per expert, then offsets
+  std::vector<int32_t> routed;               // [rows * k]: (row * k + slot), grouped by expert
+  std::vector<int32_t> position;             // [rows * k]: where each pair landed in ROUTED
+  std::vector<int32_t> next;                 // [n_experts]: the next free place of each expert in ROUTED
+  std::vector<float> x, gate, up;            // kRows: one expert's rows: input, gate, up
+  std::vector<float> y;                      // [rows * k][dim]: every pair's expert output, in ROUTED order
   std::vector<MoeThreadScratch> per_thread;  // kExperts
-  kernels::ThreadPool serial{1};    // kExperts: runs a thread's matmuls on that thread
-  std::vector<int> order;           // kExperts: the experts to run, most rows first
-  MoeSplit last_split = MoeSplit::kAuto;  // what the last call did (tests)
+  kernels::ThreadPool serial{1};             // kExperts: runs a thread's matmuls on that thread
+  std::vector<int> order;                    // kExperts: the experts to run, most rows first
+  MoeSplit last_split = MoeSplit::kAuto;     // what the last call did (tests)
   // Rows each expert got in the last layer run (for the benchmark report).
   std::vector<int64_t> expert_rows;
   // Since load: (row, expert) pairs computed, and expert reads (an expert's
@@ -67,7 +67,7 @@ struct MoeScratch {
 
 // OUT[r] = sum over row r's experts e (in expert order) of w(r, e) * expert_e(X[r]),
 // for ROWS rows of X ([rows][dim], the FFN input after its norm). OUT may be X.
-void moe_ffn(const LayerWeights& L, const ModelConfig& c, float* x, int64_t rows, float* out,
-             kernels::ThreadPool& pool, kernels::MatmulScratch& mm, MoeScratch& s);
+void moe_ffn(const LayerWeights& L, const ModelConfig& c, float* x, int64_t rows, float* out, kernels::ThreadPool& pool,
+             kernels::MatmulScratch& mm, MoeScratch& s);
 
 }  // namespace tandem::model

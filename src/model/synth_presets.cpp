@@ -6,7 +6,8 @@
 namespace tandem::model {
 
 std::vector<std::string> preset_names() {
-  return {"qwen3-0.6b", "qwen2.5-0.5b", "llama-3.2-1b", "gemma3-1b", "qwen3-30b-a3b", "qwen3-coder-30b-a3b", "gpt-oss-20b"};
+  return {"qwen3-0.6b",    "qwen2.5-0.5b",        "llama-3.2-1b", "gemma3-1b",
+          "qwen3-30b-a3b", "qwen3-coder-30b-a3b", "gpt-oss-20b"};
 }
 
 Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& o) {
@@ -77,8 +78,8 @@ Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& o
   if (o.n_experts_used) s.n_experts_used = o.n_experts_used;
   if (o.expert_ffn_dim) s.expert_ffn_dim = o.expert_ffn_dim;
   if (s.n_experts > 0 && (s.n_experts_used == 0 || s.n_experts_used > s.n_experts || s.expert_ffn_dim == 0)) {
-    return Status::errorf("{} experts used of {} (expert ffn {}) is not a valid mixture", s.n_experts_used,
-                          s.n_experts, s.expert_ffn_dim);
+    return Status::errorf("{} experts used of {} (expert ffn {}) is not a valid mixture", s.n_experts_used, s.n_experts,
+                          s.expert_ffn_dim);
   }
   if (o.head_dim) {
     s.head_dim = o.head_dim;
@@ -89,7 +90,8 @@ Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& o
   if (s.n_heads == 0 || s.n_kv_heads == 0 || s.n_heads % s.n_kv_heads != 0) {
     return Status::errorf("heads ({}) must be a positive multiple of kv heads ({})", s.n_heads, s.n_kv_heads);
   }
-  if (s.head_dim == 0 || s.head_dim % 2 != 0) return Status::errorf("head size {} must be even and positive", s.head_dim);
+  if (s.head_dim == 0 || s.head_dim % 2 != 0)
+    return Status::errorf("head size {} must be even and positive", s.head_dim);
   if (s.architecture != "qwen3" && s.architecture != "qwen3moe" && s.architecture != "gemma3" &&
       s.architecture != "gpt-oss" && s.head_dim * s.n_heads != s.dim) {
     return Status::errorf("{} needs heads x head size = dim ({} x {} != {})", s.architecture, s.n_heads, s.head_dim,
@@ -168,8 +170,8 @@ std::vector<float> llama3_rope_factors(const ModelShape& s) {
     if (wavelen > low_wavelen) {
       f = s.rope_scale_factor;
     } else if (wavelen >= high_wavelen) {
-      const double smooth = (s.rope_original_ctx / wavelen - s.rope_low_freq_factor) /
-                            (s.rope_high_freq_factor - s.rope_low_freq_factor);
+      const double smooth =
+          (s.rope_original_ctx / wavelen - s.rope_low_freq_factor) / (s.rope_high_freq_factor - s.rope_low_freq_factor);
       f = 1.0 / ((1 - smooth) / s.rope_scale_factor + smooth);
     }
     factors.push_back(static_cast<float>(f));

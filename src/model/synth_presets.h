@@ -16,19 +16,19 @@ struct ModelShape {
   std::string architecture;  // GGUF general.architecture: llama, qwen2, qwen3
   std::string name;          // general.name
   uint32_t n_layers = 0;
-  uint32_t dim = 0;          // embedding_length
+  uint32_t dim = 0;  // embedding_length
   uint32_t n_heads = 0;
   uint32_t n_kv_heads = 0;
-  uint32_t head_dim = 0;     // key_length = value_length
+  uint32_t head_dim = 0;  // key_length = value_length
   uint32_t ffn_dim = 0;
-  uint32_t vocab = 0;        // embedding rows (>= tokenizer size)
+  uint32_t vocab = 0;  // embedding rows (>= tokenizer size)
   uint32_t ctx = 0;
   float rms_eps = 1e-6f;
   float rope_base = 10000.f;
   bool tied_embeddings = true;
-  bool qkv_bias = false;  // qwen2
-  bool qk_norm = false;   // qwen3, gemma3
-  bool post_norms = false;  // gemma3: post-attention and post-FFN norms
+  bool qkv_bias = false;        // qwen2
+  bool qk_norm = false;         // qwen3, gemma3
+  bool post_norms = false;      // gemma3: post-attention and post-FFN norms
   uint32_t sliding_window = 0;  // gemma3
   // Llama 3 rope scaling (written as the rope_freqs.weight tensor).
   float rope_scale_factor = 0, rope_low_freq_factor = 0, rope_high_freq_factor = 0;
@@ -55,7 +55,7 @@ Result<ModelShape> make_shape(const std::string& preset, const ShapeOverrides& o
 
 struct TensorSpec {
   std::string name;
-  std::vector<uint64_t> dims;  // GGML order: dims[0] contiguous
+  std::vector<uint64_t> dims;                                           // GGML order: dims[0] contiguous
   enum class Init { kMatrix, kNorm, kBias, kRopeFreqs, kRouter } init;  // kRouter: a matrix stored f32
   bool mxfp4 = false;  // gpt-oss experts: MXFP4 whatever the requested type
 };

@@ -22,7 +22,8 @@ class Loader {
     const gguf::TensorInfo* t = f_.find_tensor(name);
     if (t == nullptr) return Status::errorf("tensor {} is missing", name);
     const std::vector<uint64_t> want{static_cast<uint64_t>(in), static_cast<uint64_t>(out)};
-    if (t->dims != want) return Status::errorf("tensor {} has shape {}, expected {}", name, t->shape_string(), shape_str(want));
+    if (t->dims != want)
+      return Status::errorf("tensor {} has shape {}, expected {}", name, t->shape_string(), shape_str(want));
     if (!kernels::matmul_supports(t->type)) {
       return Status::errorf("tensor {} has type {}, which tandem cannot compute with", name, gguf::type_name(t->type));
     }
@@ -40,7 +41,8 @@ class Loader {
     const gguf::TensorInfo* t = f_.find_tensor(name);
     if (t == nullptr) return Status::errorf("tensor {} is missing", name);
     const std::vector<uint64_t> want{static_cast<uint64_t>(in), static_cast<uint64_t>(out), static_cast<uint64_t>(n)};
-    if (t->dims != want) return Status::errorf("tensor {} has shape {}, expected {}", name, t->shape_string(), shape_str(want));
+    if (t->dims != want)
+      return Status::errorf("tensor {} has shape {}, expected {}", name, t->shape_string(), shape_str(want));
     if (!kernels::matmul_supports(t->type)) {
       return Status::errorf("tensor {} has type {}, which tandem cannot compute with", name, gguf::type_name(t->type));
     }
@@ -74,7 +76,8 @@ class Loader {
     const gguf::TensorInfo* t = f_.find_tensor(name);
     if (t == nullptr) return Status::errorf("tensor {} is missing", name);
     const std::vector<uint64_t> want{static_cast<uint64_t>(n), static_cast<uint64_t>(rows)};
-    if (t->dims != want) return Status::errorf("tensor {} has shape {}, expected {}", name, t->shape_string(), shape_str(want));
+    if (t->dims != want)
+      return Status::errorf("tensor {} has shape {}, expected {}", name, t->shape_string(), shape_str(want));
     v->resize(static_cast<size_t>(n * rows));
     Status st = gguf::dequantize(t->type, t->data, v->data(), n * rows);
     return st.ok() ? st : st.with_context(name);
@@ -105,7 +108,8 @@ Result<Weights> load_weights(const gguf::GgufFile& file, ModelConfig* c) {
     w.output = w.token_embd;  // tied embeddings
   }
   TANDEM_RETURN_IF_ERROR(ld.vector("output_norm.weight", c->dim, &w.output_norm));
-  if (ld.has("rope_freqs.weight")) TANDEM_RETURN_IF_ERROR(ld.vector("rope_freqs.weight", c->n_rot / 2, &w.rope_factors));
+  if (ld.has("rope_freqs.weight"))
+    TANDEM_RETURN_IF_ERROR(ld.vector("rope_freqs.weight", c->n_rot / 2, &w.rope_factors));
 
   w.layers.resize(static_cast<size_t>(c->n_layers));
   for (int l = 0; l < c->n_layers; ++l) {

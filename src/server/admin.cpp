@@ -54,8 +54,8 @@ bool admin_allowed(const AdminAccess& access, const httplib::Request& req, httpl
   const std::string key = request_api_key(req);
   if (!access.admin_key.empty()) {
     if (key == access.admin_key) return true;
-    fail(res, ErrorKind::kAuthentication, key.empty() ? "admin routes need the admin key (x-api-key or Bearer)"
-                                                      : "invalid admin key");
+    fail(res, ErrorKind::kAuthentication,
+         key.empty() ? "admin routes need the admin key (x-api-key or Bearer)" : "invalid admin key");
     return false;
   }
   if (!access.server_has_keys) return true;
@@ -70,29 +70,29 @@ void install_admin_routes(httplib::Server& http, engine::Engine& engine, AdminAc
     for (const auto& s : engine.sessions()) data.push_back(session_json(s));
     const auto m = engine.metrics();
     send_json(res, 200,
-         {{"object", "list"},
-          {"data", data},
-          {"cache",
-           {{"ram_blocks_total", m.kv_blocks_total},
-            {"ram_blocks_cached", m.kv_blocks_cached},
-            {"ram_blocks_free", m.kv_blocks_free},
-            {"disk", m.disk_enabled},
-            {"disk_blocks", m.disk_blocks},
-            {"disk_bytes", m.disk_bytes}}}});
+              {{"object", "list"},
+               {"data", data},
+               {"cache",
+                {{"ram_blocks_total", m.kv_blocks_total},
+                 {"ram_blocks_cached", m.kv_blocks_cached},
+                 {"ram_blocks_free", m.kv_blocks_free},
+                 {"disk", m.disk_enabled},
+                 {"disk_blocks", m.disk_blocks},
+                 {"disk_bytes", m.disk_bytes}}}});
   });
   // Session ids are the client's strings: only ever looked up, never a path.
-  http.Post(R"(/admin/sessions/(.+)/(pin|unpin))", [&engine, access](const httplib::Request& req,
-                                                                        httplib::Response& res) {
-    if (!admin_allowed(access, req, res)) return;
-    const std::string id = req.matches[1];
-    const bool pin = req.matches[2] == "pin";
-    if (engine.pin_session(id, pin) == engine::Engine::SessionOp::kNotFound) {
-      return fail(res, ErrorKind::kNotFound, fmt::format("no session '{}'", id));
-    }
-    auto info = engine.session(id);
-    if (!info) return fail(res, ErrorKind::kNotFound, fmt::format("no session '{}'", id));
-    send_json(res, 200, session_json(*info));
-  });
+  http.Post(R"(/admin/sessions/(.+)/(pin|unpin))",
+            [&engine, access](const httplib::Request& req, httplib::Response& res) {
+              if (!admin_allowed(access, req, res)) return;
+              const std::string id = req.matches[1];
+              const bool pin = req.matches[2] == "pin";
+              if (engine.pin_session(id, pin) == engine::Engine::SessionOp::kNotFound) {
+                return fail(res, ErrorKind::kNotFound, fmt::format("no session '{}'", id));
+              }
+              auto info = engine.session(id);
+              if (!info) return fail(res, ErrorKind::kNotFound, fmt::format("no session '{}'", id));
+              send_json(res, 200, session_json(*info));
+            });
   http.Get(R"(/admin/sessions/(.+))", [&engine, access](const httplib::Request& req, httplib::Response& res) {
     if (!admin_allowed(access, req, res)) return;
     const std::string id = req.matches[1];
@@ -119,11 +119,12 @@ void install_admin_routes(httplib::Server& http, engine::Engine& engine, AdminAc
     }
     auto r = engine.flush();
     if (!r) return fail(res, ErrorKind::kInternal, r.message());
-    send_json(res, 200, {{"object", "cache.flush"},
-                    {"written", r->written},
-                    {"on_disk", r->on_disk},
-                    {"failed", r->failed},
-                    {"ms", r->ms}});
+    send_json(res, 200,
+              {{"object", "cache.flush"},
+               {"written", r->written},
+               {"on_disk", r->on_disk},
+               {"failed", r->failed},
+               {"ms", r->ms}});
   });
 }
 

@@ -26,7 +26,8 @@ ApiResult<std::string> text_of(const json& content, const std::string& where) {
   for (size_t i = 0; i < content.size(); ++i) {
     const json& b = content[i];
     const std::string w = fmt::format("{}[{}]", where, i);
-    if (!b.is_object() || !b.contains("type") || !b["type"].is_string()) return invalid(w + ": expected a content block with a type");
+    if (!b.is_object() || !b.contains("type") || !b["type"].is_string())
+      return invalid(w + ": expected a content block with a type");
     const std::string type = b["type"];
     if (type == "text") {
       if (!b.contains("text") || !b["text"].is_string()) return invalid(w + ".text: expected a string");
@@ -82,7 +83,8 @@ std::optional<ApiError> convert_message(const json& m, size_t i, json& out, std:
     }
     return std::nullopt;
   }
-  if (*role != "user" && *role != "assistant") return invalid(fmt::format("{}.role: must be 'user' or 'assistant', got '{}'", w, *role));
+  if (*role != "user" && *role != "assistant")
+    return invalid(fmt::format("{}.role: must be 'user' or 'assistant', got '{}'", w, *role));
   seen_turn = true;
   const json blocks = content->is_string() ? json::array({{{"type", "text"}, {"text", *content}}}) : *content;
   if (!blocks.is_array()) return invalid(w + ".content: expected a string or a list of content blocks");
@@ -91,7 +93,8 @@ std::optional<ApiError> convert_message(const json& m, size_t i, json& out, std:
   for (size_t j = 0; j < blocks.size(); ++j) {
     const json& b = blocks[j];
     const std::string bw = fmt::format("{}.content[{}]", w, j);
-    if (!b.is_object() || !b.contains("type") || !b["type"].is_string()) return invalid(bw + ": expected a content block with a type");
+    if (!b.is_object() || !b.contains("type") || !b["type"].is_string())
+      return invalid(bw + ": expected a content block with a type");
     const std::string type = b["type"];
     Fields bf(b, bw);
     if (type == "text") {
@@ -200,7 +203,8 @@ ApiResult<ChatRequest> parse_request(const json& body, bool count_only) {
       if (!s.get<std::string>().empty()) r.stop.push_back(s);
     }
   }
-  if (metadata && metadata->contains("user_id") && (*metadata)["user_id"].is_string()) r.session = (*metadata)["user_id"];
+  if (metadata && metadata->contains("user_id") && (*metadata)["user_id"].is_string())
+    r.session = (*metadata)["user_id"];
   if (thinking) {
     const std::string type = string_or_empty(*thinking, "type");
     if (type == "disabled") r.enable_thinking = false;
@@ -263,7 +267,8 @@ const char* stop_reason(const Completion& c) {
 json message(const std::string& id, const std::string& model, const Completion& c) {
   json content = json::array();
   if (!c.reasoning.empty()) content.push_back({{"type", "thinking"}, {"thinking", c.reasoning}, {"signature", ""}});
-  if (!c.text.empty() || (c.tool_calls.empty() && c.reasoning.empty())) content.push_back({{"type", "text"}, {"text", c.text}});
+  if (!c.text.empty() || (c.tool_calls.empty() && c.reasoning.empty()))
+    content.push_back({{"type", "text"}, {"text", c.text}});
   for (const auto& t : c.tool_calls) {
     json input = json::parse(t.arguments, nullptr, false);
     if (!input.is_object()) input = json::object();
@@ -299,7 +304,8 @@ std::string EventWriter::open(Block kind, json content_block) {
   std::string out = close();
   open_ = kind;
   ++index_;
-  out += sse("content_block_start", {{"type", "content_block_start"}, {"index", index_}, {"content_block", content_block}});
+  out += sse("content_block_start",
+             {{"type", "content_block_start"}, {"index", index_}, {"content_block", content_block}});
   return out;
 }
 
@@ -315,7 +321,8 @@ std::string EventWriter::write(const std::vector<chat::OutputEvent>& events) {
     switch (e.kind) {
       case chat::OutputEvent::kReasoning:
         if (e.text.empty()) break;
-        if (open_ != Block::kThinking) out += open(Block::kThinking, {{"type", "thinking"}, {"thinking", ""}, {"signature", ""}});
+        if (open_ != Block::kThinking)
+          out += open(Block::kThinking, {{"type", "thinking"}, {"thinking", ""}, {"signature", ""}});
         out += sse("content_block_delta", {{"type", "content_block_delta"},
                                            {"index", index_},
                                            {"delta", {{"type", "thinking_delta"}, {"thinking", e.text}}}});

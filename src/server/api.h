@@ -53,12 +53,12 @@ using ApiResult = std::variant<T, ApiError>;
 // reasoning_content?}], tools [{type: "function", function: {name,
 // description, parameters}}].
 struct ChatRequest {
-  std::string model;            // as the client named it
+  std::string model;  // as the client named it
   json messages = json::array();
   json tools = json::array();
-  std::optional<bool> enable_thinking;  // the template's switch, when the client chose
+  std::optional<bool> enable_thinking;          // the template's switch, when the client chose
   std::optional<std::string> reasoning_effort;  // "low" | "medium" | "high" (gpt-oss's template), when given
-  std::optional<std::string> raw_prompt;  // /v1/completions: no template, the text as is
+  std::optional<std::string> raw_prompt;        // /v1/completions: no template, the text as is
   engine::SamplingParams sampling;
   std::optional<int> max_tokens;  // none: as many as the context allows (capped)
   std::vector<std::string> stop;
@@ -98,7 +98,7 @@ class StreamWriter {
   virtual std::string start(int64_t prompt_tokens) = 0;
   virtual std::string write(const std::vector<chat::OutputEvent>& events) = 0;
   virtual std::string finish(const Completion& c) = 0;
-  virtual std::string keep_alive() = 0;            // while nothing else is sent
+  virtual std::string keep_alive() = 0;              // while nothing else is sent
   virtual std::string error(const ApiError& e) = 0;  // after the response started
 };
 

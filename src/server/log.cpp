@@ -55,7 +55,8 @@ class LineFormatter final : public spdlog::formatter {
         append(dest, payload.substr(1));
       } else {
         append(dest, "\"msg\":");
-        append(dest, nlohmann::json(std::string(payload)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        append(dest,
+               nlohmann::json(std::string(payload)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
         append(dest, "}");
       }
     }
@@ -127,7 +128,9 @@ std::string request_text(const RequestRecord& r) {
                      u.generated_tokens, u.queue_ms, u.ttft_ms, u.decode_tokens_per_s);
   }
   s += fmt::format(" ms={:.0f}", r.total_ms);
-  if (!r.error.empty()) s += fmt::format(" error={}", nlohmann::json(r.error).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  if (!r.error.empty())
+    s += fmt::format(" error={}",
+                     nlohmann::json(r.error).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   return s;
 }
 

@@ -40,7 +40,7 @@ struct RequestRecord {
   std::string session;  // session key, shortened
   std::string key;      // which API key: "key2:normal" (never the key itself); "" without keys
   bool stream = false;
-  std::string stop;     // engine stop reason ("end_of_text", "max_tokens", ...); "" when none ran
+  std::string stop;  // engine stop reason ("end_of_text", "max_tokens", ...); "" when none ran
   engine::Usage usage;
   double total_ms = 0;  // request received -> response written
   std::string error;    // the error message an error response carried

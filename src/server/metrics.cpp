@@ -78,13 +78,15 @@ std::string ServerMetrics::render(const engine::EngineMetrics& e, int64_t in_fli
          "Prompt tokens served from inside a block (tails and shared heads).", e.partial_block_tokens);
   out += "# HELP tandem_kv_blocks KV cache blocks by state.\n# TYPE tandem_kv_blocks gauge\n";
   const int64_t used = e.kv_blocks_total - e.kv_blocks_free - e.kv_blocks_cached;
-  out += fmt::format("tandem_kv_blocks{{state=\"used\"}} {}\ntandem_kv_blocks{{state=\"cached\"}} {}\n"
-                     "tandem_kv_blocks{{state=\"free\"}} {}\n",
-                     used, e.kv_blocks_cached, e.kv_blocks_free);
+  out += fmt::format(
+      "tandem_kv_blocks{{state=\"used\"}} {}\ntandem_kv_blocks{{state=\"cached\"}} {}\n"
+      "tandem_kv_blocks{{state=\"free\"}} {}\n",
+      used, e.kv_blocks_cached, e.kv_blocks_free);
   metric(out, "tandem_sessions", "gauge", "Session manifests kept (see /admin/sessions).", e.sessions);
   if (!e.disk_enabled) return out;
   metric(out, "tandem_disk_blocks", "gauge", "KV blocks in the disk tier.", e.disk_blocks);
-  metric(out, "tandem_disk_bytes", "gauge", "Bytes of the disk tier's block files.", static_cast<int64_t>(e.disk_bytes));
+  metric(out, "tandem_disk_bytes", "gauge", "Bytes of the disk tier's block files.",
+         static_cast<int64_t>(e.disk_bytes));
   metric(out, "tandem_disk_writes_total", "counter", "KV blocks written to disk.", e.disk_writes);
   metric(out, "tandem_disk_write_errors_total", "counter", "KV block writes that failed.", e.disk_write_errors);
   metric(out, "tandem_disk_loads_total", "counter", "KV blocks read back from disk.", e.disk_loads);

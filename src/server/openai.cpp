@@ -20,12 +20,14 @@ std::string data(const json& j) { return "data: " + j.dump(-1, ' ', false, json:
 ApiResult<std::string> text_of(const json& content, const std::string& where) {
   if (content.is_null()) return std::string();
   if (content.is_string()) return content.get<std::string>();
-  if (!content.is_array()) return invalid(fmt::format("{}: expected a string or a list of content parts", where), where);
+  if (!content.is_array())
+    return invalid(fmt::format("{}: expected a string or a list of content parts", where), where);
   std::string out;
   for (size_t i = 0; i < content.size(); ++i) {
     const json& p = content[i];
     const std::string w = fmt::format("{}[{}]", where, i);
-    if (!p.is_object() || !p.contains("type") || !p["type"].is_string()) return invalid(w + ": expected a content part with a type", where);
+    if (!p.is_object() || !p.contains("type") || !p["type"].is_string())
+      return invalid(w + ": expected a content part with a type", where);
     const std::string type = p["type"];
     if (type == "text" || type == "input_text" || type == "output_text") {
       if (!p.contains("text") || !p["text"].is_string()) return invalid(w + ".text: expected a string", where);
@@ -128,9 +130,10 @@ std::optional<ApiError> convert_message(const json& m, size_t i, json& out) {
         if (!ff.ok()) return ff.error();
         // Templates expect arguments as an object (the Hugging Face convention).
         json parsed = json::parse(args.value_or("{}"), nullptr, false);
-        calls.push_back({{"id", id.value_or(fmt::format("call_{}", j))},
-                         {"type", "function"},
-                         {"function", {{"name", *fname}, {"arguments", parsed.is_discarded() ? json(*args) : parsed}}}});
+        calls.push_back(
+            {{"id", id.value_or(fmt::format("call_{}", j))},
+             {"type", "function"},
+             {"function", {{"name", *fname}, {"arguments", parsed.is_discarded() ? json(*args) : parsed}}}});
       }
       tm["tool_calls"] = calls;
     }
@@ -173,16 +176,17 @@ ApiResult<ChatRequest> parse_chat_request(const json& body) {
   if (tools && !no_tools) {
     for (size_t i = 0; i < tools->size(); ++i) {
       const json& t = (*tools)[i];
-      if (!t.is_object() || !t.contains("function") || !t["function"].is_object() ||
-          !t["function"].contains("name") || !t["function"]["name"].is_string()) {
-        return invalid(fmt::format("tools[{}]: expected {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}", i),
-                       "tools");
+      if (!t.is_object() || !t.contains("function") || !t["function"].is_object() || !t["function"].contains("name") ||
+          !t["function"]["name"].is_string()) {
+        return invalid(
+            fmt::format("tools[{}]: expected {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}", i), "tools");
       }
       r.tools.push_back({{"type", "function"}, {"function", t["function"]}});
     }
   }
   if (reasoning_effort) r.enable_thinking = *reasoning_effort != "none" && *reasoning_effort != "minimal";
-  if (reasoning_effort == "low" || reasoning_effort == "medium" || reasoning_effort == "high") r.reasoning_effort = reasoning_effort;
+  if (reasoning_effort == "low" || reasoning_effort == "medium" || reasoning_effort == "high")
+    r.reasoning_effort = reasoning_effort;
   if (stream_options && true_at(*stream_options, "include_usage")) r.stream_include_usage = true;
   if (user) r.session = *user;
   return r;
@@ -216,14 +220,23 @@ json error_body(const ApiError& e) {
   const char* code = nullptr;
   switch (e.kind) {
     case ErrorKind::kInvalidRequest: break;
-    case ErrorKind::kAuthentication: type = "authentication_error"; code = "invalid_api_key"; break;
+    case ErrorKind::kAuthentication:
+      type = "authentication_error";
+      code = "invalid_api_key";
+      break;
     case ErrorKind::kPermission: type = "permission_error"; break;
     case ErrorKind::kNotFound: code = "not_found"; break;
     case ErrorKind::kConflict: code = "conflict"; break;
     case ErrorKind::kTooLarge: code = "request_too_large"; break;
-    case ErrorKind::kRateLimit: type = "rate_limit_error"; code = "rate_limit_exceeded"; break;
+    case ErrorKind::kRateLimit:
+      type = "rate_limit_error";
+      code = "rate_limit_exceeded";
+      break;
     case ErrorKind::kInternal: type = "server_error"; break;
-    case ErrorKind::kOverloaded: type = "server_error"; code = "overloaded"; break;
+    case ErrorKind::kOverloaded:
+      type = "server_error";
+      code = "overloaded";
+      break;
   }
   return {{"error",
            {{"message", e.message},
@@ -245,21 +258,25 @@ const char* finish_reason(const Completion& c) {
 }
 
 json chat_completion(const std::string& id, const std::string& model, int64_t created, const Completion& c) {
-  json message = {{"role", "assistant"}, {"content", c.text.empty() && !c.tool_calls.empty() ? json(nullptr) : json(c.text)}};
+  json message = {{"role", "assistant"},
+                  {"content", c.text.empty() && !c.tool_calls.empty() ? json(nullptr) : json(c.text)}};
   if (!c.reasoning.empty()) message["reasoning_content"] = c.reasoning;
   if (!c.tool_calls.empty()) {
     json calls = json::array();
     for (const auto& t : c.tool_calls) {
-      calls.push_back({{"id", t.id}, {"type", "function"}, {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
+      calls.push_back(
+          {{"id", t.id}, {"type", "function"}, {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
     }
     message["tool_calls"] = calls;
   }
-  return {{"id", id},
-          {"object", "chat.completion"},
-          {"created", created},
-          {"model", model},
-          {"choices", json::array({{{"index", 0}, {"message", message}, {"logprobs", nullptr}, {"finish_reason", finish_reason(c)}}})},
-          {"usage", usage(c.usage)}};
+  return {
+      {"id", id},
+      {"object", "chat.completion"},
+      {"created", created},
+      {"model", model},
+      {"choices",
+       json::array({{{"index", 0}, {"message", message}, {"logprobs", nullptr}, {"finish_reason", finish_reason(c)}}})},
+      {"usage", usage(c.usage)}};
 }
 
 json text_completion(const std::string& id, const std::string& model, int64_t created, const Completion& c) {
@@ -267,7 +284,8 @@ json text_completion(const std::string& id, const std::string& model, int64_t cr
           {"object", "text_completion"},
           {"created", created},
           {"model", model},
-          {"choices", json::array({{{"index", 0}, {"text", c.text}, {"logprobs", nullptr}, {"finish_reason", finish_reason(c)}}})},
+          {"choices",
+           json::array({{{"index", 0}, {"text", c.text}, {"logprobs", nullptr}, {"finish_reason", finish_reason(c)}}})},
           {"usage", usage(c.usage)}};
 }
 
@@ -300,13 +318,14 @@ std::string ChunkWriter::write(const std::vector<chat::OutputEvent>& events) {
       case chat::OutputEvent::kToolCallStart:
         ++tool_index_;
         out += chunk({{"tool_calls", json::array({{{"index", tool_index_},
-                                                    {"id", e.id},
-                                                    {"type", "function"},
-                                                    {"function", {{"name", e.name}, {"arguments", ""}}}}})}});
+                                                   {"id", e.id},
+                                                   {"type", "function"},
+                                                   {"function", {{"name", e.name}, {"arguments", ""}}}}})}});
         break;
       case chat::OutputEvent::kToolCallArguments:
         if (tool_index_ >= 0 && !e.text.empty()) {
-          out += chunk({{"tool_calls", json::array({{{"index", tool_index_}, {"function", {{"arguments", e.text}}}}})}});
+          out +=
+              chunk({{"tool_calls", json::array({{{"index", tool_index_}, {"function", {{"arguments", e.text}}}}})}});
         }
         break;
       case chat::OutputEvent::kToolCallEnd: break;

@@ -40,8 +40,8 @@ json with_thinking_field(json messages) {
 // fails with objects and renders with text. Templates that render both, or
 // neither, keep objects (the Hugging Face convention).
 bool needs_string_arguments(const chat::ChatTemplate& tmpl) {
-  const json call = {{"id", "a1B2c3D4e"}, {"type", "function"},
-                     {"function", {{"name", "probe"}, {"arguments", {{"key", "value"}}}}}};
+  const json call = {
+      {"id", "a1B2c3D4e"}, {"type", "function"}, {"function", {{"name", "probe"}, {"arguments", {{"key", "value"}}}}}};
   json ctx;
   ctx["messages"] = json::array({{{"role", "user"}, {"content", "x"}},
                                  {{"role", "assistant"}, {"content", ""}, {"tool_calls", json::array({call})}},

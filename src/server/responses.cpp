@@ -112,12 +112,12 @@ json reasoning_item(const std::string& id, const std::string& text) {
 }
 
 json call_item(const std::string& id, const ToolCall& t, const char* status) {
-  return {{"type", "function_call"}, {"id", id},           {"call_id", t.id},
-          {"name", t.name},          {"arguments", t.arguments}, {"status", status}};
+  return {{"type", "function_call"},  {"id", id},        {"call_id", t.id}, {"name", t.name},
+          {"arguments", t.arguments}, {"status", status}};
 }
 
-json response_object(const std::string& id, const std::string& model, int64_t created, const char* status,
-                     json output, const json& usage, bool incomplete) {
+json response_object(const std::string& id, const std::string& model, int64_t created, const char* status, json output,
+                     const json& usage, bool incomplete) {
   return {{"id", id},
           {"object", "response"},
           {"created_at", created},
@@ -229,11 +229,13 @@ std::string EventWriter::close() {
   json& it = items_.back();
   std::string out;
   if (it["type"] == "message") {
-    out += event("response.output_text.done",
-                 {{"item_id", it["id"]}, {"output_index", index}, {"content_index", 0}, {"text", it["content"][0]["text"]}});
+    out += event(
+        "response.output_text.done",
+        {{"item_id", it["id"]}, {"output_index", index}, {"content_index", 0}, {"text", it["content"][0]["text"]}});
   } else if (it["type"] == "reasoning") {
-    out += event("response.reasoning_text.done",
-                 {{"item_id", it["id"]}, {"output_index", index}, {"content_index", 0}, {"text", it["content"][0]["text"]}});
+    out += event(
+        "response.reasoning_text.done",
+        {{"item_id", it["id"]}, {"output_index", index}, {"content_index", 0}, {"text", it["content"][0]["text"]}});
   } else {
     out += event("response.function_call_arguments.done",
                  {{"item_id", it["id"]}, {"output_index", index}, {"arguments", it["arguments"]}});
@@ -261,8 +263,9 @@ std::string EventWriter::write(const std::vector<chat::OutputEvent>& events) {
         }
         json& it = items_.back();
         it["content"][0]["text"] = it["content"][0]["text"].get<std::string>() + e.text;
-        out += event(text ? "response.output_text.delta" : "response.reasoning_text.delta",
-                     {{"item_id", it["id"]}, {"output_index", items_.size() - 1}, {"content_index", 0}, {"delta", e.text}});
+        out += event(
+            text ? "response.output_text.delta" : "response.reasoning_text.delta",
+            {{"item_id", it["id"]}, {"output_index", items_.size() - 1}, {"content_index", 0}, {"delta", e.text}});
         break;
       }
       case chat::OutputEvent::kToolCallStart:
@@ -290,14 +293,15 @@ std::string EventWriter::finish(const Completion& c) {
   // Always response.completed (what Codex CLI and the SDK's stream wait
   // for); a cut answer says so in its status and incomplete_details.
   const bool cut = incomplete(c);
-  out += event("response.completed",
-               {{"response", response_object(id_, model_, created_, cut ? "incomplete" : "completed", items_,
-                                             usage_of(c.usage), cut)}});
+  out +=
+      event("response.completed", {{"response", response_object(id_, model_, created_, cut ? "incomplete" : "completed",
+                                                                items_, usage_of(c.usage), cut)}});
   return out;
 }
 
 std::string EventWriter::error(const ApiError& e) {
-  return event("error", {{"code", nullptr}, {"message", e.message}, {"param", e.param.empty() ? json(nullptr) : json(e.param)}});
+  return event("error",
+               {{"code", nullptr}, {"message", e.message}, {"param", e.param.empty() ? json(nullptr) : json(e.param)}});
 }
 
 }  // namespace tandem::server::responses

@@ -46,8 +46,9 @@ bool is_anthropic(const httplib::Request& req) {
 }
 
 std::string route_label(const httplib::Request& req) {
-  for (const char* r : {"/v1/messages/count_tokens", "/v1/messages", "/v1/render", "/v1/chat/completions", "/v1/completions",
-                        "/v1/responses", "/v1/models", "/health", "/metrics", "/admin/sessions", "/admin/cache"}) {
+  for (const char* r :
+       {"/v1/messages/count_tokens", "/v1/messages", "/v1/render", "/v1/chat/completions", "/v1/completions",
+        "/v1/responses", "/v1/models", "/health", "/metrics", "/admin/sessions", "/admin/cache"}) {
     if (req.path.rfind(r, 0) == 0) return r;
   }
   return "other";
@@ -178,22 +179,23 @@ const ChatApi kMessages{
     [](const std::string& id, const std::string& model, int64_t, const ChatRequest&) -> std::unique_ptr<StreamWriter> {
       return std::make_unique<anthropic::EventWriter>(id, model);
     }};
-const ChatApi kChatCompletions{
-    "chatcmpl-", "call_", openai::parse_chat_request, openai::chat_completion,
-    [](const std::string& id, const std::string& model, int64_t created, const ChatRequest& chat)
-        -> std::unique_ptr<StreamWriter> {
-      return std::make_unique<openai::ChunkWriter>(id, model, created, /*chat=*/true, chat.stream_include_usage);
-    }};
-const ChatApi kCompletions{
-    "cmpl-", "call_", openai::parse_completion_request, openai::text_completion,
-    [](const std::string& id, const std::string& model, int64_t created, const ChatRequest& chat)
-        -> std::unique_ptr<StreamWriter> {
-      return std::make_unique<openai::ChunkWriter>(id, model, created, /*chat=*/false, chat.stream_include_usage);
-    }};
-const ChatApi kResponses{
-    "resp_", "call_", responses::parse_request, responses::response,
-    [](const std::string& id, const std::string& model, int64_t created, const ChatRequest&)
-        -> std::unique_ptr<StreamWriter> { return std::make_unique<responses::EventWriter>(id, model, created); }};
+const ChatApi kChatCompletions{"chatcmpl-", "call_", openai::parse_chat_request, openai::chat_completion,
+                               [](const std::string& id, const std::string& model, int64_t created,
+                                  const ChatRequest& chat) -> std::unique_ptr<StreamWriter> {
+                                 return std::make_unique<openai::ChunkWriter>(id, model, created, /*chat=*/true,
+                                                                              chat.stream_include_usage);
+                               }};
+const ChatApi kCompletions{"cmpl-", "call_", openai::parse_completion_request, openai::text_completion,
+                           [](const std::string& id, const std::string& model, int64_t created,
+                              const ChatRequest& chat) -> std::unique_ptr<StreamWriter> {
+                             return std::make_unique<openai::ChunkWriter>(id, model, created, /*chat=*/false,
+                                                                          chat.stream_include_usage);
+                           }};
+const ChatApi kResponses{"resp_", "call_", responses::parse_request, responses::response,
+                         [](const std::string& id, const std::string& model, int64_t created,
+                            const ChatRequest&) -> std::unique_ptr<StreamWriter> {
+                           return std::make_unique<responses::EventWriter>(id, model, created);
+                         }};
 
 // The body as JSON, or the 400 written.
 std::optional<json> parse_body(const httplib::Request& req, httplib::Response& res) {
@@ -207,9 +209,9 @@ std::optional<json> parse_body(const httplib::Request& req, httplib::Response& r
 
 // One object both SDKs read: Anthropic's fields and OpenAI's.
 json model_entry(const std::string& id) {
-  return json{{"id", id},           {"type", "model"},       {"display_name", id},
-              {"created_at", "2026-01-01T00:00:00Z"}, {"object", "model"}, {"created", 1767225600},
-              {"owned_by", "tandem"}};
+  return json{
+      {"id", id},          {"type", "model"},       {"display_name", id},  {"created_at", "2026-01-01T00:00:00Z"},
+      {"object", "model"}, {"created", 1767225600}, {"owned_by", "tandem"}};
 }
 
 }  // namespace
@@ -259,8 +261,8 @@ std::optional<Server::Caller> Server::authorize(const httplib::Request& req, htt
     auto it = std::find_if(opt_.api_keys.begin(), opt_.api_keys.end(), [&](const ApiKey& k) { return k.key == key; });
     if (it == opt_.api_keys.end()) {
       send_error(req, res,
-                 {ErrorKind::kAuthentication, key.empty() ? "missing API key (x-api-key or Authorization: Bearer)"
-                                                          : "invalid API key"});
+                 {ErrorKind::kAuthentication,
+                  key.empty() ? "missing API key (x-api-key or Authorization: Bearer)" : "invalid API key"});
       return std::nullopt;
     }
     tier = it->tier;
@@ -289,8 +291,10 @@ bool Server::check_model(const httplib::Request& req, httplib::Response& res, co
       std::find(opt_.model_aliases.begin(), opt_.model_aliases.end(), model) != opt_.model_aliases.end()) {
     return true;
   }
-  send_error(req, res, {ErrorKind::kNotFound, fmt::format("model '{}' not found; this server serves '{}'", model,
-                                                          service_.options().model_name), "model"});
+  send_error(
+      req, res,
+      {ErrorKind::kNotFound,
+       fmt::format("model '{}' not found; this server serves '{}'", model, service_.options().model_name), "model"});
   return false;
 }
 
@@ -374,7 +378,8 @@ void Server::handle_count_tokens(const httplib::Request& req, httplib::Response&
 void Server::handle_render(const httplib::Request& req, httplib::Response& res) {
   if (!authorize(req, res)) return;
   if (req.has_param("api") && !parse_body_api(req.get_param_value("api"))) {
-    return send_error(req, res, {ErrorKind::kInvalidRequest, "api: expected anthropic, openai, completions or responses", "api"});
+    return send_error(req, res,
+                      {ErrorKind::kInvalidRequest, "api: expected anthropic, openai, completions or responses", "api"});
   }
   auto body = parse_body(req, res);
   if (!body) return;
@@ -393,8 +398,9 @@ void Server::handle_models(const httplib::Request& req, httplib::Response& res) 
   json data = json::array();
   const auto ids = model_ids();
   for (const auto& id : ids) data.push_back(model_entry(id));
-  send_json(res, 200, {{"object", "list"}, {"data", data}, {"has_more", false}, {"first_id", ids.front()},
-                       {"last_id", ids.back()}});
+  send_json(
+      res, 200,
+      {{"object", "list"}, {"data", data}, {"has_more", false}, {"first_id", ids.front()}, {"last_id", ids.back()}});
 }
 
 void Server::handle_model(const httplib::Request& req, httplib::Response& res) {
@@ -426,7 +432,8 @@ void Server::install_error_handlers() {
     ApiError e{ErrorKind::kNotFound, fmt::format("no route for {} {}", req.method, req.path)};
     if (res.status == 413) e = {ErrorKind::kTooLarge, "the request body is too large"};
     else if (res.status == 400) e = {ErrorKind::kInvalidRequest, "malformed HTTP request"};
-    else if (res.status == 405) e = {ErrorKind::kNotFound, fmt::format("method {} is not allowed on {}", req.method, req.path)};
+    else if (res.status == 405)
+      e = {ErrorKind::kNotFound, fmt::format("method {} is not allowed on {}", req.method, req.path)};
     else if (res.status >= 500) e = {ErrorKind::kInternal, "internal error"};
     const int status = res.status;
     send_error(req, res, e);
@@ -438,8 +445,7 @@ void Server::install_error_handlers() {
       if (ep) std::rethrow_exception(ep);
     } catch (const std::exception& e) {
       what = e.what();
-    } catch (...) {
-    }
+    } catch (...) {}
     spdlog::error("{} {}: {}", req.method, req.path, what);
     send_error(req, res, {ErrorKind::kInternal, "internal error: " + what});
   });

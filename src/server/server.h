@@ -18,7 +18,7 @@ namespace httplib {
 class Server;
 struct Request;
 struct Response;
-}
+}  // namespace httplib
 
 namespace tandem::server {
 
@@ -31,12 +31,12 @@ struct ApiKey {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8000;                    // 0: any free port (see Server::port())
-  std::vector<ApiKey> api_keys;       // empty: no authentication
+  int port = 8000;                         // 0: any free port (see Server::port())
+  std::vector<ApiKey> api_keys;            // empty: no authentication
   std::vector<std::string> model_aliases;  // names clients may ask for; empty: any name
-  size_t max_body_bytes = 64u << 20;  // larger bodies get 413
-  int http_threads = 64;              // connections served at once (streams hold one each)
-  std::string admin_key;              // needed by /admin/ routes (see admin.h)
+  size_t max_body_bytes = 64u << 20;       // larger bodies get 413
+  int http_threads = 64;                   // connections served at once (streams hold one each)
+  std::string admin_key;                   // needed by /admin/ routes (see admin.h)
   // Every generation request's body is written here as <n>-<id>.json
   // (tandem serve --dump-requests: for tandem render --diff); "" for none.
   std::string dump_dir;

@@ -77,16 +77,19 @@ ApiResult<Prepared> Service::prepare(const ChatRequest& chat, const std::string&
   r.stop = chat.stop;
   r.return_markers = return_markers(prompts_.tool_format());
   const int64_t room = context_length() - static_cast<int64_t>(r.prompt.size());
-  int64_t max_tokens = chat.max_tokens ? *chat.max_tokens : (opt_.default_max_tokens > 0 ? opt_.default_max_tokens : room);
+  int64_t max_tokens =
+      chat.max_tokens ? *chat.max_tokens : (opt_.default_max_tokens > 0 ? opt_.default_max_tokens : room);
   if (opt_.max_tokens_cap > 0) max_tokens = std::min<int64_t>(max_tokens, opt_.max_tokens_cap);
   r.max_tokens = static_cast<int>(std::clamp<int64_t>(std::min(max_tokens, room), 1, 1 << 30));
   if (chat.max_tokens && *chat.max_tokens <= 0) {
     return ApiError{ErrorKind::kInvalidRequest, "max_tokens must be at least 1", "max_tokens"};
   }
-  if (std::string error = engine_.check(r); !error.empty()) return ApiError{ErrorKind::kInvalidRequest, error, "messages"};
+  if (std::string error = engine_.check(r); !error.empty())
+    return ApiError{ErrorKind::kInvalidRequest, error, "messages"};
   const bool harmony = !chat.raw_prompt && prompts_.tool_format() == chat::ToolCallFormat::kHarmony;
-  p.parser.format = harmony ? chat::ToolCallFormat::kHarmony
-                  : chat.raw_prompt || chat.tools.empty() ? chat::ToolCallFormat::kNone : prompts_.tool_format();
+  p.parser.format = harmony                                 ? chat::ToolCallFormat::kHarmony
+                    : chat.raw_prompt || chat.tools.empty() ? chat::ToolCallFormat::kNone
+                                                            : prompts_.tool_format();
   r.render_special = harmony;
   p.parser.reasoning = !chat.raw_prompt;
   p.parser.starts_in_reasoning = !chat.raw_prompt && ends_in_open_think(p.prompt_text);

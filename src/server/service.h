@@ -24,10 +24,10 @@
 namespace tandem::server {
 
 struct ServiceOptions {
-  std::string model_name;       // reported in responses and /v1/models
-  int max_tokens_cap = 0;       // upper bound on max_tokens (0: the context)
-  int default_max_tokens = 0;   // when a client sends none (0: the cap / what the context allows)
-  int max_queue = 256;          // requests waiting or running at once; more -> overloaded
+  std::string model_name;                         // reported in responses and /v1/models
+  int max_tokens_cap = 0;                         // upper bound on max_tokens (0: the context)
+  int default_max_tokens = 0;                     // when a client sends none (0: the cap / what the context allows)
+  int max_queue = 256;                            // requests waiting or running at once; more -> overloaded
   std::chrono::milliseconds ping_interval{5000};  // keep-alive while nothing is streamed
   // Added to every request's logit bias (tandem serve --logit-bias), e.g. to
   // make a model end its turns sooner.

@@ -170,9 +170,7 @@ class BpeModel final : public Model {
     return out;
   }
 
-  const Merge* find_merge(TokenId l, TokenId r) const {
-    return merges_.find(pair_key(l, r));
-  }
+  const Merge* find_merge(TokenId l, TokenId r) const { return merges_.find(pair_key(l, r)); }
 
   void encode_piece(std::string_view piece, Scratch& sc, std::vector<TokenId>& out) const {
     if (ignore_merges_) {

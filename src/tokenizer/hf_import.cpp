@@ -47,7 +47,8 @@ Result<std::string> detect_pre(const json& tok) {
   std::vector<std::string> regexes;
   bool byte_level = false, byte_level_regex = false;
   collect_pre(tok.value("pre_tokenizer", json()), regexes, byte_level, byte_level_regex);
-  if (!byte_level) return Status::error("tokenizer.json has no ByteLevel pre-tokenizer (only byte-level BPE is supported)");
+  if (!byte_level)
+    return Status::error("tokenizer.json has no ByteLevel pre-tokenizer (only byte-level BPE is supported)");
   if (regexes.empty() && byte_level_regex) return std::string("gpt2");
   for (const char* name : {"qwen2", "llama-bpe", "deepseek-v3", "gpt-4o", "gpt2"}) {
     if (PreTokenizer::patterns_for(name) == regexes) return std::string(name);
@@ -88,7 +89,8 @@ Result<Metadata> import_impl(const json& tok, const json& cfg, const HfImportOpt
                                        special ? TokenType::kControl : TokenType::kUserDefined};
     }
   }
-  if (by_id.empty() || by_id.begin()->first < 0) return Status::error("tokenizer.json has no vocabulary or a negative id");
+  if (by_id.empty() || by_id.begin()->first < 0)
+    return Status::error("tokenizer.json has no vocabulary or a negative id");
   const int64_t n_tokens = std::max<int64_t>(by_id.rbegin()->first + 1, options.pad_vocab_to);
   if (options.pad_vocab_to != 0 && by_id.rbegin()->first >= options.pad_vocab_to) {
     return Status::errorf("tokenizer has {} tokens, more than the model's vocabulary of {}", by_id.rbegin()->first + 1,
@@ -149,7 +151,8 @@ Result<Metadata> import_impl(const json& tok, const json& cfg, const HfImportOpt
   if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean()) {
     add_bos = cfg["add_bos_token"].get<bool>();
   } else {
-    add_bos = !bos.empty() && (post_processor_adds(tok.value("post_processor", json()), bos) || bos == "<|begin_of_text|>");
+    add_bos =
+        !bos.empty() && (post_processor_adds(tok.value("post_processor", json()), bos) || bos == "<|begin_of_text|>");
   }
   md.emplace_back("tokenizer.ggml.add_bos_token", gguf::Value::boolean(add_bos));
   md.emplace_back("tokenizer.ggml.add_eos_token",

@@ -12,8 +12,7 @@ namespace {
 // pre-tokenizers, behaviour "Isolated"). GPT-2's original pattern, then the
 // Llama 3 and Qwen 2 variants, which differ in digit grouping (\p{N}{1,3}
 // vs single \p{N}).
-constexpr const char* kGpt2 =
-    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+constexpr const char* kGpt2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 constexpr const char* kLlama3 =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
@@ -23,8 +22,10 @@ constexpr const char* kQwen2 =
 // o200k (gpt-oss, GPT-4o): words split at case changes (an upper-case run,
 // then lower case), contractions attached, digits in groups of three.
 constexpr const char* kO200k =
-    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
-    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|"
+    "'d)?|"
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|"
+    "'d)?|"
     "\\p{N}{1,3}|"
     " ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|"
     "\\s*[\\r\\n]+|"
@@ -83,8 +84,10 @@ std::vector<std::string> PreTokenizer::patterns_for(const std::string& name) {
 Result<std::unique_ptr<PreTokenizer>> PreTokenizer::create(const std::string& name) {
   auto patterns = patterns_for(name);
   if (patterns.empty()) {
-    return Status::errorf("pre-tokenizer '{}' is not supported (supported: default, gpt2, llama-bpe, qwen2, "
-                          "deepseek-v3, gpt-4o)", name);
+    return Status::errorf(
+        "pre-tokenizer '{}' is not supported (supported: default, gpt2, llama-bpe, qwen2, "
+        "deepseek-v3, gpt-4o)",
+        name);
   }
   return from_patterns(patterns);
 }
@@ -95,8 +98,8 @@ Result<std::unique_ptr<PreTokenizer>> PreTokenizer::from_patterns(const std::vec
     int err = 0;
     PCRE2_SIZE offset = 0;
     auto re = std::make_unique<Regex>();
-    re->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(), PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK,
-                             &err, &offset, nullptr);
+    re->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(),
+                             PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &offset, nullptr);
     if (re->code == nullptr) {
       PCRE2_UCHAR msg[256];
       pcre2_get_error_message(err, msg, sizeof(msg));

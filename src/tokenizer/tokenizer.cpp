@@ -119,8 +119,8 @@ std::string Tokenizer::decode(const std::vector<TokenId>& ids, const DecodeOptio
       out += piece;
       continue;  // a leading space is stripped from the first text token, not from a special one
     }
-    if (first_text && options.strip_leading_space && vocab_->kind == VocabKind::kSpm &&
-        vocab_->add_space_prefix && !piece.empty() && piece[0] == ' ') {
+    if (first_text && options.strip_leading_space && vocab_->kind == VocabKind::kSpm && vocab_->add_space_prefix &&
+        !piece.empty() && piece[0] == ' ') {
       piece.erase(0, 1);
     }
     first_text = false;

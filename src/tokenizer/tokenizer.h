@@ -29,8 +29,8 @@ struct EncodeOptions {
 };
 
 struct DecodeOptions {
-  bool render_special = true;       // write control tokens as their text; else skip them
-  bool strip_leading_space = false; // SPM: drop the space the prefix added before the first word
+  bool render_special = true;        // write control tokens as their text; else skip them
+  bool strip_leading_space = false;  // SPM: drop the space the prefix added before the first word
 };
 
 class Model;  // the algorithm: SentencePiece or byte-level BPE (internal)

@@ -19,9 +19,9 @@ Result<TokenId> read_id(const gguf::GgufFile& f, const char* key, size_t n_token
 
 // Texts of tokens that end a turn in common chat formats; used when the
 // file does not list them (GGUF has eos and eot ids only).
-constexpr std::string_view kEndOfTurnTexts[] = {"<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|endoftext|>",
-                                                "<end_of_turn>", "<|end|>", "<|return|>", "<|call|>",
-                                                "</s>", "<|end_of_text|>", "<｜end▁of▁sentence｜>"};
+constexpr std::string_view kEndOfTurnTexts[] = {
+    "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|endoftext|>",   "<end_of_turn>",        "<|end|>",
+    "<|return|>", "<|call|>",   "</s>",       "<|end_of_text|>", "<｜end▁of▁sentence｜>"};
 
 }  // namespace
 

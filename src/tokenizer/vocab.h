@@ -44,16 +44,16 @@ struct Vocab {
   std::string model;  // tokenizer.ggml.model
   std::string pre;    // tokenizer.ggml.pre (BPE pre-tokenizer name), "default" if absent
   std::vector<std::string> tokens;
-  std::vector<float> scores;      // empty when the file has none
-  std::vector<TokenType> types;   // same size as tokens
+  std::vector<float> scores;        // empty when the file has none
+  std::vector<TokenType> types;     // same size as tokens
   std::vector<std::string> merges;  // "left right", by rank (BPE only)
   TokenMap token_to_id;
 
   TokenId bos = kNoToken, eos = kNoToken, unk = kNoToken, pad = kNoToken, eot = kNoToken;
   bool add_bos = false;
   bool add_eos = false;
-  bool add_space_prefix = true;  // SPM: prepend U+2581 to the text
-  std::string chat_template;     // tokenizer.chat_template, empty if absent
+  bool add_space_prefix = true;            // SPM: prepend U+2581 to the text
+  std::string chat_template;               // tokenizer.chat_template, empty if absent
   std::vector<TokenId> end_of_generation;  // ids that end generation (eos, eot, <|im_end|> ...)
 
   size_t size() const { return tokens.size(); }

@@ -55,7 +55,9 @@ std::vector<std::string> split_at(const std::string& text, std::vector<size_t> c
   return pieces;
 }
 
-std::vector<OutputEvent> run_whole(const OutputParserOptions& o, const std::string& text) { return run_pieces(o, {text}); }
+std::vector<OutputEvent> run_whole(const OutputParserOptions& o, const std::string& text) {
+  return run_pieces(o, {text});
+}
 
 // Readable form: consecutive text / reasoning merged, one line per block,
 // a call as "call ID NAME ARGS". A broken Start/Arguments/End sequence shows
@@ -127,22 +129,25 @@ std::vector<Fixture> fixtures() {
       {"hermes_plain", F::kHermes, "Hello, world! 2 > 1.", "text: Hello, world! 2 > 1.\n"},
       {"hermes_text_call", F::kHermes, "Let me check.\n\n" + hw,
        "text: Let me check.\ncall id0 " + kWeatherCall + "\n"},
-      {"hermes_two_calls", F::kHermes, hw + "\n" + ht,
-       "call id0 " + kWeatherCall + "\ncall id1 " + kTimeCall + "\n"},
-      {"hermes_think_answer", F::kHermes, "<think>\nThe user greets me.\n\nI answer.\n</think>\n\nHello! How can I help?",
+      {"hermes_two_calls", F::kHermes, hw + "\n" + ht, "call id0 " + kWeatherCall + "\ncall id1 " + kTimeCall + "\n"},
+      {"hermes_think_answer", F::kHermes,
+       "<think>\nThe user greets me.\n\nI answer.\n</think>\n\nHello! How can I help?",
        "reasoning: The user greets me.\n\nI answer.\ntext: Hello! How can I help?\n"},
       {"hermes_think_call", F::kHermes, think + hw, think_out + "call id0 " + kWeatherCall + "\n"},
       {"hermes_text_between_calls", F::kHermes, hw + "\nAnd also:\n" + ht + "\n\nDone.",
        "call id0 " + kWeatherCall + "\ntext: And also:\ncall id1 " + kTimeCall + "\ntext: Done.\n"},
-      {"hermes_unclosed_complete", F::kHermes, "<tool_call>\n" + kWeatherJson + "\n", "call id0 " + kWeatherCall + "\n"},
+      {"hermes_unclosed_complete", F::kHermes, "<tool_call>\n" + kWeatherJson + "\n",
+       "call id0 " + kWeatherCall + "\n"},
       {"hermes_close_tag_in_string", F::kHermes,
        R"(<tool_call>{"name": "write", "arguments": {"text": "a </tool_call> b \"q\" \\"}}</tool_call>)",
-       R"(call id0 write {"text":"a </tool_call> b \"q\" \\"})" "\n"},
+       R"(call id0 write {"text":"a </tool_call> b \"q\" \\"})"
+       "\n"},
       {"hermes_string_arguments", F::kHermes, R"(<tool_call>{"name": "f", "parameters": "{\"x\": 1}"}</tool_call>)",
        "call id0 f {\"x\":1}\n"},
       {"hermes_missing_arguments", F::kHermes, R"(<tool_call>{"name": "f"}</tool_call>)", "call id0 f {}\n"},
       {"hermes_unicode", F::kHermes,
-       "Voilà.<tool_call>{\"name\":\"say\",\"arguments\":{\"t\":\"h\xC3\xA9llo \xE6\x97\xA5\xE6\x9C\xAC\",\"z\":1,\"a\":2}}"
+       "Voilà.<tool_call>{\"name\":\"say\",\"arguments\":{\"t\":\"h\xC3\xA9llo "
+       "\xE6\x97\xA5\xE6\x9C\xAC\",\"z\":1,\"a\":2}}"
        "</tool_call>",
        "text: Voilà.\ncall id0 say {\"t\":\"h\xC3\xA9llo \xE6\x97\xA5\xE6\x9C\xAC\",\"z\":1,\"a\":2}\n"},
       {"hermes_starts_in_reasoning", F::kHermes, "I think.\n</think>\n\nAnswer.",
@@ -162,7 +167,8 @@ std::vector<Fixture> fixtures() {
 
       // Qwen3-Coder.
       {"qwen3coder_plain", F::kQwen3Coder, "Plain answer.", "text: Plain answer.\n"},
-      {"qwen3coder_text_call", F::kQwen3Coder, "I'll check.\n" + qw, "text: I'll check.\ncall id0 " + kWeatherCall + "\n"},
+      {"qwen3coder_text_call", F::kQwen3Coder, "I'll check.\n" + qw,
+       "text: I'll check.\ncall id0 " + kWeatherCall + "\n"},
       {"qwen3coder_two_calls", F::kQwen3Coder, qw + "\n" + qt,
        "call id0 " + kWeatherCall + "\ncall id1 " + kTimeCall + "\n"},
       {"qwen3coder_think_answer", F::kQwen3Coder, "<think>\nEasy.\n</think>\n\n42.", "reasoning: Easy.\ntext: 42.\n"},
@@ -170,12 +176,14 @@ std::vector<Fixture> fixtures() {
       {"qwen3coder_multiline_value", F::kQwen3Coder,
        "<tool_call>\n<function=write_file>\n<parameter=path>\n/tmp/a.txt\n</parameter>\n<parameter=content>\n"
        "line1\n  line2 </tool_call> <b>\n\n</parameter>\n</function>\n</tool_call>",
-       R"(call id0 write_file {"path":"/tmp/a.txt","content":"line1\n  line2 </tool_call> <b>\n"})" "\n"},
+       R"(call id0 write_file {"path":"/tmp/a.txt","content":"line1\n  line2 </tool_call> <b>\n"})"
+       "\n"},
       {"qwen3coder_untyped_values", F::kQwen3Coder,
        "<tool_call><function=f><parameter=flag>\ntrue\n</parameter><parameter=obj>\n{\"a\": [1, 2]}\n</parameter>"
        "<parameter=s>\nhello\n</parameter><parameter=n>\nNULL\n</parameter><parameter=z>\n007\n</parameter>"
        "<parameter=q>\n\"quoted\"\n</parameter><parameter=x>1.5</parameter></function></tool_call>",
-       R"(call id0 f {"flag":true,"obj":{"a":[1,2]},"s":"hello","n":null,"z":"007","q":"\"quoted\"","x":1.5})" "\n"},
+       R"(call id0 f {"flag":true,"obj":{"a":[1,2]},"s":"hello","n":null,"z":"007","q":"\"quoted\"","x":1.5})"
+       "\n"},
       {"qwen3coder_unclosed_complete", F::kQwen3Coder, "<tool_call>\n<function=get_time>\n</function>\n",
        "call id0 " + kTimeCall + "\n"},
       {"qwen3coder_bad_function", F::kQwen3Coder, "<tool_call>\n<func=bash>\n</tool_call>",
@@ -200,8 +208,8 @@ std::vector<Fixture> fixtures() {
        "text: {\"name\": \"Bob\", \"age\": 3}\n", false},
       {"llama3_json_then_text", F::kLlama3, lw + " is how you call it.", "text: " + lw + " is how you call it.\n",
        false},
-      {"llama3_unclosed", F::kLlama3, "{\"name\": \"f\", \"parameters\": {", "text: {\"name\": \"f\", \"parameters\": {\n",
-       false},
+      {"llama3_unclosed", F::kLlama3, "{\"name\": \"f\", \"parameters\": {",
+       "text: {\"name\": \"f\", \"parameters\": {\n", false},
       {"llama3_python_tag_not_json", F::kLlama3, "<|python_tag|>brave_search.call(query=\"x\")",
        "text: <|python_tag|>brave_search.call(query=\"x\")\n", false},
 
@@ -223,8 +231,8 @@ std::vector<Fixture> fixtures() {
       {"mistral_think_answer", F::kMistral, "<think>hm</think>\nYes.", "reasoning: hm\ntext: Yes.\n"},
       {"mistral_bad_name", F::kMistral, "[TOOL_CALLS][{\"name\": 1}]", "text: [TOOL_CALLS][{\"name\": 1}]\n", false},
       {"mistral_not_a_call", F::kMistral, "[TOOL_CALLS] hello there", "text: [TOOL_CALLS] hello there\n", false},
-      {"mistral_unclosed", F::kMistral, "x [TOOL_CALLS][{\"name\": \"f\"",
-       "text: x [TOOL_CALLS][{\"name\": \"f\"\n", false},
+      {"mistral_unclosed", F::kMistral, "x [TOOL_CALLS][{\"name\": \"f\"", "text: x [TOOL_CALLS][{\"name\": \"f\"\n",
+       false},
       {"mistral_lookalikes", F::kMistral, "See [TOOL_CALL] and [1] and [T", "text: See [TOOL_CALL] and [1] and [T\n",
        false},
   };
@@ -336,7 +344,8 @@ TEST(OutputParser, Llama3HoldsJsonUntilDecided) {
 TEST(OutputParser, DefaultIdsUsePrefix) {
   OutputParserOptions o = options(F::kHermes);
   o.tool_id_prefix = "toolu_";
-  ParsedOutput out = parse_output("<tool_call>" + kTimeJson + "</tool_call><tool_call>" + kTimeJson + "</tool_call>", o);
+  ParsedOutput out =
+      parse_output("<tool_call>" + kTimeJson + "</tool_call><tool_call>" + kTimeJson + "</tool_call>", o);
   ASSERT_EQ(out.tool_calls.size(), 2u);
   for (const ParsedToolCall& c : out.tool_calls) {
     EXPECT_EQ(c.id.size(), 6u + 24u);
@@ -474,7 +483,8 @@ TEST(DetectToolCallFormat, Snippets) {
   EXPECT_EQ(detect_tool_call_format("{{- '<tool_call>\\n' }}{{ tool_call | tojson }}{{- '\\n</tool_call>' }}"),
             F::kHermes);
   // From Mistral-7B-Instruct-v0.3 and v11+ (Mistral Small 3.2).
-  EXPECT_EQ(detect_tool_call_format("{{- \"[TOOL_CALLS] [\" }}{%- for tool_call in message.tool_calls %}"), F::kMistral);
+  EXPECT_EQ(detect_tool_call_format("{{- \"[TOOL_CALLS] [\" }}{%- for tool_call in message.tool_calls %}"),
+            F::kMistral);
   EXPECT_EQ(detect_tool_call_format("{{- '[TOOL_CALLS]' + tool.function.name + '[ARGS]' }}"), F::kMistral);
   // From Llama 3.1 / 3.2 with tools.
   EXPECT_EQ(detect_tool_call_format("{{- '<|python_tag|>' + tool_call.name + '.call(' }}"), F::kLlama3);
@@ -486,13 +496,53 @@ TEST(DetectToolCallFormat, Snippets) {
 // and when no call came out, every non-space input byte reappears as text or
 // reasoning, in order, except the <think> / </think> the parser consumed.
 TEST(OutputParser, FuzzFragments) {
-  const std::vector<std::string> pieces = {
-      "<tool_call>", "</tool_call>", "<think>", "</think>", "<function=f>", "</function>", "<parameter=p>",
-      "</parameter>", "[TOOL_CALLS]", "[ARGS]", "[CALL_ID]", "<|python_tag|>", "<", ">", "[", "]", "{", "}", "\"",
-      "\\", ":", ";", ",", " ", "\n", "a", "name", "\"name\"", "\"f\"", "\"arguments\"", "\"parameters\"", "1", "é",
-      "<tool", "</tool_c", "<thi", "</th", "[TOOL", "<|py", kTimeJson, R"({"name": "f", "parameters": {}})",
-      "\xff", "\xc3", std::string(1, '\0'), "<tool_call>" + kTimeJson + "</tool_call>",
-      "<tool_call><function=f><parameter=p>1</parameter></function></tool_call>", "[TOOL_CALLS][" + kTimeJson + "]"};
+  const std::vector<std::string> pieces = {"<tool_call>",
+                                           "</tool_call>",
+                                           "<think>",
+                                           "</think>",
+                                           "<function=f>",
+                                           "</function>",
+                                           "<parameter=p>",
+                                           "</parameter>",
+                                           "[TOOL_CALLS]",
+                                           "[ARGS]",
+                                           "[CALL_ID]",
+                                           "<|python_tag|>",
+                                           "<",
+                                           ">",
+                                           "[",
+                                           "]",
+                                           "{",
+                                           "}",
+                                           "\"",
+                                           "\\",
+                                           ":",
+                                           ";",
+                                           ",",
+                                           " ",
+                                           "\n",
+                                           "a",
+                                           "name",
+                                           "\"name\"",
+                                           "\"f\"",
+                                           "\"arguments\"",
+                                           "\"parameters\"",
+                                           "1",
+                                           "é",
+                                           "<tool",
+                                           "</tool_c",
+                                           "<thi",
+                                           "</th",
+                                           "[TOOL",
+                                           "<|py",
+                                           kTimeJson,
+                                           R"({"name": "f", "parameters": {}})",
+                                           "\xff",
+                                           "\xc3",
+                                           std::string(1, '\0'),
+                                           "<tool_call>" + kTimeJson + "</tool_call>",
+                                           "<tool_call><function=f><parameter=p>1</parameter></function></tool_call>",
+                                           "[TOOL_CALLS][" + kTimeJson + "]"};
   const F formats[] = {F::kNone, F::kHermes, F::kQwen3Coder, F::kLlama3, F::kMistral};
   std::mt19937 rng(7);
   int with_calls = 0, checked = 0;
@@ -509,7 +559,9 @@ TEST(OutputParser, FuzzFragments) {
     for (size_t i = 0, k = rng() % 6; i < k; ++i) cuts.push_back(rng() % (input.size() + 1));
     ASSERT_EQ(summarize(run_pieces(o, split_at(input, cuts))), expected) << input;
 
-    bool calls = std::any_of(whole.begin(), whole.end(), [](const OutputEvent& e) { return e.kind != OutputEvent::kText && e.kind != OutputEvent::kReasoning; });
+    bool calls = std::any_of(whole.begin(), whole.end(), [](const OutputEvent& e) {
+      return e.kind != OutputEvent::kText && e.kind != OutputEvent::kReasoning;
+    });
     if (calls) {
       ++with_calls;
       continue;

@@ -108,13 +108,15 @@ void run_model_fixture(const std::string& name, size_t min_cases) {
 }
 
 // Templates published with other popular models (tests/chat/templates/README.md).
-const char* const kDistributionTemplates[] = {"gpt_oss", "mistral_small_3_2", "devstral", "qwen2_5", "qwq",
-                                              "deepseek_v3_1", "kimi_k2", "hermes3", "phi3_5", "granite3_3",
-                                              "functionary3_2", "nemotron_nano_v2", "seed_oss"};
+const char* const kDistributionTemplates[] = {"gpt_oss", "mistral_small_3_2", "devstral",       "qwen2_5",
+                                              "qwq",     "deepseek_v3_1",     "kimi_k2",        "hermes3",
+                                              "phi3_5",  "granite3_3",        "functionary3_2", "nemotron_nano_v2",
+                                              "seed_oss"};
 
 // Every fixture file is replayed by one of the tests below.
 TEST(ChatTemplateFixtures, AllFilesAreUsed) {
-  std::set<std::string> used = {"qwen3", "llama3_1", "llama3_1_instruct", "gemma3", "deepseek_v3", "llama2", "language"};
+  std::set<std::string> used = {"qwen3",       "llama3_1", "llama3_1_instruct", "gemma3",
+                                "deepseek_v3", "llama2",   "language"};
   used.insert(std::begin(kDistributionTemplates), std::end(kDistributionTemplates));
   for (const auto& entry : std::filesystem::directory_iterator(test::source_path("tests/chat/fixtures"))) {
     std::string file = entry.path().filename().string();
@@ -192,17 +194,20 @@ TEST(ChatTemplate, Printing) {
 }
 
 TEST(ChatTemplate, Operators) {
-  EXPECT_EQ(render("{{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 2 ** 10 }} {{ 2 ** -1 }} {{ 7 / 2 }}"), "3 -4 -1 1024 0.5 3.5");
+  EXPECT_EQ(render("{{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 2 ** 10 }} {{ 2 ** -1 }} {{ 7 / 2 }}"),
+            "3 -4 -1 1024 0.5 3.5");
   EXPECT_EQ(render("{{ 0 or 'x' }} {{ 'a' and 'b' }} {{ [] or 'e' }} {{ 1 if 0 else 2 }}"), "x b e 2");
   EXPECT_EQ(render("{{ 'b' in 'abc' }} {{ 2 in [1, 2] }} {{ 'k' in {'k': 1} }} {{ 'z' not in 'abc' }}"),
             "true true true true");
   // JS loose equality, as in the reference.
-  EXPECT_EQ(render("{{ '1' == 1 }} {{ '' == false }} {{ none == undefined_name }} {{ [1] == [1] }}"), "true true true false");
+  EXPECT_EQ(render("{{ '1' == 1 }} {{ '' == false }} {{ none == undefined_name }} {{ [1] == [1] }}"),
+            "true true true false");
   EXPECT_EQ(render("{{ 1 + 2 * 3 }} {{ (1 + 2) * 3 }} {{ not 1 == 2 }}"), "7 9 true");
 }
 
 TEST(ChatTemplate, StringsAndSlices) {
-  EXPECT_EQ(render("{{ s[::-1] }} {{ s[1:3] }} {{ s[-1] }} {{ s|length }}", {{"s", "h\xC3\xA9llo"}}), "oll\xC3\xA9h \xC3\xA9l o 5");
+  EXPECT_EQ(render("{{ s[::-1] }} {{ s[1:3] }} {{ s[-1] }} {{ s|length }}", {{"s", "h\xC3\xA9llo"}}),
+            "oll\xC3\xA9h \xC3\xA9l o 5");
   EXPECT_EQ(render("{{ xs[::-1] }} {{ xs[1:] }} {{ xs[::2] }}", {{"xs", {1, 2, 3}}}), "[3, 2, 1] [2, 3] [1, 3]");
   EXPECT_EQ(render("{{ 'a<t>b'.split('<t>')[-1] }} {{ '  x '.strip() }} {{ 'ab'.upper() }} {{ 'xy'.startswith('x') }}"),
             "b x AB true");
@@ -218,8 +223,7 @@ TEST(ChatTemplate, Filters) {
   EXPECT_EQ(render("{{ d|tojson }} {{ d|items|list }} {{ d|dictsort }}", ctx),
             R"({"b": 1, "a": 2} [["b", 1], ["a", 2]] [["a", 2], ["b", 1]])");
   EXPECT_EQ(render("{{ {'a': [1, {}]}|tojson(indent=2) }}"), "{\n  \"a\": [\n    1,\n    {}\n  ]\n}");
-  EXPECT_EQ(render("{{ 'é😀'|tojson }} {{ 'é😀'|tojson(ensure_ascii=true) }}"),
-            "\"é😀\" \"\\u00e9\\ud83d\\ude00\"");
+  EXPECT_EQ(render("{{ 'é😀'|tojson }} {{ 'é😀'|tojson(ensure_ascii=true) }}"), "\"é😀\" \"\\u00e9\\ud83d\\ude00\"");
   EXPECT_EQ(render("{{ x|default('d') }} {{ ''|default('d', true) }} {{ '7'|int + 1 }} {{ 2|float }}"), "d d 8 2.0");
   EXPECT_EQ(render("{{ s|indent(2) }}", {{"s", "a\nb"}}), "a\n  b");
   EXPECT_EQ(render("{% filter upper %}ab{{ 'c' }}{% endfilter %}"), "ABC");
@@ -237,8 +241,9 @@ TEST(ChatTemplate, LoopsAndScopes) {
                    {{"xs", {"a", "b"}}}),
             "1truefalse1 2falsetrue0 ");
   EXPECT_EQ(render("{% set x = 1 %}{% for i in [1] %}{% set x = 2 %}{% endfor %}{{ x }}"), "1");
-  EXPECT_EQ(render("{% set ns = namespace(n=0) %}{% for i in range(4) %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}"),
-            "6");
+  EXPECT_EQ(
+      render("{% set ns = namespace(n=0) %}{% for i in range(4) %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}"),
+      "6");
   EXPECT_EQ(render("{% for x in [1, 2, 3] if x != 2 %}{{ x }}{% else %}-{% endfor %}"), "13");
   EXPECT_EQ(render("{% for k, v in {'a': 1}.items() %}{{ k }}={{ v }}{% endfor %}"), "a=1");
   // As in the reference, an iteration ended by break/continue leaves no output.
@@ -284,7 +289,8 @@ TEST(ChatTemplate, SyntaxErrorsAreClear) {
   EXPECT_EQ(render("{{ x | }}"), "PARSE ERROR: chat template syntax error: expected a filter name (line 1)");
   EXPECT_EQ(render("{{ 'open }}"), "PARSE ERROR: chat template syntax error: unterminated string literal (line 1)");
   EXPECT_EQ(render("{% break %}"), "PARSE ERROR: chat template syntax error: 'break' outside of a for loop (line 1)");
-  EXPECT_EQ(render("{% include 'x' %}"), "PARSE ERROR: chat template syntax error: unknown statement 'include' (line 1)");
+  EXPECT_EQ(render("{% include 'x' %}"),
+            "PARSE ERROR: chat template syntax error: unknown statement 'include' (line 1)");
   EXPECT_EQ(render("{{ x }"), "PARSE ERROR: chat template syntax error: expected '}}', got '}' (line 1)");
   std::string deep = std::string(500, '(') + "1" + std::string(500, ')');
   EXPECT_EQ(render("{{ " + deep + " }}"),
@@ -306,7 +312,8 @@ TEST(ChatTemplate, Limits) {
   ASSERT_FALSE(out.ok());
   EXPECT_EQ(out.message(), "chat template output is larger than the limit");
   // A namespace that contains itself cannot be printed forever.
-  EXPECT_EQ(render("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}"), "ERROR: value is nested too deeply for tojson");
+  EXPECT_EQ(render("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}"),
+            "ERROR: value is nested too deeply for tojson");
 }
 
 TEST(ChatTemplate, Context) {
@@ -323,7 +330,8 @@ TEST(ChatTemplate, Context) {
 }
 
 TEST(ChatTemplate, ParsedTemplateIsReusable) {
-  auto tmpl = ChatTemplate::parse("{% set n = namespace(c=0) %}{% for m in messages %}{% set n.c = n.c + 1 %}{% endfor %}{{ n.c }}");
+  auto tmpl = ChatTemplate::parse(
+      "{% set n = namespace(c=0) %}{% for m in messages %}{% set n.c = n.c + 1 %}{% endfor %}{{ n.c }}");
   ASSERT_TRUE(tmpl.ok());
   ChatTemplate copy = *tmpl;
   for (int i = 0; i < 3; ++i) {

@@ -26,7 +26,8 @@ std::vector<OutputEvent> run(const std::string& text, const std::vector<size_t>&
   size_t at = 0;
   auto add = [&](std::vector<OutputEvent> ev) {
     for (auto& e : ev) {
-      if (!all.empty() && all.back().kind == e.kind && (e.kind == OutputEvent::kText || e.kind == OutputEvent::kReasoning)) {
+      if (!all.empty() && all.back().kind == e.kind &&
+          (e.kind == OutputEvent::kText || e.kind == OutputEvent::kReasoning)) {
         all.back().text += e.text;
       } else {
         all.push_back(std::move(e));
@@ -61,21 +62,24 @@ void expect_everywhere(const std::string& text, const std::string& want) {
   EXPECT_EQ(describe(run(text, {})), want) << "whole";
   for (size_t i = 0; i <= text.size(); ++i) {
     ASSERT_EQ(describe(run(text, {i})), want) << "cut at " << i;
-    for (size_t j = i; j <= text.size(); j += 7) ASSERT_EQ(describe(run(text, {i, j})), want) << "cuts " << i << "," << j;
+    for (size_t j = i; j <= text.size(); j += 7)
+      ASSERT_EQ(describe(run(text, {i, j})), want) << "cuts " << i << "," << j;
   }
 }
 
 TEST(Harmony, ReasoningThenAnswer) {
-  expect_everywhere("<|channel|>analysis<|message|>User says hi. Answer briefly.<|end|>"
-                    "<|start|>assistant<|channel|>final<|message|>Hello! How can I help?",
-                    "R[User says hi. Answer briefly.]T[Hello! How can I help?]");
+  expect_everywhere(
+      "<|channel|>analysis<|message|>User says hi. Answer briefly.<|end|>"
+      "<|start|>assistant<|channel|>final<|message|>Hello! How can I help?",
+      "R[User says hi. Answer briefly.]T[Hello! How can I help?]");
 }
 
 TEST(Harmony, ToolCallWithConstraint) {
-  expect_everywhere("<|channel|>analysis<|message|>Need the weather.<|end|>"
-                    "<|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json"
-                    "<|message|>{\"city\": \"Paris\", \"days\": 2}",
-                    "R[Need the weather.]C[get_weather]A[{\"city\":\"Paris\",\"days\":2}]E");
+  expect_everywhere(
+      "<|channel|>analysis<|message|>Need the weather.<|end|>"
+      "<|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json"
+      "<|message|>{\"city\": \"Paris\", \"days\": 2}",
+      "R[Need the weather.]C[get_weather]A[{\"city\":\"Paris\",\"days\":2}]E");
 }
 
 TEST(Harmony, RecipientBeforeTheChannel) {
@@ -84,9 +88,10 @@ TEST(Harmony, RecipientBeforeTheChannel) {
 }
 
 TEST(Harmony, PreambleToTheUserIsText) {
-  expect_everywhere("<|channel|>commentary<|message|>Let me look that up.<|end|>"
-                    "<|start|>assistant<|channel|>commentary to=functions.lookup<|message|>{}",
-                    "T[Let me look that up.]C[lookup]A[{}]E");
+  expect_everywhere(
+      "<|channel|>commentary<|message|>Let me look that up.<|end|>"
+      "<|start|>assistant<|channel|>commentary to=functions.lookup<|message|>{}",
+      "T[Let me look that up.]C[lookup]A[{}]E");
 }
 
 TEST(Harmony, MarkersInsideContentAreNotTakenForText) {
@@ -111,7 +116,8 @@ TEST(Harmony, CallIdsAndDetection) {
   EXPECT_EQ(parsed.tool_calls[0].id, "abcDEF123");
   EXPECT_EQ(parsed.tool_calls[0].name, "f");
   EXPECT_EQ(parsed.tool_calls[0].arguments_json, "{\"a\":1}");
-  EXPECT_EQ(detect_tool_call_format("{{- '<|start|>assistant<|channel|>final<|message|>' }}"), ToolCallFormat::kHarmony);
+  EXPECT_EQ(detect_tool_call_format("{{- '<|start|>assistant<|channel|>final<|message|>' }}"),
+            ToolCallFormat::kHarmony);
   EXPECT_EQ(tool_call_format_name(ToolCallFormat::kHarmony), "harmony");
 }
 

@@ -31,7 +31,8 @@ inline CliRun tandem(const std::string& args, const std::string& stdin_text = ""
     std::fclose(f);
   }
   const std::string limit = timeout_s > 0 ? "timeout -s TERM " + std::to_string(timeout_s) + " " : "";
-  const std::string cmd = limit + std::string(TANDEM_BINARY_DIR) + "/tandem " + args + " <" + in + " >" + out + " 2>" + err;
+  const std::string cmd =
+      limit + std::string(TANDEM_BINARY_DIR) + "/tandem " + args + " <" + in + " >" + out + " 2>" + err;
   const int status = std::system(cmd.c_str());
   CliRun r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

@@ -108,14 +108,15 @@ TEST(Cli, TokenizeAndDetokenize) {
 std::string synth_tiny(const std::string& like, const std::string& tokenizer, const std::string& type,
                        const std::string& extra, const std::string& out) {
   CliRun r = tandem("synth --like " + like + " --type " + type + " --tokenizer " + tokenizer + " -o " + out +
-                 " --layers 2 --ffn 128 " + extra);
+                    " --layers 2 --ffn 128 " + extra);
   EXPECT_EQ(r.code, 0) << r.err;
   return r.err;
 }
 
 TEST(Cli, SynthQwen3Tiny) {
   const std::string dir = tandem::test::scratch_dir("cli_synth_qwen3");
-  synth_tiny("qwen3-0.6b", kQwen3Tokenizer, "q4_k", "--dim 64 --heads 2 --kv-heads 1 --head-dim 32 --seed 7", dir + "/a.gguf");
+  synth_tiny("qwen3-0.6b", kQwen3Tokenizer, "q4_k", "--dim 64 --heads 2 --kv-heads 1 --head-dim 32 --seed 7",
+             dir + "/a.gguf");
   auto f = gguf::GgufFile::open(dir + "/a.gguf");
   ASSERT_TRUE(f.ok()) << f.message();
   EXPECT_EQ(f->get_string("general.architecture"), "qwen3");
@@ -134,15 +135,17 @@ TEST(Cli, SynthQwen3Tiny) {
   const auto* q = f->find_tensor("blk.1.attn_q.weight");
   ASSERT_NE(q, nullptr);
   EXPECT_EQ(q->dims, (std::vector<uint64_t>{64, 64}));  // 2 heads x 32
-  EXPECT_EQ(q->type, gguf::TensorType::Q8_0);            // 64-wide rows cannot hold 256-blocks: q8_0 fallback
+  EXPECT_EQ(q->type, gguf::TensorType::Q8_0);           // 64-wide rows cannot hold 256-blocks: q8_0 fallback
   EXPECT_EQ(f->find_tensor("blk.0.attn_q_norm.weight")->dims, (std::vector<uint64_t>{32}));
   EXPECT_EQ(f->find_tensor("blk.0.attn_q_norm.weight")->type, gguf::TensorType::F32);
   EXPECT_EQ(f->find_tensor("blk.0.ffn_down.weight")->dims, (std::vector<uint64_t>{128, 64}));
   EXPECT_EQ(f->find_tensor("token_embd.weight")->dims, (std::vector<uint64_t>{64, 151936}));
 
   // Same seed, same bytes; another seed, other weights.
-  synth_tiny("qwen3-0.6b", kQwen3Tokenizer, "q4_k", "--dim 64 --heads 2 --kv-heads 1 --head-dim 32 --seed 7", dir + "/b.gguf");
-  synth_tiny("qwen3-0.6b", kQwen3Tokenizer, "q4_k", "--dim 64 --heads 2 --kv-heads 1 --head-dim 32 --seed 8", dir + "/c.gguf");
+  synth_tiny("qwen3-0.6b", kQwen3Tokenizer, "q4_k", "--dim 64 --heads 2 --kv-heads 1 --head-dim 32 --seed 7",
+             dir + "/b.gguf");
+  synth_tiny("qwen3-0.6b", kQwen3Tokenizer, "q4_k", "--dim 64 --heads 2 --kv-heads 1 --head-dim 32 --seed 8",
+             dir + "/c.gguf");
   const auto a = read_file(dir + "/a.gguf").value(), b = read_file(dir + "/b.gguf").value(),
              c = read_file(dir + "/c.gguf").value();
   EXPECT_EQ(a, b);
@@ -197,8 +200,8 @@ TEST(Cli, RunGreedyMatchesGoldenWithTheShippedModel) {
   ASSERT_EQ(r.code, 0) << r.err;
   const json j = json::parse(r.out);
   EXPECT_EQ(j["prompt_ids"], (json{1, 403, 407, 261, 378}));
-  EXPECT_EQ(j["ids"], (json{432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337, 410, 408,
-                             419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432, 358, 394}));
+  EXPECT_EQ(j["ids"], (json{432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337,
+                            410, 408, 419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432, 358, 394}));
   EXPECT_EQ(j["text"], ", there was a little girl named Lily. She loved to play outside in the park. One day, she saw");
   EXPECT_NE(r.err.find("generation: 32 tokens"), std::string::npos);
   // Streaming text mode prints the same text.
@@ -214,7 +217,8 @@ TEST(Cli, RunGreedyMatchesGoldenWithTheShippedModel) {
 }
 
 TEST(Cli, RunErrors) {
-  EXPECT_NE(tandem("run -p hi --kv-type q3").err.find("unknown --kv-type 'q3' (auto, f32, f16, bf16, q8_0)"), std::string::npos);
+  EXPECT_NE(tandem("run -p hi --kv-type q3").err.find("unknown --kv-type 'q3' (auto, f32, f16, bf16, q8_0)"),
+            std::string::npos);
   EXPECT_NE(tandem("serve --port 0 --kv-type q3").err.find("unknown --kv-type 'q3' (auto, f32, f16, bf16, q8_0)"),
             std::string::npos);
   // q8_0 keeps one scale per 32 head values (or per head of 8 or 16): heads of 4 are refused.
@@ -248,11 +252,12 @@ TEST(Cli, SynthErrors) {
   CliRun bad_dir = tandem("synth --like qwen3-0.6b --tokenizer /nonexistent -o " + out);
   EXPECT_EQ(bad_dir.code, 1);
   EXPECT_NE(bad_dir.err.find("cannot open /nonexistent/tokenizer.json"), std::string::npos);
-  CliRun bad_heads = tandem("synth --like qwen3-0.6b --heads 3 --kv-heads 2 --tokenizer " + kQwen3Tokenizer + " -o " + out);
+  CliRun bad_heads =
+      tandem("synth --like qwen3-0.6b --heads 3 --kv-heads 2 --tokenizer " + kQwen3Tokenizer + " -o " + out);
   EXPECT_EQ(bad_heads.code, 1);
   EXPECT_NE(bad_heads.err.find("multiple of kv heads"), std::string::npos);
   CliRun bad_out = tandem("synth --like qwen3-0.6b --layers 1 --dim 64 --heads 2 --kv-heads 1 --ffn 64 --tokenizer " +
-                       kQwen3Tokenizer + " -o /nonexistent/dir/x.gguf");
+                          kQwen3Tokenizer + " -o /nonexistent/dir/x.gguf");
   EXPECT_EQ(bad_out.code, 1);
   EXPECT_NE(bad_out.err.find("cannot create /nonexistent/dir/x.gguf"), std::string::npos);
   for (const CliRun& r : {bad_like, bad_type, bad_dir, bad_heads}) EXPECT_EQ(count_lines(r.err), 1u) << r.err;
@@ -268,8 +273,10 @@ namespace {
 // JSON holds the figures, the plot is an SVG.
 TEST(Cli, BenchAllInProcess) {
   const std::string dir = tandem::test::scratch_dir("cli_bench");
-  CliRun r = tandem("bench all --prompts 3 --max-tokens 8 --concurrency 1,2 --lengths 50,300 --shared 300 --private 32 --agents 3 "
-                    "--kv-memory-mb 64 --json " + dir + "/b.json --plot " + dir + "/b.svg");
+  CliRun r = tandem(
+      "bench all --prompts 3 --max-tokens 8 --concurrency 1,2 --lengths 50,300 --shared 300 --private 32 --agents 3 "
+      "--kv-memory-mb 64 --json " +
+      dir + "/b.json --plot " + dir + "/b.svg");
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   const json b = json::parse(read_file(dir + "/b.json").value());
   EXPECT_EQ(b["driver"]["driver"], "in-process engine");
@@ -306,11 +313,12 @@ TEST(Cli, ServeReportsOtherCacheFolders) {
   const std::string base = tandem::test::scratch_dir("cli_other_caches");
   fs::create_directories(base + "/stories260K-0123456789abcdef-f16/blocks");
   std::ofstream(base + "/stories260K-0123456789abcdef-f16/blocks/x") << std::string(1 << 20, 'x');
-  fs::create_directories(base + "/other-0123456789abcdef-f16");        // another model
+  fs::create_directories(base + "/other-0123456789abcdef-f16");         // another model
   fs::create_directories(base + "/stories260K-not-a-fingerprint-f16");  // not named like a cache folder
   CliRun r = tandem("serve --port 0 --kv-memory-mb 8 --cache-dir " + base, "", 3);
   EXPECT_NE(r.out.find("tandem: serving stories260K"), std::string::npos) << r.out << r.err;
-  EXPECT_NE(r.out.find("other cache folders of this model in " + base + " (other builds or KV types, not read now): 1, 1.0 MiB"),
+  EXPECT_NE(r.out.find("other cache folders of this model in " + base +
+                       " (other builds or KV types, not read now): 1, 1.0 MiB"),
             std::string::npos)
       << r.out;
   // Its own folder is not one of them.

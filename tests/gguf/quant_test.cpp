@@ -47,7 +47,7 @@ class BlockBytes {
     bytes_[off] |= static_cast<uint8_t>(v << bit);
   }
   void put_u8(size_t off, int v) { put_bits(off, 0, 8, v & 0xff); }  // also int8 (two's complement)
-  void put_u16(size_t off, uint16_t v) {  // little endian
+  void put_u16(size_t off, uint16_t v) {                             // little endian
     put_u8(off, v & 0xff);
     put_u8(off + 1, v >> 8);
   }
@@ -500,8 +500,8 @@ TEST(QuantRoundTrip, ErrorWithinPerElementBound) {
         const double ratio = err / c.bound(d.x.data() + (i / block) * block, static_cast<int>(i % block));
         if (ratio > worst) worst = ratio, at = i;
       }
-      EXPECT_LE(worst, 1.0) << type_name(c.type) << " " << d.name << " element " << at << ": x " << d.x[at]
-                            << " y " << y[at];
+      EXPECT_LE(worst, 1.0) << type_name(c.type) << " " << d.name << " element " << at << ": x " << d.x[at] << " y "
+                            << y[at];
     }
   }
 }
@@ -632,9 +632,9 @@ TEST(QuantConventions, KQuantScales) {
     EXPECT_EQ(max_scale, 63) << type_name(t);
   }
   const auto q6 = quantize_normal(TensorType::Q6_K, 256, 3, 0, 0.5f);
-  EXPECT_EQ(*std::min_element(q6.begin() + 192, q6.begin() + 208, [](uint8_t a, uint8_t b) {
-    return static_cast<int8_t>(a) < static_cast<int8_t>(b);
-  }), 0x80);
+  EXPECT_EQ(*std::min_element(q6.begin() + 192, q6.begin() + 208,
+                              [](uint8_t a, uint8_t b) { return static_cast<int8_t>(a) < static_cast<int8_t>(b); }),
+            0x80);
   const auto q8 = quantize_normal(TensorType::Q8_K, 256, 4, 77, 9.0f);
   float d;
   std::memcpy(&d, q8.data(), 4);

@@ -40,8 +40,8 @@ TEST(GgufReader, ReadsStories260K) {
 }
 
 TEST(GgufReader, ReadsEveryArchitectureFile) {
-  for (const char* name : {"qwen2-tiny-random.gguf", "qwen3-tiny-random.gguf", "gemma3-tiny-random.gguf",
-                           "llama-2-tiny-random.gguf"}) {
+  for (const char* name :
+       {"qwen2-tiny-random.gguf", "qwen3-tiny-random.gguf", "gemma3-tiny-random.gguf", "llama-2-tiny-random.gguf"}) {
     auto f = GgufFile::open(tandem::test::data_path(name));
     ASSERT_TRUE(f.ok()) << name << ": " << f.message();
     EXPECT_GT(f->tensors().size(), 5u) << name;
@@ -131,8 +131,7 @@ TEST(GgufReader, RejectsBadMetadata) {
   EXPECT_NE(parse_error(deep.b).find("nested deeper"), std::string::npos);
 }
 
-RawFile one_tensor(uint32_t n_dims, std::vector<uint64_t> dims, uint32_t type, uint64_t offset,
-                   size_t data_bytes) {
+RawFile one_tensor(uint32_t n_dims, std::vector<uint64_t> dims, uint32_t type, uint64_t offset, size_t data_bytes) {
   RawFile f;
   f.header(3, 1, 0).str("w").put(n_dims);
   for (uint64_t d : dims) f.put(d);

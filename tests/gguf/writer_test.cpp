@@ -103,9 +103,8 @@ TEST(GgufWriter, RejectsBadTensors) {
   ASSERT_TRUE(w.add_tensor("a", TensorType::F32, {1}, std::vector<uint8_t>(4)).ok());
   EXPECT_FALSE(w.add_tensor("a", TensorType::F32, {1}, std::vector<uint8_t>(4)).ok());  // duplicate
   GgufWriter failing;
-  ASSERT_TRUE(failing.add_tensor("x", TensorType::F32, {1}, [](std::span<uint8_t>) {
-                       return Status::error("no data");
-                     }).ok());
+  ASSERT_TRUE(
+      failing.add_tensor("x", TensorType::F32, {1}, [](std::span<uint8_t>) { return Status::error("no data"); }).ok());
   const std::string path = tandem::test::scratch_dir("gguf_writer_fail") + "/x.gguf";
   Status st = failing.write(path);
   ASSERT_FALSE(st.ok());
@@ -119,8 +118,8 @@ TEST(GgufWriter, ReadableByHuggingFaceGguf) {
   const std::string path = dir + "/sample.gguf";
   ASSERT_TRUE(test::sample_writer().write(path).ok());
   const std::string out = dir + "/out.json";
-  const std::string cmd = "node " + tandem::test::source_path("tests/gguf/read_with_hf_gguf.mjs") + " " + path +
-                          " > " + out;
+  const std::string cmd =
+      "node " + tandem::test::source_path("tests/gguf/read_with_hf_gguf.mjs") + " " + path + " > " + out;
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::ifstream in(out);
   auto j = nlohmann::json::parse(in);

@@ -74,7 +74,8 @@ std::vector<uint8_t> random_block(KvType type, int n_kv_heads, int head_dim, int
 // The same blocks as f32: the values attention must see.
 std::vector<uint8_t> as_f32(const std::vector<uint8_t>& mem, KvType type, int n_kv_heads, int head_dim,
                             int block_tokens, bool is_k) {
-  const size_t hb = kv_head_bytes(type, head_dim, block_tokens), hb32 = kv_head_bytes(KvType::kF32, head_dim, block_tokens);
+  const size_t hb = kv_head_bytes(type, head_dim, block_tokens),
+               hb32 = kv_head_bytes(KvType::kF32, head_dim, block_tokens);
   std::vector<uint8_t> out(hb32 * static_cast<size_t>(n_kv_heads));
   for (int h = 0; h < n_kv_heads; ++h) {
     for (int t = 0; t < block_tokens; ++t) {
@@ -239,31 +240,32 @@ std::vector<bool> amx_settings() {
 
 TEST(Attention, MatchesReference) {
   for (bool amx : amx_settings()) {
-  SCOPED_TRACE(amx ? "AMX tiles" : "f32 path");
-  detail::set_attention_amx(amx);
-  std::mt19937 rng(5);
-  for (KvType type : {KvType::kF16, KvType::kF32, KvType::kQ8_0, KvType::kBF16}) {
-    for (auto [h, kvh] : {std::pair{1, 1}, {4, 2}, {6, 2}, {3, 1}, {8, 8}, {14, 2}}) {
-      // q8_0: heads of 8 and 16 (one scale per row), 32, 64, 96 (groups of 32).
-      const std::vector<int> dims = type == KvType::kQ8_0 ? std::vector<int>{8, 16, 32, 64, 96} : std::vector<int>{16, 64, 80};
-      for (int hd : dims) {
-        for (int64_t pos : {0, 1, 31, 32, 33, 95, 150}) {
-          for (int64_t window : {0, 1, 16, 40}) run_case({h, kvh, hd, 32, pos, window, type}, rng);
+    SCOPED_TRACE(amx ? "AMX tiles" : "f32 path");
+    detail::set_attention_amx(amx);
+    std::mt19937 rng(5);
+    for (KvType type : {KvType::kF16, KvType::kF32, KvType::kQ8_0, KvType::kBF16}) {
+      for (auto [h, kvh] : {std::pair{1, 1}, {4, 2}, {6, 2}, {3, 1}, {8, 8}, {14, 2}}) {
+        // q8_0: heads of 8 and 16 (one scale per row), 32, 64, 96 (groups of 32).
+        const std::vector<int> dims =
+            type == KvType::kQ8_0 ? std::vector<int>{8, 16, 32, 64, 96} : std::vector<int>{16, 64, 80};
+        for (int hd : dims) {
+          for (int64_t pos : {0, 1, 31, 32, 33, 95, 150}) {
+            for (int64_t window : {0, 1, 16, 40}) run_case({h, kvh, hd, 32, pos, window, type}, rng);
+          }
         }
       }
     }
-  }
-  // Heads of 128 in blocks of 64 (two 32-key steps per block on tiles).
-  for (KvType type : {KvType::kF16, KvType::kBF16}) {
-    for (int64_t pos : {0, 63, 64, 200}) {
-      for (int64_t window : {0, 40}) run_case({4, 2, 128, 64, pos, window, type}, rng);
+    // Heads of 128 in blocks of 64 (two 32-key steps per block on tiles).
+    for (KvType type : {KvType::kF16, KvType::kBF16}) {
+      for (int64_t pos : {0, 63, 64, 200}) {
+        for (int64_t window : {0, 40}) run_case({4, 2, 128, 64, pos, window, type}, rng);
+      }
     }
-  }
-  // Block sizes that are not a power of two (nor a multiple of a vector).
-  run_case({4, 2, 32, 7, 60, 0, KvType::kF16}, rng);
-  run_case({4, 2, 32, 7, 60, 0, KvType::kQ8_0}, rng);
-  run_case({6, 2, 64, 13, 70, 20, KvType::kQ8_0}, rng);
-  run_case({4, 2, 64, 14, 60, 20, KvType::kBF16}, rng);  // bf16: even sizes only
+    // Block sizes that are not a power of two (nor a multiple of a vector).
+    run_case({4, 2, 32, 7, 60, 0, KvType::kF16}, rng);
+    run_case({4, 2, 32, 7, 60, 0, KvType::kQ8_0}, rng);
+    run_case({6, 2, 64, 13, 70, 20, KvType::kQ8_0}, rng);
+    run_case({4, 2, 64, 14, 60, 20, KvType::kBF16}, rng);  // bf16: even sizes only
   }
   detail::reset_attention_amx();
 }
@@ -341,70 +343,70 @@ TEST(Attention, GroupEqualsSingleQueries) {
   const int64_t pos0 = 20;
   // (On AMX the f16 cases run on tiles: 90 rows, 6 tiles, the last short.)
   for (bool amx : amx_settings())
-  for (auto [HD, BT] : {std::pair{32, 32}, {128, 64}})
-  for (KvType type : {KvType::kF16, KvType::kQ8_0, KvType::kF32, KvType::kBF16}) {
-    detail::set_attention_amx(amx);
-    const int64_t n_blocks = (pos0 + NQ) / BT + 1;
-    for (int64_t window : {0, 16}) {
-      std::vector<std::vector<uint8_t>> k, v;
-      std::vector<const uint8_t*> kp, vp;
-      for (int64_t b = 0; b < n_blocks; ++b) {
-        k.push_back(random_block(type, KVH, HD, BT, true, rng));
-        v.push_back(random_block(type, KVH, HD, BT, false, rng));
+    for (auto [HD, BT] : {std::pair{32, 32}, {128, 64}})
+      for (KvType type : {KvType::kF16, KvType::kQ8_0, KvType::kF32, KvType::kBF16}) {
+        detail::set_attention_amx(amx);
+        const int64_t n_blocks = (pos0 + NQ) / BT + 1;
+        for (int64_t window : {0, 16}) {
+          std::vector<std::vector<uint8_t>> k, v;
+          std::vector<const uint8_t*> kp, vp;
+          for (int64_t b = 0; b < n_blocks; ++b) {
+            k.push_back(random_block(type, KVH, HD, BT, true, rng));
+            v.push_back(random_block(type, KVH, HD, BT, false, rng));
+          }
+          for (int64_t b = 0; b < n_blocks; ++b) {
+            kp.push_back(k[static_cast<size_t>(b)].data());
+            vp.push_back(v[static_cast<size_t>(b)].data());
+          }
+          std::vector<float> q(static_cast<size_t>(NQ * H * HD)), group(q.size()), single(q.size());
+          for (auto& x : q) x = nd(rng);
+          std::vector<float> scratch(attention_scratch_floats(BT, HD, NQ, H / KVH));
+          AttentionArgs a;
+          a.n_heads = H;
+          a.n_kv_heads = KVH;
+          a.head_dim = HD;
+          a.scale = 0.17f;
+          a.window = window;
+          a.k_blocks = kp.data();
+          a.v_blocks = vp.data();
+          a.block_tokens = BT;
+          a.kv_type = type;
+          a.scratch = scratch.data();
+          a.q_stride = a.out_stride = H * HD;
+          a.q = q.data();
+          a.out = group.data();
+          a.pos = pos0;
+          a.n_queries = NQ;
+          attention(a, 0, H);
+          for (int i = 0; i < NQ; ++i) {
+            a.q = q.data() + i * H * HD;
+            a.out = single.data() + i * H * HD;
+            a.pos = pos0 + i;
+            a.n_queries = 1;
+            attention(a, 0, H);
+          }
+          const std::string what = std::string(kv_type_name(type)) + " window " + std::to_string(window) + " head " +
+                                   std::to_string(HD) + (amx ? " on AMX tiles" : "");
+          ASSERT_EQ(std::memcmp(group.data(), single.data(), group.size() * sizeof(float)), 0) << what;
+          // One head per call (no pairing across heads), and chunks of 3 queries
+          // (some tiles short, blocks read in registers), give the same bits too.
+          std::vector<float> per_head(q.size()), chunked(q.size());
+          a.q = q.data();
+          a.out = per_head.data();
+          a.pos = pos0;
+          a.n_queries = NQ;
+          for (int h = 0; h < H; ++h) attention(a, h, h + 1);
+          ASSERT_EQ(std::memcmp(group.data(), per_head.data(), group.size() * sizeof(float)), 0) << what;
+          for (int i = 0; i < NQ; i += 3) {
+            a.q = q.data() + i * H * HD;
+            a.out = chunked.data() + i * H * HD;
+            a.pos = pos0 + i;
+            a.n_queries = std::min(3, NQ - i);
+            attention(a, 0, H);
+          }
+          ASSERT_EQ(std::memcmp(group.data(), chunked.data(), group.size() * sizeof(float)), 0) << what;
+        }
       }
-      for (int64_t b = 0; b < n_blocks; ++b) {
-        kp.push_back(k[static_cast<size_t>(b)].data());
-        vp.push_back(v[static_cast<size_t>(b)].data());
-      }
-      std::vector<float> q(static_cast<size_t>(NQ * H * HD)), group(q.size()), single(q.size());
-      for (auto& x : q) x = nd(rng);
-      std::vector<float> scratch(attention_scratch_floats(BT, HD, NQ, H / KVH));
-      AttentionArgs a;
-      a.n_heads = H;
-      a.n_kv_heads = KVH;
-      a.head_dim = HD;
-      a.scale = 0.17f;
-      a.window = window;
-      a.k_blocks = kp.data();
-      a.v_blocks = vp.data();
-      a.block_tokens = BT;
-      a.kv_type = type;
-      a.scratch = scratch.data();
-      a.q_stride = a.out_stride = H * HD;
-      a.q = q.data();
-      a.out = group.data();
-      a.pos = pos0;
-      a.n_queries = NQ;
-      attention(a, 0, H);
-      for (int i = 0; i < NQ; ++i) {
-        a.q = q.data() + i * H * HD;
-        a.out = single.data() + i * H * HD;
-        a.pos = pos0 + i;
-        a.n_queries = 1;
-        attention(a, 0, H);
-      }
-      const std::string what = std::string(kv_type_name(type)) + " window " + std::to_string(window) + " head " +
-                               std::to_string(HD) + (amx ? " on AMX tiles" : "");
-      ASSERT_EQ(std::memcmp(group.data(), single.data(), group.size() * sizeof(float)), 0) << what;
-      // One head per call (no pairing across heads), and chunks of 3 queries
-      // (some tiles short, blocks read in registers), give the same bits too.
-      std::vector<float> per_head(q.size()), chunked(q.size());
-      a.q = q.data();
-      a.out = per_head.data();
-      a.pos = pos0;
-      a.n_queries = NQ;
-      for (int h = 0; h < H; ++h) attention(a, h, h + 1);
-      ASSERT_EQ(std::memcmp(group.data(), per_head.data(), group.size() * sizeof(float)), 0) << what;
-      for (int i = 0; i < NQ; i += 3) {
-        a.q = q.data() + i * H * HD;
-        a.out = chunked.data() + i * H * HD;
-        a.pos = pos0 + i;
-        a.n_queries = std::min(3, NQ - i);
-        attention(a, 0, H);
-      }
-      ASSERT_EQ(std::memcmp(group.data(), chunked.data(), group.size() * sizeof(float)), 0) << what;
-    }
-  }
   detail::reset_attention_amx();
 }
 
@@ -432,57 +434,59 @@ TEST(Attention, UnseenKeysNeverReachTheOutput) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   const int H = 4, KVH = 2, HD = 64, BT = 32, NQ = 8;
   for (bool amx : amx_settings())
-  for (KvType type : {KvType::kF16, KvType::kBF16, KvType::kQ8_0, KvType::kF32}) {
-    detail::set_attention_amx(amx);
-    for (int64_t window : {0, 12}) {
-      for (int n_queries : {1, NQ}) {
-        const int64_t pos = 41 - n_queries;  // queries up to 40: keys 41..63 unseen (window 12: 0..28 too)
-        std::vector<std::vector<uint8_t>> k, v;
-        for (int b = 0; b < 2; ++b) {
-          k.push_back(random_block(type, KVH, HD, BT, true, rng));
-          v.push_back(random_block(type, KVH, HD, BT, false, rng));
-        }
-        std::vector<float> q(static_cast<size_t>(NQ * H * HD)), clean(q.size()), poisoned(q.size());
-        for (auto& x : q) x = nd(rng);
-        std::vector<float> scratch(attention_scratch_floats(BT, HD, NQ, H / KVH));
-        auto run = [&](float* out) {
-          const uint8_t* kp[2] = {k[0].data(), k[1].data()};
-          const uint8_t* vp[2] = {v[0].data(), v[1].data()};
-          AttentionArgs a;
-          a.q = q.data();
-          a.out = out;
-          a.n_queries = n_queries;
-          a.q_stride = a.out_stride = H * HD;
-          a.n_heads = H;
-          a.n_kv_heads = KVH;
-          a.head_dim = HD;
-          a.scale = 0.125f;
-          a.pos = pos;
-          a.window = window;
-          a.k_blocks = kp;
-          a.v_blocks = vp;
-          a.block_tokens = BT;
-          a.kv_type = type;
-          a.scratch = scratch.data();
-          attention(a, 0, H);
-        };
-        run(clean.data());
-        const size_t hb = kv_head_bytes(type, HD, BT);
-        for (int64_t key = 0; key < 2 * BT; ++key) {
-          if (key <= 40 && (window == 0 || key > pos - window)) continue;  // someone sees it
-          for (int h = 0; h < KVH; ++h) {
-            for (bool is_k : {true, false}) {
-              uint8_t* head = (is_k ? k : v)[static_cast<size_t>(key / BT)].data() + static_cast<size_t>(h) * hb;
-              for (auto [off, n] : token_bytes(type, is_k, HD, BT, static_cast<size_t>(key % BT))) std::memset(head + off, 0xFF, n);
+    for (KvType type : {KvType::kF16, KvType::kBF16, KvType::kQ8_0, KvType::kF32}) {
+      detail::set_attention_amx(amx);
+      for (int64_t window : {0, 12}) {
+        for (int n_queries : {1, NQ}) {
+          const int64_t pos = 41 - n_queries;  // queries up to 40: keys 41..63 unseen (window 12: 0..28 too)
+          std::vector<std::vector<uint8_t>> k, v;
+          for (int b = 0; b < 2; ++b) {
+            k.push_back(random_block(type, KVH, HD, BT, true, rng));
+            v.push_back(random_block(type, KVH, HD, BT, false, rng));
+          }
+          std::vector<float> q(static_cast<size_t>(NQ * H * HD)), clean(q.size()), poisoned(q.size());
+          for (auto& x : q) x = nd(rng);
+          std::vector<float> scratch(attention_scratch_floats(BT, HD, NQ, H / KVH));
+          auto run = [&](float* out) {
+            const uint8_t* kp[2] = {k[0].data(), k[1].data()};
+            const uint8_t* vp[2] = {v[0].data(), v[1].data()};
+            AttentionArgs a;
+            a.q = q.data();
+            a.out = out;
+            a.n_queries = n_queries;
+            a.q_stride = a.out_stride = H * HD;
+            a.n_heads = H;
+            a.n_kv_heads = KVH;
+            a.head_dim = HD;
+            a.scale = 0.125f;
+            a.pos = pos;
+            a.window = window;
+            a.k_blocks = kp;
+            a.v_blocks = vp;
+            a.block_tokens = BT;
+            a.kv_type = type;
+            a.scratch = scratch.data();
+            attention(a, 0, H);
+          };
+          run(clean.data());
+          const size_t hb = kv_head_bytes(type, HD, BT);
+          for (int64_t key = 0; key < 2 * BT; ++key) {
+            if (key <= 40 && (window == 0 || key > pos - window)) continue;  // someone sees it
+            for (int h = 0; h < KVH; ++h) {
+              for (bool is_k : {true, false}) {
+                uint8_t* head = (is_k ? k : v)[static_cast<size_t>(key / BT)].data() + static_cast<size_t>(h) * hb;
+                for (auto [off, n] : token_bytes(type, is_k, HD, BT, static_cast<size_t>(key % BT)))
+                  std::memset(head + off, 0xFF, n);
+              }
             }
           }
+          run(poisoned.data());
+          ASSERT_EQ(std::memcmp(clean.data(), poisoned.data(), static_cast<size_t>(n_queries * H * HD) * sizeof(float)),
+                    0)
+              << kv_type_name(type) << " window " << window << " queries " << n_queries << (amx ? " on AMX tiles" : "");
         }
-        run(poisoned.data());
-        ASSERT_EQ(std::memcmp(clean.data(), poisoned.data(), static_cast<size_t>(n_queries * H * HD) * sizeof(float)), 0)
-            << kv_type_name(type) << " window " << window << " queries " << n_queries << (amx ? " on AMX tiles" : "");
       }
     }
-  }
   detail::reset_attention_amx();
 }
 

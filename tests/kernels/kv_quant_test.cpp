@@ -35,7 +35,8 @@ TEST(KvQuant, MatchesTwinAndStaysWithinHalfAStep) {
           for (size_t g = 0; g < ng; ++g) {
             const float scale = f16_to_f32(d[g * static_cast<size_t>(stride)]);
             float amax = 0;
-            for (int i = 0; i < group; ++i) amax = std::max(amax, std::fabs(x[g * static_cast<size_t>(group) + static_cast<size_t>(i)]));
+            for (int i = 0; i < group; ++i)
+              amax = std::max(amax, std::fabs(x[g * static_cast<size_t>(group) + static_cast<size_t>(i)]));
             EXPECT_GE(scale * 127, amax * (1 - 1e-7f)) << "scale is amax / 127 rounded up";
             EXPECT_NEAR(scale, amax / 127, amax / 127 * 1e-3 + 6e-8) << "... to the next f16";
             for (int i = 0; i < group; ++i) {
@@ -97,7 +98,8 @@ TEST(KvQuant, ZeroAndHugeGroups) {
 }
 
 TEST(KvType, NamesIdsAndLayout) {
-  for (KvType t : {KvType::kF32, KvType::kF16, KvType::kQ8_0, KvType::kBF16}) EXPECT_EQ(parse_kv_type(kv_type_name(t)), t);
+  for (KvType t : {KvType::kF32, KvType::kF16, KvType::kQ8_0, KvType::kBF16})
+    EXPECT_EQ(parse_kv_type(kv_type_name(t)), t);
   EXPECT_FALSE(parse_kv_type("q8").has_value());
   EXPECT_FALSE(parse_kv_type("F16").has_value());
   // Stable ids: folded into prefix-cache keys and stored on disk.
@@ -126,9 +128,11 @@ TEST(KvType, NamesIdsAndLayout) {
   auto* q = reinterpret_cast<int8_t*>(head.data());
   auto* d = reinterpret_cast<uint16_t*>(head.data() + D * T);
   quantize_kv_q8(row.data(), D, G, q + 3, T, d + 3, T);  // K of token 3
-  for (int i = 0; i < D; ++i) EXPECT_NEAR(kv_load(KvType::kQ8_0, head.data(), true, D, T, 3, i), row[static_cast<size_t>(i)], 0.05f);
+  for (int i = 0; i < D; ++i)
+    EXPECT_NEAR(kv_load(KvType::kQ8_0, head.data(), true, D, T, 3, i), row[static_cast<size_t>(i)], 0.05f);
   quantize_kv_q8(row.data(), D, G, q + 2 * D, 1, d + 2 * (D / G), 1);  // V of token 2
-  for (int i = 0; i < D; ++i) EXPECT_NEAR(kv_load(KvType::kQ8_0, head.data(), false, D, T, 2, i), row[static_cast<size_t>(i)], 0.05f);
+  for (int i = 0; i < D; ++i)
+    EXPECT_NEAR(kv_load(KvType::kQ8_0, head.data(), false, D, T, 2, i), row[static_cast<size_t>(i)], 0.05f);
 
   // bf16 pairs: K rows pair dims 2j, 2j+1 of each key; V rows pair keys 2j,
   // 2j+1 over all dims (the tile operand layout).

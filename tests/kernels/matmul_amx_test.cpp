@@ -79,20 +79,19 @@ void expect_same_bits(const Weights& w, const std::vector<float>& x, int64_t m, 
 TEST_F(MatmulAmx, BitIdenticalToVnniOverAwkwardShapes) {
   ThreadPool pool(2);
   // K: multiples of 32, not of 64 (but one); N: not multiples of 16 (ragged weight tiles).
-  const test_data::ShapeSweep sweep{{TensorType::Q8_0, TensorType::Q4_0}, {32, 96, 160, 1056}, {1, 3, 17, 33, 50}, 31, 0};
-  test_data::for_each_shape(sweep, make_acts, [&](const Weights& w, const std::vector<float>& x, int64_t m,
-                                                  MatmulScratch& scratch, const std::string& what) {
-    expect_same_bits(w, x, m, w.m.cols, pool, scratch, what);
-  });
+  const test_data::ShapeSweep sweep{
+      {TensorType::Q8_0, TensorType::Q4_0}, {32, 96, 160, 1056}, {1, 3, 17, 33, 50}, 31, 0};
+  test_data::for_each_shape(sweep, make_acts,
+                            [&](const Weights& w, const std::vector<float>& x, int64_t m, MatmulScratch& scratch,
+                                const std::string& what) { expect_same_bits(w, x, m, w.m.cols, pool, scratch, what); });
 }
 
 TEST_F(MatmulAmx, KQuantsBitIdenticalOverAwkwardShapes) {
   ThreadPool pool(2);
   const test_data::ShapeSweep sweep{{TensorType::Q4_K, TensorType::Q6_K}, {256, 768, 1280}, {1, 3, 17, 33, 50}, 37, 1};
-  test_data::for_each_shape(sweep, make_acts, [&](const Weights& w, const std::vector<float>& x, int64_t m,
-                                                  MatmulScratch& scratch, const std::string& what) {
-    expect_same_bits(w, x, m, w.m.cols, pool, scratch, what);
-  });
+  test_data::for_each_shape(sweep, make_acts,
+                            [&](const Weights& w, const std::vector<float>& x, int64_t m, MatmulScratch& scratch,
+                                const std::string& what) { expect_same_bits(w, x, m, w.m.cols, pool, scratch, what); });
 }
 
 TEST_F(MatmulAmx, BitIdenticalForLargeBatchesStridesAndThreads) {
@@ -114,8 +113,8 @@ TEST_F(MatmulAmx, BitIdenticalForLargeBatchesStridesAndThreads) {
         // a line: first tiles of 16 - shift rows.
         for (int shift : {0, 1, 4, 15}) {
           expect_same_bits(w, x, m, x_stride, *pool, scratch,
-                           std::string(gguf::type_name(type)) + " M=" + std::to_string(m) + " threads=" +
-                               std::to_string(pool->size()) + " Y shift " + std::to_string(shift),
+                           std::string(gguf::type_name(type)) + " M=" + std::to_string(m) +
+                               " threads=" + std::to_string(pool->size()) + " Y shift " + std::to_string(shift),
                            (n + 15) / 16 * 16 + 16, shift);
           if (HasFatalFailure()) return;
         }
@@ -139,7 +138,8 @@ TEST_F(MatmulAmx, AutoModeRowAloneEqualsRowInLargeBatch) {
   EXPECT_EQ(calls + 1, detail::amx_call_count());
   for (int64_t i : {int64_t{0}, m / 2, m - 1}) {
     matmul(w.m, x.data() + i * k, 1, k, alone.data(), n, pool, scratch);
-    EXPECT_EQ(0, std::memcmp(alone.data(), batch.data() + i * n, sizeof(float) * static_cast<size_t>(n))) << "row " << i;
+    EXPECT_EQ(0, std::memcmp(alone.data(), batch.data() + i * n, sizeof(float) * static_cast<size_t>(n)))
+        << "row " << i;
   }
   EXPECT_EQ(calls + 1, detail::amx_call_count()) << "a single row must take the VNNI path in kAuto";
 }

@@ -71,10 +71,9 @@ TEST_F(MatmulKqVnni, BitIdenticalOverAwkwardShapes) {
   ThreadPool pool(2);
   const test_data::ShapeSweep sweep{
       {TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}, {256, 768, 2816}, {1, 7, 15, 16, 17, 33, 50, 100}, 41, 3};
-  test_data::for_each_shape(sweep, make_acts, [&](const Weights& w, const std::vector<float>& x, int64_t m,
-                                                  MatmulScratch& scratch, const std::string& what) {
-    expect_same_bits(w, x, m, w.m.cols, pool, scratch, what);
-  });
+  test_data::for_each_shape(sweep, make_acts,
+                            [&](const Weights& w, const std::vector<float>& x, int64_t m, MatmulScratch& scratch,
+                                const std::string& what) { expect_same_bits(w, x, m, w.m.cols, pool, scratch, what); });
 }
 
 TEST_F(MatmulKqVnni, BitIdenticalOverStridesAndThreads) {
@@ -87,10 +86,10 @@ TEST_F(MatmulKqVnni, BitIdenticalOverStridesAndThreads) {
     scratch.reserve(4, k, 3);
     for (ThreadPool* pool : {&one, &two, &three}) {
       for (int64_t m = 1; m <= 4; ++m) {
-        expect_same_bits(w, x, m, x_stride, *pool, scratch,
-                         std::string(gguf::type_name(type)) + " M=" + std::to_string(m) +
-                             " threads=" + std::to_string(pool->size()),
-                         n + 29);
+        expect_same_bits(
+            w, x, m, x_stride, *pool, scratch,
+            std::string(gguf::type_name(type)) + " M=" + std::to_string(m) + " threads=" + std::to_string(pool->size()),
+            n + 29);
         if (HasFatalFailure()) return;
       }
     }

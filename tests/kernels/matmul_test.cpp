@@ -139,9 +139,10 @@ struct TypeCase {
 
 const std::vector<TypeCase>& type_cases() {
   static const std::vector<TypeCase> cases = {
-      {TensorType::Q8_0, {32, 96, 4096}}, {TensorType::Q4_0, {32, 160, 4096}}, {TensorType::Q4_K, {256, 768, 4096}},
-      {TensorType::Q6_K, {256, 1280, 4096}}, {TensorType::F16, {1, 13, 100, 4099}}, {TensorType::BF16, {7, 24, 4096}},
-      {TensorType::MXFP4, {32, 96, 4096}}, {TensorType::Q5_K, {256, 768, 4096}},
+      {TensorType::Q8_0, {32, 96, 4096}},    {TensorType::Q4_0, {32, 160, 4096}},
+      {TensorType::Q4_K, {256, 768, 4096}},  {TensorType::Q6_K, {256, 1280, 4096}},
+      {TensorType::F16, {1, 13, 100, 4099}}, {TensorType::BF16, {7, 24, 4096}},
+      {TensorType::MXFP4, {32, 96, 4096}},   {TensorType::Q5_K, {256, 768, 4096}},
   };
   return cases;
 }
@@ -159,8 +160,9 @@ void run_shapes(TensorType type, int64_t n, int64_t k, bool raw, ThreadPool& poo
   for (int64_t m = 1; m <= max_m; ++m) {
     std::vector<float> y(static_cast<size_t>(m * n), NAN);
     matmul(w.m, x.data(), m, k, y.data(), n, pool, scratch);
-    check(w, x, m, y, name_of(type) + (raw ? " raw" : "") + " N=" + std::to_string(n) + " K=" + std::to_string(k) +
-                          " M=" + std::to_string(m));
+    check(w, x, m, y,
+          name_of(type) + (raw ? " raw" : "") + " N=" + std::to_string(n) + " K=" + std::to_string(k) +
+              " M=" + std::to_string(m));
     if (::testing::Test::HasFailure()) return;
   }
 }
@@ -196,8 +198,8 @@ TEST(Matmul, EveryTargetMatchesReference) {
 
 TEST(Matmul, RawBlocksReachIntegerExtremes) {
   ThreadPool pool(2);
-  for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::MXFP4, TensorType::Q4_K, TensorType::Q5_K,
-                       TensorType::Q6_K}) {
+  for (TensorType t :
+       {TensorType::Q8_0, TensorType::Q4_0, TensorType::MXFP4, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
     const int64_t k = act_block_elems(t) == 32 ? 1024 : 2048;
     run_shapes(t, 17, k, true, pool);
   }
@@ -272,7 +274,8 @@ TEST(Matmul, RowViewsGiveTheSameBits) {
       std::vector<float> y(static_cast<size_t>(m * (b - a)));
       matmul(view, x.data(), m, k, y.data(), b - a, pool, scratch);
       for (int64_t i = 0; i < m; ++i) {
-        ASSERT_EQ(0, std::memcmp(full.data() + i * n + a, y.data() + i * (b - a), sizeof(float) * static_cast<size_t>(b - a)))
+        ASSERT_EQ(
+            0, std::memcmp(full.data() + i * n + a, y.data() + i * (b - a), sizeof(float) * static_cast<size_t>(b - a)))
             << name_of(tc.type) << " rows [" << a << ", " << b << ") m=" << i;
       }
     }

@@ -32,22 +32,17 @@ QuantWeights make_quant_weights(TensorType type, int64_t n, int64_t k, uint32_t 
       const uint16_t d = random_f16_scale(rng), dmin = random_f16_scale(rng);
       switch (type) {
         case TensorType::Q8_0:
-        case TensorType::Q4_0:
-          std::memcpy(blk, &d, 2);
-          break;
+        case TensorType::Q4_0: std::memcpy(blk, &d, 2); break;
         case TensorType::Q4_K:
         case TensorType::Q5_K:
           std::memcpy(blk, &d, 2);
           std::memcpy(blk + 2, &dmin, 2);
           break;
-        case TensorType::Q6_K:
-          std::memcpy(blk + 208, &d, 2);
-          break;
+        case TensorType::Q6_K: std::memcpy(blk + 208, &d, 2); break;
         case TensorType::MXFP4:
           blk[0] = static_cast<uint8_t>(108 + rng() % 32);  // scales 2^-20 .. 2^11: every nibble, no overflow
           break;
-        default:
-          ADD_FAILURE() << "no raw mode for this type";
+        default: ADD_FAILURE() << "no raw mode for this type";
       }
     }
   } else {

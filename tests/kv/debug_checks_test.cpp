@@ -45,13 +45,19 @@ TEST_F(DebugChecks, KvWriteOutsideTheBlockAborts) {
   auto pool = small_pool();
   const std::vector<float> row(16, 1.0f);
   pool->write(0, 1, 3, row.data(), row.data());  // the last slot of the last layer: fine
-  EXPECT_DEATH(pool->write(0, 0, 4, row.data(), row.data()), "KV write out of range: block 0 of 4, layer 0 of 2, slot 4 of 4");
+  EXPECT_DEATH(pool->write(0, 0, 4, row.data(), row.data()),
+               "KV write out of range: block 0 of 4, layer 0 of 2, slot 4 of 4");
   EXPECT_DEATH(pool->write(4, 0, 0, row.data(), row.data()), "KV write out of range");
   EXPECT_DEATH(pool->write(0, 2, 0, row.data(), row.data()), "KV write out of range");
 }
 
 TEST_F(DebugChecks, AResultFromAnOkStatusAborts) {
-  EXPECT_DEATH({ Result<int> r{Status()}; (void)r; }, "a Result built from an ok Status has no value");
+  EXPECT_DEATH(
+      {
+        Result<int> r{Status()};
+        (void)r;
+      },
+      "a Result built from an ok Status has no value");
   Result<int> fine{Status::error("no")};
   EXPECT_FALSE(fine.ok());
 }

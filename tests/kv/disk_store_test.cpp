@@ -175,8 +175,20 @@ TEST(DiskStore, RejectsBadArguments) {
 // A flipped bit anywhere in the file (header, tokens, payload, checksum) is
 // caught on load; the block is deleted and the others stay.
 TEST(DiskStore, CorruptByteIsCaughtAndBlockDeleted) {
-  const uint64_t offsets[] = {0, 5, 8, 20, 24, 32, 40, 48, 56, 53, kBlockFileHeaderBytes, kBlockFileHeaderBytes + 13,
-                              kBlockFileHeaderBytes + kTokens * 4, kFileBytes - 1};
+  const uint64_t offsets[] = {0,
+                              5,
+                              8,
+                              20,
+                              24,
+                              32,
+                              40,
+                              48,
+                              56,
+                              53,
+                              kBlockFileHeaderBytes,
+                              kBlockFileHeaderBytes + 13,
+                              kBlockFileHeaderBytes + kTokens * 4,
+                              kFileBytes - 1};
   for (uint64_t off : offsets) {
     SCOPED_TRACE(off);
     const std::string dir = test::scratch_dir("disk_store_corrupt");
@@ -507,7 +519,7 @@ TEST(DiskStore, SurvivesKill9AtRandomMoments) {
     DiskStore& s = **opened;
     rounds_with_orphans += s.stats().files_deleted_at_open > 0 ? 1 : 0;
     ASSERT_EQ(s.stats().dropped_at_open, 0);  // a process crash loses no indexed block
-    ASSERT_EQ(s.check_invariants(), "");     // no temporaries, no files without rows
+    ASSERT_EQ(s.check_invariants(), "");      // no temporaries, no files without rows
     auto ks = s.keys();
     ASSERT_TRUE(ks.ok());
     std::vector<uint8_t> out(kKillPayload);
@@ -524,8 +536,8 @@ TEST(DiskStore, SurvivesKill9AtRandomMoments) {
   // The kills must have hit work in progress, not only idle moments.
   EXPECT_GT(blocks_checked, kRounds);
   EXPECT_GT(rounds_with_temp + rounds_with_orphans, 0);
-  std::printf("kill -9: %d rounds, %lld blocks verified, %d with a temporary left, %d with orphans deleted\n",
-              kRounds, static_cast<long long>(blocks_checked), rounds_with_temp, rounds_with_orphans);
+  std::printf("kill -9: %d rounds, %lld blocks verified, %d with a temporary left, %d with orphans deleted\n", kRounds,
+              static_cast<long long>(blocks_checked), rounds_with_temp, rounds_with_orphans);
 }
 
 }  // namespace

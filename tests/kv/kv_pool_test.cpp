@@ -57,15 +57,15 @@ TEST(KvPool, WritesEveryTypeWhereTheLayoutSays) {
           float kmax = 0, vmax = 0;
           for (int i = 0; i < hd; ++i) kmax = std::max(kmax, std::fabs(kr[i])), vmax = std::max(vmax, std::fabs(vr[i]));
           for (int i = 0; i < hd; ++i) {
-            const float k = kernels::kv_load(type, (*pool)->k(b, l) + static_cast<size_t>(h) * hb, true, hd,
-                                             s.block_tokens, t, i);
-            const float v = kernels::kv_load(type, (*pool)->v(b, l) + static_cast<size_t>(h) * hb, false, hd,
-                                             s.block_tokens, t, i);
+            const float k =
+                kernels::kv_load(type, (*pool)->k(b, l) + static_cast<size_t>(h) * hb, true, hd, s.block_tokens, t, i);
+            const float v =
+                kernels::kv_load(type, (*pool)->v(b, l) + static_cast<size_t>(h) * hb, false, hd, s.block_tokens, t, i);
             auto tol = [&](float x, float amax) {
-              return type == kernels::KvType::kF32   ? 0.0f
+              return type == kernels::KvType::kF32    ? 0.0f
                      : type == kernels::KvType::kF16  ? std::fabs(x) / 2048 + 3e-8f  // + half a subnormal step
                      : type == kernels::KvType::kBF16 ? std::fabs(x) / 256
-                                                       : amax / 127 / 2 * 1.001f;
+                                                      : amax / 127 / 2 * 1.001f;
             };
             // (Groups of 32 have their own amax, at most the head's.)
             ASSERT_LE(std::fabs(k - kr[i]), tol(kr[i], kmax)) << kernels::kv_type_name(type) << " hd " << hd;

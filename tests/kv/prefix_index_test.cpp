@@ -58,10 +58,10 @@ TEST(PrefixIndex, HitMissPrefixHit) {
   PrefixIndex c(*pool, 42);
   CHECK_INVARIANTS(c);
   EXPECT_EQ(c.blocks().n_free(), 8);
-  const auto tmpl = seq(100, 8);                       // a shared "template": 2 blocks
-  const auto p1 = concat(tmpl, seq(200, 6));           // + 1 full block + 2 tokens
-  const auto p2 = concat(tmpl, seq(300, 5));           // same template, other tail
-  const auto p3 = seq(400, 9);                         // nothing shared
+  const auto tmpl = seq(100, 8);              // a shared "template": 2 blocks
+  const auto p1 = concat(tmpl, seq(200, 6));  // + 1 full block + 2 tokens
+  const auto p2 = concat(tmpl, seq(300, 5));  // same template, other tail
+  const auto p3 = seq(400, 9);                // nothing shared
 
   // MISS: nothing cached yet.
   auto m = c.lookup(p1);

@@ -141,8 +141,7 @@ TEST(Determinism, QuantizedWeights) {
     o.n_layers = 2, o.dim = 256, o.n_heads = 4, o.n_kv_heads = 2, o.head_dim = 64, o.ffn_dim = 512, o.vocab = 1000;
     auto shape = make_shape("qwen3-0.6b", o);
     ASSERT_TRUE(shape.ok());
-    const std::string path =
-        tandem::test::scratch_dir("determinism_" + std::string(gguf::type_name(type))) + "/m.gguf";
+    const std::string path = tandem::test::scratch_dir("determinism_" + std::string(gguf::type_name(type))) + "/m.gguf";
     ASSERT_TRUE(write_synth(*shape, type, 5, {}, path).ok());
     SCOPED_TRACE(std::string(gguf::type_name(type)));
     const uint64_t amx_calls = kernels::detail::amx_call_count();
@@ -176,7 +175,8 @@ INSTANTIATE_TEST_SUITE_P(Models, Determinism,
                                                               kernels::KvType::kBF16)),
                          [](const auto& info) {
                            std::string n = std::get<0>(info.param);
-                           return n.substr(0, n.find_first_of("-.")) + "_" + kernels::kv_type_name(std::get<1>(info.param));
+                           return n.substr(0, n.find_first_of("-.")) + "_" +
+                                  kernels::kv_type_name(std::get<1>(info.param));
                          });
 
 }  // namespace

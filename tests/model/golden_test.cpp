@@ -86,7 +86,8 @@ TEST_P(GoldenTest, GreedyAgreementWithQ8Kv) {
   const nlohmann::json ref = reference(GetParam());  // (a temporary would die before the loop)
   for (const auto& r : ref["results"]) {
     const auto want = r["generated_ids"].get<std::vector<int32_t>>();
-    const auto got = test::greedy(*m, *pool, r["prompt_ids"].get<std::vector<int32_t>>(), static_cast<int>(want.size()));
+    const auto got =
+        test::greedy(*m, *pool, r["prompt_ids"].get<std::vector<int32_t>>(), static_cast<int>(want.size()));
     ASSERT_EQ(got.size(), want.size());
     size_t first = 0;
     while (first < want.size() && got[first] == want[first]) ++first;

@@ -16,8 +16,7 @@ namespace {
 
 TEST(MoeRouting, TopKOfTheSoftmaxRenormalized) {
   // Row 0: experts 3 and 1 lead. Row 1: a tie between 0 and 2 (lower index first).
-  const std::vector<float> logits = {0.5f, 2.0f, -1.0f, 3.0f, 0.0f,
-                                     1.0f, -2.0f, 1.0f, 0.0f, 0.5f};
+  const std::vector<float> logits = {0.5f, 2.0f, -1.0f, 3.0f, 0.0f, 1.0f, -2.0f, 1.0f, 0.0f, 0.5f};
   std::vector<int32_t> expert(4);
   std::vector<float> weight(4);
   route_top_k(logits.data(), 2, 5, 2, expert.data(), weight.data());
@@ -103,7 +102,8 @@ struct Experts {
         const double g = dot(L.exp_gate[static_cast<size_t>(e)], i, xd.data());
         h[static_cast<size_t>(i)] = g / (1 + std::exp(-g)) * dot(L.exp_up[static_cast<size_t>(e)], i, xd.data());
       }
-      for (int d = 0; d < c.dim; ++d) out[static_cast<size_t>(d)] += w * dot(L.exp_down[static_cast<size_t>(e)], d, h.data());
+      for (int d = 0; d < c.dim; ++d)
+        out[static_cast<size_t>(d)] += w * dot(L.exp_down[static_cast<size_t>(e)], d, h.data());
     }
     return out;
   }
@@ -143,7 +143,8 @@ TEST(MoeFfn, MatchesAPerRowReferenceAndDoesNotDependOnTheBatch) {
     // The same row alone gives the same bits.
     std::vector<float> alone(x.begin() + r * dim, x.begin() + (r + 1) * dim), out(static_cast<size_t>(dim));
     moe_ffn(ex.L, ex.c, alone.data(), 1, out.data(), pool, mm, s);
-    ASSERT_EQ(std::memcmp(out.data(), batched.data() + r * dim, static_cast<size_t>(dim) * sizeof(float)), 0) << "row " << r;
+    ASSERT_EQ(std::memcmp(out.data(), batched.data() + r * dim, static_cast<size_t>(dim) * sizeof(float)), 0)
+        << "row " << r;
   }
 }
 

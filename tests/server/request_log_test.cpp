@@ -29,7 +29,8 @@ std::vector<std::string> read_lines(const std::string& path) {
 // The log's lines once it holds N (a request's line is written after its
 // response went out, so the client can be faster than the log), or after 10 s.
 std::vector<std::string> read_lines_when(const std::string& path, size_t n) {
-  for (int i = 0; i < 1000 && read_lines(path).size() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 1000 && read_lines(path).size() < n; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   return read_lines(path);
 }
 
@@ -53,8 +54,13 @@ TEST(RequestLog, TextLineNamesEveryField) {
   r.key = "key2:low";
   r.stream = true;
   r.stop = "end_of_text";
-  r.usage = {.prompt_tokens = 19140, .cached_tokens = 19136, .disk_tokens = 64, .generated_tokens = 12,
-             .queue_ms = 3.2, .ttft_ms = 85.4, .decode_tokens_per_s = 31.25};
+  r.usage = {.prompt_tokens = 19140,
+             .cached_tokens = 19136,
+             .disk_tokens = 64,
+             .generated_tokens = 12,
+             .queue_ms = 3.2,
+             .ttft_ms = 85.4,
+             .decode_tokens_per_s = 31.25};
   r.total_ms = 460.6;
   EXPECT_EQ(server::request_text(r),
             "POST /v1/messages 200 id=msg_1 session=0123456789ab key=key2:low stream stop=end_of_text prompt=19140 "
@@ -76,7 +82,8 @@ TEST(RequestLog, OneJsonLinePerRequestWithCacheUse) {
   test::LiveServer s({}, ho);
   LogToFile log("request_log_json", server::LogFormat::kJson);
   httplib::Client cli("127.0.0.1", s.port());
-  const json body = {{"model", "m"}, {"max_tokens", 4}, {"system", std::string(2000, 'x')}, {"messages", user_turn("hi")}};
+  const json body = {
+      {"model", "m"}, {"max_tokens", 4}, {"system", std::string(2000, 'x')}, {"messages", user_turn("hi")}};
   const httplib::Headers headers{{"x-api-key", "sk-second"}, {"x-session-id", "agent-7f3a9c2b41d0-long-tail"}};
   json first = post_json(cli, "/v1/messages", body, 200, headers);
   json second = post_json(cli, "/v1/messages", body, 200, headers);
@@ -100,7 +107,8 @@ TEST(RequestLog, OneJsonLinePerRequestWithCacheUse) {
     EXPECT_NE(it, rows.end()) << field << " " << value;
     return it == rows.end() ? json::object() : *it;
   };
-  const json r1 = row("id", first["id"]), r2 = row("id", second["id"]), bad = row("status", 400), denied = row("status", 401);
+  const json r1 = row("id", first["id"]), r2 = row("id", second["id"]), bad = row("status", 400),
+             denied = row("status", 401);
   EXPECT_EQ(r1["status"], 200);
   EXPECT_EQ(r1["key"], "key2:low") << "the key's position and tier";
   EXPECT_EQ(r1["session"], "agent-7f3a9c");
@@ -140,11 +148,13 @@ TEST(RequestLog, TextLinesAndScrapesAtDebug) {
 TEST(Render, RouteGivesThePromptTheServerRuns) {
   test::LiveServer s;
   httplib::Client cli("127.0.0.1", s.port());
-  const json anthropic = {{"model", "m"}, {"max_tokens", 4}, {"system", "Be brief."}, {"messages", user_turn("hi <|im_end|>")}};
+  const json anthropic = {
+      {"model", "m"}, {"max_tokens", 4}, {"system", "Be brief."}, {"messages", user_turn("hi <|im_end|>")}};
   json r = post_json(cli, "/v1/render?ids=1", anthropic, 200);
   EXPECT_EQ(r["api"], "anthropic") << "a top-level system field";
-  EXPECT_EQ(r["prompt"], "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi <|im_end|><|im_end|>\n"
-                         "<|im_start|>assistant\n");
+  EXPECT_EQ(r["prompt"],
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi <|im_end|><|im_end|>\n"
+            "<|im_start|>assistant\n");
   // The client's "<|im_end|>" is text: one control token fewer than the template's own.
   const auto ids = r["ids"].get<std::vector<int32_t>>();
   EXPECT_EQ(r["tokens"], ids.size());
@@ -197,8 +207,9 @@ TEST(Render, TemplatesThatJoinArgumentsToTextGetJsonText) {
   EXPECT_TRUE(prompts->string_arguments());
   auto text = prompts->render(chat);
   ASSERT_TRUE(std::holds_alternative<std::string>(text)) << std::get<server::ApiError>(text).message;
-  EXPECT_NE(std::get<std::string>(text).find("get_weather<｜tool▁sep｜>{\"city\":\"Oslo\",\"days\":2}<｜tool▁call▁end｜>"),
-            std::string::npos)
+  EXPECT_NE(
+      std::get<std::string>(text).find("get_weather<｜tool▁sep｜>{\"city\":\"Oslo\",\"days\":2}<｜tool▁call▁end｜>"),
+      std::string::npos)
       << std::get<std::string>(text);
   // A template file replaces the model's in the server too.
   server::ServiceOptions so;
@@ -215,7 +226,8 @@ TEST(Render, GuessesTheApiFromTheBody) {
   EXPECT_EQ(server::guess_body_api(json{{"input", "x"}}), BodyApi::kResponses);
   EXPECT_EQ(server::guess_body_api(json{{"prompt", "x"}}), BodyApi::kOpenAiCompletions);
   EXPECT_EQ(server::guess_body_api(json{{"system", "s"}, {"messages", json::array()}}), BodyApi::kAnthropic);
-  const json tool_result = {{"messages", {{{"role", "user"}, {"content", {{{"type", "tool_result"}, {"tool_use_id", "t"}}}}}}}};
+  const json tool_result = {
+      {"messages", {{{"role", "user"}, {"content", {{{"type", "tool_result"}, {"tool_use_id", "t"}}}}}}}};
   EXPECT_EQ(server::guess_body_api(tool_result), BodyApi::kAnthropic);
   EXPECT_EQ(server::guess_body_api(json::array()), BodyApi::kOpenAiChat);
   EXPECT_EQ(server::shared_prefix({1, 2, 3}, {1, 2, 4, 5}), 2u);

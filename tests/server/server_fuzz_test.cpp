@@ -12,7 +12,6 @@
 namespace tandem::server {
 namespace {
 
-
 struct Seed {
   std::string path;
   json body;
@@ -26,13 +25,15 @@ std::vector<Seed> seeds() {
        {{"role", "assistant"},
         {"content", json::array({{{"type", "tool_use"}, {"id", "t1"}, {"name", "read"}, {"input", {{"p", 1}}}}})}},
        {{"role", "user"},
-        {"content", json::array({{{"type", "tool_result"}, {"tool_use_id", "t1"}, {"content", "ok"}, {"is_error", true}}})}}});
+        {"content",
+         json::array({{{"type", "tool_result"}, {"tool_use_id", "t1"}, {"content", "ok"}, {"is_error", true}}})}}});
   const json oai_history = json::array(
       {{{"role", "system"}, {"content", "s"}},
        {{"role", "user"}, {"content", json::array({{{"type", "text"}, {"text", "hi"}}})}},
        {{"role", "assistant"},
         {"content", nullptr},
-        {"tool_calls", json::array({{{"id", "c"}, {"type", "function"}, {"function", {{"name", "f"}, {"arguments", "{}"}}}}})}},
+        {"tool_calls",
+         json::array({{{"id", "c"}, {"type", "function"}, {"function", {{"name", "f"}, {"arguments", "{}"}}}}})}},
        {{"role", "tool"}, {"tool_call_id", "c"}, {"content", "r"}}});
   return {
       {"/v1/messages", {{"model", "m"}, {"max_tokens", 4}, {"messages", user}, {"system", "be brief"}}},
@@ -40,14 +41,20 @@ std::vector<Seed> seeds() {
       {"/v1/messages/count_tokens", {{"model", "m"}, {"messages", history}, {"tools", tools}}},
       {"/v1/chat/completions", {{"model", "m"}, {"max_tokens", 3}, {"messages", oai_history}, {"stop", {"a", "b"}}}},
       {"/v1/chat/completions",
-       {{"model", "m"}, {"messages", user}, {"stream", true}, {"stream_options", {{"include_usage", true}}}, {"seed", 3}}},
+       {{"model", "m"},
+        {"messages", user},
+        {"stream", true},
+        {"stream_options", {{"include_usage", true}}},
+        {"seed", 3}}},
       {"/v1/completions", {{"model", "m"}, {"prompt", "Once"}, {"max_tokens", 2}, {"temperature", 0.5}}},
       {"/v1/responses",
        {{"model", "m"},
         {"instructions", "be brief"},
         {"stream", true},
         {"tools", json::array({{{"type", "function"}, {"name", "f"}, {"parameters", {{"type", "object"}}}}})},
-        {"input", json::array({{{"type", "message"}, {"role", "user"}, {"content", json::array({{{"type", "input_text"}, {"text", "x"}}})}},
+        {"input", json::array({{{"type", "message"},
+                                {"role", "user"},
+                                {"content", json::array({{{"type", "input_text"}, {"text", "x"}}})}},
                                {{"type", "function_call"}, {"call_id", "c"}, {"name", "f"}, {"arguments", "{}"}},
                                {{"type", "function_call_output"}, {"call_id", "c"}, {"output", "ok"}}})}}},
   };

@@ -11,7 +11,6 @@
 namespace tandem::server {
 namespace {
 
-
 ChatRequest must_parse_anthropic(const json& body, bool count_only = false) {
   auto r = anthropic::parse_request(body, count_only);
   if (auto* e = std::get_if<ApiError>(&r)) ADD_FAILURE() << e->message;
@@ -25,14 +24,15 @@ std::string anthropic_error(const json& body) {
 }
 
 TEST(AnthropicParse, SystemBlocksDropTheVolatileBillingLine) {
-  json body = {{"model", "m"},
-               {"max_tokens", 10},
-               {"system", json::array({{{"type", "text"}, {"text", "x-anthropic-billing-header: cc_version=2.1.30; cch=12ab;"}},
-                                       {{"type", "text"}, {"text", "You are Claude Code."}},
-                                       {{"type", "text"}, {"text", "Be brief."}, {"cache_control", {{"type", "ephemeral"}}}}})},
-               {"messages", json::array({{{"role", "user"}, {"content", "hi"}}})},
-               {"thinking", {{"type", "adaptive"}}},
-               {"context_management", json::object()}};
+  json body = {
+      {"model", "m"},
+      {"max_tokens", 10},
+      {"system", json::array({{{"type", "text"}, {"text", "x-anthropic-billing-header: cc_version=2.1.30; cch=12ab;"}},
+                              {{"type", "text"}, {"text", "You are Claude Code."}},
+                              {{"type", "text"}, {"text", "Be brief."}, {"cache_control", {{"type", "ephemeral"}}}}})},
+      {"messages", json::array({{{"role", "user"}, {"content", "hi"}}})},
+      {"thinking", {{"type", "adaptive"}}},
+      {"context_management", json::object()}};
   ChatRequest r = must_parse_anthropic(body);
   ASSERT_EQ(r.messages.size(), 2u);
   EXPECT_EQ(r.messages[0], (json{{"role", "system"}, {"content", "You are Claude Code.\n\nBe brief."}}));
@@ -45,25 +45,29 @@ TEST(AnthropicParse, ToolRoundTripBecomesTemplateMessages) {
   json body = {
       {"model", "m"},
       {"max_tokens", 10},
-      {"tools", json::array({{{"name", "read"}, {"description", "Read a file"}, {"input_schema", {{"type", "object"}}}}})},
+      {"tools",
+       json::array({{{"name", "read"}, {"description", "Read a file"}, {"input_schema", {{"type", "object"}}}}})},
       {"messages",
-       json::array({{{"role", "user"}, {"content", "read a.txt"}},
-                    {{"role", "assistant"},
-                     {"content", json::array({{{"type", "thinking"}, {"thinking", "need file"}, {"signature", "x"}},
-                                              {{"type", "text"}, {"text", "Reading."}},
-                                              {{"type", "tool_use"}, {"id", "toolu_1"}, {"name", "read"},
-                                               {"input", {{"path", "a.txt"}}}}})}},
-                    {{"role", "user"},
-                     {"content", json::array({{{"type", "text"}, {"text", "thanks"}},
-                                              {{"type", "tool_result"}, {"tool_use_id", "toolu_1"}, {"content", "hello"}}})}},
-                    {{"role", "system"}, {"content", "late system note"}}})}};
+       json::array(
+           {{{"role", "user"}, {"content", "read a.txt"}},
+            {{"role", "assistant"},
+             {"content",
+              json::array(
+                  {{{"type", "thinking"}, {"thinking", "need file"}, {"signature", "x"}},
+                   {{"type", "text"}, {"text", "Reading."}},
+                   {{"type", "tool_use"}, {"id", "toolu_1"}, {"name", "read"}, {"input", {{"path", "a.txt"}}}}})}},
+            {{"role", "user"},
+             {"content", json::array({{{"type", "text"}, {"text", "thanks"}},
+                                      {{"type", "tool_result"}, {"tool_use_id", "toolu_1"}, {"content", "hello"}}})}},
+            {{"role", "system"}, {"content", "late system note"}}})}};
   ChatRequest r = must_parse_anthropic(body);
   ASSERT_EQ(r.messages.size(), 5u);
   EXPECT_EQ(r.messages[1]["reasoning_content"], "need file");
   EXPECT_EQ(r.messages[1]["content"], "Reading.");
   EXPECT_EQ(r.messages[1]["tool_calls"][0]["function"]["arguments"], (json{{"path", "a.txt"}}));
   // Tool results come first, then the turn's text.
-  EXPECT_EQ(r.messages[2], (json{{"role", "tool"}, {"tool_call_id", "toolu_1"}, {"content", "hello"}, {"name", "read"}}));
+  EXPECT_EQ(r.messages[2],
+            (json{{"role", "tool"}, {"tool_call_id", "toolu_1"}, {"content", "hello"}, {"name", "read"}}));
   EXPECT_EQ(r.messages[3], (json{{"role", "user"}, {"content", "thanks"}}));
   EXPECT_EQ(r.messages[4], (json{{"role", "system"}, {"content", "late system note"}}));
   ASSERT_EQ(r.tools.size(), 1u);
@@ -74,35 +78,41 @@ TEST(AnthropicParse, ToolRoundTripBecomesTemplateMessages) {
 TEST(AnthropicParse, ClearErrors) {
   const json user = json::array({{{"role", "user"}, {"content", "hi"}}});
   EXPECT_EQ(anthropic_error({{"model", "m"}, {"messages", user}}), "max_tokens: field required");
-  EXPECT_EQ(anthropic_error({{"model", "m"}, {"max_tokens", 5}, {"messages", "hi"}}), "messages: expected an array, got a string");
-  EXPECT_EQ(anthropic_error({{"model", 3}, {"max_tokens", 5}, {"messages", user}}), "model: expected a string, got an integer");
-  EXPECT_EQ(anthropic_error({{"model", "m"}, {"max_tokens", 0}, {"messages", user}}), "max_tokens: must be between 1 and 2147483648, got 0");
+  EXPECT_EQ(anthropic_error({{"model", "m"}, {"max_tokens", 5}, {"messages", "hi"}}),
+            "messages: expected an array, got a string");
+  EXPECT_EQ(anthropic_error({{"model", 3}, {"max_tokens", 5}, {"messages", user}}),
+            "model: expected a string, got an integer");
+  EXPECT_EQ(anthropic_error({{"model", "m"}, {"max_tokens", 0}, {"messages", user}}),
+            "max_tokens: must be between 1 and 2147483648, got 0");
   EXPECT_EQ(anthropic_error({{"model", "m"}, {"max_tokens", 5}, {"temperature", "hot"}, {"messages", user}}),
             "temperature: expected a number, got a string");
-  EXPECT_EQ(anthropic_error({{"model", "m"}, {"max_tokens", 5}, {"messages", json::array({{{"role", "bot"}, {"content", "x"}}})}}),
+  EXPECT_EQ(anthropic_error(
+                {{"model", "m"}, {"max_tokens", 5}, {"messages", json::array({{{"role", "bot"}, {"content", "x"}}})}}),
             "messages[0].role: must be 'user' or 'assistant', got 'bot'");
-  const json image = json::array({{{"role", "user"},
-                                   {"content", json::array({{{"type", "image"}, {"source", json::object()}}})}}});
+  const json image =
+      json::array({{{"role", "user"}, {"content", json::array({{{"type", "image"}, {"source", json::object()}}})}}});
   EXPECT_EQ(anthropic_error({{"model", "m"}, {"max_tokens", 5}, {"messages", image}}),
             "messages[0].content[0]: this model reads text only; 'image' content blocks are not supported");
   EXPECT_EQ(anthropic_error(json::array()), "the request body must be a JSON object");
 }
 
 TEST(OpenAiParse, MessagesToolsAndOptions) {
-  json body = {{"model", "m"},
-               {"messages", json::array({{{"role", "developer"}, {"content", "be nice"}},
-                                         {{"role", "user"}, {"content", json::array({{{"type", "text"}, {"text", "hi"}}})}},
-                                         {{"role", "assistant"},
-                                          {"content", nullptr},
-                                          {"tool_calls", json::array({{{"id", "call_1"},
-                                                                       {"type", "function"},
-                                                                       {"function", {{"name", "f"}, {"arguments", "{\"a\":1}"}}}}})}},
-                                         {{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "42"}}})},
-               {"stop", "END"},
-               {"max_completion_tokens", 7},
-               {"seed", 5},
-               {"stream", true},
-               {"stream_options", {{"include_usage", true}}}};
+  json body = {
+      {"model", "m"},
+      {"messages",
+       json::array({{{"role", "developer"}, {"content", "be nice"}},
+                    {{"role", "user"}, {"content", json::array({{{"type", "text"}, {"text", "hi"}}})}},
+                    {{"role", "assistant"},
+                     {"content", nullptr},
+                     {"tool_calls", json::array({{{"id", "call_1"},
+                                                  {"type", "function"},
+                                                  {"function", {{"name", "f"}, {"arguments", "{\"a\":1}"}}}}})}},
+                    {{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "42"}}})},
+      {"stop", "END"},
+      {"max_completion_tokens", 7},
+      {"seed", 5},
+      {"stream", true},
+      {"stream_options", {{"include_usage", true}}}};
   auto r = openai::parse_chat_request(body);
   ASSERT_TRUE(std::holds_alternative<ChatRequest>(r)) << std::get<ApiError>(r).message;
   const ChatRequest& c = std::get<ChatRequest>(r);
@@ -120,7 +130,8 @@ TEST(OpenAiParse, MessagesToolsAndOptions) {
   EXPECT_EQ(std::get<ApiError>(bad).message, "n: only n = 1 is supported");
   auto image = openai::parse_chat_request(
       {{"model", "m"},
-       {"messages", json::array({{{"role", "user"}, {"content", json::array({{{"type", "image_url"}, {"image_url", "x"}}})}}})}});
+       {"messages",
+        json::array({{{"role", "user"}, {"content", json::array({{{"type", "image_url"}, {"image_url", "x"}}})}}})}});
   ASSERT_TRUE(std::holds_alternative<ApiError>(image));
   EXPECT_EQ(std::get<ApiError>(image).message,
             "messages[0].content[0]: this model reads text only; 'image_url' content is not supported");
@@ -157,10 +168,11 @@ TEST(AnthropicStream, BlocksOpenAndCloseInOrder) {
   c.usage.cached_tokens = 8;
   c.usage.generated_tokens = 5;
   out += w.finish(c);
-  EXPECT_EQ(sse_events(out), (std::vector<std::string>{"message_start", "content_block_start", "content_block_delta",
-                                                       "content_block_stop", "content_block_start", "content_block_delta",
-                                                       "content_block_stop", "content_block_start", "content_block_delta",
-                                                       "content_block_stop", "message_delta", "message_stop"}));
+  EXPECT_EQ(sse_events(out),
+            (std::vector<std::string>{"message_start", "content_block_start", "content_block_delta",
+                                      "content_block_stop", "content_block_start", "content_block_delta",
+                                      "content_block_stop", "content_block_start", "content_block_delta",
+                                      "content_block_stop", "message_delta", "message_stop"}));
   EXPECT_NE(out.find(R"("stop_reason":"tool_use")"), std::string::npos);
   EXPECT_NE(out.find(R"("cache_read_input_tokens":8)"), std::string::npos);
   EXPECT_NE(out.find(R"("input_tokens":4)"), std::string::npos);
@@ -176,7 +188,10 @@ TEST(Server, AnthropicMessagesReportCachedPrefix) {
   test::LiveServer s;
   httplib::Client cli("127.0.0.1", s.port());
   const std::string system(4000, 'x');  // several KV blocks of shared prefix
-  json body = {{"model", "claude-sonnet-4-5"}, {"max_tokens", 4}, {"temperature", 0}, {"system", "You are terse. " + system},
+  json body = {{"model", "claude-sonnet-4-5"},
+               {"max_tokens", 4},
+               {"temperature", 0},
+               {"system", "You are terse. " + system},
                {"messages", user_turn("hello")}};
   json first = post_json(cli, "/v1/messages?beta=true", body, 200);
   EXPECT_EQ(first["type"], "message");
@@ -184,7 +199,8 @@ TEST(Server, AnthropicMessagesReportCachedPrefix) {
   EXPECT_EQ(first["model"], "claude-sonnet-4-5");
   EXPECT_EQ(first["content"][0]["type"], "text");
   EXPECT_TRUE(first["id"].get<std::string>().rfind("msg_", 0) == 0);
-  const int64_t prompt = first["usage"]["input_tokens"].get<int64_t>() + first["usage"]["cache_read_input_tokens"].get<int64_t>();
+  const int64_t prompt =
+      first["usage"]["input_tokens"].get<int64_t>() + first["usage"]["cache_read_input_tokens"].get<int64_t>();
   json count = post_json(cli, "/v1/messages/count_tokens", body, 200);
   EXPECT_EQ(count["input_tokens"], prompt);
 
@@ -230,7 +246,8 @@ TEST(Server, OpenAiChatStreamsAndEndsWithDone) {
   json r = post_json(cli, "/v1/chat/completions", body, 200);
   EXPECT_EQ(r["object"], "chat.completion");
   EXPECT_EQ(r["choices"][0]["message"]["role"], "assistant");
-  EXPECT_EQ(r["usage"]["total_tokens"], r["usage"]["prompt_tokens"].get<int>() + r["usage"]["completion_tokens"].get<int>());
+  EXPECT_EQ(r["usage"]["total_tokens"],
+            r["usage"]["prompt_tokens"].get<int>() + r["usage"]["completion_tokens"].get<int>());
   EXPECT_TRUE(r["usage"]["prompt_tokens_details"].contains("cached_tokens"));
 
   body["stream"] = true;
@@ -272,7 +289,8 @@ TEST(Server, ErrorsUseEachProtocolsEnvelope) {
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
   EXPECT_EQ(json::parse(bad->body)["error"]["type"], "invalid_request_error");
-  json wrong = post_json(cli, "/v1/messages", {{"model", "m"}, {"max_tokens", "4"}, {"messages", user_turn("x")}}, 400, key);
+  json wrong =
+      post_json(cli, "/v1/messages", {{"model", "m"}, {"max_tokens", "4"}, {"messages", user_turn("x")}}, 400, key);
   EXPECT_EQ(wrong["error"]["message"], "max_tokens: expected an integer, got a string");
   auto missing = cli.Get("/v1/nothing", key);
   ASSERT_TRUE(missing);
@@ -387,7 +405,8 @@ TEST(Server, ClientThatDisconnectsCancelsItsRequest) {
   ServiceOptions so;
   so.max_tokens_cap = 3000;
   test::LiveServer probe;  // only for the vocabulary
-  for (const char* eos : {"<|im_end|>", "<|endoftext|>"}) so.logit_bias.emplace_back(probe.tok->vocab().find(eos), -100.0f);
+  for (const char* eos : {"<|im_end|>", "<|endoftext|>"})
+    so.logit_bias.emplace_back(probe.tok->vocab().find(eos), -100.0f);
   test::LiveServer s(so);
   httplib::Client cli("127.0.0.1", s.port());
   json body = {{"model", "m"}, {"max_tokens", 3000}, {"stream", true}, {"messages", user_turn("go on forever")}};
@@ -407,7 +426,8 @@ TEST(Server, ClientThatDisconnectsCancelsItsRequest) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   // The engine publishes its metrics at the end of a step, so they may lag
   // the request's end by one step: wait for both.
-  while ((s.service->in_flight() > 0 || s.engine->metrics().running > 0) && std::chrono::steady_clock::now() < deadline) {
+  while ((s.service->in_flight() > 0 || s.engine->metrics().running > 0) &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(s.service->in_flight(), 0);

@@ -25,8 +25,9 @@ class Tandem {
  public:
   // KV_MB: the RAM budget (1 MiB: blocks spill to the disk tier).
   explicit Tandem(std::vector<std::string> extra, const std::string& kv_mb = "1") {
-    std::vector<std::string> args = {TANDEM_BIN, "serve", "-m", test::data_path("stories260K.gguf"), "--port", "0",
-                                     "-t", "1", "--kv-memory-mb", kv_mb, "--quiet"};
+    std::vector<std::string> args = {TANDEM_BIN,       "serve", "-m",     test::data_path("stories260K.gguf"),
+                                     "--port",         "0",     "-t",     "1",
+                                     "--kv-memory-mb", kv_mb,   "--quiet"};
     args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());

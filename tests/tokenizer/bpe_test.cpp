@@ -29,8 +29,8 @@ TEST_P(BpeReference, MatchesJsTokenizer) {
     const std::string text = c["text"];
     const auto ids = tok.encode(text, parse);
     const auto plain = tok.encode(text, as_text);
-    const bool ok = ids == c["ids"].get<std::vector<TokenId>>() &&
-                    plain == c["ids_no_special"].get<std::vector<TokenId>>();
+    const bool ok =
+        ids == c["ids"].get<std::vector<TokenId>>() && plain == c["ids_no_special"].get<std::vector<TokenId>>();
     EXPECT_EQ(ids, c["ids"].get<std::vector<TokenId>>()) << "text: " << text;
     EXPECT_EQ(plain, c["ids_no_special"].get<std::vector<TokenId>>()) << "text: " << text;
     EXPECT_EQ(tok.decode(ids), c["decoded_raw"].get<std::string>()) << "text: " << text;
@@ -81,7 +81,7 @@ TEST(Bpe, ImportedMetadata) {
   EXPECT_EQ(v.eos, 151645);
   EXPECT_FALSE(v.add_bos);
   EXPECT_TRUE(v.is_end_of_generation(151645));
-  EXPECT_TRUE(v.is_end_of_generation(151643));  // <|endoftext|>
+  EXPECT_TRUE(v.is_end_of_generation(151643));          // <|endoftext|>
   EXPECT_EQ(v.types[151667], TokenType::kUserDefined);  // <think> is not special
   EXPECT_NE(v.chat_template.find("<|im_start|>"), std::string::npos);
   const Tokenizer& llama = test::load_hf_tokenizer("llama3");

@@ -70,7 +70,9 @@ TEST(StreamingDetokenizer, InvalidBytesBecomeReplacementCharacters) {
   ASSERT_NE(a, kNoToken);
   StreamingDetokenizer s(tok, true);
   EXPECT_EQ(s.push(e4), "");
-  EXPECT_EQ(s.push(a), "\xEF\xBF\xBD" "a");  // the lead byte can no longer complete
+  EXPECT_EQ(s.push(a),
+            "\xEF\xBF\xBD"
+            "a");  // the lead byte can no longer complete
   EXPECT_EQ(s.push(e4), "");
   EXPECT_EQ(s.finish(), "\xEF\xBF\xBD");  // cut off at the end of the stream
 }

@@ -16,10 +16,32 @@ namespace {
 
 constexpr int kIterations = 1500;
 
-const char* kFragments[] = {"<|im_end|>", "<|im_start|>", "<s>", "</s>", "<think>", "<|endoftext|>", "<0x41>",
-                            "\xE2\x96\x81", " ", "  ", "\n", "\r\n", "\t", "'s", "'LL", "123456", "e\xCC\x81",
-                            "\xEF\xBB\xBF", "\xC2\x85", "\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x92\xBB", "<|",
-                            "|>", "hello", "World", "\xE4\xBD\xA0\xE5\xA5\xBD", "\xD9\x85\xD8\xB1"};
+const char* kFragments[] = {"<|im_end|>",
+                            "<|im_start|>",
+                            "<s>",
+                            "</s>",
+                            "<think>",
+                            "<|endoftext|>",
+                            "<0x41>",
+                            "\xE2\x96\x81",
+                            " ",
+                            "  ",
+                            "\n",
+                            "\r\n",
+                            "\t",
+                            "'s",
+                            "'LL",
+                            "123456",
+                            "e\xCC\x81",
+                            "\xEF\xBB\xBF",
+                            "\xC2\x85",
+                            "\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x92\xBB",
+                            "<|",
+                            "|>",
+                            "hello",
+                            "World",
+                            "\xE4\xBD\xA0\xE5\xA5\xBD",
+                            "\xD9\x85\xD8\xB1"};
 
 std::string random_text(std::mt19937& rng) {
   std::string s;

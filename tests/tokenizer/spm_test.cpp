@@ -95,7 +95,10 @@ TEST(Spm, MalformedVocabularyIsHarmless) {
   Vocab v;
   v.kind = VocabKind::kSpm;
   v.model = "llama";
-  v.tokens = {"<unk>", "<0xZZ>", "<0x41>", "\xE2\x96\x81" "a", ""};
+  v.tokens = {"<unk>", "<0xZZ>", "<0x41>",
+              "\xE2\x96\x81"
+              "a",
+              ""};
   v.types = {TokenType::kUnknown, TokenType::kByte, TokenType::kByte, TokenType::kNormal, TokenType::kControl};
   v.scores = {0, 0, 0, -1, 0};
   for (size_t i = 0; i < v.tokens.size(); ++i) v.token_to_id.emplace(v.tokens[i], static_cast<TokenId>(i));

@@ -25,9 +25,9 @@ namespace tandem::bench {
 using json = nlohmann::ordered_json;
 
 struct Job {
-  std::string prompt;      // text; the engine driver tokenizes it
-  int max_tokens = 64;     // generated exactly (EOS ignored) where the server allows
-  std::string session;     // "" = none
+  std::string prompt;   // text; the engine driver tokenizes it
+  int max_tokens = 64;  // generated exactly (EOS ignored) where the server allows
+  std::string session;  // "" = none
 };
 
 struct Outcome {
@@ -92,7 +92,7 @@ class EngineDriver : public Driver {
 // with ignore_eos, which llama.cpp's and vLLM's servers also take) or
 // /v1/messages (Anthropic), streamed.
 struct HttpSetup {
-  std::string url;          // http://host:port
+  std::string url;  // http://host:port
   std::string api = "openai";
   std::string model = "default";
   std::string api_key;
@@ -161,7 +161,7 @@ Result<json> bench_throughput(Driver& d, const ThroughputOptions& o, std::vector
 
 struct ResumeOptions {
   std::vector<int64_t> lengths{50, 3500, 30000};
-  int new_tokens = 32;       // the follow-up adds this many tokens to the cached prefix
+  int new_tokens = 32;  // the follow-up adds this many tokens to the cached prefix
   bool drop_page_cache = false;
 };
 // RESTART_DRIVER (may be null: --url) gives the disk-after-restart column.

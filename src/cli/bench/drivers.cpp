@@ -114,9 +114,7 @@ class HttpDriver : public Driver {
   explicit HttpDriver(HttpSetup s) : s_(std::move(s)) {}
 
   std::optional<int64_t> count_tokens(const std::string&) override { return std::nullopt; }
-  json describe() const override {
-    return {{"driver", "http"}, {"url", s_.url}, {"api", s_.api}, {"model", s_.model}};
-  }
+  json describe() const override { return {{"driver", "http"}, {"url", s_.url}, {"api", s_.api}, {"model", s_.model}}; }
 
   Outcome run(const Job& job) override {
     httplib::Client cli(s_.url);
@@ -134,12 +132,15 @@ class HttpDriver : public Driver {
     if (anthropic) {
       h.emplace("anthropic-version", "2023-06-01");
       path = "/v1/messages";
-      body = {{"model", s_.model},  {"max_tokens", job.max_tokens}, {"stream", true}, {"temperature", 0},
+      body = {{"model", s_.model},
+              {"max_tokens", job.max_tokens},
+              {"stream", true},
+              {"temperature", 0},
               {"messages", json::array({{{"role", "user"}, {"content", job.prompt}}})}};
     } else {
       path = "/v1/completions";
-      body = {{"model", s_.model},       {"prompt", job.prompt}, {"max_tokens", job.max_tokens},
-              {"temperature", 0},        {"stream", true},       {"stream_options", {{"include_usage", true}}},
+      body = {{"model", s_.model}, {"prompt", job.prompt}, {"max_tokens", job.max_tokens},
+              {"temperature", 0},  {"stream", true},       {"stream_options", {{"include_usage", true}}},
               {"ignore_eos", true}};
     }
     Outcome o;

@@ -11,12 +11,12 @@ namespace tandem::bench {
 namespace {
 
 constexpr const char* kNames[] = {"Lily", "Tom", "Mia", "Ben", "Sara", "Max", "Anna", "Sam", "Zoe", "Leo"};
-constexpr const char* kThings[] = {"ball", "kite", "boat", "tree", "cake", "dog", "cat", "box", "hat", "bird",
-                                   "car", "book", "cup", "drum", "shell", "rock", "map", "key", "bell", "lamp"};
-constexpr const char* kPlaces[] = {"park", "garden", "beach", "forest", "kitchen", "school", "river", "hill",
-                                   "town", "farm"};
-constexpr const char* kVerbs[] = {"found", "saw", "liked", "made", "lost", "took", "gave", "built", "painted",
-                                  "shared", "hid", "carried"};
+constexpr const char* kThings[] = {"ball", "kite", "boat", "tree", "cake",  "dog",  "cat", "box", "hat",  "bird",
+                                   "car",  "book", "cup",  "drum", "shell", "rock", "map", "key", "bell", "lamp"};
+constexpr const char* kPlaces[] = {"park",   "garden", "beach", "forest", "kitchen",
+                                   "school", "river",  "hill",  "town",   "farm"};
+constexpr const char* kVerbs[] = {"found", "saw",   "liked",   "made",   "lost", "took",
+                                  "gave",  "built", "painted", "shared", "hid",  "carried"};
 constexpr const char* kFeelings[] = {"happy", "sad", "brave", "curious", "tired", "excited", "calm", "proud"};
 
 template <size_t N>
@@ -26,12 +26,18 @@ const char* pick(std::mt19937& rng, const char* const (&words)[N]) {
 
 std::string sentence(std::mt19937& rng) {
   switch (rng() % 5) {
-    case 0: return fmt::format("{} {} a {} in the {}.", pick(rng, kNames), pick(rng, kVerbs), pick(rng, kThings), pick(rng, kPlaces));
-    case 1: return fmt::format("One day {} felt {} and went to the {}.", pick(rng, kNames), pick(rng, kFeelings), pick(rng, kPlaces));
+    case 0:
+      return fmt::format("{} {} a {} in the {}.", pick(rng, kNames), pick(rng, kVerbs), pick(rng, kThings),
+                         pick(rng, kPlaces));
+    case 1:
+      return fmt::format("One day {} felt {} and went to the {}.", pick(rng, kNames), pick(rng, kFeelings),
+                         pick(rng, kPlaces));
     case 2: return fmt::format("\"Look at my {}!\" said {}.", pick(rng, kThings), pick(rng, kNames));
-    case 3: return fmt::format("The {} was big and the {} was small, so {} {} them both.", pick(rng, kThings),
-                               pick(rng, kThings), pick(rng, kNames), pick(rng, kVerbs));
-    default: return fmt::format("{} and {} were {} all day.", pick(rng, kNames), pick(rng, kNames), pick(rng, kFeelings));
+    case 3:
+      return fmt::format("The {} was big and the {} was small, so {} {} them both.", pick(rng, kThings),
+                         pick(rng, kThings), pick(rng, kNames), pick(rng, kVerbs));
+    default:
+      return fmt::format("{} and {} were {} all day.", pick(rng, kNames), pick(rng, kNames), pick(rng, kFeelings));
   }
 }
 

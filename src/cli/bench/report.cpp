@@ -131,19 +131,23 @@ void draw_chart(std::string& svg, const Chart& c, double ox, double oy, double w
     return bottom - y / (ymax * 1.08) * (bottom - top);
   };
   auto tx = [&](double x) { return left + (x - xmin) / (xmax - xmin) * (right - left); };
-  svg += fmt::format(R"svg(<text x="{}" y="{}" font-size="15" font-weight="bold">{}</text>)svg", left, oy + 22, escape(c.title));
-  svg += fmt::format(R"svg(<line x1="{0}" y1="{1}" x2="{2}" y2="{1}" stroke="#333"/><line x1="{0}" y1="{3}" x2="{0}" y2="{1}" stroke="#333"/>)svg",
-                     left, bottom, right, top);
+  svg += fmt::format(R"svg(<text x="{}" y="{}" font-size="15" font-weight="bold">{}</text>)svg", left, oy + 22,
+                     escape(c.title));
+  svg += fmt::format(
+      R"svg(<line x1="{0}" y1="{1}" x2="{2}" y2="{1}" stroke="#333"/><line x1="{0}" y1="{3}" x2="{0}" y2="{1}" stroke="#333"/>)svg",
+      left, bottom, right, top);
   std::vector<double> yt;
   if (c.log_y) {
-    for (double p = std::pow(10, std::floor(std::log10(std::max(ymin, 1e-9)))); p <= ymax * 10; p *= 10) yt.push_back(p);
+    for (double p = std::pow(10, std::floor(std::log10(std::max(ymin, 1e-9)))); p <= ymax * 10; p *= 10)
+      yt.push_back(p);
   } else {
     yt = ticks(0, ymax * 1.08, 5);
   }
   for (double y : yt) {
     if (ty(y) < top - 1 || ty(y) > bottom + 1) continue;
-    svg += fmt::format(R"svg(<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#ddd"/><text x="{}" y="{}" font-size="11" text-anchor="end">{}</text>)svg",
-                       left, ty(y), right, ty(y), left - 6, ty(y) + 4, fmt::format("{:g}", y));
+    svg += fmt::format(
+        R"svg(<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#ddd"/><text x="{}" y="{}" font-size="11" text-anchor="end">{}</text>)svg",
+        left, ty(y), right, ty(y), left - 6, ty(y) + 4, fmt::format("{:g}", y));
   }
   std::vector<double> xs;
   for (const auto& s : c.series) {
@@ -152,12 +156,14 @@ void draw_chart(std::string& svg, const Chart& c, double ox, double oy, double w
   std::sort(xs.begin(), xs.end());
   xs.erase(std::unique(xs.begin(), xs.end()), xs.end());
   for (double x : xs) {
-    svg += fmt::format(R"svg(<text x="{}" y="{}" font-size="11" text-anchor="middle">{:g}</text>)svg", tx(x), bottom + 16, x);
+    svg += fmt::format(R"svg(<text x="{}" y="{}" font-size="11" text-anchor="middle">{:g}</text>)svg", tx(x),
+                       bottom + 16, x);
   }
   svg += fmt::format(R"svg(<text x="{}" y="{}" font-size="12" text-anchor="middle">{}</text>)svg", (left + right) / 2,
                      bottom + 36, escape(c.x_label));
-  svg += fmt::format(R"svg(<text transform="translate({},{}) rotate(-90)" font-size="12" text-anchor="middle">{}</text>)svg",
-                     ox + 16, (top + bottom) / 2, escape(c.y_label));
+  svg += fmt::format(
+      R"svg(<text transform="translate({},{}) rotate(-90)" font-size="12" text-anchor="middle">{}</text>)svg", ox + 16,
+      (top + bottom) / 2, escape(c.y_label));
   for (size_t i = 0; i < c.series.size(); ++i) {
     const auto& s = c.series[i];
     const char* color = kColors[i % std::size(kColors)];
@@ -167,9 +173,10 @@ void draw_chart(std::string& svg, const Chart& c, double ox, double oy, double w
     for (const auto& [x, y] : s.points) {
       svg += fmt::format(R"svg(<circle cx="{:.1f}" cy="{:.1f}" r="3" fill="{}"/>)svg", tx(x), ty(y), color);
     }
-    svg += fmt::format(R"svg(<rect x="{}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}" font-size="11">{}</text>)svg",
-                       left + 8, top + 4 + 16 * static_cast<double>(i), color, left + 22, top + 13 + 16 * static_cast<double>(i),
-                       escape(s.name));
+    svg += fmt::format(
+        R"svg(<rect x="{}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}" font-size="11">{}</text>)svg",
+        left + 8, top + 4 + 16 * static_cast<double>(i), color, left + 22, top + 13 + 16 * static_cast<double>(i),
+        escape(s.name));
   }
 }
 

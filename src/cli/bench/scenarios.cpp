@@ -134,11 +134,12 @@ Result<json> bench_throughput(Driver& d, const ThroughputOptions& o, std::vector
              "latency ms avg / p50 / p99", "TTFT ms avg / p50 / p99");
   json rows = json::array();
   for (const RunResult& r : runs) {
-    fmt::print("{:<12} {:>8.2f} {:>10.1f} {:>7.2f}x  {:>8.0f} / {:>7.0f} / {:>7.0f}  {:>8.0f} / {:>7.0f} / {:>7.0f}{}{}\n",
-               r.name, r.seconds, r.tokens_per_s, r.tokens_per_s / single, r.latency_ms.avg, r.latency_ms.p50,
-               r.latency_ms.p99, r.ttft_ms.avg, r.ttft_ms.p50, r.ttft_ms.p99,
-               r.preemptions && *r.preemptions > 0 ? fmt::format("  ({} preemptions)", *r.preemptions) : "",
-               r.failures ? fmt::format("  ({} failed: {})", r.failures, r.first_error) : "");
+    fmt::print(
+        "{:<12} {:>8.2f} {:>10.1f} {:>7.2f}x  {:>8.0f} / {:>7.0f} / {:>7.0f}  {:>8.0f} / {:>7.0f} / {:>7.0f}{}{}\n",
+        r.name, r.seconds, r.tokens_per_s, r.tokens_per_s / single, r.latency_ms.avg, r.latency_ms.p50,
+        r.latency_ms.p99, r.ttft_ms.avg, r.ttft_ms.p50, r.ttft_ms.p99,
+        r.preemptions && *r.preemptions > 0 ? fmt::format("  ({} preemptions)", *r.preemptions) : "",
+        r.failures ? fmt::format("  ({} failed: {})", r.failures, r.first_error) : "");
     rows.push_back(run_json(r, single));
   }
   if (charts != nullptr) {
@@ -209,15 +210,12 @@ Result<json> bench_resume(Driver& d, EngineDriver* restart_driver, const ResumeO
     const int64_t prefix_tokens = d.count_tokens(prefix).value_or(len);
     const double ram_x = cold.ttft_ms / ram.ttft_ms;
     const double disk_x = disk.ok ? cold.ttft_ms / disk.ttft_ms : 0;
-    fmt::print("{:>9} {:>10.1f} {:>10.1f} {:>7.1f}x {:>12} {:>8}  {} / {}\n", prefix_tokens, cold.ttft_ms,
-               ram.ttft_ms, ram_x, disk.ok ? fmt::format("{:.1f}", disk.ttft_ms) : "n/a",
+    fmt::print("{:>9} {:>10.1f} {:>10.1f} {:>7.1f}x {:>12} {:>8}  {} / {}\n", prefix_tokens, cold.ttft_ms, ram.ttft_ms,
+               ram_x, disk.ok ? fmt::format("{:.1f}", disk.ttft_ms) : "n/a",
                disk.ok ? fmt::format("{:.1f}x", disk_x) : "", ram.cached_tokens, disk.ok ? disk.cached_tokens : 0);
-    json row = {{"prefix_tokens", prefix_tokens},
-                {"follow_up_tokens", ram.prompt_tokens},
-                {"cold_ttft_ms", cold.ttft_ms},
-                {"ram_ttft_ms", ram.ttft_ms},
-                {"ram_speedup", ram_x},
-                {"ram_cached_tokens", ram.cached_tokens}};
+    json row = {{"prefix_tokens", prefix_tokens}, {"follow_up_tokens", ram.prompt_tokens},
+                {"cold_ttft_ms", cold.ttft_ms},   {"ram_ttft_ms", ram.ttft_ms},
+                {"ram_speedup", ram_x},           {"ram_cached_tokens", ram.cached_tokens}};
     if (disk.ok) {
       row["disk_ttft_ms"] = disk.ttft_ms;
       row["disk_speedup"] = disk_x;
@@ -263,7 +261,8 @@ Result<json> bench_memory(EngineDriver& d, const MemoryOptions& o) {
   fmt::print("{:<6} {:>12} {:>16} {:>10}\n", "type", "per token", fmt::format("per {}-token session", o.session_tokens),
              "vs f16");
   const double f16_block = static_cast<double>(m.kv_shape(kernels::KvType::kF16, bt).block_bytes());
-  for (kernels::KvType type : {kernels::KvType::kF32, kernels::KvType::kF16, kernels::KvType::kBF16, kernels::KvType::kQ8_0}) {
+  for (kernels::KvType type :
+       {kernels::KvType::kF32, kernels::KvType::kF16, kernels::KvType::kBF16, kernels::KvType::kQ8_0}) {
     const char* name = kernels::kv_type_name(type);
     const kv::KvShape shape = m.kv_shape(type, bt);
     if (!shape.check().empty()) continue;  // q8_0 with a head size it cannot store
@@ -271,7 +270,8 @@ Result<json> bench_memory(EngineDriver& d, const MemoryOptions& o) {
     const int64_t blocks = (o.session_tokens + bt - 1) / bt;
     fmt::print("{:<6} {:>10.0f} B {:>13.1f} MiB {:>9.0f}%\n", name, block / bt, block * blocks / (1 << 20),
                100 * block / f16_block);
-    types[name] = {{"bytes_per_token", block / bt}, {"session_bytes", block * static_cast<double>(blocks)},
+    types[name] = {{"bytes_per_token", block / bt},
+                   {"session_bytes", block * static_cast<double>(blocks)},
                    {"vs_f16", block / f16_block}};
   }
 
@@ -306,10 +306,11 @@ Result<json> bench_memory(EngineDriver& d, const MemoryOptions& o) {
   const int64_t per_agent_tokens = first.prompt_tokens;
   const int64_t private_copies = o.agents * ((per_agent_tokens + bt - 1) / bt);
   const double block = static_cast<double>(m.kv_shape(d.setup().engine.kv_type, bt).block_bytes());
-  fmt::print("{} agents, each {} prompt tokens sharing a {}-token prefix: {} KV blocks ({:.1f} MiB) vs {} for private "
-             "copies ({:.1f} MiB): {:.1f}%\n",
-             o.agents, per_agent_tokens, o.shared_tokens, used, used * block / (1 << 20), private_copies,
-             private_copies * block / (1 << 20), 100.0 * static_cast<double>(used) / static_cast<double>(private_copies));
+  fmt::print(
+      "{} agents, each {} prompt tokens sharing a {}-token prefix: {} KV blocks ({:.1f} MiB) vs {} for private "
+      "copies ({:.1f} MiB): {:.1f}%\n",
+      o.agents, per_agent_tokens, o.shared_tokens, used, used * block / (1 << 20), private_copies,
+      private_copies * block / (1 << 20), 100.0 * static_cast<double>(used) / static_cast<double>(private_copies));
   return json{{"kv_types", types},
               {"shared_prefix",
                {{"agents", o.agents},
