@@ -56,6 +56,9 @@ struct ChatRequest {
   std::string model;  // as the client named it
   json messages = json::array();
   json tools = json::array();
+  // Responses API namespace tool groups: their tools are in TOOLS as
+  // "NAMESPACE.NAME", and calls of them go back as name + namespace.
+  std::vector<std::string> tool_namespaces;
   std::optional<bool> enable_thinking;          // the template's switch, when the client chose
   std::optional<std::string> reasoning_effort;  // "low" | "medium" | "high" (gpt-oss's template), when given
   std::optional<std::string> raw_prompt;        // /v1/completions: no template, the text as is

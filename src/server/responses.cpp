@@ -36,6 +36,11 @@ ApiResult<std::string> text_of(const json& content, const std::string& where) {
   return out;
 }
 
+// A tool of a namespace tool group is shown to the model as NAMESPACE.NAME
+// (the template sees plain functions); the model's calls are split back
+// into name and namespace (split_call_name).
+std::string qualified_name(const std::string& ns, const std::string& name) { return ns + "." + name; }
+
 // Appends input item I to MESSAGES (template form).
 std::optional<ApiError> convert_item(const json& item, size_t i, json& messages) {
   const std::string w = fmt::format("input[{}]", i);
@@ -55,11 +60,13 @@ std::optional<ApiError> convert_item(const json& item, size_t i, json& messages)
     auto name = f.string("name", true);
     auto call_id = f.string("call_id", true);
     auto args = f.string("arguments");
+    auto ns = f.string("namespace");
     if (!f.ok()) return f.error();
     json parsed = json::parse(args.value_or("{}"), nullptr, false);
+    const std::string full_name = ns && !ns->empty() ? qualified_name(*ns, *name) : *name;
     json call = {{"id", *call_id},
                  {"type", "function"},
-                 {"function", {{"name", *name}, {"arguments", parsed.is_discarded() ? json(*args) : parsed}}}};
+                 {"function", {{"name", full_name}, {"arguments", parsed.is_discarded() ? json(*args) : parsed}}}};
     // Calls right after an assistant message belong to it.
     if (messages.empty() || messages.back()["role"] != "assistant") {
       messages.push_back({{"role", "assistant"}, {"content", ""}});
@@ -111,9 +118,17 @@ json reasoning_item(const std::string& id, const std::string& text) {
           {"content", json::array({{{"type", "reasoning_text"}, {"text", text}}})}};
 }
 
-json call_item(const std::string& id, const ToolCall& t, const char* status) {
-  return {{"type", "function_call"},  {"id", id},        {"call_id", t.id}, {"name", t.name},
-          {"arguments", t.arguments}, {"status", status}};
+json call_item(const std::string& id, const ToolCall& t, const char* status, const std::vector<std::string>& namespaces) {
+  json item = {{"type", "function_call"},  {"id", id},        {"call_id", t.id}, {"name", t.name},
+               {"arguments", t.arguments}, {"status", status}};
+  for (const std::string& ns : namespaces) {
+    if (t.name.size() > ns.size() + 1 && t.name.compare(0, ns.size() + 1, ns + ".") == 0) {
+      item["name"] = t.name.substr(ns.size() + 1);
+      item["namespace"] = ns;
+      break;
+    }
+  }
+  return item;
 }
 
 json response_object(const std::string& id, const std::string& model, int64_t created, const char* status, json output,
@@ -127,6 +142,16 @@ json response_object(const std::string& id, const std::string& model, int64_t cr
           {"incomplete_details", incomplete ? json{{"reason", "max_output_tokens"}} : json(nullptr)},
           {"error", nullptr},
           {"usage", usage}};
+}
+
+// Function tool T (of namespace NS when not empty) in the template's form.
+void add_function_tool(const json& t, const std::string& ns, json& tools) {
+  const std::string name = string_or_empty(t, "name");
+  if (name.empty()) return;
+  json fn = {{"name", ns.empty() ? name : qualified_name(ns, name)}};
+  if (t.contains("description")) fn["description"] = t["description"];
+  fn["parameters"] = t.contains("parameters") ? t["parameters"] : json{{"type", "object"}};
+  tools.push_back({{"type", "function"}, {"function", fn}});
 }
 
 bool incomplete(const Completion& c) { return c.tool_calls.empty() && c.stop == engine::StopReason::kMaxTokens; }
@@ -175,22 +200,32 @@ ApiResult<ChatRequest> parse_request(const json& body) {
   const bool no_tools = tool_choice && tool_choice->is_string() && *tool_choice == "none";
   if (tools && !no_tools) {
     for (const auto& t : *tools) {
-      // Built-in tools (web_search, local_shell, ...) run on OpenAI's side.
-      if (string_or_empty(t, "type") != "function" || string_or_empty(t, "name").empty()) continue;
-      json fn = {{"name", t["name"]}};
-      if (t.contains("description")) fn["description"] = t["description"];
-      fn["parameters"] = t.contains("parameters") ? t["parameters"] : json{{"type", "object"}};
-      r.tools.push_back({{"type", "function"}, {"function", fn}});
+      const std::string type = string_or_empty(t, "type");
+      if (type == "function") {
+        add_function_tool(t, "", r.tools);
+      } else if (type == "namespace" && t.contains("tools") && t["tools"].is_array()) {
+        const std::string ns = string_or_empty(t, "name");
+        if (ns.empty()) continue;
+        r.tool_namespaces.push_back(ns);
+        for (const auto& inner : t["tools"]) {
+          if (string_or_empty(inner, "type") == "function") add_function_tool(inner, ns, r.tools);
+        }
+      }
+      // Built-in tools (web_search, local_shell, image_generation, ...) run
+      // on OpenAI's side: a local model has none of them.
     }
   }
   return r;
 }
 
-json response(const std::string& id, const std::string& model, int64_t created, const Completion& c) {
+json response(const std::string& id, const std::string& model, int64_t created, const ChatRequest& chat,
+              const Completion& c) {
   json output = json::array();
   if (!c.reasoning.empty()) output.push_back(reasoning_item(item_id("rs_"), c.reasoning));
   if (!c.text.empty() || c.tool_calls.empty()) output.push_back(message_item(item_id("msg_"), c.text, "completed"));
-  for (const auto& t : c.tool_calls) output.push_back(call_item(item_id("fc_"), t, "completed"));
+  for (const auto& t : c.tool_calls) {
+    output.push_back(call_item(item_id("fc_"), t, "completed", chat.tool_namespaces));
+  }
   return response_object(id, model, created, incomplete(c) ? "incomplete" : "completed", std::move(output),
                          usage_of(c.usage), incomplete(c));
 }
@@ -203,7 +238,8 @@ std::string EventWriter::event(const char* type, json data) {
 
 std::string EventWriter::start(int64_t) {
   const json r = response_object(id_, model_, created_, "in_progress", json::array(), nullptr, false);
-  return event("response.created", {{"response", r}}) + event("response.in_progress", {{"response", r}});
+  std::string out = event("response.created", {{"response", r}});  // numbered first: two statements
+  return out + event("response.in_progress", {{"response", r}});
 }
 
 std::string EventWriter::open(json item) {
@@ -269,7 +305,7 @@ std::string EventWriter::write(const std::vector<chat::OutputEvent>& events) {
         break;
       }
       case chat::OutputEvent::kToolCallStart:
-        out += open(call_item(item_id("fc_"), {e.id, e.name, ""}, "in_progress"));
+        out += open(call_item(item_id("fc_"), {e.id, e.name, ""}, "in_progress", namespaces_));
         break;
       case chat::OutputEvent::kToolCallArguments:
         if (kind != "function_call" || e.text.empty()) break;

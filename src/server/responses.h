@@ -11,14 +11,16 @@
 namespace tandem::server::responses {
 
 ApiResult<ChatRequest> parse_request(const json& body);
-json response(const std::string& id, const std::string& model, int64_t created, const Completion& c);
+json response(const std::string& id, const std::string& model, int64_t created, const ChatRequest& chat,
+              const Completion& c);
 
 // Events of one streamed response: response.created, then per output item
 // output_item.added / deltas / output_item.done, then response.completed.
 class EventWriter : public StreamWriter {
  public:
-  EventWriter(std::string id, std::string model, int64_t created)
-      : id_(std::move(id)), model_(std::move(model)), created_(created) {}
+  // NAMESPACES: the request's namespace tool groups (ChatRequest::tool_namespaces).
+  EventWriter(std::string id, std::string model, int64_t created, std::vector<std::string> namespaces = {})
+      : id_(std::move(id)), model_(std::move(model)), created_(created), namespaces_(std::move(namespaces)) {}
   std::string start(int64_t prompt_tokens) override;
   std::string write(const std::vector<chat::OutputEvent>& events) override;
   std::string finish(const Completion& c) override;
@@ -32,6 +34,7 @@ class EventWriter : public StreamWriter {
 
   std::string id_, model_;
   int64_t created_;
+  std::vector<std::string> namespaces_;
   int64_t sequence_ = 0;
   json items_ = json::array();  // every output item so far, as the final response lists them
   bool open_ = false;           // the last item is still being written

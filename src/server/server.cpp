@@ -164,7 +164,8 @@ struct ChatApi {
   const char* id_prefix;
   const char* tool_id_prefix;
   ApiResult<ChatRequest> (*parse)(const json& body);
-  json (*response)(const std::string& id, const std::string& model, int64_t created, const Completion& c);
+  json (*response)(const std::string& id, const std::string& model, int64_t created, const ChatRequest& chat,
+                   const Completion& c);
   std::unique_ptr<StreamWriter> (*writer)(const std::string& id, const std::string& model, int64_t created,
                                           const ChatRequest& chat);
 };
@@ -173,19 +174,23 @@ namespace {
 
 const ChatApi kMessages{
     "msg_", "toolu_", [](const json& b) { return anthropic::parse_request(b, /*count_only=*/false); },
-    [](const std::string& id, const std::string& model, int64_t, const Completion& c) {
+    [](const std::string& id, const std::string& model, int64_t, const ChatRequest&, const Completion& c) {
       return anthropic::message(id, model, c);
     },
     [](const std::string& id, const std::string& model, int64_t, const ChatRequest&) -> std::unique_ptr<StreamWriter> {
       return std::make_unique<anthropic::EventWriter>(id, model);
     }};
-const ChatApi kChatCompletions{"chatcmpl-", "call_", openai::parse_chat_request, openai::chat_completion,
+const ChatApi kChatCompletions{"chatcmpl-", "call_", openai::parse_chat_request,
+                               [](const std::string& id, const std::string& model, int64_t created, const ChatRequest&,
+                                  const Completion& c) { return openai::chat_completion(id, model, created, c); },
                                [](const std::string& id, const std::string& model, int64_t created,
                                   const ChatRequest& chat) -> std::unique_ptr<StreamWriter> {
                                  return std::make_unique<openai::ChunkWriter>(id, model, created, /*chat=*/true,
                                                                               chat.stream_include_usage);
                                }};
-const ChatApi kCompletions{"cmpl-", "call_", openai::parse_completion_request, openai::text_completion,
+const ChatApi kCompletions{"cmpl-", "call_", openai::parse_completion_request,
+                           [](const std::string& id, const std::string& model, int64_t created, const ChatRequest&,
+                              const Completion& c) { return openai::text_completion(id, model, created, c); },
                            [](const std::string& id, const std::string& model, int64_t created,
                               const ChatRequest& chat) -> std::unique_ptr<StreamWriter> {
                              return std::make_unique<openai::ChunkWriter>(id, model, created, /*chat=*/false,
@@ -193,8 +198,8 @@ const ChatApi kCompletions{"cmpl-", "call_", openai::parse_completion_request, o
                            }};
 const ChatApi kResponses{"resp_", "call_", responses::parse_request, responses::response,
                          [](const std::string& id, const std::string& model, int64_t created,
-                            const ChatRequest&) -> std::unique_ptr<StreamWriter> {
-                           return std::make_unique<responses::EventWriter>(id, model, created);
+                            const ChatRequest& chat) -> std::unique_ptr<StreamWriter> {
+                           return std::make_unique<responses::EventWriter>(id, model, created, chat.tool_namespaces);
                          }};
 
 // The body as JSON, or the 400 written.
@@ -336,7 +341,7 @@ void Server::handle_chat(const ChatApi& api, const httplib::Request& req, httpli
     metrics_.count_usage(c.usage);
     note_completion(c);
     if (engine::failed(c.stop)) return send_error(req, res, completion_error(c));
-    return send_json(res, 200, api.response(id, chat.model, created, c));
+    return send_json(res, 200, api.response(id, chat.model, created, chat, c));
   }
   // Refuse before the 200 goes out; Service::run() checks again.
   if (service_.in_flight() >= service_.options().max_queue) {
