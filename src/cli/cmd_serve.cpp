@@ -34,6 +34,7 @@ struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8000;
   std::vector<std::string> api_keys, aliases, logit_bias;
+  std::string cache_scope;  // "": key with API keys, else shared
   int64_t ctx = 0;
   int threads = 0;
   int max_tokens_cap = 0;
@@ -187,6 +188,15 @@ Result<server::ServerOptions> server_options(const ServeOptions& o) {
   sopt.max_body_bytes = static_cast<size_t>(o.max_body_mb * 1024 * 1024);
   sopt.http_threads = o.http_threads;
   sopt.admin_key = o.admin_key;
+  sopt.cache_scope = sopt.api_keys.empty() ? server::CacheScope::kShared : server::CacheScope::kKey;
+  if (!o.cache_scope.empty()) {
+    auto scope = server::parse_cache_scope(o.cache_scope);
+    if (!scope) return Status::errorf("--cache-scope: expected shared or key, got '{}'", o.cache_scope);
+    if (*scope == server::CacheScope::kKey && sopt.api_keys.empty()) {
+      return Status::error("--cache-scope key needs API keys (--api-key)");
+    }
+    sopt.cache_scope = *scope;
+  }
   if (!o.dump_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(o.dump_dir, ec);
@@ -250,6 +260,10 @@ void print_banner(const ServeOptions& o, model::Model& m, const server::Service&
       : o.chat_template.empty()        ? ""
                                        : "; chat template: " + o.chat_template));
   say(fmt::format("KV disk tier: {}", disk_note));
+  if (!o.api_keys.empty()) {
+    say(o.cache_scope == "shared" ? "cached prefixes: shared by every API key (--cache-scope shared)"
+                                  : "cached prefixes: shared only among requests of one API key (--cache-scope key)");
+  }
   if (!o.engine.cache_dir.empty()) {
     const std::string base = std::filesystem::path(o.engine.cache_dir).parent_path().string();
     if (const OtherCaches other = other_cache_dirs(base, o.model, o.engine.cache_dir); other.folders > 0) {
@@ -353,6 +367,9 @@ void register_serve(CLI::App& app, Action& action) {
   cmd->add_option("--host", o->host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", o->port, "Port (0: any free port)")->capture_default_str();
   cmd->add_option("--api-key", o->api_keys, "Accepted key, KEY or KEY:high|normal|low (repeatable; none: no auth)");
+  cmd->add_option("--cache-scope", o->cache_scope,
+                  "Who shares cached prefixes: shared (every client) or key (requests of one API key; the default "
+                  "when --api-key is given)");
   cmd->add_option("--model-alias", o->aliases,
                   "Model name clients may ask for (repeatable; none: any name maps to the loaded model)");
   cmd->add_option("--ctx", o->ctx, "Context length (default: the model's)");

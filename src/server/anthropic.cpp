@@ -205,6 +205,10 @@ ApiResult<ChatRequest> parse_request(const json& body, bool count_only) {
   }
   if (metadata && metadata->contains("user_id") && (*metadata)["user_id"].is_string())
     r.session = (*metadata)["user_id"];
+  if (metadata && metadata->contains("cache_salt")) {
+    if (!(*metadata)["cache_salt"].is_string()) return invalid("metadata.cache_salt: expected a string", "metadata");
+    r.cache_salt = (*metadata)["cache_salt"];
+  }
   if (thinking) {
     const std::string type = string_or_empty(*thinking, "type");
     if (type == "disabled") r.enable_thinking = false;

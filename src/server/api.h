@@ -71,6 +71,10 @@ struct ChatRequest {
   // Session: from a header or the body; requests of one session run in order.
   std::string session;
   engine::Priority priority = engine::Priority::kNormal;
+  // Partitions the prefix cache further (OpenAI `cache_salt`, Anthropic
+  // `metadata.cache_salt`); see server/cache_scope.h.
+  std::string cache_salt;
+  uint64_t cache_namespace = 0;  // set by the server from the key and the salt
 };
 
 // A finished generation, split into API content by the output parser.

@@ -162,6 +162,7 @@ ApiResult<ChatRequest> parse_chat_request(const json& body) {
   const json* tool_choice = f.any("tool_choice");
   const json* stream_options = f.object("stream_options");
   auto user = f.string("user");
+  auto salt = f.string("cache_salt");
   auto reasoning_effort = f.string("reasoning_effort");
   if (auto e = read_sampling(f, r)) return *e;
   if (!f.ok()) return f.error();
@@ -189,6 +190,7 @@ ApiResult<ChatRequest> parse_chat_request(const json& body) {
     r.reasoning_effort = reasoning_effort;
   if (stream_options && true_at(*stream_options, "include_usage")) r.stream_include_usage = true;
   if (user) r.session = *user;
+  if (salt) r.cache_salt = *salt;
   return r;
 }
 
@@ -200,9 +202,11 @@ ApiResult<ChatRequest> parse_completion_request(const json& body) {
   const json* prompt = f.any("prompt", true);
   auto max_tokens = f.integer("max_tokens", 1, int64_t{1} << 31);
   const json* stream_options = f.object("stream_options");
+  auto salt = f.string("cache_salt");
   if (auto e = read_sampling(f, r)) return *e;
   if (!f.ok()) return f.error();
   r.model = *model;
+  if (salt) r.cache_salt = *salt;
   if (prompt->is_string()) {
     r.raw_prompt = prompt->get<std::string>();
   } else if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string()) {

@@ -172,6 +172,7 @@ ApiResult<ChatRequest> parse_request(const json& body) {
   auto top_p = f.number("top_p", 0, 1);
   auto stream = f.boolean("stream");
   auto cache_key = f.string("prompt_cache_key");
+  auto salt = f.string("cache_salt");
   const json* reasoning = f.object("reasoning");
   if (!f.ok()) return f.error();
   r.model = *model;
@@ -181,6 +182,7 @@ ApiResult<ChatRequest> parse_request(const json& body) {
   r.sampling.seed = std::random_device{}();
   if (max_tokens) r.max_tokens = static_cast<int>(std::min<int64_t>(*max_tokens, 1 << 30));
   if (cache_key) r.session = *cache_key;
+  if (salt) r.cache_salt = *salt;
   if (reasoning) {
     const std::string effort = string_or_empty(*reasoning, "effort");
     if (!effort.empty()) r.enable_thinking = effort != "minimal" && effort != "none";

@@ -273,6 +273,7 @@ std::optional<Server::Caller> Server::authorize(const httplib::Request& req, htt
     tier = it->tier;
     c.priority = std::min(engine::Priority::kNormal, tier);
     t_current.record.key = fmt::format("key{}:{}", it - opt_.api_keys.begin() + 1, priority_name(tier));
+    if (opt_.cache_scope == CacheScope::kKey) c.key_namespace = key_namespace(key);
   }
   if (req.has_header("x-priority")) {
     auto p = parse_priority(req.get_header_value("x-priority"));
@@ -327,6 +328,9 @@ void Server::handle_chat(const ChatApi& api, const httplib::Request& req, httpli
   chat.priority = caller->priority;
   if (!caller->session.empty()) chat.session = caller->session;
   t_current.record.session = short_session(chat.session);
+  // Blocks and sessions are shared only within the key's and salt's namespace.
+  chat.cache_namespace = request_namespace(caller->key_namespace, chat.cache_salt);
+  chat.session = scoped_session(chat.cache_namespace, chat.session);
   t_current.record.stream = chat.stream;
   auto prepared = service_.prepare(chat, api.tool_id_prefix);
   if (auto* e = std::get_if<ApiError>(&prepared)) return send_error(req, res, *e);

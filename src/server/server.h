@@ -5,6 +5,7 @@
 
 #include "core/status.h"
 #include "engine/request.h"
+#include "server/cache_scope.h"
 #include "server/metrics.h"
 #include "server/service.h"
 
@@ -40,6 +41,9 @@ struct ServerOptions {
   // Every generation request's body is written here as <n>-<id>.json
   // (tandem serve --dump-requests: for tandem render --diff); "" for none.
   std::string dump_dir;
+  // Who shares cached KV (server/cache_scope.h); tandem serve defaults it
+  // to kKey when API keys are set.
+  CacheScope cache_scope = CacheScope::kShared;
 };
 
 // "KEY" or "KEY:high|normal|low".
@@ -66,7 +70,8 @@ class Server {
   // Who asks, from the headers.
   struct Caller {
     engine::Priority priority = engine::Priority::kNormal;
-    std::string session;  // "" when none
+    std::string session;         // "" when none
+    uint64_t key_namespace = 0;  // the key's cache namespace under CacheScope::kKey, else 0
   };
   void install_routes();
   void install_error_handlers();

@@ -70,6 +70,7 @@ ApiResult<Prepared> Service::prepare(const ChatRequest& chat, const std::string&
   auto& r = p.request;
   r.prompt = prompts_.tokenize(p.prompt_text);
   r.session = chat.session;
+  r.cache_namespace = chat.cache_namespace;
   r.priority = chat.priority;
   r.sampling = chat.sampling;
   r.ignore_eos = chat.ignore_eos;

@@ -9,6 +9,8 @@
 namespace tandem::server {
 namespace {
 
+using test::get_json;
+using test::post_empty;
 using test::post_json;
 using test::user_turn;
 
@@ -17,22 +19,6 @@ engine::EngineOptions with_disk(const std::string& name) {
   eo.cache_dir = test::scratch_dir(name);
   eo.cache_disk_bytes = 64u << 20;
   return eo;
-}
-
-json get_json(httplib::Client& cli, const std::string& path, int expect_status, const httplib::Headers& h = {}) {
-  auto res = cli.Get(path.c_str(), h);
-  EXPECT_TRUE(res) << path;
-  if (!res) return {};
-  EXPECT_EQ(res->status, expect_status) << path << ": " << res->body;
-  return json::parse(res->body, nullptr, false);
-}
-
-json post_empty(httplib::Client& cli, const std::string& path, int expect_status, const httplib::Headers& h = {}) {
-  auto res = cli.Post(path.c_str(), h, "", "application/json");
-  EXPECT_TRUE(res) << path;
-  if (!res) return {};
-  EXPECT_EQ(res->status, expect_status) << path << ": " << res->body;
-  return json::parse(res->body, nullptr, false);
 }
 
 void chat(httplib::Client& cli, const std::string& session, const std::string& text) {

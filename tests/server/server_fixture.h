@@ -105,6 +105,23 @@ inline server::json post_json(httplib::Client& cli, const std::string& path, con
   return server::json::parse(res->body, nullptr, false);
 }
 
+// GETs PATH, expects EXPECT_STATUS, returns the parsed reply.
+inline server::json get_json(httplib::Client& cli, const std::string& path, int expect_status, const httplib::Headers& h = {}) {
+  auto res = cli.Get(path.c_str(), h);
+  EXPECT_TRUE(res) << path;
+  if (!res) return {};
+  EXPECT_EQ(res->status, expect_status) << path << ": " << res->body;
+  return server::json::parse(res->body, nullptr, false);
+}
+
+inline server::json post_empty(httplib::Client& cli, const std::string& path, int expect_status, const httplib::Headers& h = {}) {
+  auto res = cli.Post(path.c_str(), h, "", "application/json");
+  EXPECT_TRUE(res) << path;
+  if (!res) return {};
+  EXPECT_EQ(res->status, expect_status) << path << ": " << res->body;
+  return server::json::parse(res->body, nullptr, false);
+}
+
 inline server::json user_turn(const std::string& text) {
   return server::json::array({{{"role", "user"}, {"content", text}}});
 }
