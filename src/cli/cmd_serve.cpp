@@ -23,6 +23,8 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <thread>
 
@@ -35,6 +37,7 @@ struct ServeOptions {
   int port = 8000;
   std::vector<std::string> api_keys, aliases, logit_bias;
   std::string cache_scope;  // "": key with API keys, else shared
+  std::vector<std::string> a2a_agents;  // NAME=SYSTEM_PROMPT_FILE
   int64_t ctx = 0;
   int threads = 0;
   int max_tokens_cap = 0;
@@ -175,6 +178,29 @@ Result<server::ServiceOptions> service_options(const ServeOptions& o, const toke
   return so;
 }
 
+// NAME=SYSTEM_PROMPT_FILE: an A2A agent; its description is the prompt's first line.
+Result<server::a2a::Agent> read_a2a_agent(const std::string& spec) {
+  const size_t eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return Status::errorf("--a2a-agent '{}': expected NAME=SYSTEM_PROMPT_FILE", spec);
+  }
+  server::a2a::Agent a;
+  a.name = spec.substr(0, eq);
+  if (a.name.size() > 64 || a.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+                                std::string::npos) {
+    return Status::errorf("--a2a-agent '{}': a name is 1-64 letters, digits, '_', '.' or '-'", a.name);
+  }
+  const std::string path = spec.substr(eq + 1);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::errorf("--a2a-agent {}: cannot read {}", a.name, path);
+  a.system_prompt.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (a.system_prompt.size() > (1u << 20)) return Status::errorf("--a2a-agent {}: {} is over 1 MiB", a.name, path);
+  a.description = a.system_prompt.substr(0, a.system_prompt.find('\n'));
+  if (a.description.size() > 200) a.description = a.description.substr(0, 197) + "...";
+  if (a.description.empty()) a.description = "Agent " + a.name;
+  return a;
+}
+
 Result<server::ServerOptions> server_options(const ServeOptions& o) {
   server::ServerOptions sopt;
   for (const auto& spec : o.api_keys) {
@@ -196,6 +222,14 @@ Result<server::ServerOptions> server_options(const ServeOptions& o) {
       return Status::error("--cache-scope key needs API keys (--api-key)");
     }
     sopt.cache_scope = *scope;
+  }
+  for (const auto& spec : o.a2a_agents) {
+    auto agent = read_a2a_agent(spec);
+    if (!agent) return agent.status();
+    for (const auto& other : sopt.a2a_agents) {
+      if (other.name == agent->name) return Status::errorf("--a2a-agent: '{}' is given twice", agent->name);
+    }
+    sopt.a2a_agents.push_back(std::move(*agent));
   }
   if (!o.dump_dir.empty()) {
     std::error_code ec;
@@ -277,6 +311,8 @@ void print_banner(const ServeOptions& o, model::Model& m, const server::Service&
   if (!o.dump_dir.empty()) say(fmt::format("request bodies are written to {}", o.dump_dir));
   fmt::print("tandem: use it from Claude Code with:\n  ANTHROPIC_BASE_URL={} claude\n", url);
   fmt::print("tandem: or any OpenAI client with base URL {}/v1\n", url);
+  fmt::print("tandem: A2A agents: {}/.well-known/agent-card.json{}\n", url,
+             o.a2a_agents.empty() ? " (one agent, 'default'; --a2a-agent NAME=FILE adds named ones)" : "");
   std::fflush(stdout);
 }
 
@@ -367,6 +403,9 @@ void register_serve(CLI::App& app, Action& action) {
   cmd->add_option("--host", o->host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", o->port, "Port (0: any free port)")->capture_default_str();
   cmd->add_option("--api-key", o->api_keys, "Accepted key, KEY or KEY:high|normal|low (repeatable; none: no auth)");
+  cmd->add_option("--a2a-agent", o->a2a_agents,
+                  "An A2A agent: NAME=SYSTEM_PROMPT_FILE (repeatable; none: one agent 'default' without a system "
+                  "prompt). Cards at /.well-known/agent-card.json and /a2a/NAME/.well-known/agent-card.json");
   cmd->add_option("--cache-scope", o->cache_scope,
                   "Who shares cached prefixes: shared (every client) or key (requests of one API key; the default "
                   "when --api-key is given)");

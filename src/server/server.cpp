@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include "server/a2a.h"
 #include "server/admin.h"
 #include "server/anthropic.h"
 #include "server/http_util.h"
@@ -20,11 +21,6 @@
 
 namespace tandem::server {
 namespace {
-
-std::string random_id(const char* prefix) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return fmt::format("{}{:016x}{:08x}", prefix, rng(), static_cast<uint32_t>(rng()));
-}
 
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -48,7 +44,8 @@ bool is_anthropic(const httplib::Request& req) {
 std::string route_label(const httplib::Request& req) {
   for (const char* r :
        {"/v1/messages/count_tokens", "/v1/messages", "/v1/render", "/v1/chat/completions", "/v1/completions",
-        "/v1/responses", "/v1/models", "/health", "/metrics", "/admin/sessions", "/admin/cache"}) {
+        "/v1/responses", "/v1/models", "/health", "/metrics", "/admin/sessions", "/admin/cache", "/a2a",
+        "/.well-known/agent-card.json"}) {
     if (req.path.rfind(r, 0) == 0) return r;
   }
   return "other";
@@ -92,18 +89,6 @@ std::optional<engine::Priority> parse_priority(std::string s) {
   return std::nullopt;
 }
 
-// Sets the content of an SSE response whose events come from RUN, called on
-// the HTTP worker thread once the headers are out.
-void stream_response(httplib::Response& res, std::function<void(httplib::DataSink&)> run) {
-  res.set_header("Cache-Control", "no-cache");
-  res.set_header("X-Accel-Buffering", "no");
-  res.set_chunked_content_provider("text/event-stream", [run = std::move(run)](size_t, httplib::DataSink& sink) {
-    run(sink);
-    sink.done();
-    return true;
-  });
-}
-
 }  // namespace
 
 Result<ApiKey> parse_api_key(const std::string& spec) {
@@ -122,6 +107,10 @@ Result<ApiKey> parse_api_key(const std::string& spec) {
 
 Server::Server(Service& service, ServerOptions options)
     : service_(service), opt_(std::move(options)), http_(std::make_unique<httplib::Server>()) {
+  if (opt_.a2a_agents.empty()) {
+    opt_.a2a_agents.push_back({"default", "The loaded model, without a system prompt.", ""});
+  }
+  a2a_ = std::make_unique<A2aRuntime>(service_, opt_.a2a_agents);
   install_routes();
 }
 
@@ -252,6 +241,10 @@ void Server::install_routes() {
   http.Get(R"(/v1/models/(.+))", route(&Server::handle_model));
   http.Get("/health", route(&Server::handle_health));
   http.Get("/metrics", route(&Server::handle_metrics));
+  http.Get("/.well-known/agent-card.json", route(&Server::handle_a2a_card));
+  http.Get(R"(/a2a/([A-Za-z0-9_.-]+)/\.well-known/agent-card\.json)", route(&Server::handle_a2a_card));
+  http.Post("/a2a", route(&Server::handle_a2a));
+  http.Post(R"(/a2a/([A-Za-z0-9_.-]+))", route(&Server::handle_a2a));
   install_admin_routes(http, service_.engine(), {opt_.admin_key, !opt_.api_keys.empty()});
   install_error_handlers();
 }

@@ -5,6 +5,7 @@
 
 #include "core/status.h"
 #include "engine/request.h"
+#include "server/a2a_protocol.h"
 #include "server/cache_scope.h"
 #include "server/metrics.h"
 #include "server/service.h"
@@ -22,6 +23,8 @@ struct Response;
 }  // namespace httplib
 
 namespace tandem::server {
+
+class A2aRuntime;
 
 struct ChatApi;  // a generation route's adapter (server.cpp)
 
@@ -41,6 +44,9 @@ struct ServerOptions {
   // Every generation request's body is written here as <n>-<id>.json
   // (tandem serve --dump-requests: for tandem render --diff); "" for none.
   std::string dump_dir;
+  // A2A agents (tandem serve --a2a-agent); none: one agent "default", the
+  // model without a system prompt.
+  std::vector<a2a::Agent> a2a_agents;
   // Who shares cached KV (server/cache_scope.h); tandem serve defaults it
   // to kKey when API keys are set.
   CacheScope cache_scope = CacheScope::kShared;
@@ -85,11 +91,14 @@ class Server {
   void handle_model(const httplib::Request& req, httplib::Response& res);
   void handle_health(const httplib::Request& req, httplib::Response& res);
   void handle_metrics(const httplib::Request& req, httplib::Response& res);
+  void handle_a2a_card(const httplib::Request& req, httplib::Response& res);  // a2a_routes.cpp
+  void handle_a2a(const httplib::Request& req, httplib::Response& res);
   void dump_body(const json& body, const std::string& id);
 
   Service& service_;
   ServerOptions opt_;
   std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<A2aRuntime> a2a_;
   ServerMetrics metrics_;
   int port_ = 0;
   std::atomic<bool> shutting_down_{false};

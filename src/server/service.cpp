@@ -140,6 +140,7 @@ ApiResult<Completion> Service::run(Prepared prepared, const StreamCallbacks* cal
   };
   for (;;) {
     auto ev = stream->next(std::min<std::chrono::milliseconds>(opt_.ping_interval, std::chrono::milliseconds(250)));
+    if (callbacks && callbacks->should_stop && !client_gone && callbacks->should_stop()) cancel();
     if (!ev) {
       if (callbacks && !client_gone && Clock::now() - last_sent >= opt_.ping_interval) {
         if (!callbacks->on_idle()) cancel();

@@ -49,6 +49,9 @@ struct StreamCallbacks {
   std::function<bool(const std::vector<chat::OutputEvent>&)> on_events;
   // Nothing to send for ping_interval (a long prefill): a keep-alive; false when the client has gone.
   std::function<bool()> on_idle;
+  // Polled at least every 250 ms (optional): true cancels the request
+  // (an A2A task cancelled by another call).
+  std::function<bool()> should_stop;
 };
 
 class Service {

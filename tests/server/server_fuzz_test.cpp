@@ -35,6 +35,14 @@ std::vector<Seed> seeds() {
         {"tool_calls",
          json::array({{{"id", "c"}, {"type", "function"}, {"function", {{"name", "f"}, {"arguments", "{}"}}}}})}},
        {{"role", "tool"}, {"tool_call_id", "c"}, {"content", "r"}}});
+  auto a2a_call = [](const char* method, json params) {
+    return json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", method}, {"params", std::move(params)}};
+  };
+  const json a2a_message = {{"messageId", "m1"},
+                            {"role", "ROLE_USER"},
+                            {"contextId", "ctx"},
+                            {"parts", json::array({{{"text", "hi"}}, {{"data", {{"k", 1}}}}})},
+                            {"metadata", {{"agent", "default"}}}};
   return {
       {"/v1/messages", {{"model", "m"}, {"max_tokens", 4}, {"messages", user}, {"system", "be brief"}}},
       {"/v1/messages", {{"model", "m"}, {"max_tokens", 4}, {"messages", history}, {"tools", tools}, {"stream", true}}},
@@ -57,6 +65,18 @@ std::vector<Seed> seeds() {
                                 {"content", json::array({{{"type", "input_text"}, {"text", "x"}}})}},
                                {{"type", "function_call"}, {"call_id", "c"}, {"name", "f"}, {"arguments", "{}"}},
                                {{"type", "function_call_output"}, {"call_id", "c"}, {"output", "ok"}}})}}},
+      {"/a2a", a2a_call("SendMessage", {{"message", a2a_message}, {"configuration", json::object()}})},
+      {"/a2a/default", a2a_call("SendStreamingMessage", {{"message", a2a_message}})},
+      {"/a2a", a2a_call("SendMessage", {{"message", a2a_message}, {"configuration", {{"returnImmediately", true}}}})},
+      {"/a2a", a2a_call("GetTask", {{"id", "t"}, {"historyLength", 2}})},
+      {"/a2a", a2a_call("CancelTask", {{"id", "t"}})},
+      {"/a2a", a2a_call("ListTasks", {{"contextId", "c"}, {"pageSize", 5}})},
+      {"/a2a", a2a_call("message/send", {{"message",
+                                         {{"kind", "message"},
+                                          {"messageId", "m"},
+                                          {"role", "user"},
+                                          {"parts", json::array({{{"kind", "text"}, {"text", "hi"}}})}}},
+                                        {"configuration", {{"blocking", true}}}})},
   };
 }
 
