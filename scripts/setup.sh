@@ -21,8 +21,9 @@ TANDEM_APT_SERVE=(
   libhwy-dev libpcre2-dev libutf8proc-dev libxxhash-dev libsqlite3-dev
   nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libspdlog-dev libfmt-dev
 )
-# What the tests and benchmarks add (tests/CMakeLists.txt, bench/CMakeLists.txt).
-TANDEM_APT_TEST=(libgtest-dev libgmock-dev libbenchmark-dev)
+# What the tests and benchmarks add (tests/CMakeLists.txt, bench/CMakeLists.txt),
+# and the real servers the scaling tests run (started on loopback by the tests).
+TANDEM_APT_TEST=(libgtest-dev libgmock-dev libbenchmark-dev nginx-light)
 
 tandem_log() { printf 'tandem: %s\n' "$*" >&2; }
 

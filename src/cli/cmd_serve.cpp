@@ -38,6 +38,7 @@ struct ServeOptions {
   std::vector<std::string> api_keys, aliases, logit_bias;
   std::string cache_scope;  // "": key with API keys, else shared
   std::vector<std::string> a2a_agents;  // NAME=SYSTEM_PROMPT_FILE
+  std::string node_id;
   int64_t ctx = 0;
   int threads = 0;
   int max_tokens_cap = 0;
@@ -178,6 +179,12 @@ Result<server::ServiceOptions> service_options(const ServeOptions& o, const toke
   return so;
 }
 
+// 1-64 letters, digits, '_', '.' or '-': names that go into URLs, headers and metric labels as they are.
+bool is_plain_name(const std::string& s) {
+  return !s.empty() && s.size() <= 64 &&
+         s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == std::string::npos;
+}
+
 // NAME=SYSTEM_PROMPT_FILE: an A2A agent; its description is the prompt's first line.
 Result<server::a2a::Agent> read_a2a_agent(const std::string& spec) {
   const size_t eq = spec.find('=');
@@ -186,8 +193,7 @@ Result<server::a2a::Agent> read_a2a_agent(const std::string& spec) {
   }
   server::a2a::Agent a;
   a.name = spec.substr(0, eq);
-  if (a.name.size() > 64 || a.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
-                                std::string::npos) {
+  if (!is_plain_name(a.name)) {
     return Status::errorf("--a2a-agent '{}': a name is 1-64 letters, digits, '_', '.' or '-'", a.name);
   }
   const std::string path = spec.substr(eq + 1);
@@ -214,6 +220,10 @@ Result<server::ServerOptions> server_options(const ServeOptions& o) {
   sopt.max_body_bytes = static_cast<size_t>(o.max_body_mb * 1024 * 1024);
   sopt.http_threads = o.http_threads;
   sopt.admin_key = o.admin_key;
+  if (!o.node_id.empty() && !is_plain_name(o.node_id)) {
+    return Status::errorf("--node-id '{}': up to 64 letters, digits, '_', '.' or '-'", o.node_id);
+  }
+  sopt.node_id = o.node_id;
   sopt.cache_scope = sopt.api_keys.empty() ? server::CacheScope::kShared : server::CacheScope::kKey;
   if (!o.cache_scope.empty()) {
     auto scope = server::parse_cache_scope(o.cache_scope);
@@ -403,6 +413,8 @@ void register_serve(CLI::App& app, Action& action) {
   cmd->add_option("--host", o->host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", o->port, "Port (0: any free port)")->capture_default_str();
   cmd->add_option("--api-key", o->api_keys, "Accepted key, KEY or KEY:high|normal|low (repeatable; none: no auth)");
+  cmd->add_option("--node-id", o->node_id,
+                  "This node's name behind a load balancer: x-tandem-node header, log lines, /metrics label");
   cmd->add_option("--a2a-agent", o->a2a_agents,
                   "An A2A agent: NAME=SYSTEM_PROMPT_FILE (repeatable; none: one agent 'default' without a system "
                   "prompt). Cards at /.well-known/agent-card.json and /a2a/NAME/.well-known/agent-card.json");

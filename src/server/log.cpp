@@ -119,6 +119,7 @@ std::string short_session(const std::string& session) { return session.substr(0,
 std::string request_text(const RequestRecord& r) {
   std::string s = fmt::format("{} {} {}", r.method, r.path, r.status);
   if (!r.id.empty()) s += fmt::format(" id={}", r.id);
+  if (!r.node.empty()) s += fmt::format(" node={}", r.node);
   if (!r.session.empty()) s += fmt::format(" session={}", r.session);
   if (!r.key.empty()) s += fmt::format(" key={}", r.key);
   if (!r.stop.empty()) {
@@ -137,6 +138,7 @@ std::string request_text(const RequestRecord& r) {
 nlohmann::ordered_json request_json(const RequestRecord& r) {
   nlohmann::ordered_json j{{"event", "request"}, {"method", r.method}, {"path", r.path}, {"status", r.status}};
   if (!r.id.empty()) j["id"] = r.id;
+  if (!r.node.empty()) j["node"] = r.node;
   if (!r.session.empty()) j["session"] = r.session;
   if (!r.key.empty()) j["key"] = r.key;
   if (!r.stop.empty()) {

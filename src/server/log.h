@@ -39,6 +39,7 @@ struct RequestRecord {
   std::string id;       // the response id (msg_..., chatcmpl-..., resp_...)
   std::string session;  // session key, shortened
   std::string key;      // which API key: "key2:normal" (never the key itself); "" without keys
+  std::string node;     // tandem serve --node-id; "" without one
   bool stream = false;
   std::string stop;  // engine stop reason ("end_of_text", "max_tokens", ...); "" when none ran
   engine::Usage usage;

@@ -27,6 +27,29 @@ void metric(std::string& out, const char* name, const char* type, const char* he
 
 }  // namespace
 
+std::string ServerMetrics::with_label(const std::string& text, const std::string& name, const std::string& value) {
+  const std::string label = fmt::format("{}=\"{}\"", name, value);
+  std::string out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    if (!line.empty() && line[0] != '#') {
+      const size_t brace = line.find('{'), space = line.find(' ');
+      if (brace != std::string::npos && brace < space) {
+        line.insert(brace + 1, label + ",");
+      } else if (space != std::string::npos) {
+        line.insert(space, "{" + label + "}");
+      }
+    }
+    out += line;
+    out += '\n';
+    start = end + 1;
+  }
+  return out;
+}
+
 void ServerMetrics::count_request(const std::string& route, int status) {
   std::lock_guard<std::mutex> lock(mu_);
   ++requests_[{route, status}];

@@ -18,6 +18,10 @@ class ServerMetrics {
   void count_request(const std::string& route, int status);
   void count_usage(const engine::Usage& u);
   std::string render(const engine::EngineMetrics& engine, int64_t in_flight) const;
+  // TEXT (Prometheus exposition) with the label NAME="VALUE" on every
+  // sample (tandem serve --node-id: node="a"). VALUE needs no escaping
+  // (the CLI allows letters, digits, '_', '.', '-').
+  static std::string with_label(const std::string& text, const std::string& name, const std::string& value);
 
  private:
   static constexpr double kTtftBucketsS[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};

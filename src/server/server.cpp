@@ -218,9 +218,10 @@ void Server::install_routes() {
   http.set_read_timeout(60);
   http.set_write_timeout(600);
   http.set_keep_alive_timeout(5);  // idle keep-alive connections hold a worker thread (and delay shutdown)
-  http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+  http.set_pre_routing_handler([this](const httplib::Request&, httplib::Response& res) {
     t_current = {};
     t_current.start = std::chrono::steady_clock::now();
+    if (!opt_.node_id.empty()) res.set_header("x-tandem-node", opt_.node_id);
     return httplib::Server::HandlerResponse::Unhandled;
   });
 
@@ -276,7 +277,7 @@ std::optional<Server::Caller> Server::authorize(const httplib::Request& req, htt
     }
     c.priority = std::min(*p, tier);  // may lower; may raise only up to the key's tier
   }
-  for (const char* h : {"x-claude-code-session-id", "x-session-id"}) {
+  for (const char* h : {"x-claude-code-session-id", "x-session-id", "session-id"}) {  // session-id: Codex CLI
     if (req.has_header(h)) {
       c.session = req.get_header_value(h);
       break;
@@ -422,7 +423,9 @@ void Server::handle_health(const httplib::Request&, httplib::Response& res) {
 
 void Server::handle_metrics(const httplib::Request& req, httplib::Response& res) {
   if (!authorize(req, res)) return;
-  res.set_content(metrics_.render(service_.engine_metrics(), service_.in_flight()), "text/plain; version=0.0.4");
+  std::string text = metrics_.render(service_.engine_metrics(), service_.in_flight());
+  if (!opt_.node_id.empty()) text = ServerMetrics::with_label(text, "node", opt_.node_id);
+  res.set_content(text, "text/plain; version=0.0.4");
 }
 
 // Errors outside the routes in each protocol's envelope, exceptions as 500s,
@@ -457,6 +460,7 @@ void Server::install_error_handlers() {
     r.method = req.method;
     r.path = req.path;
     r.status = res.status;
+    r.node = opt_.node_id;
     r.total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_current.start).count();
     log_request(r);
     t_current = {};  // a request that never reaches routing (malformed) must not log this one's fields

@@ -47,6 +47,9 @@ struct ServerOptions {
   // A2A agents (tandem serve --a2a-agent); none: one agent "default", the
   // model without a system prompt.
   std::vector<a2a::Agent> a2a_agents;
+  // This node's name behind a load balancer (tandem serve --node-id): the
+  // x-tandem-node response header, the request log and a /metrics label.
+  std::string node_id;
   // Who shares cached KV (server/cache_scope.h); tandem serve defaults it
   // to kKey when API keys are set.
   CacheScope cache_scope = CacheScope::kShared;

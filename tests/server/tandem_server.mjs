@@ -60,8 +60,9 @@ export async function startTandem(extraArgs = []) {
   return {
     url,
     log: () => err,
+    kill: () => child.kill('SIGKILL'),  // a crash: no flush, no goodbye
     stop: () => new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve(child.exitCode);
+      if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode ?? child.signalCode);
       child.on('exit', (code) => resolve(code));
       child.kill('SIGTERM');
     }),
