@@ -18,12 +18,12 @@ TANDEM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Debian packages that build and run tandem. Keep in sync with CMakeLists.txt.
 TANDEM_APT_SERVE=(
   g++ cmake ninja-build pkg-config
-  libhwy-dev libpcre2-dev libutf8proc-dev libxxhash-dev libsqlite3-dev
+  libhwy-dev libpcre2-dev libutf8proc-dev libxxhash-dev libsqlite3-dev libhiredis-dev
   nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libspdlog-dev libfmt-dev
 )
 # What the tests and benchmarks add (tests/CMakeLists.txt, bench/CMakeLists.txt),
 # and the real servers the scaling tests run (started on loopback by the tests).
-TANDEM_APT_TEST=(libgtest-dev libgmock-dev libbenchmark-dev nginx-light)
+TANDEM_APT_TEST=(libgtest-dev libgmock-dev libbenchmark-dev nginx-light redis-server)
 
 tandem_log() { printf 'tandem: %s\n' "$*" >&2; }
 

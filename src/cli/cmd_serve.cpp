@@ -304,6 +304,7 @@ void print_banner(const ServeOptions& o, model::Model& m, const server::Service&
       : o.chat_template.empty()        ? ""
                                        : "; chat template: " + o.chat_template));
   say(fmt::format("KV disk tier: {}", disk_note));
+  if (!o.engine.redis_url.empty()) say(fmt::format("KV Redis tier: {} (shared by every node of this model)", o.engine.redis_url));
   if (!o.api_keys.empty()) {
     say(o.cache_scope == "shared" ? "cached prefixes: shared by every API key (--cache-scope shared)"
                                   : "cached prefixes: shared only among requests of one API key (--cache-scope key)");
@@ -413,6 +414,9 @@ void register_serve(CLI::App& app, Action& action) {
   cmd->add_option("--host", o->host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", o->port, "Port (0: any free port)")->capture_default_str();
   cmd->add_option("--api-key", o->api_keys, "Accepted key, KEY or KEY:high|normal|low (repeatable; none: no auth)");
+  cmd->add_option("--redis", o->engine.redis_url,
+                  "Shared KV block tier in Redis behind the disk tier: redis://host[:port][/db] or "
+                  "unix:///path.sock (docs/SCALING.md)");
   cmd->add_option("--node-id", o->node_id,
                   "This node's name behind a load balancer: x-tandem-node header, log lines, /metrics label");
   cmd->add_option("--a2a-agent", o->a2a_agents,

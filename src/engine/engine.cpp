@@ -1,6 +1,8 @@
 #include "engine/engine.h"
 
 #include "engine/sequence.h"
+#include "kv/disk_tier.h"
+#include "kv/redis_tier.h"
 
 #include "tokenizer/detokenizer.h"
 
@@ -57,7 +59,11 @@ Result<std::unique_ptr<Engine>> Engine::create(model::Model& model, const tokeni
   e->index_ = std::make_unique<kv::PrefixIndex>(*e->pool_, e->fingerprint_);
   e->blocks_ = &e->pool_->blocks();
   e->io_refs_.assign(static_cast<size_t>(e->pool_->n_blocks()), 0);
+  if (!options.redis_url.empty() && options.cache_dir.empty()) {
+    return Status::error("--redis needs the disk tier (blocks read from Redis are staged there): drop --no-disk-cache");
+  }
   if (!options.cache_dir.empty()) TANDEM_RETURN_IF_ERROR(e->open_disk_tier());
+  if (!options.redis_url.empty()) TANDEM_RETURN_IF_ERROR(e->open_remote_tier());
   {
     std::lock_guard<std::mutex> lock(e->mu_);
     e->metrics_.kv_blocks_total = e->pool_->n_blocks();
@@ -85,6 +91,7 @@ void Engine::close_all_streams() {
 }
 
 std::shared_ptr<Stream> Engine::submit(Request request) {
+  if (remote_) prefetch_remote(request);
   const uint64_t id = next_id_.fetch_add(1);
   auto seq = std::make_unique<Sequence>(std::move(request), model_.config().vocab, tok_);
   seq->id = id;
@@ -562,6 +569,23 @@ void Engine::publish_metrics(bool stepped, size_t batch_size, int64_t batch_toke
   metrics_.kv_blocks_free = blocks_->n_free();
   metrics_.kv_blocks_cached = blocks_->n_cached();
   metrics_.disk_enabled = tier_ != nullptr;
+  if (remote_) {
+    const kv::RedisTierStats r = remote_->stats();
+    metrics_.remote_enabled = true;
+    metrics_.remote_connected = r.connected;
+    metrics_.remote_hits = r.hits;
+    metrics_.remote_misses = r.misses;
+    metrics_.remote_bad_values = r.bad_values;
+    metrics_.remote_errors = r.errors;
+    metrics_.remote_reconnects = r.reconnects;
+    metrics_.remote_writes = r.writes;
+    metrics_.remote_dropped_writes = r.dropped_writes;
+    metrics_.remote_reads = r.reads;
+    metrics_.remote_bytes_read = r.bytes_read;
+    metrics_.remote_bytes_written = r.bytes_written;
+    metrics_.remote_read_ms_total = r.read_ms_total;
+    metrics_.remote_hit_tokens = remote_hit_tokens_.load();
+  }
   metrics_.disk_hit_tokens = disk_hit_tokens_;
   metrics_.tail_hits = tail_hits_;
   metrics_.head_copies = head_copies_;

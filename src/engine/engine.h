@@ -52,6 +52,7 @@ class KvPool;
 class BlockPool;
 class PrefixIndex;
 class DiskTier;
+class RedisTier;
 struct SessionRecord;
 using BlockId = int32_t;
 using BlockKey = uint64_t;
@@ -79,6 +80,9 @@ struct EngineOptions {
   uint64_t cache_disk_bytes = 0;
   int disk_write_queue = 16;        // blocks being written at once (each keeps its RAM block pinned)
   int max_stored_sessions = 10000;  // manifests kept; the least recently used unpinned one goes first
+  // Shared block tier in Redis behind the disk tier (kv/redis_tier.h): "" =
+  // none. Needs the disk tier (blocks read from Redis are staged there).
+  std::string redis_url;
 };
 
 // One session as the admin API shows it.
@@ -121,6 +125,13 @@ struct EngineMetrics {
   int64_t disk_hit_tokens = 0;  // prompt tokens loaded from disk instead of computed
   int64_t disk_pending = 0;     // blocks waiting to be written or being written
   int64_t sessions = 0;         // manifests kept
+  // Redis tier (zero without one).
+  bool remote_enabled = false, remote_connected = false;
+  int64_t remote_hits = 0, remote_misses = 0, remote_bad_values = 0, remote_errors = 0, remote_reconnects = 0;
+  int64_t remote_writes = 0, remote_dropped_writes = 0, remote_reads = 0;
+  uint64_t remote_bytes_read = 0, remote_bytes_written = 0;
+  double remote_read_ms_total = 0;
+  int64_t remote_hit_tokens = 0;  // prompt tokens staged from Redis instead of computed
   // Mixture of experts (model::Model::MoeCounters): rows per expert read = routed / reads.
   int64_t moe_routed = 0, moe_expert_reads = 0;
 };
@@ -196,6 +207,10 @@ class Engine {
 
   // Disk tier (engine_disk.cpp).
   Status open_disk_tier();
+  Status open_remote_tier();
+  // Stages the blocks of PROMPT's chain that Redis has and the disk tier
+  // lacks into the disk tier (caller's thread, before the request queues).
+  void prefetch_remote(const Request& request);
   bool lookup_disk(Sequence& s);  // false: wait, another sequence is loading this prefix
   void want_write(kv::BlockId b, kv::BlockKey key);
   void pump_writes();
@@ -224,6 +239,7 @@ class Engine {
   uint64_t fingerprint_ = 0;
 
   // Disk tier state (engine thread only).
+  std::unique_ptr<kv::RedisTier> remote_;  // before tier_: the disk tier's last writes go through it
   std::unique_ptr<kv::DiskTier> tier_;
   std::deque<std::pair<kv::BlockId, kv::BlockKey>> dirty_;  // committed, to be written
   std::unordered_set<kv::BlockKey> write_wanted_;           // in dirty_ or being written
@@ -236,6 +252,7 @@ class Engine {
   std::vector<int32_t> io_refs_;                       // per block: references held by I/O jobs
   int64_t writes_in_flight_ = 0;
   int64_t disk_hit_tokens_ = 0;
+  std::atomic<int64_t> remote_hit_tokens_{0};  // prefetch_remote() runs on HTTP threads
   int64_t tail_hits_ = 0, head_copies_ = 0, partial_block_tokens_ = 0;
   // Sessions (engine thread only).
   struct SessionTable;  // session id -> manifest (engine_sessions.cpp)

@@ -7,6 +7,10 @@
 // never evicted and a block being read is never handed to anyone else.
 #include "engine/engine.h"
 #include "engine/sequence.h"
+#include "kv/disk_tier.h"
+#include "kv/redis_tier.h"
+
+#include <fmt/format.h>
 
 #include <thread>
 
@@ -34,6 +38,44 @@ Status Engine::open_disk_tier() {
     if (r.pinned) set_pinned_keys(r.keys, +1);
   }
   return {};
+}
+
+Status Engine::open_remote_tier() {
+  kv::RedisTierOptions o;
+  o.url = opt_.redis_url;
+  // Nodes of other models, KV types or block sizes never read these keys.
+  o.key_prefix = fmt::format("tandem:{:016x}:{}:{}", fingerprint_, kernels::kv_type_name(opt_.kv_type), opt_.block_tokens);
+  o.block_tokens = static_cast<uint32_t>(opt_.block_tokens);
+  o.block_bytes = static_cast<uint32_t>(pool_->shape().block_bytes());
+  auto remote = kv::RedisTier::open(o);
+  if (!remote) return remote.status();
+  remote_ = std::move(*remote);
+  kv::RedisTier* r = remote_.get();
+  tier_->on_stored([r](const kv::BlockMeta& meta, std::span<const uint8_t> payload) { r->put_block(meta, payload); });
+  tier_->on_session([r](const kv::SessionRecord& record) { r->put_session(record); });
+  return {};
+}
+
+void Engine::prefetch_remote(const Request& request) {
+  const size_t bt = static_cast<size_t>(opt_.block_tokens);
+  const std::span<const int32_t> prompt(request.prompt);
+  std::vector<kv::BlockMeta> chain;
+  kv::BlockKey parent = index_->root_key(request.cache_namespace);  // reads only constants
+  for (size_t start = 0; start + bt <= prompt.size(); start += bt) {
+    const auto chunk = prompt.subspan(start, bt);
+    const kv::BlockKey key = kv::block_key(parent, chunk);
+    chain.push_back({key, parent, std::vector<int32_t>(chunk.begin(), chunk.end())});
+    parent = key;
+  }
+  size_t first = 0;  // the head the disk tier already has (RAM blocks are written through to it)
+  while (first < chain.size() && tier_->contains(chain[first].key)) ++first;
+  if (first == chain.size()) return;
+  auto payloads = remote_->get_chain(std::span<const kv::BlockMeta>(chain).subspan(first));
+  if (payloads.empty()) return;
+  std::vector<std::pair<kv::BlockMeta, std::vector<uint8_t>>> blocks;
+  for (size_t i = 0; i < payloads.size(); ++i) blocks.emplace_back(std::move(chain[first + i]), std::move(payloads[i]));
+  const size_t staged = tier_->import_blocks(std::move(blocks));
+  remote_hit_tokens_ += static_cast<int64_t>(staged * bt);
 }
 
 // Continues S's RAM prefix with blocks found further along the chain: in

@@ -122,6 +122,16 @@ void DiskTier::put_session(SessionRecord record) {
   push(std::move(j));
 }
 
+size_t DiskTier::import_blocks(std::vector<std::pair<BlockMeta, std::vector<uint8_t>>> blocks) {
+  if (blocks.empty()) return 0;
+  Job j{Job::Kind::kImport};
+  j.imports = std::move(blocks);
+  j.imported = std::make_shared<std::promise<size_t>>();
+  auto done = j.imported->get_future();
+  push(std::move(j));
+  return done.get();
+}
+
 void DiskTier::erase_session(std::string id) {
   Job j{Job::Kind::kEraseSession};
   j.session.id = std::move(id);
@@ -258,6 +268,8 @@ void DiskTier::execute(Job& job) {
     case Job::Kind::kWrite: {
       std::vector<uint64_t> evicted;
       Status s = store_->put(job.meta, std::span<const uint8_t>(pool_.block_data(job.block), bytes), &evicted);
+      // The block is still pinned for this job: the write-through reads it now.
+      if (s.ok() && on_stored_) on_stored_(job.meta, std::span<const uint8_t>(pool_.block_data(job.block), bytes));
       std::lock_guard<std::mutex> lock(mu_);
       forget(evicted);
       stats_.evictions += static_cast<int64_t>(evicted.size());
@@ -270,12 +282,28 @@ void DiskTier::execute(Job& job) {
       done_.push_back(IoDone{IoDone::Kind::kWrite, job.block, job.meta.key, s.ok(), s.message()});
       return;
     }
+    case Job::Kind::kImport: {
+      size_t stored = 0;
+      for (auto& [meta, payload] : job.imports) {
+        std::vector<uint64_t> evicted;
+        Status s = store_->put(meta, payload, &evicted);
+        std::lock_guard<std::mutex> lock(mu_);
+        forget(evicted);
+        stats_.evictions += static_cast<int64_t>(evicted.size());
+        if (!s.ok()) break;  // a chain stops at its first gap
+        ++stored;
+        mirror_put(meta.key, Entry{meta.parent, meta.tokens});
+      }
+      job.imported->set_value(stored);
+      return;
+    }
     case Job::Kind::kLoad: return;  // run() hands every load to execute_loads()
     case Job::Kind::kSession:
     case Job::Kind::kEraseSession: {
       // A lost manifest only costs the admin listing; counted, not fatal.
       Status s =
           job.kind == Job::Kind::kSession ? store_->put_session(job.session) : store_->erase_session(job.session.id);
+      if (s.ok() && job.kind == Job::Kind::kSession && on_session_) on_session_(job.session);
       std::lock_guard<std::mutex> lock(mu_);
       stats_.index_errors += s.ok() ? 0 : 1;
       return;

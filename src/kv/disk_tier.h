@@ -22,6 +22,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <mutex>
@@ -81,6 +82,15 @@ class DiskTier {
   void erase_session(std::string id);
   void erase_block(uint64_t key);
   void protect(std::vector<uint64_t> keys);  // replaces the protected set
+  // Stores blocks read elsewhere (the Redis tier) and waits until they are
+  // on disk and in the index, so the engine then finds them as disk hits.
+  // How many were stored.
+  size_t import_blocks(std::vector<std::pair<BlockMeta, std::vector<uint8_t>>> blocks);
+
+  // Called on the I/O thread after a block or a session manifest is
+  // stored (the Redis tier's write-through). Set before the first job.
+  void on_stored(std::function<void(const BlockMeta&, std::span<const uint8_t>)> f) { on_stored_ = std::move(f); }
+  void on_session(std::function<void(const SessionRecord&)> f) { on_session_ = std::move(f); }
 
   // Completions of block jobs since the last call, in completion order.
   std::vector<IoDone> take_done();
@@ -96,11 +106,13 @@ class DiskTier {
 
  private:
   struct Job {
-    enum class Kind { kWrite, kLoad, kSession, kEraseSession, kEraseBlock, kProtect } kind;
+    enum class Kind { kWrite, kLoad, kSession, kEraseSession, kEraseBlock, kProtect, kImport } kind;
     BlockId block = -1;
     BlockMeta meta;
     SessionRecord session;
     std::vector<uint64_t> keys;
+    std::vector<std::pair<BlockMeta, std::vector<uint8_t>>> imports;
+    std::shared_ptr<std::promise<size_t>> imported;
   };
   struct Entry {
     uint64_t parent = 0;
@@ -120,6 +132,8 @@ class DiskTier {
   std::unique_ptr<DiskStore> store_;  // the I/O thread's alone after open
   KvPool& pool_;
   std::function<void()> on_done_;
+  std::function<void(const BlockMeta&, std::span<const uint8_t>)> on_stored_;
+  std::function<void(const SessionRecord&)> on_session_;
   std::vector<SessionRecord> sessions_at_open_;
 
   mutable std::mutex mu_;  // guards everything below

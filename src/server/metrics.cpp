@@ -106,6 +106,12 @@ std::string ServerMetrics::render(const engine::EngineMetrics& e, int64_t in_fli
       "tandem_kv_blocks{{state=\"free\"}} {}\n",
       used, e.kv_blocks_cached, e.kv_blocks_free);
   metric(out, "tandem_sessions", "gauge", "Session manifests kept (see /admin/sessions).", e.sessions);
+  metric(out, "tandem_moe_routed_rows_total", "counter",
+         "Mixture of experts: (token, expert) pairs computed; divided by the reads, the rows each expert read serves.",
+         e.moe_routed);
+  metric(out, "tandem_moe_expert_reads_total", "counter",
+         "Mixture of experts: expert weight reads (one per expert per layer per step, whatever its rows).",
+         e.moe_expert_reads);
   if (!e.disk_enabled) return out;
   metric(out, "tandem_disk_blocks", "gauge", "KV blocks in the disk tier.", e.disk_blocks);
   metric(out, "tandem_disk_bytes", "gauge", "Bytes of the disk tier's block files.",
@@ -118,13 +124,31 @@ std::string ServerMetrics::render(const engine::EngineMetrics& e, int64_t in_fli
   metric(out, "tandem_disk_evictions_total", "counter", "KV blocks the disk budget pushed out.", e.disk_evictions);
   metric(out, "tandem_disk_hit_tokens_total", "counter", "Prompt tokens read from disk instead of computed.",
          e.disk_hit_tokens);
-  metric(out, "tandem_moe_routed_rows_total", "counter",
-         "Mixture of experts: (token, expert) pairs computed; divided by the reads, the rows each expert read serves.",
-         e.moe_routed);
-  metric(out, "tandem_moe_expert_reads_total", "counter",
-         "Mixture of experts: expert weight reads (one per expert per layer per step, whatever its rows).",
-         e.moe_expert_reads);
   metric(out, "tandem_disk_pending_blocks", "gauge", "KV blocks waiting to be written.", e.disk_pending);
+  if (!e.remote_enabled) return out;
+  metric(out, "tandem_redis_connected", "gauge", "1 while the Redis tier's writer is connected.", e.remote_connected);
+  metric(out, "tandem_redis_hits_total", "counter", "KV blocks read from Redis and verified.", e.remote_hits);
+  metric(out, "tandem_redis_misses_total", "counter", "Redis reads that ended a chain on an absent block.",
+         e.remote_misses);
+  metric(out, "tandem_redis_bad_values_total", "counter",
+         "Redis values rejected (wrong key, tokens, size or checksum): recomputed.", e.remote_bad_values);
+  metric(out, "tandem_redis_errors_total", "counter", "Redis commands that failed (down, timeout, error).",
+         e.remote_errors);
+  metric(out, "tandem_redis_reconnects_total", "counter", "Redis connections re-established.", e.remote_reconnects);
+  metric(out, "tandem_redis_writes_total", "counter", "KV blocks and manifests written to Redis.", e.remote_writes);
+  metric(out, "tandem_redis_dropped_writes_total", "counter", "Writes dropped (queue full or Redis down).",
+         e.remote_dropped_writes);
+  metric(out, "tandem_redis_read_bytes_total", "counter", "Bytes read from Redis.",
+         static_cast<int64_t>(e.remote_bytes_read));
+  metric(out, "tandem_redis_written_bytes_total", "counter", "Bytes written to Redis.",
+         static_cast<int64_t>(e.remote_bytes_written));
+  metric(out, "tandem_redis_reads_total", "counter", "Redis read round trips (one per request that missed locally).",
+         e.remote_reads);
+  out += fmt::format("# HELP tandem_redis_read_seconds_total Time in Redis read round trips.\n"
+                     "# TYPE tandem_redis_read_seconds_total counter\ntandem_redis_read_seconds_total {:.6f}\n",
+                     e.remote_read_ms_total / 1000);
+  metric(out, "tandem_redis_hit_tokens_total", "counter", "Prompt tokens staged from Redis instead of computed.",
+         e.remote_hit_tokens);
   return out;
 }
 

@@ -1,6 +1,6 @@
 // Several tandem nodes behind a real nginx with the configuration of
-// deploy/nginx/tandem.conf: session affinity, and a dead node's sessions
-// carried on by the next node.
+// deploy/nginx/tandem.conf, sharing a real redis-server: session affinity,
+// and a dead node's sessions carried on by the next node from Redis.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -13,6 +13,7 @@ const scratch = process.env.TANDEM_SCRATCH;
 const root = process.env.TANDEM_SOURCE_DIR;
 const nodes = {};
 let nginx;
+let redis;
 let proxyUrl;
 
 function freePort() {
@@ -55,9 +56,14 @@ async function waitForPort(port) {
 }
 
 before(async () => {
+  const redisPort = await freePort();
+  redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--logfile', '/dev/null'], { stdio: 'ignore' });
+  await waitForPort(redisPort);
   for (const name of ['a', 'b']) {
     rmSync(path.join(scratch, `kv-${name}`), { recursive: true, force: true });  // no KV from an earlier run
-    nodes[name] = await startTandem(['--node-id', name, '--cache-dir', path.join(scratch, `kv-${name}`)]);
+    nodes[name] = await startTandem(['--node-id', name, '--cache-dir', path.join(scratch, `kv-${name}`),
+      '--redis', `redis://127.0.0.1:${redisPort}`]);
   }
   const listen = await freePort();
   const ports = Object.values(nodes).map((n) => Number(new URL(n.url).port));
@@ -70,6 +76,7 @@ before(async () => {
 after(async () => {
   nginx?.kill('SIGTERM');
   for (const n of Object.values(nodes)) await n.stop();
+  redis?.kill('SIGKILL');
 });
 
 const conversation = (turns) => turns.flatMap((t, i) => [{ role: 'user', content: t },
@@ -106,14 +113,31 @@ test('each node names itself: x-tandem-node, its log lines, a /metrics label', a
   assert.match(nodes.a.log(), / node=a /);
 });
 
-test('a killed node: its session goes on on the next node, with the same greedy output', async () => {
-  const turns = ['a question before the crash '.repeat(20)];
+// One /metrics counter of a node.
+async function counter(node, name) {
+  const text = await (await fetch(`${node.url}/metrics`)).text();
+  const m = text.match(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)$`, 'm'));
+  return m ? Number(m[1]) : 0;
+}
+
+test('a killed node: its session goes on on the next node from Redis, with the same greedy output', async () => {
+  const turns = ['a question before the crash '.repeat(80)];
   const first = await chat(proxyUrl, 'survivor', turns);
-  nodes[first.node].kill();  // kill -9
+  // Its blocks reach the disk tier and, through it, Redis (both in the background).
+  const a = nodes[first.node];
+  assert.equal((await fetch(`${a.url}/admin/cache/flush`, { method: 'POST' })).status, 200);
+  for (let i = 0; i < 100; ++i) {
+    if (await counter(a, 'tandem_redis_writes_total') >= await counter(a, 'tandem_disk_writes_total')) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  a.kill();  // kill -9
   turns.push('the next turn');
   const next = await chat(proxyUrl, 'survivor', turns);
   const other = first.node === 'a' ? 'b' : 'a';
   assert.equal(next.node, other);
+  const cached = next.usage.prompt_tokens_details.cached_tokens;
+  assert.ok(cached >= 0.9 * next.usage.prompt_tokens, `${cached} of ${next.usage.prompt_tokens} from Redis`);
+  assert.ok(await counter(nodes[other], 'tandem_redis_hit_tokens_total') >= cached - 32);
   // A cold run of the same prompt on that node (a salt that nothing else uses) answers the same.
   const cold = await chat(nodes[other].url, 'cold', turns, 'cold-run');
   assert.equal(cold.usage.prompt_tokens_details.cached_tokens, 0);
