@@ -70,12 +70,20 @@ void Engine::prefetch_remote(const Request& request) {
   size_t first = 0;  // the head the disk tier already has (RAM blocks are written through to it)
   while (first < chain.size() && tier_->contains(chain[first].key)) ++first;
   if (first == chain.size()) return;
-  auto payloads = remote_->get_chain(std::span<const kv::BlockMeta>(chain).subspan(first));
-  if (payloads.empty()) return;
-  std::vector<std::pair<kv::BlockMeta, std::vector<uint8_t>>> blocks;
-  for (size_t i = 0; i < payloads.size(); ++i) blocks.emplace_back(std::move(chain[first + i]), std::move(payloads[i]));
-  const size_t staged = tier_->import_blocks(std::move(blocks));
-  remote_hit_tokens_ += static_cast<int64_t>(staged * bt);
+  // In batches: a block is MiBs (3.5 MiB on the Qwen3-0.6B shape), so one
+  // reply stays well within the read timeout and at most a batch is held
+  // in memory while it is staged.
+  constexpr size_t kBatch = 8;
+  for (size_t at = first; at < chain.size(); at += kBatch) {
+    const auto batch = std::span<const kv::BlockMeta>(chain).subspan(at, std::min(kBatch, chain.size() - at));
+    auto payloads = remote_->get_chain(batch);
+    const size_t got = payloads.size();
+    std::vector<std::pair<kv::BlockMeta, std::vector<uint8_t>>> blocks;
+    for (size_t i = 0; i < got; ++i) blocks.emplace_back(std::move(chain[at + i]), std::move(payloads[i]));
+    const size_t staged = tier_->import_blocks(std::move(blocks));
+    remote_hit_tokens_ += static_cast<int64_t>(staged * bt);
+    if (staged < batch.size()) break;  // the chain ends here (absent, invalid, or the disk refused it)
+  }
 }
 
 // Continues S's RAM prefix with blocks found further along the chain: in

@@ -235,8 +235,13 @@ std::string RedisTier::block_key_name(uint64_t key) const { return fmt::format("
 
 void RedisTier::put_block(const BlockMeta& meta, std::span<const uint8_t> payload) {
   Put p{block_key_name(meta.key), encode_block(meta, payload)};
-  std::lock_guard lock(mu_);
-  if (queued_bytes_ + p.value.size() > opt_.max_queue_bytes) {
+  std::unique_lock lock(mu_);
+  // A full queue holds the caller (the disk tier's I/O thread, never a
+  // step) for up to one timeout, then drops the block: a slow Redis slows
+  // the write-through, a dead one costs nothing.
+  if (!idle_cv_.wait_for(lock, opt_.timeout,
+                         [&] { return stop_ || queued_bytes_ + p.value.size() <= opt_.max_queue_bytes; }) ||
+      stop_) {
     ++stats_.dropped_writes;
     return;
   }
@@ -280,7 +285,7 @@ void RedisTier::run_writer() {
     stats_.errors = writer_errors_ + reader_errors_;
     stats_.connected = writer_->connected();
     stats_.reconnects = writer_->reconnects;
-    if (queue_.empty()) idle_cv_.notify_all();
+    idle_cv_.notify_all();  // room in the queue (and drain() waiters)
     if (stop_ && !writer_->connected()) {  // Redis is down: what is left is dropped
       stats_.dropped_writes += static_cast<int64_t>(queue_.size());
       queue_.clear();

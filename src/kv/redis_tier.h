@@ -12,8 +12,9 @@
 // checksum, and anything that does not match exactly what the reader asked
 // for is a miss (recomputed), never used.
 //
-// Writes go through one writer thread with a bounded queue (never blocking
-// the caller: a full queue drops the block); reads run on the caller's
+// Writes go through one writer thread with a bounded queue (a full queue
+// holds the caller, the disk tier's I/O thread, for at most one timeout,
+// then drops the block); reads run on the caller's
 // thread (the HTTP thread that prepares a request), one at a time.
 #pragma once
 
@@ -77,7 +78,8 @@ class RedisTier {
   RedisTier(const RedisTier&) = delete;
   RedisTier& operator=(const RedisTier&) = delete;
 
-  // Queues a block (copied) or a session manifest for writing.
+  // Queues a block (copied) or a session manifest for writing. A full
+  // queue waits up to the timeout for room, then drops the block.
   void put_block(const BlockMeta& meta, std::span<const uint8_t> payload);
   void put_session(const SessionRecord& record);
   // The payloads of CHAIN's blocks, in order, up to the first one that is

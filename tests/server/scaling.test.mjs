@@ -4,12 +4,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { startTandem } from './tandem_server.mjs';
 
 const scratch = process.env.TANDEM_SCRATCH;
+// Debian puts nginx in /usr/sbin, which is not on a normal user's PATH.
+const nginxBin = existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
 const root = process.env.TANDEM_SOURCE_DIR;
 const nodes = {};
 let nginx;
@@ -68,7 +70,8 @@ before(async () => {
   const listen = await freePort();
   const ports = Object.values(nodes).map((n) => Number(new URL(n.url).port));
   const dir = nginxConfig(ports, listen);
-  nginx = spawn('nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'inherit' });
+  nginx = spawn(nginxBin, ['-p', dir, '-e', path.join(dir, 'logs/error.log'), '-c', path.join(dir, 'nginx.conf'),
+    '-g', 'daemon off;'], { stdio: 'inherit' });
   await waitForPort(listen);
   proxyUrl = `http://127.0.0.1:${listen}`;
 });
