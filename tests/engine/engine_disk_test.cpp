@@ -22,18 +22,6 @@ EngineOptions with_disk(const std::string& dir, size_t ram_blocks, uint64_t disk
   return o;
 }
 
-std::vector<int32_t> prompt_of(int n, int salt) {
-  std::vector<int32_t> p{1};
-  for (int i = 1; i < n; ++i) p.push_back(3 + (i * (7 + salt) + salt * 31) % 500);
-  return p;
-}
-
-Event run(Engine& e, Request r) {
-  auto s = e.submit(std::move(r));
-  drain(e);
-  return s->wait();
-}
-
 // Runs R on an engine (f16, 64 RAM blocks) over DIR and flushes it: R's
 // full blocks are on disk when the engine is gone.
 void run_and_store(Fixture& f, const std::string& dir, const Request& r) {

@@ -65,6 +65,20 @@ inline Request greedy(std::vector<int32_t> prompt, int max_tokens) {
   return r;
 }
 
+// A prompt of N stories260K tokens, different for each SALT.
+inline std::vector<int32_t> prompt_of(int n, int salt) {
+  std::vector<int32_t> p{1};
+  for (int i = 1; i < n; ++i) p.push_back(3 + (i * (7 + salt) + salt * 31) % 500);
+  return p;
+}
+
+// Submits R on a manually stepped engine and runs it to its end.
+inline Event run(Engine& e, Request r) {
+  auto s = e.submit(std::move(r));
+  drain(e);
+  return s->wait();
+}
+
 inline std::vector<int32_t> alone(Fixture& f, const Request& r, kernels::KvType kv_type = kernels::KvType::kF16) {
   auto e = f.engine(manual(256, kv_type));
   auto s = e->submit(r);

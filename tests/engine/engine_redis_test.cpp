@@ -19,18 +19,6 @@ EngineOptions node(const std::string& name, const std::string& redis_url) {
   return o;
 }
 
-std::vector<int32_t> prompt_of(int n, int salt) {
-  std::vector<int32_t> p{1};
-  for (int i = 1; i < n; ++i) p.push_back(3 + (i * (7 + salt) + salt * 31) % 500);
-  return p;
-}
-
-Event run(Engine& e, Request r) {
-  auto s = e.submit(std::move(r));
-  drain(e);
-  return s->wait();
-}
-
 // Runs R on a fresh node A and returns when its blocks are in Redis (the
 // engine and its tiers are gone: the disk tier's writes and the Redis
 // writer's queue are flushed on the way out).
