@@ -91,9 +91,11 @@ void Engine::close_all_streams() {
 }
 
 std::shared_ptr<Stream> Engine::submit(Request request) {
-  if (remote_) prefetch_remote(request);
+  std::optional<kv::SessionRecord> adopted;
+  if (remote_) adopted = prefetch_remote(request);
   const uint64_t id = next_id_.fetch_add(1);
   auto seq = std::make_unique<Sequence>(std::move(request), model_.config().vocab, tok_);
+  seq->adopted = std::move(adopted);
   seq->id = id;
   seq->arrival = id;
   seq->stream = std::make_shared<Stream>(id);
@@ -222,6 +224,7 @@ void Engine::take_inbox() {
       finish(*s, StopReason::kRefused, error);
       continue;
     }
+    if (s->adopted) adopt_session(std::move(*s->adopted));
     s->tokens = s->req.prompt;
     for (int32_t t : s->tokens) s->sampler.accept(t);
     s->usage.prompt_tokens = static_cast<int64_t>(s->tokens.size());

@@ -54,6 +54,7 @@ class PrefixIndex;
 class DiskTier;
 class RedisTier;
 struct SessionRecord;
+struct SessionRecord;
 using BlockId = int32_t;
 using BlockKey = uint64_t;
 }  // namespace tandem::kv
@@ -208,9 +209,12 @@ class Engine {
   // Disk tier (engine_disk.cpp).
   Status open_disk_tier();
   Status open_remote_tier();
-  // Stages the blocks of PROMPT's chain that Redis has and the disk tier
-  // lacks into the disk tier (caller's thread, before the request queues).
-  void prefetch_remote(const Request& request);
+  // Stages the blocks of the prompt's chain that Redis has and the disk
+  // tier lacks into the disk tier (caller's thread, before the request
+  // queues); returns the session's manifest from Redis when this node does
+  // not know the session.
+  std::optional<kv::SessionRecord> prefetch_remote(const Request& request);
+  void note_known_session(const std::string& id);
   bool lookup_disk(Sequence& s);  // false: wait, another sequence is loading this prefix
   void want_write(kv::BlockId b, kv::BlockKey key);
   void pump_writes();
@@ -222,6 +226,7 @@ class Engine {
   int64_t queue_unwritten_blocks();
   // Sessions (engine_sessions.cpp).
   void record_session(Sequence& s);
+  void adopt_session(kv::SessionRecord record);  // a manifest from another node, unless known here
   void set_pinned_keys(const std::vector<kv::BlockKey>& keys, int delta);
   SessionInfo describe_session(const kv::SessionRecord& r) const;
   bool session_active(const std::string& id) const;
@@ -253,6 +258,8 @@ class Engine {
   int64_t writes_in_flight_ = 0;
   int64_t disk_hit_tokens_ = 0;
   std::atomic<int64_t> remote_hit_tokens_{0};  // prefetch_remote() runs on HTTP threads
+  std::mutex known_mu_;                         // guards known_sessions_ (HTTP threads read it)
+  std::unordered_set<std::string> known_sessions_;  // sessions this node has had (with a Redis tier)
   int64_t tail_hits_ = 0, head_copies_ = 0, partial_block_tokens_ = 0;
   // Sessions (engine thread only).
   struct SessionTable;  // session id -> manifest (engine_sessions.cpp)

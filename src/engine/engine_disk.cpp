@@ -53,10 +53,23 @@ Status Engine::open_remote_tier() {
   kv::RedisTier* r = remote_.get();
   tier_->on_stored([r](const kv::BlockMeta& meta, std::span<const uint8_t> payload) { r->put_block(meta, payload); });
   tier_->on_session([r](const kv::SessionRecord& record) { r->put_session(record); });
+  for (const kv::SessionRecord& record : tier_->sessions_at_open()) note_known_session(record.id);
   return {};
 }
 
-void Engine::prefetch_remote(const Request& request) {
+std::optional<kv::SessionRecord> Engine::prefetch_remote(const Request& request) {
+  std::optional<kv::SessionRecord> adopted;
+  if (!request.session.empty()) {
+    bool known = false;
+    {
+      std::lock_guard<std::mutex> lock(known_mu_);
+      known = known_sessions_.contains(request.session);
+    }
+    if (!known) {
+      adopted = remote_->get_session(request.session);
+      if (adopted && adopted->cache_namespace != request.cache_namespace) adopted.reset();  // another key's
+    }
+  }
   const size_t bt = static_cast<size_t>(opt_.block_tokens);
   const std::span<const int32_t> prompt(request.prompt);
   std::vector<kv::BlockMeta> chain;
@@ -69,7 +82,7 @@ void Engine::prefetch_remote(const Request& request) {
   }
   size_t first = 0;  // the head the disk tier already has (RAM blocks are written through to it)
   while (first < chain.size() && tier_->contains(chain[first].key)) ++first;
-  if (first == chain.size()) return;
+  if (first == chain.size()) return adopted;
   // In batches: a block is MiBs (3.5 MiB on the Qwen3-0.6B shape), so one
   // reply stays well within the read timeout and at most a batch is held
   // in memory while it is staged.
@@ -84,6 +97,7 @@ void Engine::prefetch_remote(const Request& request) {
     remote_hit_tokens_ += static_cast<int64_t>(staged * bt);
     if (staged < batch.size()) break;  // the chain ends here (absent, invalid, or the disk refused it)
   }
+  return adopted;
 }
 
 // Continues S's RAM prefix with blocks found further along the chain: in

@@ -16,7 +16,24 @@ int64_t wall_ms() {
 }
 }  // namespace
 
+void Engine::adopt_session(kv::SessionRecord record) {
+  if (sessions_->contains(record.id)) return;
+  note_known_session(record.id);
+  kv::SessionRecord& r = (*sessions_)[record.id];
+  r = std::move(record);
+  if (r.pinned) set_pinned_keys(r.keys, +1);
+  if (tier_ != nullptr) tier_->put_session(r);
+  trim_sessions();
+}
+
+void Engine::note_known_session(const std::string& id) {
+  if (!remote_) return;
+  std::lock_guard<std::mutex> lock(known_mu_);
+  known_sessions_.insert(id);
+}
+
 void Engine::record_session(Sequence& s) {
+  note_known_session(s.req.session);
   kv::SessionRecord& r = (*sessions_)[s.req.session];
   if (r.pinned) set_pinned_keys(r.keys, -1);
   r.id = s.req.session;

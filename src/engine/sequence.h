@@ -66,6 +66,9 @@ struct Engine::Sequence {
   uint64_t arrival = 0;  // submission order, for FIFO among equals
   Request req;
   std::shared_ptr<Stream> stream;
+  // Its session's manifest from the Redis tier, when this node did not know
+  // the session (it started on another node): adopted before it runs.
+  std::optional<kv::SessionRecord> adopted;
   std::vector<int32_t> tokens;  // prompt + generated (the last may not be computed yet)
   SequenceKv kv;
   Sampler sampler;

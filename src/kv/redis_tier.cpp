@@ -261,6 +261,35 @@ void RedisTier::put_session(const SessionRecord& r) {
   cv_.notify_one();
 }
 
+std::optional<SessionRecord> RedisTier::get_session(const std::string& id) {
+  const std::string key = fmt::format("{}:s:{}", opt_.key_prefix, id);
+  std::string text;
+  {
+    std::lock_guard read_lock(read_mu_);
+    auto reply = reader_->command({"GET", key});
+    if (!reply || reply->type != REDIS_REPLY_STRING) return std::nullopt;
+    text.assign(reply->str, reply->len);
+  }
+  // Untrusted like the blocks: any wrong shape is "no manifest".
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object() || j.value("id", std::string()) != id || !j.contains("tokens") || !j["tokens"].is_array() ||
+      !j.contains("keys") || !j["keys"].is_array()) {
+    return std::nullopt;
+  }
+  SessionRecord r;
+  r.id = id;
+  try {
+    r.last_use_ms = j.value("last_use_ms", int64_t{0});
+    r.pinned = j.value("pinned", false);
+    r.cache_namespace = j.value("namespace", uint64_t{0});
+    r.tokens = j["tokens"].get<std::vector<int32_t>>();
+    r.keys = j["keys"].get<std::vector<uint64_t>>();
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+  return r;
+}
+
 void RedisTier::run_writer() {
   std::unique_lock lock(mu_);
   for (;;) {

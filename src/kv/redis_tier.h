@@ -27,6 +27,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -85,6 +86,9 @@ class RedisTier {
   // The payloads of CHAIN's blocks, in order, up to the first one that is
   // absent or invalid (one round trip for all).
   std::vector<std::vector<uint8_t>> get_chain(std::span<const BlockMeta> chain);
+  // The manifest of session ID another node wrote; nullopt when absent,
+  // unreadable or Redis is down.
+  std::optional<SessionRecord> get_session(const std::string& id);
   // Blocks until everything queued so far is written or dropped (tests, flush).
   void drain();
 

@@ -45,6 +45,31 @@ TEST(EngineRedis, AnotherNodeResumesFromRedisWithIdenticalOutput) {
   EXPECT_EQ(b->check_invariants(), "");
 }
 
+// A session started on node A, pinned there, arrives on node B: B adopts
+// its manifest from Redis (listed, still pinned) and resumes it from Redis.
+TEST(EngineRedis, ASessionMovesWithItsManifest) {
+  test::RedisServer redis;
+  Fixture f;
+  Request turn = greedy(prompt_of(230, 8), 10);
+  turn.session = "agent-1";
+  const auto expected = alone(f, turn);
+  {
+    auto a = f.engine(node("a", redis.url()));
+    run(*a, turn);
+    ASSERT_EQ(a->pin_session("agent-1", true), Engine::SessionOp::kOk);
+    ASSERT_TRUE(a->flush().ok());
+  }
+  auto b = f.engine(node("b", redis.url()));
+  EXPECT_FALSE(b->session("agent-1").has_value());
+  const Event resumed = run(*b, turn);
+  EXPECT_EQ(resumed.tokens, expected);
+  EXPECT_EQ(resumed.usage.cached_tokens, 224);
+  auto info = b->session("agent-1");
+  ASSERT_TRUE(info.has_value());
+  EXPECT_TRUE(info->pinned) << "the pin set on node A came along";
+  EXPECT_EQ(b->check_invariants(), "");
+}
+
 TEST(EngineRedis, ACorruptValueIsRecomputedNeverServed) {
   test::RedisServer redis;
   Fixture f;
