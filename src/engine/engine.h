@@ -54,7 +54,6 @@ class PrefixIndex;
 class DiskTier;
 class RedisTier;
 struct SessionRecord;
-struct SessionRecord;
 using BlockId = int32_t;
 using BlockKey = uint64_t;
 }  // namespace tandem::kv
@@ -259,7 +258,7 @@ class Engine {
   int64_t disk_hit_tokens_ = 0;
   std::atomic<int64_t> remote_hit_tokens_{0};  // prefetch_remote() runs on HTTP threads
   std::mutex known_mu_;                         // guards known_sessions_ (HTTP threads read it)
-  std::unordered_set<std::string> known_sessions_;  // sessions this node has had (with a Redis tier)
+  std::unordered_set<std::string> known_sessions_;  // ids of sessions_ (and deleted ones), for HTTP threads
   int64_t tail_hits_ = 0, head_copies_ = 0, partial_block_tokens_ = 0;
   // Sessions (engine thread only).
   struct SessionTable;  // session id -> manifest (engine_sessions.cpp)

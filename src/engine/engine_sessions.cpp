@@ -88,6 +88,10 @@ void Engine::trim_sessions() {
     }
     if (victim == sessions_->end()) return;
     if (tier_ != nullptr) tier_->erase_session(victim->first);
+    if (remote_) {  // known_sessions_ stays within the table (a trimmed session may be adopted again)
+      std::lock_guard<std::mutex> lock(known_mu_);
+      known_sessions_.erase(victim->first);
+    }
     sessions_->erase(victim);
   }
 }

@@ -262,37 +262,34 @@ void DiskTier::execute_loads(std::vector<Job>& jobs) {
   }
 }
 
+Status DiskTier::store(const BlockMeta& meta, std::span<const uint8_t> payload) {
+  std::vector<uint64_t> evicted;
+  Status s = store_->put(meta, payload, &evicted);
+  std::lock_guard<std::mutex> lock(mu_);
+  forget(evicted);
+  stats_.evictions += static_cast<int64_t>(evicted.size());
+  if (s.ok()) mirror_put(meta.key, Entry{meta.parent, meta.tokens});
+  return s;
+}
+
 void DiskTier::execute(Job& job) {
   const size_t bytes = pool_.shape().block_bytes();
   switch (job.kind) {
     case Job::Kind::kWrite: {
-      std::vector<uint64_t> evicted;
-      Status s = store_->put(job.meta, std::span<const uint8_t>(pool_.block_data(job.block), bytes), &evicted);
+      const std::span<const uint8_t> payload(pool_.block_data(job.block), bytes);
+      Status s = store(job.meta, payload);
       // The block is still pinned for this job: the write-through reads it now.
-      if (s.ok() && on_stored_) on_stored_(job.meta, std::span<const uint8_t>(pool_.block_data(job.block), bytes));
+      if (s.ok() && on_stored_) on_stored_(job.meta, payload);
       std::lock_guard<std::mutex> lock(mu_);
-      forget(evicted);
-      stats_.evictions += static_cast<int64_t>(evicted.size());
-      if (s.ok()) {
-        ++stats_.writes;
-        mirror_put(job.meta.key, Entry{job.meta.parent, job.meta.tokens});
-      } else {
-        ++stats_.write_errors;
-      }
+      ++(s.ok() ? stats_.writes : stats_.write_errors);
       done_.push_back(IoDone{IoDone::Kind::kWrite, job.block, job.meta.key, s.ok(), s.message()});
       return;
     }
     case Job::Kind::kImport: {
       size_t stored = 0;
-      for (auto& [meta, payload] : job.imports) {
-        std::vector<uint64_t> evicted;
-        Status s = store_->put(meta, payload, &evicted);
-        std::lock_guard<std::mutex> lock(mu_);
-        forget(evicted);
-        stats_.evictions += static_cast<int64_t>(evicted.size());
-        if (!s.ok()) break;  // a chain stops at its first gap
+      for (const auto& [meta, payload] : job.imports) {
+        if (!store(meta, payload).ok()) break;  // a chain stops at its first gap
         ++stored;
-        mirror_put(meta.key, Entry{meta.parent, meta.tokens});
       }
       job.imported->set_value(stored);
       return;

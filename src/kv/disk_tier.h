@@ -123,6 +123,9 @@ class DiskTier {
   void push(Job job);
   void run();
   void execute(Job& job);
+  // Puts a block in the store and, under the lock, forgets what it evicted
+  // and mirrors the block when stored (I/O thread).
+  Status store(const BlockMeta& meta, std::span<const uint8_t> payload);
   void execute_loads(std::vector<Job>& jobs);
   void forget(const std::vector<uint64_t>& keys);  // mirror removals (lock held by the caller)
   // The mirror and its parent index, together (lock held by the caller).

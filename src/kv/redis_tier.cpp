@@ -233,11 +233,25 @@ RedisTier::~RedisTier() {
 
 std::string RedisTier::block_key_name(uint64_t key) const { return fmt::format("{}:b:{:016x}", opt_.key_prefix, key); }
 
+std::string RedisTier::session_key_name(const std::string& id) const {
+  return fmt::format("{}:s:{}", opt_.key_prefix, id);
+}
+
 void RedisTier::put_block(const BlockMeta& meta, std::span<const uint8_t> payload) {
-  Put p{block_key_name(meta.key), encode_block(meta, payload)};
+  enqueue({block_key_name(meta.key), encode_block(meta, payload)});
+}
+
+void RedisTier::put_session(const SessionRecord& r) {
+  const nlohmann::json j = {{"id", r.id},         {"last_use_ms", r.last_use_ms}, {"pinned", r.pinned},
+                            {"namespace", r.cache_namespace}, {"tokens", r.tokens},     {"keys", r.keys}};
+  const std::string text = j.dump();
+  enqueue({session_key_name(r.id), std::vector<uint8_t>(text.begin(), text.end())});
+}
+
+void RedisTier::enqueue(Put p) {
   std::unique_lock lock(mu_);
   // A full queue holds the caller (the disk tier's I/O thread, never a
-  // step) for up to one timeout, then drops the block: a slow Redis slows
+  // step) for up to one timeout, then drops the value: a slow Redis slows
   // the write-through, a dead one costs nothing.
   if (!idle_cv_.wait_for(lock, opt_.timeout,
                          [&] { return stop_ || queued_bytes_ + p.value.size() <= opt_.max_queue_bytes; }) ||
@@ -250,19 +264,8 @@ void RedisTier::put_block(const BlockMeta& meta, std::span<const uint8_t> payloa
   cv_.notify_one();
 }
 
-void RedisTier::put_session(const SessionRecord& r) {
-  const nlohmann::json j = {{"id", r.id},         {"last_use_ms", r.last_use_ms}, {"pinned", r.pinned},
-                            {"namespace", r.cache_namespace}, {"tokens", r.tokens},     {"keys", r.keys}};
-  const std::string text = j.dump();
-  Put p{fmt::format("{}:s:{}", opt_.key_prefix, r.id), std::vector<uint8_t>(text.begin(), text.end())};
-  std::lock_guard lock(mu_);
-  queued_bytes_ += p.value.size();
-  queue_.push_back(std::move(p));
-  cv_.notify_one();
-}
-
 std::optional<SessionRecord> RedisTier::get_session(const std::string& id) {
-  const std::string key = fmt::format("{}:s:{}", opt_.key_prefix, id);
+  const std::string key = session_key_name(id);
   std::string text;
   {
     std::lock_guard read_lock(read_mu_);

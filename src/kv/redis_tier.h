@@ -80,7 +80,7 @@ class RedisTier {
   RedisTier& operator=(const RedisTier&) = delete;
 
   // Queues a block (copied) or a session manifest for writing. A full
-  // queue waits up to the timeout for room, then drops the block.
+  // queue waits up to the timeout for room, then drops the value.
   void put_block(const BlockMeta& meta, std::span<const uint8_t> payload);
   void put_session(const SessionRecord& record);
   // The payloads of CHAIN's blocks, in order, up to the first one that is
@@ -95,6 +95,7 @@ class RedisTier {
   RedisTierStats stats() const;
   const RedisTierOptions& options() const { return opt_; }
   std::string block_key_name(uint64_t key) const;
+  std::string session_key_name(const std::string& id) const;
 
  private:
   struct Put {
@@ -102,6 +103,7 @@ class RedisTier {
     std::vector<uint8_t> value;
   };
   RedisTier(RedisTierOptions options, RedisAddress address);
+  void enqueue(Put p);  // within max_queue_bytes (session manifests too), else dropped
   void run_writer();
 
   RedisTierOptions opt_;

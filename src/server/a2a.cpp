@@ -266,16 +266,23 @@ void A2aRuntime::run_in_background(const std::string& id, const A2aCaller& calle
   }).detach();
 }
 
-A2aRuntime::Task* A2aRuntime::find_task(const json& params, const A2aCaller& caller) {
-  if (!params.is_object() || !params.contains("id") || !params["id"].is_string()) return nullptr;
-  auto it = tasks_.find(params["id"].get<std::string>());
-  if (it == tasks_.end() || it->second.ns != caller.cache_namespace) return nullptr;
-  return &it->second;
+std::string A2aRuntime::task_id_of(const json& params) {
+  if (!params.is_object() || !params.contains("id") || !params["id"].is_string()) {
+    throw RpcError{a2a::kInvalidParams, "params.id: expected a task id"};
+  }
+  return params["id"];
+}
+
+A2aRuntime::Task& A2aRuntime::task_of(const std::string& id, const A2aCaller& caller) {
+  auto it = tasks_.find(id);
+  if (it == tasks_.end() || it->second.ns != caller.cache_namespace) {  // another key's tasks do not exist
+    throw RpcError{a2a::kTaskNotFound, fmt::format("task not found: {}", id)};
+  }
+  return it->second;
 }
 
 json A2aRuntime::get_task(const json& params, Dialect d, const A2aCaller& caller) {
-  const json id = params.is_object() ? params.value("id", json()) : json();
-  if (!id.is_string()) throw RpcError{a2a::kInvalidParams, "params.id: expected a task id"};
+  const std::string id = task_id_of(params);
   int history = -1;
   if (params.contains("historyLength") && !params["historyLength"].is_null()) {
     if (!params["historyLength"].is_number_integer() || params["historyLength"].get<int64_t>() < 0) {
@@ -284,34 +291,28 @@ json A2aRuntime::get_task(const json& params, Dialect d, const A2aCaller& caller
     history = static_cast<int>(std::min<int64_t>(params["historyLength"].get<int64_t>(), 1 << 20));
   }
   std::lock_guard lock(mu_);
-  Task* t = find_task(params, caller);
-  if (!t) throw RpcError{a2a::kTaskNotFound, fmt::format("task not found: {}", id.get<std::string>())};
-  return a2a::task_json(t->view, d, history);
+  return a2a::task_json(task_of(id, caller).view, d, history);
 }
 
-json A2aRuntime::cancel_task(const json& params, Dialect d, const A2aCaller& caller, const json&) {
-  const json id = params.is_object() ? params.value("id", json()) : json();
-  if (!id.is_string()) throw RpcError{a2a::kInvalidParams, "params.id: expected a task id"};
+json A2aRuntime::cancel_task(const json& params, Dialect d, const A2aCaller& caller) {
+  const std::string id = task_id_of(params);
   std::unique_lock lock(mu_);
-  Task* t = find_task(params, caller);
-  if (!t) throw RpcError{a2a::kTaskNotFound, fmt::format("task not found: {}", id.get<std::string>())};
-  if (a2a::terminal(t->view.state)) {
-    throw RpcError{a2a::kTaskNotCancelable, fmt::format("task {} is already {}", id.get<std::string>(),
-                                                        a2a::state_name(t->view.state, Dialect::kV03))};
+  Task& t = task_of(id, caller);
+  if (a2a::terminal(t.view.state)) {
+    throw RpcError{a2a::kTaskNotCancelable,
+                   fmt::format("task {} is already {}", id, a2a::state_name(t.view.state, Dialect::kV03))};
   }
-  t->cancel->store(true);
+  t.cancel->store(true);
   // The run notices within 250 ms (Service polls should_stop); wait for it
-  // so the answer says canceled. A run not started yet is canceled here.
-  const std::string task_id = id;
-  if (!changed_.wait_for(lock, std::chrono::seconds(10), [&] {
-        auto it = tasks_.find(task_id);
-        return it == tasks_.end() || a2a::terminal(it->second.view.state);
-      })) {
-    t->view.state = TaskState::kCanceled;
-  }
-  auto it = tasks_.find(task_id);
-  if (it == tasks_.end()) throw RpcError{a2a::kTaskNotFound, fmt::format("task not found: {}", task_id)};
-  return a2a::task_json(it->second.view, d);
+  // so the answer says canceled. Looked up again each time: once terminal,
+  // another request's trim() may have removed it while the lock was free.
+  const bool ended = changed_.wait_for(lock, std::chrono::seconds(10), [&] {
+    auto it = tasks_.find(id);
+    return it == tasks_.end() || a2a::terminal(it->second.view.state);
+  });
+  Task& now = task_of(id, caller);
+  if (!ended) now.view.state = TaskState::kCanceled;
+  return a2a::task_json(now.view, d);
 }
 
 json A2aRuntime::list_tasks(const json& params, Dialect d, const A2aCaller& caller) {
@@ -367,7 +368,7 @@ json A2aRuntime::call(const json& request, const a2a::Agent* agent, const A2aCal
         return a2a::rpc_result(id, a2a::task_result(run(t.id, caller, nullptr, nullptr), dialect));
       }
       case a2a::Method::kGetTask: return a2a::rpc_result(id, get_task(params, dialect, caller));
-      case a2a::Method::kCancelTask: return a2a::rpc_result(id, cancel_task(params, dialect, caller, id));
+      case a2a::Method::kCancelTask: return a2a::rpc_result(id, cancel_task(params, dialect, caller));
       case a2a::Method::kListTasks: return a2a::rpc_result(id, list_tasks(params, dialect, caller));
       case a2a::Method::kStream:
       case a2a::Method::kSubscribe:

@@ -77,11 +77,13 @@ class A2aRuntime {
   a2a::TaskView run(const std::string& id, const A2aCaller& caller, const OnDelta& on_delta,
                     const std::function<bool()>& on_idle);
   json get_task(const json& params, a2a::Dialect d, const A2aCaller& caller);
-  json cancel_task(const json& params, a2a::Dialect d, const A2aCaller& caller, const json& id);
+  json cancel_task(const json& params, a2a::Dialect d, const A2aCaller& caller);
   json list_tasks(const json& params, a2a::Dialect d, const A2aCaller& caller);
   void run_in_background(const std::string& id, const A2aCaller& caller);
   void set_state(const std::string& id, a2a::TaskState s, const std::string& error = "");
-  Task* find_task(const json& params, const A2aCaller& caller);  // under mu_
+  // The task PARAMS.id names (or -32602); the caller's task of that id under mu_ (or -32001).
+  static std::string task_id_of(const json& params);
+  Task& task_of(const std::string& id, const A2aCaller& caller);
   void trim();                                                    // under mu_
 
   Service& service_;
