@@ -58,8 +58,8 @@ class RedisServer {
 
   void start() {
     const std::string port = std::to_string(port_);
-    std::vector<std::string> args = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                                     "--appendonly", "no", "--loglevel", "warning", "--logfile", "/dev/null"};
+    std::vector<std::string> args = {"redis-server", "--port", port,         "--bind",  "127.0.0.1", "--save",   "",
+                                     "--appendonly", "no",     "--loglevel", "warning", "--logfile", "/dev/null"};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

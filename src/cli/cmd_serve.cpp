@@ -36,7 +36,7 @@ struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8000;
   std::vector<std::string> api_keys, aliases, logit_bias;
-  std::string cache_scope;  // "": key with API keys, else shared
+  std::string cache_scope;              // "": key with API keys, else shared
   std::vector<std::string> a2a_agents;  // NAME=SYSTEM_PROMPT_FILE
   std::string node_id;
   int64_t ctx = 0;
@@ -304,7 +304,8 @@ void print_banner(const ServeOptions& o, model::Model& m, const server::Service&
       : o.chat_template.empty()        ? ""
                                        : "; chat template: " + o.chat_template));
   say(fmt::format("KV disk tier: {}", disk_note));
-  if (!o.engine.redis_url.empty()) say(fmt::format("KV Redis tier: {} (shared by every node of this model)", o.engine.redis_url));
+  if (!o.engine.redis_url.empty())
+    say(fmt::format("KV Redis tier: {} (shared by every node of this model)", o.engine.redis_url));
   if (!o.api_keys.empty()) {
     say(o.cache_scope == "shared" ? "cached prefixes: shared by every API key (--cache-scope shared)"
                                   : "cached prefixes: shared only among requests of one API key (--cache-scope key)");

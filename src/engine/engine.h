@@ -256,8 +256,8 @@ class Engine {
   std::vector<int32_t> io_refs_;                       // per block: references held by I/O jobs
   int64_t writes_in_flight_ = 0;
   int64_t disk_hit_tokens_ = 0;
-  std::atomic<int64_t> remote_hit_tokens_{0};  // prefetch_remote() runs on HTTP threads
-  std::mutex known_mu_;                         // guards known_sessions_ (HTTP threads read it)
+  std::atomic<int64_t> remote_hit_tokens_{0};       // prefetch_remote() runs on HTTP threads
+  std::mutex known_mu_;                             // guards known_sessions_ (HTTP threads read it)
   std::unordered_set<std::string> known_sessions_;  // ids of sessions_ (and deleted ones), for HTTP threads
   int64_t tail_hits_ = 0, head_copies_ = 0, partial_block_tokens_ = 0;
   // Sessions (engine thread only).

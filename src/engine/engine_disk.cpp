@@ -44,7 +44,8 @@ Status Engine::open_remote_tier() {
   kv::RedisTierOptions o;
   o.url = opt_.redis_url;
   // Nodes of other models, KV types or block sizes never read these keys.
-  o.key_prefix = fmt::format("tandem:{:016x}:{}:{}", fingerprint_, kernels::kv_type_name(opt_.kv_type), opt_.block_tokens);
+  o.key_prefix =
+      fmt::format("tandem:{:016x}:{}:{}", fingerprint_, kernels::kv_type_name(opt_.kv_type), opt_.block_tokens);
   o.block_tokens = static_cast<uint32_t>(opt_.block_tokens);
   o.block_bytes = static_cast<uint32_t>(pool_->shape().block_bytes());
   auto remote = kv::RedisTier::open(o);

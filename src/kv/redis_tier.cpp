@@ -85,8 +85,12 @@ timeval to_timeval(std::chrono::milliseconds ms) {
 }  // namespace
 
 std::vector<uint8_t> encode_block(const BlockMeta& meta, std::span<const uint8_t> payload) {
-  const ValueHeader h{kValueMagic, meta.key, meta.parent, checksum(meta.tokens, payload),
-                      static_cast<uint32_t>(meta.tokens.size()), static_cast<uint32_t>(payload.size())};
+  const ValueHeader h{kValueMagic,
+                      meta.key,
+                      meta.parent,
+                      checksum(meta.tokens, payload),
+                      static_cast<uint32_t>(meta.tokens.size()),
+                      static_cast<uint32_t>(payload.size())};
   std::vector<uint8_t> v(sizeof(h) + meta.tokens.size() * 4 + payload.size());
   std::memcpy(v.data(), &h, sizeof(h));
   std::memcpy(v.data() + sizeof(h), meta.tokens.data(), meta.tokens.size() * 4);
@@ -99,8 +103,8 @@ std::vector<uint8_t> decode_block(std::span<const uint8_t> value, const BlockMet
   const size_t want = sizeof(h) + expect.tokens.size() * 4 + payload_bytes;
   if (value.size() != want) return {};
   std::memcpy(&h, value.data(), sizeof(h));
-  if (h.magic != kValueMagic || h.key != expect.key || h.parent != expect.parent || h.n_tokens != expect.tokens.size() ||
-      h.payload_bytes != payload_bytes) {
+  if (h.magic != kValueMagic || h.key != expect.key || h.parent != expect.parent ||
+      h.n_tokens != expect.tokens.size() || h.payload_bytes != payload_bytes) {
     return {};
   }
   const auto tokens = value.subspan(sizeof(h), expect.tokens.size() * 4);
@@ -189,7 +193,8 @@ class RedisConnection {
 
   void fail(const char* why) {
     ++errors;
-    if (!was_down_) spdlog::warn("Redis tier: {} connection lost ({}); retrying with backoff, requests go on", role_, why);
+    if (!was_down_)
+      spdlog::warn("Redis tier: {} connection lost ({}); retrying with backoff, requests go on", role_, why);
     was_down_ = true;
     if (c_) redisFree(c_);
     c_ = nullptr;
@@ -242,8 +247,9 @@ void RedisTier::put_block(const BlockMeta& meta, std::span<const uint8_t> payloa
 }
 
 void RedisTier::put_session(const SessionRecord& r) {
-  const nlohmann::json j = {{"id", r.id},         {"last_use_ms", r.last_use_ms}, {"pinned", r.pinned},
-                            {"namespace", r.cache_namespace}, {"tokens", r.tokens},     {"keys", r.keys}};
+  const nlohmann::json j = {{"id", r.id},         {"last_use_ms", r.last_use_ms},
+                            {"pinned", r.pinned}, {"namespace", r.cache_namespace},
+                            {"tokens", r.tokens}, {"keys", r.keys}};
   const std::string text = j.dump();
   enqueue({session_key_name(r.id), std::vector<uint8_t>(text.begin(), text.end())});
 }
@@ -317,7 +323,7 @@ void RedisTier::run_writer() {
     stats_.errors = writer_errors_ + reader_errors_;
     stats_.connected = writer_->connected();
     stats_.reconnects = writer_->reconnects;
-    idle_cv_.notify_all();  // room in the queue (and drain() waiters)
+    idle_cv_.notify_all();                 // room in the queue (and drain() waiters)
     if (stop_ && !writer_->connected()) {  // Redis is down: what is left is dropped
       stats_.dropped_writes += static_cast<int64_t>(queue_.size());
       queue_.clear();

@@ -23,7 +23,9 @@ std::string new_uuid() {
                      0x8000 | (b >> 48 & 0x3fff), b & 0xffffffffffffull);
 }
 
-std::string context_key(uint64_t ns, const std::string& context_id) { return fmt::format("{:016x}:{}", ns, context_id); }
+std::string context_key(uint64_t ns, const std::string& context_id) {
+  return fmt::format("{:016x}:{}", ns, context_id);
+}
 
 json request_id(const json& request) {
   if (request.is_object() && request.contains("id")) return request["id"];
@@ -88,8 +90,8 @@ std::variant<TaskView, RpcError> A2aRuntime::create_task(const json& params, con
     const a2a::Agent* named = find_agent(user.agent);
     if (!named) return RpcError{a2a::kInvalidParams, fmt::format("metadata.agent: no agent named '{}'", user.agent)};
     if (agent && agent != named) {
-      return RpcError{a2a::kInvalidParams, fmt::format("metadata.agent '{}' differs from the route's agent '{}'",
-                                                       user.agent, agent->name)};
+      return RpcError{a2a::kInvalidParams,
+                      fmt::format("metadata.agent '{}' differs from the route's agent '{}'", user.agent, agent->name)};
     }
     agent = named;
   }
@@ -140,8 +142,9 @@ void A2aRuntime::trim() {
     tasks_.erase(oldest);
   }
   while (contexts_.size() > kMaxContexts) {
-    auto oldest = std::min_element(contexts_.begin(), contexts_.end(),
-                                   [](const auto& a, const auto& b) { return a.second.last_used < b.second.last_used; });
+    auto oldest = std::min_element(contexts_.begin(), contexts_.end(), [](const auto& a, const auto& b) {
+      return a.second.last_used < b.second.last_used;
+    });
     contexts_.erase(oldest);
   }
 }
@@ -337,10 +340,7 @@ json A2aRuntime::list_tasks(const json& params, Dialect d, const A2aCaller& call
   std::sort(found.begin(), found.end(), [](const Task* a, const Task* b) { return a->order > b->order; });
   json tasks = json::array();
   for (size_t i = 0; i < found.size() && i < page; ++i) tasks.push_back(a2a::task_json(found[i]->view, d));
-  return {{"tasks", std::move(tasks)},
-          {"nextPageToken", ""},
-          {"pageSize", page},
-          {"totalSize", found.size()}};
+  return {{"tasks", std::move(tasks)}, {"nextPageToken", ""}, {"pageSize", page}, {"totalSize", found.size()}};
 }
 
 json A2aRuntime::call(const json& request, const a2a::Agent* agent, const A2aCaller& caller) {
@@ -378,10 +378,9 @@ json A2aRuntime::call(const json& request, const a2a::Agent* agent, const A2aCal
   } catch (const RpcError& e) {
     return a2a::rpc_error(id, e);
   }
-  return a2a::rpc_error(
-      id, {a2a::kUnsupportedOperation,
-           fmt::format("{} is not supported by tandem (no push notifications, no extended card)",
-                       request["method"].get<std::string>())});
+  return a2a::rpc_error(id, {a2a::kUnsupportedOperation,
+                             fmt::format("{} is not supported by tandem (no push notifications, no extended card)",
+                                         request["method"].get<std::string>())});
 }
 
 std::optional<json> A2aRuntime::stream(const json& request, const a2a::Agent* agent, const A2aCaller& caller,

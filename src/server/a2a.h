@@ -72,7 +72,7 @@ class A2aRuntime {
   using OnDelta = std::function<bool(const a2a::TaskView& snapshot, const std::string& delta)>;
 
   std::variant<a2a::TaskView, a2a::RpcError> create_task(const json& params, const a2a::Agent* agent,
-                                                          const A2aCaller& caller);
+                                                         const A2aCaller& caller);
   // Runs task ID to its end (blocking); returns its final view.
   a2a::TaskView run(const std::string& id, const A2aCaller& caller, const OnDelta& on_delta,
                     const std::function<bool()>& on_idle);
@@ -84,7 +84,7 @@ class A2aRuntime {
   // The task PARAMS.id names (or -32602); the caller's task of that id under mu_ (or -32001).
   static std::string task_id_of(const json& params);
   Task& task_of(const std::string& id, const A2aCaller& caller);
-  void trim();                                                    // under mu_
+  void trim();  // under mu_
 
   Service& service_;
   std::vector<a2a::Agent> agents_;

@@ -105,7 +105,8 @@ std::variant<std::string, RpcError> part_text(const json& part, size_t i) {
 std::variant<UserMessage, RpcError> parse_send_params(const json& params) {
   if (!params.is_object()) return RpcError{kInvalidParams, "params: expected an object"};
   auto m = params.find("message");
-  if (m == params.end() || !m->is_object()) return RpcError{kInvalidParams, "params.message: expected a message object"};
+  if (m == params.end() || !m->is_object())
+    return RpcError{kInvalidParams, "params.message: expected a message object"};
   UserMessage u;
   auto id = string_field(*m, "messageId");
   auto ctx = string_field(*m, "contextId");
@@ -140,7 +141,8 @@ std::variant<UserMessage, RpcError> parse_send_params(const json& params) {
   if (auto cfg = params.find("configuration"); cfg != params.end() && cfg->is_object()) {
     if (auto modes = cfg->find("acceptedOutputModes"); modes != cfg->end() && modes->is_array() && !modes->empty()) {
       bool text = false;
-      for (const auto& mode : *modes) text = text || (mode.is_string() && mode.get<std::string>().rfind("text/", 0) == 0);
+      for (const auto& mode : *modes)
+        text = text || (mode.is_string() && mode.get<std::string>().rfind("text/", 0) == 0);
       if (!text) return RpcError{kContentTypeNotSupported, "acceptedOutputModes: this agent answers in text/plain"};
     }
   }

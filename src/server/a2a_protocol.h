@@ -35,9 +35,9 @@ struct RpcError {
   int code = -32603;
   std::string message;
 };
-inline constexpr int kParseError = -32700, kInvalidRequest = -32600, kMethodNotFound = -32601,
-                     kInvalidParams = -32602, kInternalError = -32603, kTaskNotFound = -32001,
-                     kTaskNotCancelable = -32002, kUnsupportedOperation = -32004, kContentTypeNotSupported = -32005;
+inline constexpr int kParseError = -32700, kInvalidRequest = -32600, kMethodNotFound = -32601, kInvalidParams = -32602,
+                     kInternalError = -32603, kTaskNotFound = -32001, kTaskNotCancelable = -32002,
+                     kUnsupportedOperation = -32004, kContentTypeNotSupported = -32005;
 
 json rpc_result(const json& id, json result);
 json rpc_error(const json& id, const RpcError& e);

@@ -37,8 +37,9 @@ void Server::handle_a2a(const httplib::Request& req, httplib::Response& res) {
   if (req.matches.size() > 1) {
     agent = a2a_->find_agent(req.matches[1]);
     if (!agent) {
-      return send_json(res, 404, a2a::rpc_error(nullptr, {a2a::kMethodNotFound,
-                                                          fmt::format("no A2A agent named '{}'", req.matches[1].str())}));
+      return send_json(res, 404,
+                       a2a::rpc_error(nullptr, {a2a::kMethodNotFound,
+                                                fmt::format("no A2A agent named '{}'", req.matches[1].str())}));
     }
   }
   json body = json::parse(req.body, nullptr, false);
@@ -46,8 +47,9 @@ void Server::handle_a2a(const httplib::Request& req, httplib::Response& res) {
     return send_json(res, 200, a2a::rpc_error(nullptr, {a2a::kParseError, "the body is not valid JSON"}));
   }
   if (shutting_down_.load()) {
-    return send_json(res, 200, a2a::rpc_error(body.is_object() ? body.value("id", json()) : json(),
-                                              {a2a::kInternalError, "tandem is shutting down; retry later"}));
+    return send_json(res, 200,
+                     a2a::rpc_error(body.is_object() ? body.value("id", json()) : json(),
+                                    {a2a::kInternalError, "tandem is shutting down; retry later"}));
   }
   A2aCaller call{caller->priority, caller->key_namespace};
   if (!A2aRuntime::is_streaming(body)) return send_json(res, 200, a2a_->call(body, agent, call));

@@ -144,9 +144,10 @@ std::string ServerMetrics::render(const engine::EngineMetrics& e, int64_t in_fli
          static_cast<int64_t>(e.remote_bytes_written));
   metric(out, "tandem_redis_reads_total", "counter", "Redis read round trips (one per request that missed locally).",
          e.remote_reads);
-  out += fmt::format("# HELP tandem_redis_read_seconds_total Time in Redis read round trips.\n"
-                     "# TYPE tandem_redis_read_seconds_total counter\ntandem_redis_read_seconds_total {:.6f}\n",
-                     e.remote_read_ms_total / 1000);
+  out += fmt::format(
+      "# HELP tandem_redis_read_seconds_total Time in Redis read round trips.\n"
+      "# TYPE tandem_redis_read_seconds_total counter\ntandem_redis_read_seconds_total {:.6f}\n",
+      e.remote_read_ms_total / 1000);
   metric(out, "tandem_redis_hit_tokens_total", "counter", "Prompt tokens staged from Redis instead of computed.",
          e.remote_hit_tokens);
   return out;

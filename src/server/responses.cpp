@@ -118,7 +118,8 @@ json reasoning_item(const std::string& id, const std::string& text) {
           {"content", json::array({{{"type", "reasoning_text"}, {"text", text}}})}};
 }
 
-json call_item(const std::string& id, const ToolCall& t, const char* status, const std::vector<std::string>& namespaces) {
+json call_item(const std::string& id, const ToolCall& t, const char* status,
+               const std::vector<std::string>& namespaces) {
   json item = {{"type", "function_call"},  {"id", id},        {"call_id", t.id}, {"name", t.name},
                {"arguments", t.arguments}, {"status", status}};
   for (const std::string& ns : namespaces) {

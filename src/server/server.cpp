@@ -42,10 +42,9 @@ bool is_anthropic(const httplib::Request& req) {
 }
 
 std::string route_label(const httplib::Request& req) {
-  for (const char* r :
-       {"/v1/messages/count_tokens", "/v1/messages", "/v1/render", "/v1/chat/completions", "/v1/completions",
-        "/v1/responses", "/v1/models", "/health", "/metrics", "/admin/sessions", "/admin/cache", "/a2a",
-        "/.well-known/agent-card.json"}) {
+  for (const char* r : {"/v1/messages/count_tokens", "/v1/messages", "/v1/render", "/v1/chat/completions",
+                        "/v1/completions", "/v1/responses", "/v1/models", "/health", "/metrics", "/admin/sessions",
+                        "/admin/cache", "/a2a", "/.well-known/agent-card.json"}) {
     if (req.path.rfind(r, 0) == 0) return r;
   }
   return "other";

@@ -18,7 +18,8 @@ using test::post_empty;
 using test::post_json;
 using test::user_turn;
 
-const std::string kPrompt = "a shared system prompt that is long enough to fill several KV blocks " + std::string(400, 'z');
+const std::string kPrompt =
+    "a shared system prompt that is long enough to fill several KV blocks " + std::string(400, 'z');
 
 // Cached prompt tokens of one chat completion sent with API key KEY (and SALT, SESSION when given).
 int64_t cached_tokens(httplib::Client& cli, const std::string& key, const std::string& salt = "",

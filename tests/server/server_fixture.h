@@ -106,7 +106,8 @@ inline server::json post_json(httplib::Client& cli, const std::string& path, con
 }
 
 // GETs PATH, expects EXPECT_STATUS, returns the parsed reply.
-inline server::json get_json(httplib::Client& cli, const std::string& path, int expect_status, const httplib::Headers& h = {}) {
+inline server::json get_json(httplib::Client& cli, const std::string& path, int expect_status,
+                             const httplib::Headers& h = {}) {
   auto res = cli.Get(path.c_str(), h);
   EXPECT_TRUE(res) << path;
   if (!res) return {};
@@ -114,7 +115,8 @@ inline server::json get_json(httplib::Client& cli, const std::string& path, int 
   return server::json::parse(res->body, nullptr, false);
 }
 
-inline server::json post_empty(httplib::Client& cli, const std::string& path, int expect_status, const httplib::Headers& h = {}) {
+inline server::json post_empty(httplib::Client& cli, const std::string& path, int expect_status,
+                               const httplib::Headers& h = {}) {
   auto res = cli.Post(path.c_str(), h, "", "application/json");
   EXPECT_TRUE(res) << path;
   if (!res) return {};

@@ -72,11 +72,11 @@ std::vector<Seed> seeds() {
       {"/a2a", a2a_call("CancelTask", {{"id", "t"}})},
       {"/a2a", a2a_call("ListTasks", {{"contextId", "c"}, {"pageSize", 5}})},
       {"/a2a", a2a_call("message/send", {{"message",
-                                         {{"kind", "message"},
-                                          {"messageId", "m"},
-                                          {"role", "user"},
-                                          {"parts", json::array({{{"kind", "text"}, {"text", "hi"}}})}}},
-                                        {"configuration", {{"blocking", true}}}})},
+                                          {{"kind", "message"},
+                                           {"messageId", "m"},
+                                           {"role", "user"},
+                                           {"parts", json::array({{{"kind", "text"}, {"text", "hi"}}})}}},
+                                         {"configuration", {{"blocking", true}}}})},
   };
 }
 
