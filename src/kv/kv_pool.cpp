@@ -39,7 +39,7 @@ Result<std::unique_ptr<KvPool>> KvPool::create(const KvShape& shape, size_t budg
   auto pool = std::unique_ptr<KvPool>(new KvPool());
   pool->shape_ = shape;
   pool->n_blocks_ = static_cast<int32_t>(n);
-  pool->data_.reset(new (std::nothrow) uint8_t[n * block]);
+  pool->data_ = HugeBuffer::allocate(n * block);
   if (!pool->data_) return Status::errorf("cannot allocate {} MiB for the KV cache", n * block >> 20);
   pool->blocks_ = std::make_unique<BlockPool>(pool->n_blocks_);
   return pool;

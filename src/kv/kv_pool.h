@@ -17,6 +17,7 @@
 #pragma once
 
 #include "core/status.h"
+#include "core/huge_buffer.h"
 #include "kv/block_pool.h"
 #include "kernels/kv_type.h"
 
@@ -68,13 +69,13 @@ class KvPool {
 
  private:
   uint8_t* base(BlockId id, int layer) {
-    return data_.get() + static_cast<size_t>(id) * shape_.block_bytes() +
+    return data_.data() + static_cast<size_t>(id) * shape_.block_bytes() +
            static_cast<size_t>(layer) * 2 * shape_.half_layer_bytes();
   }
 
   KvShape shape_;
   int32_t n_blocks_ = 0;
-  std::unique_ptr<uint8_t[]> data_;
+  HugeBuffer data_;  // 2 MiB pages where possible: see core/huge_buffer.h
   std::unique_ptr<BlockPool> blocks_;
 };
 

@@ -1,0 +1,54 @@
+#include "core/huge_buffer.h"
+
+#include <sys/mman.h>
+
+#include <utility>
+
+namespace tandem {
+namespace {
+constexpr size_t kHugePage = size_t{2} << 20;
+}  // namespace
+
+HugeBuffer HugeBuffer::allocate(size_t bytes) {
+  HugeBuffer b;
+  if (bytes == 0) return b;
+  const size_t mapped = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  // One huge page more than needed, so the start can be aligned to one:
+  // only aligned 2 MiB ranges can become huge pages.
+  void* p = ::mmap(nullptr, mapped + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+  if (p == MAP_FAILED) return b;
+  auto* raw = static_cast<uint8_t*>(p);
+  auto* aligned = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw) + kHugePage - 1) & ~(kHugePage - 1));
+  // Give back the unaligned ends.
+  if (aligned != raw) ::munmap(raw, static_cast<size_t>(aligned - raw));
+  const size_t tail = static_cast<size_t>(raw + mapped + kHugePage - (aligned + mapped));
+  if (tail != 0) ::munmap(aligned + mapped, tail);
+  // Advice only: without THP (never) the region still works with 4 KiB pages.
+  ::madvise(aligned, mapped, MADV_HUGEPAGE);
+  b.data_ = aligned;
+  b.size_ = bytes;
+  b.mapped_ = mapped;
+  return b;
+}
+
+HugeBuffer::HugeBuffer(HugeBuffer&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      mapped_(std::exchange(other.mapped_, 0)) {}
+
+HugeBuffer& HugeBuffer::operator=(HugeBuffer&& other) noexcept {
+  if (this != &other) {
+    if (data_ != nullptr) ::munmap(data_, mapped_);
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    mapped_ = std::exchange(other.mapped_, 0);
+  }
+  return *this;
+}
+
+HugeBuffer::~HugeBuffer() {
+  if (data_ != nullptr) ::munmap(data_, mapped_);
+}
+
+}  // namespace tandem
