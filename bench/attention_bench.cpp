@@ -14,6 +14,7 @@
 #include "core/fp16.h"
 #include "kernels/attention.h"
 #include "kernels/dot.h"
+#include "kernels/simd_limit.h"
 #include "kernels/kv_quant.h"
 #include "kernels/thread_pool.h"
 
@@ -146,6 +147,10 @@ double run_case(const Case& c, KvType type, ThreadPool& pool, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (tandem::Status st = tandem::kernels::limit_simd_from_env(); !st.ok()) {
+    std::fprintf(stderr, "%s\n", st.message().c_str());
+    return 2;
+  }
   int reps = 5;
   std::vector<KvType> types{KvType::kF16, KvType::kBF16, KvType::kQ8_0};
   std::string only;

@@ -10,6 +10,7 @@
 
 #include "core/mapped_file.h"
 #include "kernels/attention.h"
+#include "kernels/simd_limit.h"
 #include "model/model.h"
 #include "model/synth.h"
 
@@ -38,6 +39,10 @@ struct BenchArgs {
 
 // Parses the options; prints an error and returns nullopt on a bad one.
 inline std::optional<BenchArgs> parse_args(int argc, char** argv) {
+  if (Status s = kernels::limit_simd_from_env(); !s.ok()) {
+    fmt::print(stderr, "{}\n", s.message());
+    return std::nullopt;
+  }
   BenchArgs a;
   for (int i = 1; i < argc; i += 2) {
     const std::string opt = argv[i];

@@ -21,6 +21,7 @@
 #include "gguf/quant.h"
 #include "kernels/amx.h"
 #include "kernels/dot.h"
+#include "kernels/simd_limit.h"
 #include "kernels/matmul.h"
 
 #include <benchmark/benchmark.h>
@@ -217,6 +218,10 @@ void print_summary() {
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  if (tandem::Status st = tandem::kernels::limit_simd_from_env(); !st.ok()) {
+    std::fprintf(stderr, "%s\n", st.message().c_str());
+    return 2;
+  }
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   g_bw = measure_bandwidth();
   const kernels::AmxMode amx = kernels::amx_mode();

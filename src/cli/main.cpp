@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 #include "core/mapped_file.h"
 #include "gguf/reader.h"
+#include "kernels/simd_limit.h"
 
 #include <cstdio>
 
@@ -35,6 +36,10 @@ Result<std::string> read_chat_template(const std::string& path) {
 }  // namespace tandem::cli
 
 int main(int argc, char** argv) {
+  if (tandem::Status s = tandem::kernels::limit_simd_from_env(); !s.ok()) {
+    std::fprintf(stderr, "tandem: %s\n", s.message().c_str());
+    return 2;
+  }
   CLI::App app{"tandem: local LLM inference for many agents at once", "tandem"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "tandem 0.1.0");
