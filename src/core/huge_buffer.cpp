@@ -15,8 +15,8 @@ HugeBuffer HugeBuffer::allocate(size_t bytes) {
   const size_t mapped = (bytes + kHugePage - 1) / kHugePage * kHugePage;
   // One huge page more than needed, so the start can be aligned to one:
   // only aligned 2 MiB ranges can become huge pages.
-  void* p = ::mmap(nullptr, mapped + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+  void* p =
+      ::mmap(nullptr, mapped + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return b;
   auto* raw = static_cast<uint8_t*>(p);
   auto* aligned = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw) + kHugePage - 1) & ~(kHugePage - 1));
