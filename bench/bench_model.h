@@ -124,7 +124,7 @@ inline std::unique_ptr<model::Model> load_model(BenchArgs& a, int64_t ctx, int m
   }
   // Steady state, as tandem serve runs (it reads big weights in before
   // serving): every page of the weights mapped, none faulted in while timed.
-  page_in((*loaded)->file().tensor_bytes(), nullptr);
+  (*loaded)->bring_weights_in(UINT64_MAX, nullptr);
   return std::move(*loaded);
 }
 

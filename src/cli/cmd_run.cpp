@@ -69,6 +69,7 @@ int run_generate(RunOptions o) {
   auto loaded = model::Model::load(o.model, mo);
   if (!loaded) return fail(loaded.message());
   model::Model& m = **loaded;
+  page_in_weights(m);  // as tandem serve: decode streams the weights from 2 MiB pages
   auto tok = tokenizer::Tokenizer::from_gguf(m.file());
   if (!tok) return fail(tok.message());
   eo.kv_type = resolve_kv_type_option(o.kv_type, m.config().head_dim, eo.block_tokens);

@@ -350,7 +350,7 @@ int serve(ServeOptions o) {
   auto loaded = model::Model::load(o.model, engine::model_options_for(o.engine, o.ctx, o.threads));
   if (!loaded) return fail(loaded.message());
   model::Model& m = **loaded;
-  page_in_weights(m.file());
+  page_in_weights(m);
   auto tok = tokenizer::Tokenizer::from_gguf(m.file());
   if (!tok) return fail(tok.message());
   o.engine.kv_type = resolve_kv_type_option(o.kv_type, m.config().head_dim, o.engine.block_tokens);
@@ -382,28 +382,32 @@ int serve(ServeOptions o) {
 }  // namespace
 
 // Weights read before the first request, or paged on demand: see commands.h.
-void page_in_weights(const gguf::GgufFile& file) {
-  const auto bytes = file.tensor_bytes();
+void page_in_weights(model::Model& m) {
+  const uint64_t bytes = m.file().tensor_bytes().size();
   constexpr uint64_t kGiB = uint64_t{1} << 30;
   const auto memory = engine::available_memory_bytes();
-  const uint64_t available = memory.ok() ? *memory : 0;
-  if (bytes.size() > available) {
-    spdlog::info("weights: {:.1f} GiB, more than the {:.1f} GiB of memory available: read from disk as used",
-                 static_cast<double>(bytes.size()) / kGiB, static_cast<double>(available) / kGiB);
-    return;
-  }
-  const bool show = bytes.size() >= kGiB;
+  const bool show = bytes >= kGiB;
   const auto start = std::chrono::steady_clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   int shown = 0;
-  page_in(bytes, [&](uint64_t done, uint64_t total) {
+  const auto r = m.bring_weights_in(memory.ok() ? *memory : 0, [&](uint64_t done, uint64_t total) {
     const int percent = static_cast<int>(done * 100 / total);
     if (!show || (percent < shown + 10 && done < total)) return;
     shown = percent;
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     fmt::print("tandem: loading weights {}% ({:.1f} of {:.1f} GiB, {:.1f} s)\n", percent,
-               static_cast<double>(done) / kGiB, static_cast<double>(total) / kGiB, s);
+               static_cast<double>(done) / kGiB, static_cast<double>(total) / kGiB, seconds());
     std::fflush(stdout);
   });
+  using Kind = model::Model::WeightsResidence::Kind;
+  const std::string size = bytes >= kGiB ? fmt::format("{:.2f} GiB", static_cast<double>(bytes) / kGiB)
+                                         : fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
+  switch (r.kind) {
+    case Kind::kHugePages: spdlog::debug("weights: {} in memory on 2 MiB pages ({:.1f} s)", size, seconds()); break;
+    case Kind::kFilePages:
+      spdlog::warn("weights: {} on the file's pages ({:.1f} s; not on 2 MiB pages: {})", size, seconds(), r.note);
+      break;
+    case Kind::kOnDemand: spdlog::info("weights: read from disk as used ({})", r.note); break;
+  }
 }
 
 void register_serve(CLI::App& app, Action& action) {

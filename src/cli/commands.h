@@ -12,6 +12,10 @@
 #include <functional>
 #include <string>
 
+namespace tandem::model {
+class Model;
+}  // namespace tandem::model
+
 namespace tandem::cli {
 
 // Set by a subcommand's callback: what main() runs after parsing.
@@ -48,12 +52,10 @@ std::string check_kv_type_option(const std::string& name);
 // of HEAD_DIM in blocks of BLOCK_TOKENS.
 kernels::KvType resolve_kv_type_option(const std::string& name, int head_dim, int block_tokens);
 
-// Maps every page of FILE's weights before the first forward pass, as
-// llama.cpp's MAP_POPULATE does: a mixture-of-experts model touches its
-// experts a few at a time, and each first touch of a page is a fault on the
-// decode path (forward_bench, Qwen3-30B-A3B shape: experts at half speed
-// until every page was seen). Files of 1 GiB or more print a progress line
-// every 10%; files larger than the memory available stay paged on demand.
-void page_in_weights(const gguf::GgufFile& file);
+// Brings M's weights into memory before the first forward pass
+// (Model::bring_weights_in: on 2 MiB pages, else the file's pages, and
+// paged on demand when larger than the memory available) and logs how.
+// Files of 1 GiB or more print a progress line every 10%.
+void page_in_weights(model::Model& m);
 
 }  // namespace tandem::cli

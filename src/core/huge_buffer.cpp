@@ -5,28 +5,29 @@
 #include <utility>
 
 namespace tandem {
-namespace {
-constexpr size_t kHugePage = size_t{2} << 20;
-}  // namespace
+uint8_t* map_huge_aligned(size_t bytes, int prot) {
+  // One huge page more than needed, so the start can be aligned to one.
+  void* p = ::mmap(nullptr, bytes + kHugePageBytes, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  auto* raw = static_cast<uint8_t*>(p);
+  auto* aligned =
+      reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw) + kHugePageBytes - 1) & ~(kHugePageBytes - 1));
+  // Give back the unaligned ends.
+  if (aligned != raw) ::munmap(raw, static_cast<size_t>(aligned - raw));
+  const size_t tail = static_cast<size_t>(raw + bytes + kHugePageBytes - (aligned + bytes));
+  if (tail != 0) ::munmap(aligned + bytes, tail);
+  return aligned;
+}
 
 HugeBuffer HugeBuffer::allocate(size_t bytes) {
   HugeBuffer b;
   if (bytes == 0) return b;
-  const size_t mapped = (bytes + kHugePage - 1) / kHugePage * kHugePage;
-  // One huge page more than needed, so the start can be aligned to one:
-  // only aligned 2 MiB ranges can become huge pages.
-  void* p =
-      ::mmap(nullptr, mapped + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) return b;
-  auto* raw = static_cast<uint8_t*>(p);
-  auto* aligned = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw) + kHugePage - 1) & ~(kHugePage - 1));
-  // Give back the unaligned ends.
-  if (aligned != raw) ::munmap(raw, static_cast<size_t>(aligned - raw));
-  const size_t tail = static_cast<size_t>(raw + mapped + kHugePage - (aligned + mapped));
-  if (tail != 0) ::munmap(aligned + mapped, tail);
+  const size_t mapped = (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  uint8_t* p = map_huge_aligned(mapped, PROT_READ | PROT_WRITE);
+  if (p == nullptr) return b;
   // Advice only: without THP (never) the region still works with 4 KiB pages.
-  ::madvise(aligned, mapped, MADV_HUGEPAGE);
-  b.data_ = aligned;
+  ::madvise(p, mapped, MADV_HUGEPAGE);
+  b.data_ = p;
   b.size_ = bytes;
   b.mapped_ = mapped;
   return b;

@@ -14,6 +14,13 @@
 
 namespace tandem {
 
+inline constexpr size_t kHugePageBytes = size_t{2} << 20;
+
+// Maps BYTES (a multiple of kHugePageBytes) of private anonymous memory
+// that starts at a 2 MiB boundary (only aligned 2 MiB ranges can become
+// huge pages), with protection PROT; nullptr on failure. No advice given.
+uint8_t* map_huge_aligned(size_t bytes, int prot);
+
 class HugeBuffer {
  public:
   HugeBuffer() = default;
@@ -30,6 +37,12 @@ class HugeBuffer {
   uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   explicit operator bool() const { return data_ != nullptr; }
+  // Gives up the region without unmapping it (it was moved elsewhere, e.g.
+  // with mremap).
+  void release() {
+    data_ = nullptr;
+    size_ = mapped_ = 0;
+  }
 
  private:
   uint8_t* data_ = nullptr;

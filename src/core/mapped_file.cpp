@@ -1,5 +1,7 @@
 #include "core/mapped_file.h"
 
+#include "core/huge_buffer.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -12,20 +14,42 @@
 
 namespace tandem {
 
+namespace {
+
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+uint64_t identity_of(const struct stat& st) {
+  uint64_t h = static_cast<uint64_t>(st.st_dev) * 0x9e3779b97f4a7c15ull;
+  h = (h ^ static_cast<uint64_t>(st.st_ino)) * 0xbf58476d1ce4e5b9ull;
+  h = (h ^ static_cast<uint64_t>(st.st_mtim.tv_sec)) * 0x94d049bb133111ebull;
+  return h ^ static_cast<uint64_t>(st.st_mtim.tv_nsec) ^ static_cast<uint64_t>(st.st_size);
+}
+
+}  // namespace
+
 MappedFile::MappedFile(MappedFile&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+    : data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      reserved_(std::exchange(other.reserved_, 0)),
+      path_(std::move(other.path_)),
+      identity_(std::exchange(other.identity_, 0)),
+      resident_(std::exchange(other.resident_, false)) {}
 
 MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
   if (this != &other) {
-    if (data_ != nullptr) munmap(const_cast<uint8_t*>(data_), size_);
+    if (data_ != nullptr) munmap(const_cast<uint8_t*>(data_), reserved_);
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
+    reserved_ = std::exchange(other.reserved_, 0);
+    path_ = std::move(other.path_);
+    identity_ = std::exchange(other.identity_, 0);
+    resident_ = std::exchange(other.resident_, false);
   }
   return *this;
 }
 
 MappedFile::~MappedFile() {
-  if (data_ != nullptr) munmap(const_cast<uint8_t*>(data_), size_);
+  if (data_ != nullptr) munmap(const_cast<uint8_t*>(data_), reserved_);
 }
 
 Result<MappedFile> MappedFile::open(const std::string& path) {
@@ -42,18 +66,65 @@ Result<MappedFile> MappedFile::open(const std::string& path) {
     return Status::errorf("{} is not a regular file", path);
   }
   MappedFile file;
+  file.path_ = path;
+  file.identity_ = identity_of(st);
   file.size_ = static_cast<size_t>(st.st_size);
   if (file.size_ > 0) {
-    void* p = mmap(nullptr, file.size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    // At a 2 MiB boundary, with the rest of the last 2 MiB reserved, so
+    // make_resident() can put huge pages under the same addresses.
+    const size_t reserve = round_up(file.size_, kHugePageBytes);
+    uint8_t* base = map_huge_aligned(reserve, PROT_NONE);
+    void* p = base == nullptr ? MAP_FAILED : mmap(base, file.size_, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
     if (p == MAP_FAILED) {
       int err = errno;
+      if (base != nullptr) ::munmap(base, reserve);
       ::close(fd);
       return Status::errorf("cannot map {}: {}", path, std::strerror(err));
     }
-    file.data_ = static_cast<const uint8_t*>(p);
+    file.data_ = base;
+    file.reserved_ = reserve;
   }
   ::close(fd);
   return file;
+}
+
+Status MappedFile::make_resident(const std::function<void(uint64_t done, uint64_t total)>& progress) {
+  if (resident_ || size_ == 0) return {};
+  int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::errorf("cannot open {}: {}", path_, std::strerror(errno));
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) != size_ || identity_of(st) != identity_) {
+    ::close(fd);
+    return Status::errorf("{} changed since it was opened", path_);
+  }
+  HugeBuffer copy = HugeBuffer::allocate(reserved_);
+  if (!copy) {
+    ::close(fd);
+    return Status::errorf("cannot allocate {} MiB for {}", reserved_ >> 20, path_);
+  }
+  constexpr size_t kChunk = size_t{64} << 20;
+  for (size_t at = 0; at < size_;) {
+    const ssize_t n = ::pread(fd, copy.data() + at, std::min(kChunk, size_ - at), static_cast<off_t>(at));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : EIO;
+      ::close(fd);
+      return Status::errorf("cannot read {}: {}", path_, std::strerror(err));
+    }
+    at += static_cast<size_t>(n);
+    if (progress && (at % kChunk == 0 || at == size_)) progress(at, size_);
+  }
+  ::close(fd);
+  // Read-only like the file mapping, then moved over it in one step (the
+  // old pages go; the bytes under data_ never change).
+  if (::mprotect(copy.data(), reserved_, PROT_READ) != 0 ||
+      ::mremap(copy.data(), reserved_, reserved_, MREMAP_MAYMOVE | MREMAP_FIXED, const_cast<uint8_t*>(data_)) ==
+          MAP_FAILED) {
+    return Status::errorf("cannot move {} into place: {}", path_, std::strerror(errno));
+  }
+  copy.release();  // its pages live at data_ now
+  resident_ = true;
+  return {};
 }
 
 Result<std::string> read_file(const std::string& path) {

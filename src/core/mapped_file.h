@@ -26,9 +26,23 @@ class MappedFile {
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   size_t size() const { return size_; }
 
+  // Replaces the file's pages under bytes() with a private copy on 2 MiB
+  // pages, at the same address (every pointer into the file stays valid;
+  // the bytes stay read-only). Why: a forward pass streams all weights per
+  // token, and on 4 KiB page-cache pages the TLB misses cost a third of
+  // decode speed on a VM (Qwen3-0.6B Q8_0, Zen 5: 42 -> 65 tokens/s).
+  // Reads the file in chunks of 64 MiB, calling PROGRESS(done, total).
+  // On an error the mapping is left as it was.
+  Status make_resident(const std::function<void(uint64_t done, uint64_t total)>& progress);
+  bool resident() const { return resident_; }
+
  private:
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  size_t reserved_ = 0;  // the address range owned from data_: size_ rounded up to 2 MiB
+  std::string path_;
+  uint64_t identity_ = 0;  // device, inode and mtime at open(): make_resident() reads the same file
+  bool resident_ = false;
 };
 
 // Brings BYTES (a part of a mapping) into memory ahead of use, in chunks of

@@ -65,6 +65,10 @@ class GgufFile {
   std::span<const uint8_t> header_bytes() const { return bytes_.first(static_cast<size_t>(data_offset_)); }
   // Everything after it: the tensors' bytes.
   std::span<const uint8_t> tensor_bytes() const { return bytes_.subspan(static_cast<size_t>(data_offset_)); }
+  // The file's bytes on 2 MiB pages at the same addresses: MappedFile::make_resident.
+  Status make_resident(const std::function<void(uint64_t done, uint64_t total)>& progress) {
+    return map_.make_resident(progress);
+  }
 
   const std::vector<KeyValue>& metadata() const { return kvs_; }
   const Value* find(std::string_view key) const;

@@ -7,9 +7,29 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 namespace tandem::model {
+
+Model::WeightsResidence Model::bring_weights_in(uint64_t available_bytes,
+                                                const std::function<void(uint64_t done, uint64_t total)>& progress) {
+  using Kind = WeightsResidence::Kind;
+  const auto bytes = file_.tensor_bytes();
+  if (bytes.size() > available_bytes) {
+    return {Kind::kOnDemand, fmt::format("{:.1f} GiB of weights, {:.1f} GiB of memory available",
+                                         static_cast<double>(bytes.size()) / (1 << 30),
+                                         static_cast<double>(available_bytes) / (1 << 30))};
+  }
+  std::string why = "TANDEM_MMAP_WEIGHTS is set";
+  if (const char* v = std::getenv("TANDEM_MMAP_WEIGHTS"); v == nullptr || *v == '\0' || std::strcmp(v, "0") == 0) {
+    Status s = file_.make_resident(progress);
+    if (s.ok()) return {Kind::kHugePages, ""};
+    why = s.message();
+  }
+  page_in(bytes, progress);
+  return {Kind::kFilePages, why};
+}
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& path, const Options& options) {
   auto file = gguf::GgufFile::open(path);

@@ -18,6 +18,7 @@
 #include "model/config.h"
 #include "model/weights.h"
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -52,6 +53,19 @@ class Model {
   const gguf::GgufFile& file() const { return file_; }
   kv::KvShape kv_shape(kernels::KvType type, int block_tokens = 32) const;
   kernels::ThreadPool& pool() { return *pool_; }
+  // Brings the weights into memory before the first forward pass (see
+  // WeightsResidence): copied onto 2 MiB pages (MappedFile::make_resident)
+  // unless TANDEM_MMAP_WEIGHTS=1 or that fails; then every page of the file
+  // mapping is touched, as llama.cpp's MAP_POPULATE does (a mixture-of-
+  // experts model touches its experts a few at a time, and each first touch
+  // of a page was a fault on the decode path). Weights larger than
+  // AVAILABLE_BYTES stay paged on demand. PROGRESS(done, total) as it reads.
+  struct WeightsResidence {
+    enum class Kind { kHugePages, kFilePages, kOnDemand } kind = Kind::kOnDemand;
+    std::string note;  // why not huge pages, when not
+  };
+  WeightsResidence bring_weights_in(uint64_t available_bytes,
+                                    const std::function<void(uint64_t done, uint64_t total)>& progress);
   // Bytes of weights a decode step streams (all matrices; the embedding only when tied;
   // with experts: the router and the experts one token uses).
   uint64_t weight_bytes() const;

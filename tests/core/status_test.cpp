@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 namespace tandem {
 namespace {
 
@@ -57,6 +59,43 @@ TEST(MappedFile, PageInReportsEveryChunkThenTheWhole) {
     seen.push_back(done);
   });
   EXPECT_EQ(seen, (std::vector<uint64_t>{uint64_t{64} << 20, uint64_t{128} << 20, data.size() - 5}));
+}
+
+TEST(MappedFile, MakeResidentKeepsAddressAndBytes) {
+  const std::string path = test::scratch_dir("resident") + "/x.bin";
+  std::vector<uint8_t> data((size_t{66} << 20) + 4097);  // a whole 64 MiB chunk, then a ragged one
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 2654435761u >> 24);
+  ASSERT_TRUE(write_file_atomic(path, data).ok());
+  auto m = MappedFile::open(path);
+  ASSERT_TRUE(m.ok()) << m.message();
+  const uint8_t* before = m->bytes().data();
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(before) % (size_t{2} << 20), 0u);  // huge pages need an aligned start
+  std::vector<uint64_t> seen;
+  ASSERT_TRUE(m->make_resident([&](uint64_t done, uint64_t) { seen.push_back(done); }).ok());
+  EXPECT_TRUE(m->resident());
+  EXPECT_EQ(seen, (std::vector<uint64_t>{uint64_t{64} << 20, data.size()}));
+  EXPECT_EQ(m->bytes().data(), before);  // pointers into the file stay valid
+  ASSERT_EQ(m->size(), data.size());
+  EXPECT_EQ(std::memcmp(m->bytes().data(), data.data(), data.size()), 0);
+  EXPECT_TRUE(m->make_resident(nullptr).ok());  // once is enough
+  MappedFile moved = std::move(*m);             // the moved-to mapping owns the resident pages
+  EXPECT_TRUE(moved.resident());
+  EXPECT_EQ(moved.bytes()[data.size() - 1], data.back());
+}
+
+TEST(MappedFile, MakeResidentRefusesAChangedFile) {
+  const std::string path = test::scratch_dir("resident_changed") + "/x.bin";
+  std::vector<uint8_t> data(10000, 3);
+  ASSERT_TRUE(write_file_atomic(path, data).ok());
+  auto m = MappedFile::open(path);
+  ASSERT_TRUE(m.ok()) << m.message();
+  data.assign(data.size(), 4);
+  ASSERT_TRUE(write_file_atomic(path, data).ok());  // a new file of the same size under the same name
+  Status s = m->make_resident(nullptr);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("changed"), std::string::npos) << s.message();
+  EXPECT_FALSE(m->resident());
+  EXPECT_EQ(m->bytes()[9999], 3);  // still the old mapping
 }
 
 TEST(ReadFile, ReadsFilesThatReportNoSize) {

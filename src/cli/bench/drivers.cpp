@@ -27,7 +27,7 @@ Result<std::unique_ptr<EngineDriver>> EngineDriver::create(const EngineSetup& se
   auto m = model::Model::load(setup.model_path, mo);
   if (!m) return m.status();
   d->model_ = std::move(*m);
-  cli::page_in_weights(d->model_->file());  // as tandem serve: steady state from the first request
+  cli::page_in_weights(*d->model_);  // as tandem serve: steady state from the first request
   d->setup_.engine.kv_type =
       cli::resolve_kv_type_option(setup.kv_type, d->model_->config().head_dim, setup.engine.block_tokens);
   auto tok = tokenizer::Tokenizer::from_gguf(d->model_->file());
