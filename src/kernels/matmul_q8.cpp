@@ -198,12 +198,18 @@ struct Q8Kern {
     uint8_t* buf = const_cast<uint8_t*>(work);
     const uint8_t* rp[kLanes];
     if constexpr (kDirect) RowPointers(n0, rows, ZeroRow(buf), rp);
-    // The weights stream from DRAM: fetch the next tile while this one
+    // The weights stream from DRAM: fetch the next two tiles while this one
     // computes, spread over the first pass (at a tile border the 8 row
     // streams jump to 8 new rows, which the hardware prefetcher picks up
     // late; and after a prepare burst memory would idle during the passes).
+    // Two tiles, the next one asked for again (mostly in flight or cached
+    // by then), keep more lines in flight than one: M = 1, 1024 x 3072 from
+    // DRAM, 2 threads, A/B in one process on a Zen 5 VM: +8-9% (no
+    // prefetch: 0.34x; only the tile after next: +4%; three tiles: +0%).
     const uint8_t* next =
         m0 == 0 && n0 + 2 * kLanes <= w_rows ? w + static_cast<size_t>(n0 + kLanes) * row_bytes : nullptr;
+    const uint8_t* after_next =
+        m0 == 0 && n0 + 3 * kLanes <= w_rows ? w + static_cast<size_t>(n0 + 2 * kLanes) * row_bytes : nullptr;
     const size_t pf_step = kLanes * kBlockBytes<F>;
     __m256 acc[C];
     for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
@@ -213,6 +219,7 @@ struct Q8Kern {
       __m256 dw;
       __m256i bias;
       if (next != nullptr) PrefetchSlice(next + b * pf_step, pf_step, 0, 1);
+      if (after_next != nullptr) PrefetchSlice(after_next + b * pf_step, pf_step, 0, 1);
       if constexpr (kDirect) {
         __m256i v[kLanes];
         LoadBlock8<F>(rp, b, v, &dw);
