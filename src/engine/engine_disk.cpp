@@ -250,12 +250,18 @@ void Engine::take_io_done() {
       if (it != loading_.end()) {
         // Registered even when its reader is gone (cancelled): it is a
         // good block, and whoever waited for it finds it in RAM.
-        if (d.ok && index_->key_of(b) == 0) {
+        if (d.ok && index_->key_of(b) == 0 && it->second.tokens.size() < static_cast<size_t>(opt_.block_tokens)) {
+          index_->commit_tail(b, it->second.parent, it->second.tokens);  // a stored tail (write_tails)
+        } else if (d.ok && index_->key_of(b) == 0) {
           index_->commit(b, it->second.parent, it->second.tokens);
           if (index_->key_of(b) == d.key && pinned_keys_.contains(d.key)) blocks_->set_floor(b, kv::Retention::kPinned);
         }
         loading_.erase(it);
       }
+      // The load's reference goes before its readers hear of it: a stored
+      // tail is taken (take_tail) only once nothing else holds it.
+      --io_refs_[static_cast<size_t>(b)];
+      blocks_->release_keep_class(b);
       for (auto& s : running_) {
         if (s->kv.loads_pending == 0) continue;
         if (s->kv.side_load == d.key) {
@@ -271,6 +277,7 @@ void Engine::take_io_done() {
           break;
         }
       }
+      continue;
     }
     --io_refs_[static_cast<size_t>(b)];
     blocks_->release_keep_class(b);
@@ -294,11 +301,40 @@ int64_t Engine::queue_unwritten_blocks() {
   return n;
 }
 
+// Every cached tail (a conversation's partial last block) the disk does not
+// have, written from a private copy: a running sequence may take the tail
+// and write its next positions while the copy is on its way. Only flush()
+// (shutdown) writes tails: they change with every turn, and a restart is
+// when the RAM ones are lost.
+int64_t Engine::write_tails() {
+  int64_t n = 0;
+  for (const kv::PrefixIndex::TailView& t : index_->tails()) {
+    const kv::BlockKey key = kv::block_key(t.parent, t.tokens);
+    if (write_wanted_.contains(key) || tier_->contains(key)) continue;
+    auto copy = blocks_->allocate();  // its reference is the write's
+    if (!copy) break;
+    std::memcpy(pool_->block_data(*copy), pool_->block_data(t.block), pool_->shape().block_bytes());
+    kv::BlockMeta meta;
+    meta.key = key;
+    meta.parent = t.parent;
+    meta.tokens.assign(t.tokens.begin(), t.tokens.end());
+    write_wanted_.insert(key);
+    ++io_refs_[static_cast<size_t>(*copy)];
+    ++writes_in_flight_;
+    tier_->write(*copy, std::move(meta));
+    ++n;
+  }
+  return n;
+}
+
 Result<FlushResult> Engine::flush(std::chrono::milliseconds timeout) {
   if (tier_ == nullptr) return Status::error("there is no disk tier (start with --cache-dir)");
   const auto t0 = Clock::now();
   const kv::DiskTierStats before = tier_->stats();
-  run_on_engine([&] { queue_unwritten_blocks(); });
+  run_on_engine([&] {
+    queue_unwritten_blocks();
+    write_tails();
+  });
   for (;;) {
     bool done = false;
     run_on_engine([&] {

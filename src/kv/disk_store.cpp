@@ -330,7 +330,7 @@ Status DiskStore::reconcile_files() {
       ok = fd >= 0 && read_at(fd, &h, sizeof(h), 0) && std::memcmp(h.magic, kMagic, 4) == 0 &&
            h.format_version == kBlockFileVersion && h.fingerprint == opt_.model_fingerprint &&
            h.kv_type == opt_.kv_type && h.block_tokens == opt_.block_tokens && h.payload_bytes == opt_.block_bytes &&
-           h.key == *key && h.n_tokens == opt_.block_tokens;
+           h.key == *key && h.n_tokens >= 1 && h.n_tokens <= opt_.block_tokens;
       if (fd >= 0) ::close(fd);
     }
     if (ok) good.insert(*key);
@@ -387,7 +387,7 @@ Result<std::vector<uint64_t>> DiskStore::keys() const {
 Status DiskStore::put(const BlockMeta& meta, std::span<const uint8_t> payload, std::vector<uint64_t>* evicted) {
   if (evicted != nullptr) evicted->clear();
   if (meta.key == 0) return Status::error("disk store: block key 0");
-  if (meta.tokens.size() != opt_.block_tokens || payload.size() != opt_.block_bytes) {
+  if (meta.tokens.empty() || meta.tokens.size() > opt_.block_tokens || payload.size() != opt_.block_bytes) {
     return Status::errorf("disk store: block of {} tokens and {} bytes, store holds {} tokens and {} bytes",
                           meta.tokens.size(), payload.size(), opt_.block_tokens, opt_.block_bytes);
   }
@@ -421,9 +421,11 @@ Status DiskStore::put(const BlockMeta& meta, std::span<const uint8_t> payload, s
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
   if (ec) return Status::errorf("disk store: cannot create folder for {}: {}", path, ec.message());
+  const std::vector<int32_t> padding(opt_.block_tokens - meta.tokens.size(), 0);  // a tail's unused slots
   const std::span<const uint8_t> parts[] = {
       {reinterpret_cast<const uint8_t*>(&h), sizeof(h)},
       {reinterpret_cast<const uint8_t*>(meta.tokens.data()), meta.tokens.size() * sizeof(int32_t)},
+      {reinterpret_cast<const uint8_t*>(padding.data()), padding.size() * sizeof(int32_t)},
       payload,
   };
   TANDEM_RETURN_IF_ERROR(write_file_atomic(path, parts).with_context("disk store"));
@@ -526,14 +528,14 @@ Status DiskStore::read_checked(uint64_t key, const BlockMeta& m, std::span<uint8
   if (h.format_version != kBlockFileVersion) return bad("other format version");
   if (h.fingerprint != opt_.model_fingerprint) return bad("other model");
   if (h.kv_type != opt_.kv_type || h.block_tokens != opt_.block_tokens || h.payload_bytes != opt_.block_bytes ||
-      h.n_tokens != opt_.block_tokens) {
+      h.n_tokens < 1 || h.n_tokens > opt_.block_tokens) {
     return bad("other KV layout");
   }
   if (h.key != key || h.parent != m.parent) return bad("other key or parent");
   std::vector<int32_t> tokens(h.n_tokens);
   if (!read_at(fd, tokens.data(), tokens.size() * sizeof(int32_t), sizeof(h))) return bad("unreadable tokens");
   if (tokens != m.tokens) return bad("tokens differ from the index");
-  if (!read_at(fd, out.data(), out.size(), sizeof(h) + tokens.size() * sizeof(int32_t))) {
+  if (!read_at(fd, out.data(), out.size(), sizeof(h) + size_t{opt_.block_tokens} * sizeof(int32_t))) {
     return bad("unreadable payload");
   }
   if (checksum_of(h, tokens, out) != h.checksum) return bad("checksum mismatch");

@@ -7,11 +7,16 @@
 //   DIR/index.sqlite3 (+ -wal)      SQLite index (WAL): blocks, meta
 //   DIR/blocks/ab/cd/abcd0123456789ef.blk
 //
-// A block file is a 64-byte header, then n_tokens int32 token ids, then the
-// payload (the block's bytes in the KvPool layout):
+// A block file is a 64-byte header, then block_tokens int32 token ids (the
+// first n_tokens of them used, the rest zero), then the payload (the
+// block's bytes in the KvPool layout):
 //
 //   | "TDKV" | version | fingerprint | kv_type | block_tokens | payload_bytes |
-//   | key | parent | n_tokens | 0 | checksum | tokens[n] | payload |
+//   | key | parent | n_tokens | 0 | checksum | tokens[block_tokens] | payload |
+//
+// n_tokens < block_tokens is a tail: the partial last block a conversation
+// left (positions past n_tokens are not part of it), stored at shutdown so
+// a restarted server resumes to the token, as a RAM hit does.
 //
 // The checksum is XXH3-64 of the header (checksum field zero), tokens and
 // payload. Little-endian.

@@ -109,6 +109,16 @@ std::optional<PartialMatch> PrefixIndex::longest_child(BlockKey parent, std::spa
   return best;
 }
 
+std::vector<PrefixIndex::TailView> PrefixIndex::tails() const {
+  std::vector<TailView> out;
+  out.reserve(tail_by_parent_.size());
+  for (const auto& [parent, b] : tail_by_parent_) {
+    const auto len = static_cast<size_t>(meta_[static_cast<size_t>(b)].tail_len);
+    out.push_back(TailView{parent, b, tokens_of(b).first(len)});
+  }
+  return out;
+}
+
 std::optional<PartialMatch> PrefixIndex::take_tail(BlockKey parent, std::span<const int32_t> tokens) {
   auto it = tail_by_parent_.find(parent);
   if (it == tail_by_parent_.end()) return std::nullopt;

@@ -92,6 +92,13 @@ class PrefixIndex {
   BlockKey key_of(BlockId b) const { return meta_[static_cast<size_t>(b)].key; }
   BlockKey parent_of(BlockId b) const { return meta_[static_cast<size_t>(b)].parent; }
   std::span<const int32_t> tokens_of(BlockId b) const;  // content of a committed block
+  // Every cached tail: (parent, block, its tokens), for storing them.
+  struct TailView {
+    BlockKey parent;
+    BlockId block;
+    std::span<const int32_t> tokens;
+  };
+  std::vector<TailView> tails() const;
 
   BlockPool& blocks() { return blocks_; }
   const BlockPool& blocks() const { return blocks_; }
