@@ -259,6 +259,33 @@ HWY_INLINE void ForEachRow(ThreadPool& pool, int64_t m, int64_t k, const Fn& fn)
 
 // ---- tile driver ------------------------------------------------------------------
 //
+// What the quantized kernels read and write: the weight rows, the quantized
+// activation rows (scratch), the output. Each kernel derives from it.
+struct TileOperands {
+  const uint8_t* w;
+  size_t row_bytes;
+  int64_t w_rows;
+  int64_t k;
+  const uint8_t* act;
+  size_t act_stride;
+  float* y;
+  int64_t y_stride;
+
+  static TileOperands of(const Matrix& m, const detail::ScratchView& s, float* y, int64_t y_stride) {
+    return {m.data, m.row_bytes, m.rows, m.cols, s.act, s.act_stride, y, y_stride};
+  }
+
+  // The quants (XQ) and block scales (XD) of activation rows M0 .. M0+C-1
+  // (QuantizeRowB32 rows).
+  template <int C>
+  void ActRows(int64_t m0, const uint8_t* xq[C], const float* xd[C]) const {
+    for (int c = 0; c < C; ++c) {
+      xq[c] = act + static_cast<size_t>(m0 + c) * act_stride;
+      xd[c] = reinterpret_cast<const float*>(xq[c] + k);
+    }
+  }
+};
+//
 // KERN provides kRows, kCols, and
 //   void Prepare(int64_t n0, int rows, uint8_t* work) const;
 //       unpack weight rows n0 .. n0+rows-1 (rows <= kRows) into WORK

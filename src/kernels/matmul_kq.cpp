@@ -259,21 +259,12 @@ HWY_INLINE void DotSuperBlock(const uint8_t* in, const uint8_t* const xq[C], con
 }
 
 template <Kq F, bool kDirect>
-struct KqKern {
+struct KqKern : TileOperands {
   static constexpr bool kQ6 = F == Kq::kQ6;
   static constexpr int kRows = kLanes;
   // Registers: C int32 sums + C int16 sums + C f32 accumulators + q + sc.
   static constexpr int kCols = kWideRegs ? 8 : 4;
   static constexpr int64_t kBlockBytes = kQ6 ? 210 : F == Kq::kQ5 ? 176 : 144;
-
-  const uint8_t* w;
-  size_t row_bytes;
-  int64_t w_rows;
-  int64_t k;
-  const uint8_t* act;
-  size_t act_stride;
-  float* y;
-  int64_t y_stride;
 
   // Missing rows of a ragged tile read a zero row: zero quants and scales,
   // so their lanes stay 0 (they are not stored).
@@ -342,7 +333,7 @@ struct KqKern {
 
 template <Kq F, bool kDirect>
 void RunKq(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const detail::ScratchView& s) {
-  RunAll(KqKern<F, kDirect>{w.data, w.row_bytes, w.rows, w.cols, s.act, s.act_stride, y, y_stride}, w.rows, m, pool, s);
+  RunAll(KqKern<F, kDirect>{TileOperands::of(w, s, y, y_stride)}, w.rows, m, pool, s);
 }
 
 #endif  // TANDEM_MATMUL_X86

@@ -158,21 +158,12 @@ HWY_INLINE __m256i BiasTerm(const __m256i v[kLanes]) {
 }
 
 template <Fmt F, bool kDirect>
-struct Q8Kern {
+struct Q8Kern : TileOperands {
   static constexpr int kRows = kLanes;
   // Activation rows per pass. Registers: C int32 sums + C f32 accumulators
   // + group operands: 4 + 4 + 5 of 16 (AVX2), 8 + 8 + 5 of 32 (AVX-512).
   // (Measured on AVX2: C = 8 with the accumulators in memory was 20% slower.)
   static constexpr int kCols = kWideRegs ? 8 : 4;
-
-  const uint8_t* w;
-  size_t row_bytes;
-  int64_t w_rows;
-  int64_t k;
-  const uint8_t* act;
-  size_t act_stride;
-  float* y;
-  int64_t y_stride;
 
   // Row pointers of the tile at N0; missing rows of a ragged tile read a
   // zero row (zero quants and scale: their lanes stay 0 and are not stored).
@@ -206,10 +197,7 @@ struct Q8Kern {
   void Tile(int64_t n0, int rows, int64_t m0, const uint8_t* work) const {
     const uint8_t* xq[C];
     const float* xd[C];
-    for (int c = 0; c < C; ++c) {
-      xq[c] = act + static_cast<size_t>(m0 + c) * act_stride;
-      xd[c] = reinterpret_cast<const float*>(xq[c] + k);
-    }
+    ActRows<C>(m0, xq, xd);
     uint8_t* buf = const_cast<uint8_t*>(work);
     const uint8_t* rp[kLanes];
     if constexpr (kDirect) RowPointers(n0, rows, ZeroRow(buf), rp);
@@ -273,18 +261,9 @@ struct Q8Kern {
 // broadcast serve 16 rows instead of 8, and the transpose costs ~2 shuffles
 // per row instead of ~4. Per lane the same integers and the same f32
 // operations as Q8Kern: the same bits.
-struct Q8Kern16 {
+struct Q8Kern16 : TileOperands {
   static constexpr int kRows = 16;
   static constexpr int kCols = 8;
-
-  const uint8_t* w;
-  size_t row_bytes;
-  int64_t w_rows;
-  int64_t k;
-  const uint8_t* act;
-  size_t act_stride;
-  float* y;
-  int64_t y_stride;
 
   void Prepare(int64_t, int, uint8_t*) const {}
 
@@ -323,10 +302,7 @@ struct Q8Kern16 {
   void Tile(int64_t n0, int rows, int64_t m0, const uint8_t* work) const {
     const uint8_t* xq[C];
     const float* xd[C];
-    for (int c = 0; c < C; ++c) {
-      xq[c] = act + static_cast<size_t>(m0 + c) * act_stride;
-      xd[c] = reinterpret_cast<const float*>(xq[c] + k);
-    }
+    ActRows<C>(m0, xq, xd);
     const uint8_t* rp[16];
     uint8_t* zero_row = const_cast<uint8_t*>(work);
     if (rows < 16) std::memset(zero_row, 0, row_bytes);
@@ -382,7 +358,7 @@ struct Q8Kern16 {
 
 template <Fmt F, bool kDirect>
 void RunQ8(const Matrix& w, int64_t m, float* y, int64_t y_stride, ThreadPool& pool, const detail::ScratchView& s) {
-  RunAll(Q8Kern<F, kDirect>{w.data, w.row_bytes, w.rows, w.cols, s.act, s.act_stride, y, y_stride}, w.rows, m, pool, s);
+  RunAll(Q8Kern<F, kDirect>{TileOperands::of(w, s, y, y_stride)}, w.rows, m, pool, s);
 }
 
 #endif  // TANDEM_MATMUL_X86
@@ -400,7 +376,7 @@ bool MatmulQ8(const Matrix& w, const float* x, int64_t m, int64_t x_stride, floa
   const bool direct = m <= Q8Kern<Fmt::kQ8, true>::kCols;
 #if HWY_TARGET == HWY_AVX3_DL
   if (direct && w.type == gguf::TensorType::Q8_0 && !q8_16_disabled()) {
-    RunAll(Q8Kern16{w.data, w.row_bytes, w.rows, w.cols, s.act, s.act_stride, y, y_stride}, w.rows, m, pool, s);
+    RunAll(Q8Kern16{TileOperands::of(w, s, y, y_stride)}, w.rows, m, pool, s);
     return true;
   }
 #endif
