@@ -22,7 +22,7 @@ uint8_t* map_huge_aligned(size_t bytes, int prot) {
 HugeBuffer HugeBuffer::allocate(size_t bytes) {
   HugeBuffer b;
   if (bytes == 0) return b;
-  const size_t mapped = (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  const size_t mapped = round_up_to_huge_pages(bytes);
   uint8_t* p = map_huge_aligned(mapped, PROT_READ | PROT_WRITE);
   if (p == nullptr) return b;
   // Advice only: without THP (never) the region still works with 4 KiB pages.

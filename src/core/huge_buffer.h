@@ -16,6 +16,11 @@ namespace tandem {
 
 inline constexpr size_t kHugePageBytes = size_t{2} << 20;
 
+// BYTES rounded up to whole huge pages.
+inline constexpr size_t round_up_to_huge_pages(size_t bytes) {
+  return (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+}
+
 // Maps BYTES (a multiple of kHugePageBytes) of private anonymous memory
 // that starts at a 2 MiB boundary (only aligned 2 MiB ranges can become
 // huge pages), with protection PROT; nullptr on failure. No advice given.

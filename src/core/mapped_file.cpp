@@ -16,13 +16,9 @@ namespace tandem {
 
 namespace {
 
-size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
-
-uint64_t identity_of(const struct stat& st) {
-  uint64_t h = static_cast<uint64_t>(st.st_dev) * 0x9e3779b97f4a7c15ull;
-  h = (h ^ static_cast<uint64_t>(st.st_ino)) * 0xbf58476d1ce4e5b9ull;
-  h = (h ^ static_cast<uint64_t>(st.st_mtim.tv_sec)) * 0x94d049bb133111ebull;
-  return h ^ static_cast<uint64_t>(st.st_mtim.tv_nsec) ^ static_cast<uint64_t>(st.st_size);
+MappedFile::Identity identity_of(const struct stat& st) {
+  return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+          static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
 }
 
 }  // namespace
@@ -32,7 +28,7 @@ MappedFile::MappedFile(MappedFile&& other) noexcept
       size_(std::exchange(other.size_, 0)),
       reserved_(std::exchange(other.reserved_, 0)),
       path_(std::move(other.path_)),
-      identity_(std::exchange(other.identity_, 0)),
+      identity_(other.identity_),
       resident_(std::exchange(other.resident_, false)) {}
 
 MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
@@ -42,7 +38,7 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
     size_ = std::exchange(other.size_, 0);
     reserved_ = std::exchange(other.reserved_, 0);
     path_ = std::move(other.path_);
-    identity_ = std::exchange(other.identity_, 0);
+    identity_ = other.identity_;
     resident_ = std::exchange(other.resident_, false);
   }
   return *this;
@@ -72,7 +68,7 @@ Result<MappedFile> MappedFile::open(const std::string& path) {
   if (file.size_ > 0) {
     // At a 2 MiB boundary, with the rest of the last 2 MiB reserved, so
     // make_resident() can put huge pages under the same addresses.
-    const size_t reserve = round_up(file.size_, kHugePageBytes);
+    const size_t reserve = round_up_to_huge_pages(file.size_);
     uint8_t* base = map_huge_aligned(reserve, PROT_NONE);
     void* p = base == nullptr ? MAP_FAILED : mmap(base, file.size_, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
     if (p == MAP_FAILED) {

@@ -36,12 +36,19 @@ class MappedFile {
   Status make_resident(const std::function<void(uint64_t done, uint64_t total)>& progress);
   bool resident() const { return resident_; }
 
+  // Which file a mapping is of: make_resident() copies only that file.
+  struct Identity {
+    uint64_t device = 0, inode = 0;
+    int64_t mtime_ns = 0;
+    bool operator==(const Identity&) const = default;
+  };
+
  private:
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   size_t reserved_ = 0;  // the address range owned from data_: size_ rounded up to 2 MiB
   std::string path_;
-  uint64_t identity_ = 0;  // device, inode and mtime at open(): make_resident() reads the same file
+  Identity identity_;  // at open()
   bool resident_ = false;
 };
 

@@ -223,7 +223,7 @@ class Engine {
   void finish_loads(Sequence& s);
   void load_shared_head(Sequence& s, kv::BlockKey parent);  // reads the block S leaves the chain in
   int64_t queue_unwritten_blocks();
-  int64_t write_tails();
+  void write_tails();
   // Sessions (engine_sessions.cpp).
   void record_session(Sequence& s);
   void adopt_session(kv::SessionRecord record);  // a manifest from another node, unless known here

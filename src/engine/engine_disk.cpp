@@ -250,18 +250,25 @@ void Engine::take_io_done() {
       if (it != loading_.end()) {
         // Registered even when its reader is gone (cancelled): it is a
         // good block, and whoever waited for it finds it in RAM.
-        if (d.ok && index_->key_of(b) == 0 && it->second.tokens.size() < static_cast<size_t>(opt_.block_tokens)) {
-          index_->commit_tail(b, it->second.parent, it->second.tokens);  // a stored tail (write_tails)
-        } else if (d.ok && index_->key_of(b) == 0) {
-          index_->commit(b, it->second.parent, it->second.tokens);
-          if (index_->key_of(b) == d.key && pinned_keys_.contains(d.key)) blocks_->set_floor(b, kv::Retention::kPinned);
+        const Loading& l = it->second;
+        if (d.ok && index_->key_of(b) == 0) {
+          if (l.tokens.size() < static_cast<size_t>(opt_.block_tokens)) {
+            index_->commit_tail(b, l.parent, l.tokens);  // a stored tail (write_tails)
+          } else {
+            index_->commit(b, l.parent, l.tokens);
+            if (index_->key_of(b) == d.key && pinned_keys_.contains(d.key)) {
+              blocks_->set_floor(b, kv::Retention::kPinned);
+            }
+          }
         }
         loading_.erase(it);
       }
-      // The load's reference goes before its readers hear of it: a stored
-      // tail is taken (take_tail) only once nothing else holds it.
-      --io_refs_[static_cast<size_t>(b)];
-      blocks_->release_keep_class(b);
+    }
+    // The job's reference goes before a load's readers hear of it: a stored
+    // tail is taken (take_tail) only once nothing else holds it.
+    --io_refs_[static_cast<size_t>(b)];
+    blocks_->release_keep_class(b);
+    if (d.kind == kv::IoDone::Kind::kLoad) {
       for (auto& s : running_) {
         if (s->kv.loads_pending == 0) continue;
         if (s->kv.side_load == d.key) {
@@ -277,10 +284,7 @@ void Engine::take_io_done() {
           break;
         }
       }
-      continue;
     }
-    --io_refs_[static_cast<size_t>(b)];
-    blocks_->release_keep_class(b);
   }
 }
 
@@ -306,8 +310,7 @@ int64_t Engine::queue_unwritten_blocks() {
 // and write its next positions while the copy is on its way. Only flush()
 // (shutdown) writes tails: they change with every turn, and a restart is
 // when the RAM ones are lost.
-int64_t Engine::write_tails() {
-  int64_t n = 0;
+void Engine::write_tails() {
   for (const kv::PrefixIndex::TailView& t : index_->tails()) {
     const kv::BlockKey key = kv::block_key(t.parent, t.tokens);
     if (write_wanted_.contains(key) || tier_->contains(key)) continue;
@@ -322,9 +325,7 @@ int64_t Engine::write_tails() {
     ++io_refs_[static_cast<size_t>(*copy)];
     ++writes_in_flight_;
     tier_->write(*copy, std::move(meta));
-    ++n;
   }
-  return n;
 }
 
 Result<FlushResult> Engine::flush(std::chrono::milliseconds timeout) {

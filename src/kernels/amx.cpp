@@ -1,9 +1,9 @@
 // AMX detection and the process-wide mode (amx.h).
 #include "kernels/amx.h"
 
+#include "core/env.h"
+
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 
 #if defined(__x86_64__) && defined(__linux__)
 #include <cpuid.h>
@@ -54,10 +54,7 @@ bool detect() { return false; }
 bool detect_bf16() { return false; }
 #endif
 
-bool disabled_by_env() {
-  const char* v = std::getenv("TANDEM_NO_AMX");
-  return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
-}
+bool disabled_by_env() { return env_flag("TANDEM_NO_AMX"); }
 
 std::atomic<AmxMode>& mode_slot() {
   static std::atomic<AmxMode> mode{amx_available() && !disabled_by_env() ? AmxMode::kAuto : AmxMode::kOff};

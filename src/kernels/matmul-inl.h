@@ -275,6 +275,15 @@ struct TileOperands {
     return {m.data, m.row_bytes, m.rows, m.cols, s.act, s.act_stride, y, y_stride};
   }
 
+  // Pointers to weight rows N0 .. N0+R-1; missing rows of a ragged tile
+  // (ROWS < R) read ZERO_ROW, zeroed here: zero quants and scales, so their
+  // lanes stay 0 (they are not stored).
+  template <int R>
+  void RowPointers(int64_t n0, int rows, uint8_t* zero_row, const uint8_t* (&rp)[R]) const {
+    if (rows < R) std::memset(zero_row, 0, row_bytes);
+    for (int j = 0; j < R; ++j) rp[j] = j < rows ? w + static_cast<size_t>(n0 + j) * row_bytes : zero_row;
+  }
+
   // The quants (XQ) and block scales (XD) of activation rows M0 .. M0+C-1
   // (QuantizeRowB32 rows).
   template <int C>

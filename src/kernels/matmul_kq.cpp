@@ -266,13 +266,6 @@ struct KqKern : TileOperands {
   static constexpr int kCols = kWideRegs ? 8 : 4;
   static constexpr int64_t kBlockBytes = kQ6 ? 210 : F == Kq::kQ5 ? 176 : 144;
 
-  // Missing rows of a ragged tile read a zero row: zero quants and scales,
-  // so their lanes stay 0 (they are not stored).
-  void RowPointers(int64_t n0, int rows, uint8_t* zero_row, const uint8_t* rp[kLanes]) const {
-    if (rows < kLanes) std::memset(zero_row, 0, row_bytes);
-    for (int j = 0; j < kLanes; ++j) rp[j] = j < rows ? w + static_cast<size_t>(n0 + j) * row_bytes : zero_row;
-  }
-
   void UnpackSuperBlock(const uint8_t* const rp[kLanes], int64_t sb, uint8_t* out) const {
     const uint8_t* blk[kLanes];
     for (int j = 0; j < kLanes; ++j) blk[j] = rp[j] + kBlockBytes * sb;

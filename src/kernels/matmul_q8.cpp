@@ -34,13 +34,13 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include "core/env.h"
 #include "gguf/quant.h"
 #include "kernels/amx.h"
 #include "kernels/matmul-inl.h"
 
 #include <array>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 
 #ifndef TANDEM_Q8_16_SWITCH
@@ -48,10 +48,7 @@
 namespace tandem::kernels {
 // TANDEM_Q8_ROWS8=1: decode on the 8-row kernel (A/B of Q8Kern16).
 inline bool q8_16_disabled() {
-  static const bool off = [] {
-    const char* v = std::getenv("TANDEM_Q8_ROWS8");
-    return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
-  }();
+  static const bool off = env_flag("TANDEM_Q8_ROWS8");
   return off;
 }
 }  // namespace tandem::kernels
@@ -164,13 +161,6 @@ struct Q8Kern : TileOperands {
   // + group operands: 4 + 4 + 5 of 16 (AVX2), 8 + 8 + 5 of 32 (AVX-512).
   // (Measured on AVX2: C = 8 with the accumulators in memory was 20% slower.)
   static constexpr int kCols = kWideRegs ? 8 : 4;
-
-  // Row pointers of the tile at N0; missing rows of a ragged tile read a
-  // zero row (zero quants and scale: their lanes stay 0 and are not stored).
-  void RowPointers(int64_t n0, int rows, uint8_t* zero_row, const uint8_t* rp[kLanes]) const {
-    if (rows < kLanes) std::memset(zero_row, 0, row_bytes);
-    for (int j = 0; j < kLanes; ++j) rp[j] = j < rows ? w + static_cast<size_t>(n0 + j) * row_bytes : zero_row;
-  }
 
   // Work area: [prepared blocks (not direct)] | zero row.
   uint8_t* ZeroRow(uint8_t* work) const { return work + (kDirect ? 0 : (k / 32) * kPrepBlockBytes); }
@@ -304,9 +294,7 @@ struct Q8Kern16 : TileOperands {
     const float* xd[C];
     ActRows<C>(m0, xq, xd);
     const uint8_t* rp[16];
-    uint8_t* zero_row = const_cast<uint8_t*>(work);
-    if (rows < 16) std::memset(zero_row, 0, row_bytes);
-    for (int j = 0; j < 16; ++j) rp[j] = j < rows ? w + static_cast<size_t>(n0 + j) * row_bytes : zero_row;
+    RowPointers(n0, rows, const_cast<uint8_t*>(work), rp);
     // Scales: one gather over the tile's rows (a full tile is evenly spaced).
     const __m512i scale_offsets =
         _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),

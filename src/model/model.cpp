@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include "core/env.h"
 #include "kernels/attention.h"
 #include "kernels/dot.h"
 
@@ -7,7 +8,6 @@
 #include <xxhash.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 
 namespace tandem::model {
@@ -22,7 +22,7 @@ Model::WeightsResidence Model::bring_weights_in(uint64_t available_bytes,
                                          static_cast<double>(available_bytes) / (1 << 30))};
   }
   std::string why = "TANDEM_MMAP_WEIGHTS is set";
-  if (const char* v = std::getenv("TANDEM_MMAP_WEIGHTS"); v == nullptr || *v == '\0' || std::strcmp(v, "0") == 0) {
+  if (!env_flag("TANDEM_MMAP_WEIGHTS")) {
     Status s = file_.make_resident(progress);
     if (s.ok()) return {Kind::kHugePages, ""};
     why = s.message();
