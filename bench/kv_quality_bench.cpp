@@ -3,8 +3,8 @@
 //
 //   build/bench/kv_quality_bench [--tokens N] [--model FILE]... [--hf DIR]...
 //
-// Default models (tests/data): stories260K.gguf and story656k (converted
-// from its safetensors, bench/hf_llama.h), the qwen3 and gemma3 tiny
+// Default models (tests/data): stories260K.gguf and story656k (its Hugging
+// Face folder, loaded as it is), the qwen3 and gemma3 tiny
 // random-weight goldens, and bench-models/qwen3-0.6b-q8_0.gguf when present
 // (`tandem synth --like qwen3-0.6b --type q8_0`, or forward_bench makes it).
 //
@@ -17,7 +17,6 @@
 // f16's own rounding. Then q8_0 and bf16 generate on their own (free
 // running): the first position where their greedy tokens leave f16's, and
 // the share of positions with the same token. Also the KV bytes per token of each type.
-#include "hf_llama.h"
 #include "kv/kv_pool.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -115,17 +114,12 @@ struct Compare {
   int64_t top1_same = 0, n = 0;
 };
 
-// Text of token ids: the model's tokenizer, or an HF vocabulary, else ids.
+// Text of token ids: the model's tokenizer, else ids.
 struct Decoder {
   std::unique_ptr<tokenizer::Tokenizer> tok;
-  std::vector<std::string> vocab;
   std::string text(std::span<const int32_t> ids) const {
     std::string s;
-    for (int32_t id : ids) {
-      if (tok) s += tok->decode(std::vector<int32_t>{id});
-      else if (static_cast<size_t>(id) < vocab.size()) s += vocab[static_cast<size_t>(id)];
-      else s += fmt::format("[{}]", id);
-    }
+    for (int32_t id : ids) s += tok ? tok->decode(std::vector<int32_t>{id}) : fmt::format("[{}]", id);
     for (auto& c : s) c = c == '\n' ? ' ' : c;
     return s.size() > 160 ? s.substr(0, 160) + "..." : s;
   }
@@ -143,7 +137,7 @@ void run_model(const std::string& path, const std::string& label, Decoder dec, i
   }
   model::Model& m = **loaded;
   const auto& c = m.config();
-  if (!dec.tok && dec.vocab.empty()) {
+  if (!dec.tok) {
     auto t = tokenizer::Tokenizer::from_gguf(m.file());
     if (t) dec.tok = std::make_unique<tokenizer::Tokenizer>(std::move(*t));
   }
@@ -276,17 +270,8 @@ int main(int argc, char** argv) {
   }
   fmt::print("KV cache quality, {} greedy tokens per model (KL in nats per token)\n", n_new);
   for (const std::string& path : models) run_model(path, std::filesystem::path(path).filename().string(), {}, n_new);
-  for (const std::string& dir : hf_dirs) {
-    const std::string out = (std::filesystem::temp_directory_path() /
-                             ("tandem-" + std::filesystem::path(dir).filename().string() + ".gguf"))
-                                .string();
-    if (Status st = bench::convert_hf_llama(dir, out); !st.ok()) {
-      fmt::print("{}: {}\n", dir, st.message());
-      continue;
-    }
-    Decoder dec;
-    dec.vocab = bench::hf_vocab(dir);
-    run_model(out, std::filesystem::path(dir).filename().string() + " (from safetensors)", std::move(dec), n_new);
-  }
+  // Hugging Face folders load as they are (hf/folder.h).
+  for (const std::string& dir : hf_dirs)
+    run_model(dir, std::filesystem::path(dir).filename().string() + " (safetensors folder)", {}, n_new);
   return 0;
 }

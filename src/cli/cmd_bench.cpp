@@ -7,6 +7,7 @@
 #include "core/mapped_file.h"
 #include "engine/memory_budget.h"
 #include "gguf/reader.h"
+#include "hf/folder.h"
 #include "model/config.h"
 #include "model/synth.h"
 #include "model/synth_presets.h"
@@ -132,7 +133,7 @@ int run_bench(BenchOptions o) {
       if (!path) return fail(path.message());
       o.model = *path;
     }
-    auto file = gguf::GgufFile::open(o.model);
+    auto file = hf::open_model(o.model);
     if (!file) return fail(file.message());
     auto config = model::read_config(*file);
     if (!config) return fail(config.message());
@@ -257,7 +258,7 @@ void register_bench(CLI::App& app, Action& action) {
   cmd->add_option("scenario", o->scenario, "throughput | resume | memory | all")
       ->required()
       ->check(CLI::IsMember({"throughput", "resume", "memory", "all"}));
-  cmd->add_option("-m,--model", o->model, "GGUF model (default: the model shipped in models/)");
+  cmd->add_option("-m,--model", o->model, "GGUF file or Hugging Face model folder (default: the model shipped in models/)");
   cmd->add_option("--like", o->like,
                   "Bench a synthetic model of this real shape instead (qwen3-0.6b, llama-3.2-1b, ...)");
   cmd->add_option("--type", o->type, "Weight type of the --like model")->capture_default_str();

@@ -1,6 +1,7 @@
 // tandem inspect MODEL [--json]: what a GGUF file holds.
 #include "cli/commands.h"
 #include "gguf/reader.h"
+#include "hf/folder.h"
 #include "tokenizer/vocab.h"
 
 #include <fmt/format.h>
@@ -61,7 +62,7 @@ std::string human_bytes(uint64_t b) {
 }
 
 int run_inspect(const std::string& path, bool as_json, bool all_metadata) {
-  auto file = gguf::GgufFile::open(path);
+  auto file = hf::open_model(path);
   if (!file) return fail(file.message());
   const gguf::GgufFile& f = *file;
   const std::string arch = f.get_string("general.architecture").value_or("");
@@ -121,7 +122,7 @@ int run_inspect(const std::string& path, bool as_json, bool all_metadata) {
     return 0;
   }
 
-  fmt::print("file          {} (GGUF v{}, {})\n", path, f.version(), human_bytes(f.file_size()));
+  fmt::print("file          {} ({}, {})\n", path, f.assembled() ? "Hugging Face folder" : fmt::format("GGUF v{}", f.version()), human_bytes(f.file_size()));
   fmt::print("architecture  {}\n", arch.empty() ? "(none)" : arch);
   if (auto name = f.get_string("general.name")) fmt::print("name          {}\n", *name);
   fmt::print("\nhyperparameters\n");
@@ -166,7 +167,7 @@ void register_inspect(CLI::App& app, Action& action) {
   auto path = std::make_shared<std::string>();
   auto as_json = std::make_shared<bool>(false);
   auto all = std::make_shared<bool>(false);
-  cmd->add_option("model", *path, "GGUF file")->required();
+  cmd->add_option("model", *path, "GGUF file or Hugging Face model folder")->required();
   cmd->add_flag("--json", *as_json, "Machine-readable JSON output");
   cmd->add_flag("--metadata", *all, "Also list every metadata key");
   cmd->callback([=, &action] { action = [=] { return run_inspect(*path, *as_json, *all); }; });

@@ -174,7 +174,7 @@ void register_run(CLI::App& app, Action& action) {
   o->sampling.top_k = 40;
   o->sampling.top_p = 0.95f;
   o->sampling.min_p = 0.05f;
-  cmd->add_option("-m,--model", o->model, "GGUF model (default: the model shipped in models/)");
+  cmd->add_option("-m,--model", o->model, "GGUF file or Hugging Face model folder (default: the model shipped in models/)");
   cmd->add_option("-p,--prompt", o->prompt, "Prompt text")->required();
   cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")->capture_default_str();
   cmd->add_option("--temp", o->sampling.temperature, "Temperature (0: greedy)")->capture_default_str();

@@ -383,7 +383,7 @@ int serve(ServeOptions o) {
 
 // Weights read before the first request, or paged on demand: see commands.h.
 void page_in_weights(model::Model& m) {
-  const uint64_t bytes = m.file().tensor_bytes().size();
+  const uint64_t bytes = m.file().tensor_data_size();
   constexpr uint64_t kGiB = uint64_t{1} << 30;
   const auto memory = engine::available_memory_bytes();
   const bool show = bytes >= kGiB;
@@ -414,7 +414,7 @@ void register_serve(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("serve", "Serve a model over the Anthropic Messages and OpenAI APIs");
   auto o = std::make_shared<ServeOptions>();
   o->model = default_model_path();
-  cmd->add_option("-m,--model", o->model, "GGUF model (default: the model shipped in models/)");
+  cmd->add_option("-m,--model", o->model, "GGUF file or Hugging Face model folder (default: the model shipped in models/)");
   cmd->add_option("--model-name", o->model_name, "Name reported to clients (default: the file name)");
   cmd->add_option("--host", o->host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", o->port, "Port (0: any free port)")->capture_default_str();

@@ -73,7 +73,7 @@ void register_tokenize(CLI::App& app, Action& action) {
     bool json = false, no_bos = false, special = false;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("-m,--model", o->model, "GGUF file")->required();
+  cmd->add_option("-m,--model", o->model, "GGUF file or Hugging Face model folder")->required();
   cmd->add_option("text", o->text, "Text to tokenize ('-' reads stdin)")->required();
   cmd->add_flag("--json", o->json, "Print {\"ids\":[...],\"pieces\":[...]}");
   cmd->add_flag("--no-bos", o->no_bos, "Do not add the BOS token even if the model adds one");
@@ -88,7 +88,7 @@ void register_detokenize(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("detokenize", "Turn token ids back into text");
   auto model = std::make_shared<std::string>();
   auto ids = std::make_shared<std::vector<std::string>>();
-  cmd->add_option("-m,--model", *model, "GGUF file")->required();
+  cmd->add_option("-m,--model", *model, "GGUF file or Hugging Face model folder")->required();
   cmd->add_option("ids", *ids, "Token ids (space or comma separated)")->required();
   cmd->callback([=, &action] { action = [=] { return run_detokenize(*model, *ids); }; });
 }

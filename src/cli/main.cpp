@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 #include "core/mapped_file.h"
 #include "gguf/reader.h"
+#include "hf/folder.h"
 #include "kernels/simd_limit.h"
 
 #include <cstdio>
@@ -14,7 +15,7 @@ int fail(const std::string& message) {
 }
 
 Result<tokenizer::Tokenizer> load_tokenizer(const std::string& path) {
-  auto file = gguf::GgufFile::open(path);
+  auto file = hf::open_model(path);
   if (!file) return file.status();
   auto tok = tokenizer::Tokenizer::from_gguf(*file);
   if (!tok) return tok.status().with_context(path);

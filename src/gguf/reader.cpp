@@ -1,5 +1,7 @@
 #include "gguf/reader.h"
 
+#include "gguf/writer.h"
+
 #include <cstring>
 #include <limits>
 
@@ -47,11 +49,16 @@ class Parser {
  public:
   Parser(std::span<const uint8_t> bytes, GgufFile* file) : cur_(bytes), file_(file) {}
 
-  Status run() {
+  // PLACE: point tensors into the bytes (a header alone has none to point at).
+  Status run(bool place = true) {
     TANDEM_RETURN_IF_ERROR(read_header());
     TANDEM_RETURN_IF_ERROR(read_metadata());
     TANDEM_RETURN_IF_ERROR(read_alignment());
     TANDEM_RETURN_IF_ERROR(read_tensor_infos());
+    if (!place) {
+      file_->data_offset_ = file_->bytes_.size();
+      return {};
+    }
     return place_tensors();
   }
 
@@ -258,6 +265,7 @@ class Parser {
     const uint64_t size = file_->bytes_.size();
     const uint64_t data_offset = (end_of_infos + align - 1) / align * align;
     file_->data_offset_ = data_offset;
+    file_->data_size_ = size > data_offset ? size - data_offset : 0;
     if (file_->tensors_.empty()) return {};
     if (data_offset > size) return Status::errorf("file truncated before its data section (byte {})", data_offset);
     const uint64_t data_size = size - data_offset;
@@ -302,6 +310,44 @@ Result<GgufFile> GgufFile::parse(std::span<const uint8_t> bytes) {
   Parser parser(bytes, &file);
   TANDEM_RETURN_IF_ERROR(parser.run());
   return file;
+}
+
+Result<GgufFile> GgufFile::assemble(const std::vector<std::pair<std::string, Value>>& metadata,
+                                   const std::vector<TensorSource>& tensors, TensorStorage storage) {
+  GgufWriter w;
+  for (const auto& [key, value] : metadata) w.set(key, value);
+  for (const auto& t : tensors) {
+    TANDEM_RETURN_IF_ERROR(w.add_tensor(t.name, t.type, t.dims, [](std::span<uint8_t>) { return Status(); }));
+  }
+  GgufFile file;
+  file.header_ = w.header_bytes();
+  file.bytes_ = file.header_;
+  Parser parser(file.bytes_, &file);
+  TANDEM_RETURN_IF_ERROR(parser.run(/*place=*/false));
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    TensorInfo& info = file.tensors_[i];
+    if (info.n_bytes != tensors[i].data.size()) {
+      return Status::errorf("tensor '{}': {} bytes for {} {} (needs {})", info.name, tensors[i].data.size(),
+                            type_name(info.type), info.shape_string(), info.n_bytes);
+    }
+    info.data = tensors[i].data.data();
+  }
+  file.storage_ = std::make_unique<TensorStorage>(std::move(storage));
+  for (const auto& f : file.storage_->files) file.data_size_ += f.size();
+  for (const auto& b : file.storage_->buffers) file.data_size_ += b.size();
+  return file;
+}
+
+Status GgufFile::make_resident(const std::function<void(uint64_t done, uint64_t total)>& progress) {
+  if (!storage_) return map_.make_resident(progress);
+  for (auto& f : storage_->files) TANDEM_RETURN_IF_ERROR(f.make_resident(progress));
+  return {};
+}
+
+void GgufFile::page_in(const std::function<void(uint64_t done, uint64_t total)>& progress) const {
+  if (!storage_) return tandem::page_in(bytes_.subspan(static_cast<size_t>(data_offset_)), progress);
+  for (const auto& f : storage_->files) tandem::page_in(f.bytes(), progress);
+  for (const auto& b : storage_->buffers) tandem::page_in({b.data(), b.size()}, progress);
 }
 
 const Value* GgufFile::find(std::string_view key) const {

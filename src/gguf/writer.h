@@ -34,6 +34,8 @@ class GgufWriter {
   Status write(const std::string& path) const;
   // Serializes to memory (for tests and small files).
   Result<std::vector<uint8_t>> to_bytes() const;
+  // The header alone (metadata, tensor infos, padding): what precedes the data.
+  std::vector<uint8_t> header_bytes() const;
 
  private:
   struct PendingTensor {
@@ -47,7 +49,6 @@ class GgufWriter {
   };
   Status check_tensor(const std::string& name, TensorType type, const std::vector<uint64_t>& dims,
                       uint64_t* n_bytes) const;
-  std::vector<uint8_t> header_bytes() const;
   Status write_to(const std::function<Status(std::span<const uint8_t>)>& sink) const;
 
   uint32_t alignment_ = 32;

@@ -90,4 +90,22 @@ void rope_cos_sin_yarn(int64_t pos, int n_rot, float base, const YarnParams& y, 
   }
 }
 
+std::vector<float> llama3_rope_factors(int n_rot, double base, double factor, double low_freq, double high_freq,
+                                       double original_ctx) {
+  const double low_wavelen = original_ctx / low_freq, high_wavelen = original_ctx / high_freq;
+  std::vector<float> factors;
+  for (int i = 0; i < n_rot / 2; ++i) {
+    const double wavelen = 2 * std::numbers::pi * std::pow(base, 2.0 * i / n_rot);
+    double f = 1.0;
+    if (wavelen > low_wavelen) {
+      f = factor;
+    } else if (wavelen >= high_wavelen) {
+      const double smooth = (original_ctx / wavelen - low_freq) / (high_freq - low_freq);
+      f = 1.0 / ((1 - smooth) / factor + smooth);
+    }
+    factors.push_back(static_cast<float>(f));
+  }
+  return factors;
+}
+
 }  // namespace tandem::kernels

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace tandem::kernels {
 
@@ -34,6 +35,13 @@ void rope(float* x, const float* cos, const float* sin, int n_rot, RopePairing p
 // / factor_i (FACTORS may be null: all 1; Llama 3 rope scaling) and
 // positions divided by LINEAR_SCALE (linear rope scaling; 1 = none).
 void rope_cos_sin(int64_t pos, int n_rot, float base, const float* factors, float linear_scale, float* cos, float* sin);
+
+// Llama 3 "llama3" rope scaling as the N_ROT / 2 factors rope_cos_sin
+// takes (GGUF rope_freqs.weight): wavelengths longer than ORIGINAL_CTX /
+// LOW_FREQ are slowed by FACTOR, those shorter than ORIGINAL_CTX / HIGH_FREQ
+// kept, the band between interpolated smoothly.
+std::vector<float> llama3_rope_factors(int n_rot, double base, double factor, double low_freq, double high_freq,
+                                       double original_ctx);
 
 // YaRN rope scaling (gpt-oss): frequencies whose wavelength fits the
 // original context many times keep their angle (extrapolation), the longest

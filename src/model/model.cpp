@@ -1,6 +1,7 @@
 #include "model/model.h"
 
 #include "core/env.h"
+#include "hf/folder.h"
 #include "kernels/attention.h"
 #include "kernels/dot.h"
 
@@ -15,10 +16,10 @@ namespace tandem::model {
 Model::WeightsResidence Model::bring_weights_in(uint64_t available_bytes,
                                                 const std::function<void(uint64_t done, uint64_t total)>& progress) {
   using Kind = WeightsResidence::Kind;
-  const auto bytes = file_.tensor_bytes();
-  if (bytes.size() > available_bytes) {
+  const uint64_t bytes = file_.tensor_data_size();
+  if (bytes > available_bytes) {
     return {Kind::kOnDemand, fmt::format("{:.1f} GiB of weights, {:.1f} GiB of memory available",
-                                         static_cast<double>(bytes.size()) / (1 << 30),
+                                         static_cast<double>(bytes) / (1 << 30),
                                          static_cast<double>(available_bytes) / (1 << 30))};
   }
   std::string why = "TANDEM_MMAP_WEIGHTS is set";
@@ -27,12 +28,12 @@ Model::WeightsResidence Model::bring_weights_in(uint64_t available_bytes,
     if (s.ok()) return {Kind::kHugePages, ""};
     why = s.message();
   }
-  page_in(bytes, progress);
+  file_.page_in(progress);
   return {Kind::kFilePages, why};
 }
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& path, const Options& options) {
-  auto file = gguf::GgufFile::open(path);
+  auto file = hf::open_model(path);
   if (!file) return file.status();
   std::unique_ptr<Model> m(new Model());
   m->file_ = std::move(*file);

@@ -3,6 +3,7 @@
 #include "model/synth.h"
 
 #include "gguf/quant.h"
+#include "kernels/ops.h"
 
 #include <fmt/format.h>
 
@@ -90,7 +91,9 @@ Status fill_tensor(const TensorSpec& spec, const ModelShape& shape, TensorType t
   for (size_t d = 1; d < spec.dims.size(); ++d) rows *= spec.dims[d];
   const uint64_t row_bytes = *gguf::row_bytes(type, cols);
   if (spec.init == TensorSpec::Init::kRopeFreqs) {
-    const auto factors = llama3_rope_factors(shape);
+    const auto factors =
+        kernels::llama3_rope_factors(static_cast<int>(shape.head_dim), shape.rope_base, shape.rope_scale_factor,
+                                     shape.rope_low_freq_factor, shape.rope_high_freq_factor, shape.rope_original_ctx);
     return gguf::quantize(type, factors.data(), out.data(), static_cast<int64_t>(factors.size()));
   }
   // Matrices: N(0, 1/fan_in), so each projection keeps unit variance and the

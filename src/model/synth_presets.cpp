@@ -157,26 +157,4 @@ std::vector<TensorSpec> tensor_specs(const ModelShape& s) {
   return out;
 }
 
-std::vector<float> llama3_rope_factors(const ModelShape& s) {
-  // Llama 3 "llama3" rope scaling: long wavelengths are slowed by `factor`,
-  // short ones kept, the band between interpolated smoothly.
-  const double low_wavelen = s.rope_original_ctx / s.rope_low_freq_factor;
-  const double high_wavelen = s.rope_original_ctx / s.rope_high_freq_factor;
-  std::vector<float> factors;
-  for (uint32_t i = 0; i < s.head_dim / 2; ++i) {
-    const double freq = std::pow(static_cast<double>(s.rope_base), -2.0 * i / s.head_dim);
-    const double wavelen = 2 * std::numbers::pi / freq;
-    double f = 1.0;
-    if (wavelen > low_wavelen) {
-      f = s.rope_scale_factor;
-    } else if (wavelen >= high_wavelen) {
-      const double smooth =
-          (s.rope_original_ctx / wavelen - s.rope_low_freq_factor) / (s.rope_high_freq_factor - s.rope_low_freq_factor);
-      f = 1.0 / ((1 - smooth) / s.rope_scale_factor + smooth);
-    }
-    factors.push_back(static_cast<float>(f));
-  }
-  return factors;
-}
-
 }  // namespace tandem::model

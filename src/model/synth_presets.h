@@ -64,6 +64,5 @@ struct TensorSpec {
 std::vector<TensorSpec> tensor_specs(const ModelShape& shape);
 
 // Llama 3 rope frequency factors (head_dim / 2 values).
-std::vector<float> llama3_rope_factors(const ModelShape& shape);
 
 }  // namespace tandem::model

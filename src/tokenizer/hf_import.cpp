@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
+#include <unordered_map>
 
 namespace tandem::tokenizer {
 namespace {
@@ -57,6 +58,34 @@ Result<std::string> detect_pre(const json& tok) {
   return Status::errorf("unsupported pre-tokenizer regex {} (known: gpt2, llama-bpe, qwen2, deepseek-v3)", shown);
 }
 
+// SentencePiece-style BPE (Llama 2, Mistral, TinyStories): no ByteLevel
+// pre-tokenizer; spaces become U+2581 by a Replace normalizer (with a
+// Prepend of one at the start) or by a Metaspace pre-tokenizer.
+bool is_spm_style(const json& tok, bool* prepend) {
+  const std::string kSpace = "\xE2\x96\x81";
+  bool replaces = false;
+  *prepend = false;
+  auto visit = [&](const json& n, auto& self) -> void {
+    if (!n.is_object()) return;
+    const std::string type = n.value("type", "");
+    for (const char* list : {"normalizers", "pretokenizers"}) {
+      if (n.contains(list) && n[list].is_array())
+        for (const auto& c : n[list]) self(c, self);
+    }
+    if (type == "Prepend" && n.value("prepend", "") == kSpace) *prepend = true;
+    if (type == "Replace" && n.contains("pattern") && n["pattern"].value("String", "") == " " &&
+        n.value("content", "") == kSpace)
+      replaces = true;
+    if (type == "Metaspace" && n.value("replacement", "") == kSpace) {
+      replaces = true;
+      *prepend = n.value("prepend_scheme", "always") != "never" && n.value("add_prefix_space", true);
+    }
+  };
+  visit(tok.value("normalizer", json()), visit);
+  visit(tok.value("pre_tokenizer", json()), visit);
+  return replaces;
+}
+
 // Does the post-processor prepend BOS (TemplateProcessing starting with a special token)?
 bool post_processor_adds(const json& pp, const std::string& token) {
   if (!pp.is_object()) return false;
@@ -76,8 +105,11 @@ Result<Metadata> import_impl(const json& tok, const json& cfg, const HfImportOpt
     return Status::error("tokenizer.json model type is not BPE");
   }
   const json& model = tok["model"];
-  auto pre = detect_pre(tok);
+  bool prepend_space = false;
+  const bool spm = is_spm_style(tok, &prepend_space);
+  auto pre = spm ? Result<std::string>(std::string("default")) : detect_pre(tok);
   if (!pre) return pre.status();
+  const std::string unk_text = model.value("unk_token", json()).is_string() ? model["unk_token"].get<std::string>() : "";
 
   // Tokens by id: the BPE vocab plus added tokens (which may extend it).
   std::map<int64_t, std::pair<std::string, TokenType>> by_id;
@@ -120,8 +152,30 @@ Result<Metadata> import_impl(const json& tok, const json& cfg, const HfImportOpt
   }
 
   Metadata md;
-  md.emplace_back("tokenizer.ggml.model", gguf::Value::string("gpt2"));
+  md.emplace_back("tokenizer.ggml.model", gguf::Value::string(spm ? "llama" : "gpt2"));
   md.emplace_back("tokenizer.ggml.pre", gguf::Value::string(*pre));
+  if (spm) {
+    // SentencePiece metadata for other readers (scores: minus the rank of the
+    // merge that makes a token; byte-fallback and unknown tokens typed);
+    // tandem merges by the merge list itself (spm.cpp).
+    std::unordered_map<std::string, size_t> id_of_text;
+    for (size_t i = 0; i < tokens.size(); ++i) id_of_text.emplace(tokens[i], i);
+    std::vector<double> scores(tokens.size(), 0.0);
+    for (size_t r = merges.size(); r-- > 0;) {
+      std::string joined = merges[r];
+      const size_t space = joined.find(' ');
+      if (space != std::string::npos) joined.erase(space, 1);
+      if (auto it = id_of_text.find(joined); it != id_of_text.end()) scores[it->second] = -static_cast<double>(r);
+    }
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      const std::string& t = tokens[i];
+      if (types[i] != static_cast<int64_t>(TokenType::kNormal)) continue;
+      if (t == unk_text) types[i] = static_cast<int64_t>(TokenType::kUnknown);
+      if (t.size() == 6 && t.starts_with("<0x") && t.back() == '>') types[i] = static_cast<int64_t>(TokenType::kByte);
+    }
+    md.emplace_back("tokenizer.ggml.scores", gguf::Value::array(gguf::Array::of_floats(gguf::ValueType::FLOAT32, std::move(scores))));
+    md.emplace_back("tokenizer.ggml.add_space_prefix", gguf::Value::boolean(prepend_space));
+  }
   md.emplace_back("tokenizer.ggml.tokens", gguf::Value::array(gguf::Array::of_strings(tokens)));
   md.emplace_back("tokenizer.ggml.token_type", gguf::Value::array(gguf::Array::of_ints(gguf::ValueType::INT32, types)));
   md.emplace_back("tokenizer.ggml.merges", gguf::Value::array(gguf::Array::of_strings(std::move(merges))));
@@ -189,9 +243,9 @@ Result<Metadata> import_hf_tokenizer_json(const std::string& tokenizer_json, con
 Result<Metadata> import_hf_tokenizer(const std::string& dir, const HfImportOptions& options) {
   auto tok = read_file(dir + "/tokenizer.json");
   if (!tok) return tok.status();
+  // tokenizer_config.json (special tokens, chat template) is optional.
   auto cfg = read_file(dir + "/tokenizer_config.json");
-  if (!cfg) return cfg.status();
-  auto md = import_hf_tokenizer_json(*tok, *cfg, options);
+  auto md = import_hf_tokenizer_json(*tok, cfg.ok() ? *cfg : std::string(), options);
   if (!md) return md.status().with_context(dir);
   return md;
 }

@@ -3,7 +3,10 @@
 // llama.cpp's converter uses, so synthetic models carry a real tokenizer and
 // chat template.
 //
-// Supported: byte-level BPE tokenizers (GPT-2, Llama 3, Qwen 2/3 style).
+// Supported: byte-level BPE tokenizers (GPT-2, Llama 3, Qwen 2/3 style) and
+// SentencePiece-style BPE ones (spaces as U+2581, merges over characters,
+// byte fallback: Llama 2, Mistral, TinyStories), imported as
+// tokenizer.ggml.model "llama" with the merge list.
 #pragma once
 
 #include "core/status.h"

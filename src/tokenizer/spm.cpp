@@ -6,12 +6,17 @@
 //   3. repeatedly merge the adjacent pair whose concatenation is a token with
 //      the highest score (ties: leftmost);
 //   4. a final symbol that is not a token becomes <0xXX> byte tokens (or unk).
+// With tokenizer.ggml.merges (imported from a Hugging Face tokenizer.json of
+// this style, hf_import.h), step 3 follows the merge list as HF BPE does:
+// only listed pairs merge, the lowest rank first (ties: leftmost), and
+// consecutive unknown symbols give one unk (HF's fuse_unk).
 #include "core/utf8.h"
 #include "tokenizer/model.h"
 
 #include <array>
 #include <charconv>
 #include <queue>
+#include <unordered_map>
 
 namespace tandem::tokenizer {
 namespace {
@@ -22,6 +27,7 @@ class SpmModel final : public Model {
  public:
   explicit SpmModel(const Vocab& vocab) : vocab_(vocab) {
     for (int b = 0; b < 256; ++b) byte_ids_[b] = vocab.find(fmt::format("<0x{:02X}>", b));
+    for (size_t r = 0; r < vocab.merges.size(); ++r) merge_rank_.emplace(vocab.merges[r], static_cast<int>(r));
   }
 
   void encode_fragment(std::string_view text, bool after_special, std::vector<TokenId>& out) const override {
@@ -91,7 +97,15 @@ class SpmModel final : public Model {
       const std::string_view text(s.data() + l.start, l.len + r.len);
       const TokenId id = vocab_.find(text);
       if (id == kNoToken) return;
-      queue.push({vocab_.scores[static_cast<size_t>(id)], left, text.size()});
+      if (merge_rank_.empty()) {
+        queue.push({vocab_.scores[static_cast<size_t>(id)], left, text.size()});
+        return;
+      }
+      std::string pair(s.data() + l.start, l.len);
+      pair += ' ';
+      pair.append(s.data() + r.start, r.len);
+      const auto rank = merge_rank_.find(pair);
+      if (rank != merge_rank_.end()) queue.push({-static_cast<float>(rank->second), left, text.size()});
     };
     for (size_t i = 1; i < syms.size(); ++i) try_add(static_cast<int>(i) - 1, static_cast<int>(i));
 
@@ -110,10 +124,13 @@ class SpmModel final : public Model {
       try_add(top.left, l.next);
     }
 
+    bool last_unknown = false;  // the previous symbol became unk
     for (int i = syms.empty() ? -1 : 0; i >= 0; i = syms[static_cast<size_t>(i)].next) {
       const Symbol& sym = syms[static_cast<size_t>(i)];
       const std::string_view text(s.data() + sym.start, sym.len);
       const TokenId id = vocab_.find(text);
+      const bool fuse = last_unknown && !merge_rank_.empty();
+      last_unknown = false;
       if (id != kNoToken) {
         out.push_back(id);
         continue;
@@ -123,7 +140,8 @@ class SpmModel final : public Model {
         if (b != kNoToken) {
           out.push_back(b);
         } else if (vocab_.unk != kNoToken) {
-          out.push_back(vocab_.unk);
+          if (!fuse) out.push_back(vocab_.unk);
+          last_unknown = true;
           break;  // one unk for the whole unknown symbol, as sentencepiece does
         }
       }
@@ -132,6 +150,7 @@ class SpmModel final : public Model {
 
   const Vocab& vocab_;
   std::array<TokenId, 256> byte_ids_{};
+  std::unordered_map<std::string, int> merge_rank_;  // "left right" -> rank; empty: merge by score
 };
 
 }  // namespace

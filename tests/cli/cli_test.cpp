@@ -43,9 +43,13 @@ TEST(Cli, MissingAndBadFiles) {
   EXPECT_EQ(not_gguf.code, 1);
   EXPECT_NE(not_gguf.err.find("not a GGUF file"), std::string::npos);
   EXPECT_EQ(count_lines(not_gguf.err), 1u);
+  // A folder is read as a Hugging Face model folder, and says what it lacks.
   CliRun dir = tandem("tokenize -m /tmp hello");
   EXPECT_EQ(dir.code, 1);
-  EXPECT_NE(dir.err.find("not a regular file"), std::string::npos);
+  EXPECT_EQ(dir.err, "tandem: error: /tmp: no config.json (not a Hugging Face model folder; tandem also reads .gguf files)\n");
+  CliRun folder = tandem("tokenize -m " + tandem::test::data_path("story656k") + " \"Once upon a time\"");
+  EXPECT_EQ(folder.code, 0) << folder.err;
+  EXPECT_NE(folder.out.find("282  \"upon▁a▁tim\""), std::string::npos) << folder.out;
 }
 
 TEST(Cli, InspectJson) {

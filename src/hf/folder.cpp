@@ -1,0 +1,289 @@
+#include "hf/folder.h"
+
+#include "core/fp16.h"
+#include "hf/hf_config.h"
+#include "hf/safetensors.h"
+#include "tokenizer/hf_import.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <set>
+#include <unordered_map>
+
+namespace tandem::hf {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// The safetensors files of a folder and where each tensor is.
+class TensorSet {
+ public:
+  Status open(const std::string& dir) {
+    const std::string index_path = dir + "/model.safetensors.index.json";
+    if (fs::exists(index_path)) return open_shards(dir, index_path);
+    if (!fs::exists(dir + "/model.safetensors")) {
+      return Status::errorf("{}: no model.safetensors or model.safetensors.index.json (the weights of a Hugging Face "
+                            "model folder)",
+                            dir);
+    }
+    TANDEM_RETURN_IF_ERROR(add_file(dir + "/model.safetensors"));
+    return {};
+  }
+
+  // NAME, or the tensor __metadata__ says NAME is stored as (tied embeddings).
+  const StTensor* find(const std::string& name) const {
+    if (auto it = by_name_.find(name); it != by_name_.end()) return it->second;
+    for (const auto& f : files_) {
+      if (auto alias = f.metadata().find(name); alias != f.metadata().end()) {
+        if (auto it = by_name_.find(alias->second); it != by_name_.end()) return it->second;
+      }
+    }
+    return nullptr;
+  }
+  bool has(const std::string& name) const { return find(name) != nullptr; }
+  // Stored under its own name (not only an alias).
+  bool stored(const std::string& name) const { return by_name_.contains(name); }
+
+  std::vector<SafetensorsFile>& files() { return files_; }
+  std::string dtypes() const {
+    std::set<std::string> names;
+    for (const auto& [name, t] : by_name_) names.insert(std::string(dtype_name(t->dtype)));
+    std::string s;
+    for (const auto& n : names) s += (s.empty() ? "" : "+") + n;
+    return s;
+  }
+
+ private:
+  Status open_shards(const std::string& dir, const std::string& index_path) {
+    auto text = read_file(index_path);
+    if (!text) return text.status();
+    const json index = json::parse(*text, nullptr, false);
+    if (index.is_discarded() || !index.is_object() || !index.contains("weight_map") ||
+        !index["weight_map"].is_object()) {
+      return Status::errorf("{}: not a safetensors index (no \"weight_map\" object)", index_path);
+    }
+    std::set<std::string> shards;
+    for (const auto& [tensor, shard] : index["weight_map"].items()) {
+      if (!shard.is_string()) return Status::errorf("{}: shard of '{}' is not a file name", index_path, tensor);
+      const std::string name = shard.get<std::string>();
+      // Only files of this folder: a name with a slash or a leading dot could point anywhere.
+      if (name.empty() || name.find('/') != std::string::npos || name[0] == '.') {
+        return Status::errorf("{}: shard name '{}' is not a file of the folder", index_path, name);
+      }
+      shards.insert(name);
+    }
+    files_.reserve(shards.size());
+    for (const auto& name : shards) TANDEM_RETURN_IF_ERROR(add_file(dir + "/" + name));
+    for (const auto& [tensor, shard] : index["weight_map"].items()) {
+      const std::string path = dir + "/" + shard.get<std::string>();
+      const auto in_shard = std::find_if(files_.begin(), files_.end(), [&](const SafetensorsFile& f) {
+        return f.name() == path && f.find(tensor) != nullptr;
+      });
+      if (in_shard == files_.end()) {
+        return Status::errorf("{}: tensor '{}' is listed in {} but not stored there", index_path, tensor,
+                              shard.get<std::string>());
+      }
+    }
+    return {};
+  }
+
+  Status add_file(const std::string& path) {
+    auto f = SafetensorsFile::open(path);
+    if (!f) return f.status();
+    files_.push_back(std::move(*f));
+    for (const auto& t : files_.back().tensors()) {
+      if (!by_name_.emplace(t.name, &t).second) {
+        return Status::errorf("{}: tensor '{}' is stored in two files", path, t.name);
+      }
+    }
+    return {};
+  }
+
+  std::vector<SafetensorsFile> files_;
+  std::unordered_map<std::string, const StTensor*> by_name_;
+};
+
+// A tensor of the assembled model: a view of a stored one, or bytes
+// converted once at load into the shared buffer.
+struct Planned {
+  gguf::TensorSource source;
+  size_t bytes = 0;                   // converted size (0: a view)
+  std::function<void(uint8_t*)> fill;  // writes the converted bytes
+};
+
+Result<gguf::TensorType> float_type(const StTensor& t) {
+  switch (t.dtype) {
+    case Dtype::kF32: return gguf::TensorType::F32;
+    case Dtype::kF16: return gguf::TensorType::F16;
+    case Dtype::kBF16: return gguf::TensorType::BF16;
+    default:
+      return Status::errorf("tensor '{}' is {}: tandem reads F32, F16 and BF16 tensors and MLX-quantized matrices",
+                            t.name, dtype_name(t.dtype));
+  }
+}
+
+// Element I of a F32/F16/BF16 tensor as f32.
+float element(const StTensor& t, uint64_t i) {
+  if (t.dtype == Dtype::kF32) {
+    float v;
+    std::memcpy(&v, t.data.data() + 4 * i, 4);
+    return v;
+  }
+  uint16_t h;
+  std::memcpy(&h, t.data.data() + 2 * i, 2);
+  return t.dtype == Dtype::kF16 ? f16_to_f32(h) : bf16_to_f32(h);
+}
+
+// GGML dims of a row-major shape (innermost first).
+std::vector<uint64_t> ggml_dims(const std::vector<uint64_t>& shape) { return {shape.rbegin(), shape.rend()}; }
+
+// The plan of one tensor: M.hf as M.gguf, transformed as M says.
+Result<Planned> plan_tensor(const TensorSet& set, const TensorMap& m) {
+  const StTensor* t = set.find(m.hf);
+  Planned p;
+  p.source.name = m.gguf;
+  auto type = float_type(*t);
+  if (!type) return type.status();
+  p.source.type = *type;
+  p.source.dims = ggml_dims(t->shape);
+  const uint64_t esize = dtype_bytes(t->dtype);
+  switch (m.transform) {
+    case Transform::kNone:
+      if (reinterpret_cast<uintptr_t>(t->data.data()) % esize == 0) {
+        p.source.data = t->data;
+        return p;
+      }
+      p.bytes = t->data.size();  // misaligned for its element type: copied
+      p.fill = [t](uint8_t* out) { std::memcpy(out, t->data.data(), t->data.size()); };
+      return p;
+    case Transform::kAddOne:
+      p.source.type = gguf::TensorType::F32;
+      p.bytes = t->n_elements * 4;
+      p.fill = [t](uint8_t* out) {
+        for (uint64_t i = 0; i < t->n_elements; ++i) {
+          const float v = element(*t, i) + 1.0f;
+          std::memcpy(out + 4 * i, &v, 4);
+        }
+      };
+      return p;
+    case Transform::kInterleaveHeads: {
+      if (t->shape.empty() || t->shape[0] % (2 * static_cast<uint64_t>(m.heads)) != 0) {
+        return Status::errorf("tensor '{}' {}: rows are not {} heads of even size", t->name, t->shape_string(),
+                              m.heads);
+      }
+      p.bytes = t->data.size();
+      const size_t row = t->data.size() / t->shape[0];
+      p.fill = [t, row, heads = static_cast<size_t>(m.heads)](uint8_t* out) {
+        interleave_head_rows(t->data.data(), out, t->shape[0], row, heads);
+      };
+      return p;
+    }
+  }
+  return p;
+}
+
+}  // namespace
+
+void interleave_head_rows(const uint8_t* in, uint8_t* out, uint64_t rows, size_t row_bytes, size_t heads) {
+  const size_t half = rows / heads / 2;
+  for (size_t h = 0; h < heads; ++h) {
+    for (size_t j = 0; j < half; ++j) {
+      for (size_t k = 0; k < 2; ++k) {
+        const size_t from = (h * 2 + k) * half + j, to = (h * half + j) * 2 + k;
+        std::memcpy(out + to * row_bytes, in + from * row_bytes, row_bytes);
+      }
+    }
+  }
+}
+
+bool is_folder(const std::string& path) {
+  std::error_code ec;
+  return fs::is_directory(path, ec);
+}
+
+Result<FolderModel> read_folder(const std::string& dir) {
+  auto config_text = read_file(dir + "/config.json");
+  if (!config_text) {
+    return Status::errorf("{}: no config.json (not a Hugging Face model folder; tandem also reads .gguf files)", dir);
+  }
+  const json cfg = json::parse(*config_text, nullptr, false);
+  if (cfg.is_discarded() || !cfg.is_object()) return Status::errorf("{}/config.json is not a JSON object", dir);
+  if (!fs::exists(dir + "/tokenizer.json")) {
+    return Status::errorf("{}: no tokenizer.json (tandem needs the model's tokenizer from its repository)", dir);
+  }
+  TensorSet set;
+  TANDEM_RETURN_IF_ERROR(set.open(dir));
+  auto arch = read_hf_config(cfg, [&](const std::string& name) { return set.has(name); });
+  if (!arch) return arch.status().with_context(dir + "/config.json");
+
+  FolderModel out;
+  out.metadata = arch->metadata;
+  const std::string name = fs::path(dir).filename().string();
+  out.metadata.emplace_back("general.name", gguf::Value::string(name.empty() ? dir : name));
+  // The embedding's rows give the vocabulary the tokenizer is padded to.
+  const StTensor* embd = set.find(arch->embedding);
+  if (embd == nullptr || embd->shape.empty()) return Status::errorf("{}: tensor {} is missing", dir, arch->embedding);
+  tokenizer::HfImportOptions topt;
+  topt.pad_vocab_to = static_cast<uint32_t>(embd->shape[0]);
+  auto tok = tokenizer::import_hf_tokenizer(dir, topt);
+  if (!tok) return tok.status();
+  out.metadata.insert(out.metadata.end(), tok->begin(), tok->end());
+
+  std::vector<Planned> plan;
+  for (const TensorMap& m : arch->tensors) {
+    if (!set.has(m.hf)) {
+      if (m.optional) continue;
+      return Status::errorf("{}: tensor '{}' is missing ({} needs it)", dir, m.hf, arch->name);
+    }
+    auto p = plan_tensor(set, m);
+    if (!p) return p.status().with_context(dir);
+    plan.push_back(std::move(*p));
+  }
+  for (auto& extra : arch->computed) {
+    Planned p;
+    p.source = {extra.name, gguf::TensorType::F32, {extra.values.size()}, {}};
+    p.bytes = extra.values.size() * 4;
+    p.fill = [values = extra.values](uint8_t* o) { std::memcpy(o, values.data(), values.size() * 4); };
+    plan.push_back(std::move(p));
+  }
+
+  // One buffer for every converted tensor, each at a 64-byte boundary.
+  size_t total = 0;
+  for (const auto& p : plan) total += (p.bytes + 63) / 64 * 64;
+  HugeBuffer buffer;
+  if (total > 0) {
+    buffer = HugeBuffer::allocate(total);
+    if (!buffer) return Status::errorf("{}: cannot allocate {} bytes for converted tensors", dir, total);
+  }
+  size_t at = 0;
+  for (auto& p : plan) {
+    if (p.fill) {
+      p.fill(buffer.data() + at);
+      p.source.data = {buffer.data() + at, p.bytes};
+      at += (p.bytes + 63) / 64 * 64;
+    }
+    out.tensors.push_back(std::move(p.source));
+  }
+  out.summary = fmt::format("{} from {} safetensors ({} file{})", arch->name, set.dtypes(), set.files().size(),
+                            set.files().size() == 1 ? "" : "s");
+  for (auto& f : set.files()) out.storage.files.push_back(std::move(f.mapping()));
+  if (buffer) out.storage.buffers.push_back(std::move(buffer));
+  return out;
+}
+
+Result<gguf::GgufFile> open_model(const std::string& path) {
+  if (!is_folder(path)) return gguf::GgufFile::open(path);
+  auto folder = read_folder(path);
+  if (!folder) return folder.status();
+  auto file = gguf::GgufFile::assemble(folder->metadata, folder->tensors, std::move(folder->storage));
+  if (!file) return file.status().with_context(path);
+  return file;
+}
+
+}  // namespace tandem::hf

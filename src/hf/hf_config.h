@@ -1,0 +1,56 @@
+// config.json of a Hugging Face model folder in GGUF terms: the
+// architecture's metadata keys and which stored tensor becomes which GGUF
+// tensor, as llama.cpp's converter names them (folder.h reads the tensors).
+#pragma once
+
+#include "core/status.h"
+#include "gguf/value.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tandem::hf {
+
+enum class Transform {
+  kNone,
+  kInterleaveHeads,  // llama Q/K rows: HF half-split pairs -> GGUF adjacent pairs
+  kAddOne,           // gemma3 norms: HF w -> GGUF 1 + w (as F32)
+};
+
+struct TensorMap {
+  std::string hf;    // "model.layers.0.self_attn.q_proj.weight"
+  std::string gguf;  // "blk.0.attn_q.weight"
+  Transform transform = Transform::kNone;
+  int heads = 0;  // kInterleaveHeads
+  bool optional = false;
+};
+
+// A tensor GGUF holds that HF computes from config.json (llama 3 rope factors).
+struct ComputedTensor {
+  std::string name;
+  std::vector<float> values;
+};
+
+struct ArchPlan {
+  std::string name;  // GGUF general.architecture
+  std::vector<std::pair<std::string, gguf::Value>> metadata;
+  std::string embedding;  // HF name of the token embedding
+  std::vector<TensorMap> tensors;
+  std::vector<ComputedTensor> computed;
+};
+
+// Supported model_type values: llama, mistral, qwen2, qwen3, gemma3_text
+// (and gemma3 with a text_config). HAS_TENSOR tells which optional tensors
+// the folder stores (an untied output, biases) and the name prefix in use.
+Result<ArchPlan> read_hf_config(const nlohmann::json& cfg, const std::function<bool(const std::string&)>& has_tensor);
+
+// Row permutation of kInterleaveHeads: ROWS rows of ROW_BYTES in HEADS heads;
+// out row (h, j, k) = in row (h, k, j) for j < rows / heads / 2, k < 2.
+void interleave_head_rows(const uint8_t* in, uint8_t* out, uint64_t rows, size_t row_bytes, size_t heads);
+
+}  // namespace tandem::hf
