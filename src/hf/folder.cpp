@@ -2,6 +2,7 @@
 
 #include "core/fp16.h"
 #include "hf/hf_config.h"
+#include "hf/mlx.h"
 #include "hf/safetensors.h"
 #include "tokenizer/hf_import.h"
 
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <set>
 #include <unordered_map>
 
@@ -109,6 +111,8 @@ class TensorSet {
   std::unordered_map<std::string, const StTensor*> by_name_;
 };
 
+size_t offsets_bytes(int64_t rows, int64_t groups) { return static_cast<size_t>(rows * groups) * sizeof(float); }
+
 // A tensor of the assembled model: a view of a stored one, or bytes
 // converted once at load into the shared buffer.
 struct Planned {
@@ -128,24 +132,73 @@ Result<gguf::TensorType> float_type(const StTensor& t) {
   }
 }
 
-// Element I of a F32/F16/BF16 tensor as f32.
-float element(const StTensor& t, uint64_t i) {
-  if (t.dtype == Dtype::kF32) {
-    float v;
-    std::memcpy(&v, t.data.data() + 4 * i, 4);
-    return v;
-  }
-  uint16_t h;
-  std::memcpy(&h, t.data.data() + 2 * i, 2);
-  return t.dtype == Dtype::kF16 ? f16_to_f32(h) : bf16_to_f32(h);
-}
-
 // GGML dims of a row-major shape (innermost first).
 std::vector<uint64_t> ggml_dims(const std::vector<uint64_t>& shape) { return {shape.rbegin(), shape.rend()}; }
 
+// What the load converted of MLX-quantized matrices, for the summary.
+struct MlxStats {
+  int64_t matrices = 0, inexact_scales = 0;
+  std::set<std::string> kinds;  // "4-bit groups of 64"
+};
+
+// An MLX-quantized matrix (mlx.h) as a Q4_0/Q8_0 tensor and its offsets
+// tensor ("<name>.offsets", F32 [in / group, out]), rows interleaved as M says.
+Result<std::vector<Planned>> plan_mlx(const TensorSet& set, const TensorMap& m, const json& cfg, MlxStats* stats) {
+  const std::string suffix = ".weight";
+  if (!m.hf.ends_with(suffix) || m.transform == Transform::kAddOne) {
+    return Status::errorf("tensor '{}' is U32: only the weights of linear layers and embeddings may be quantized", m.hf);
+  }
+  const std::string module = m.hf.substr(0, m.hf.size() - suffix.size());
+  auto quant = mlx_quant_of(cfg, module);
+  if (!quant) return quant.status();
+  if (quant->bits == 0) return Status::errorf("tensor '{}' is U32 but config.json has no quantization for it", m.hf);
+  MlxMatrix mm{set.find(m.hf), set.find(module + ".scales"), set.find(module + ".biases"), *quant};
+  if (mm.scales == nullptr || mm.biases == nullptr) {
+    return Status::errorf("tensor '{}' is U32 without {}.scales and {}.biases", m.hf, module, module);
+  }
+  TANDEM_RETURN_IF_ERROR(check_mlx_matrix(&mm));
+  const auto type = mlx_block_type(*quant);
+  const size_t row_bytes = gguf::row_bytes(type, static_cast<uint64_t>(mm.cols)).value();
+  const int64_t groups = mm.cols / quant->group;
+  auto dest = [mm, heads = m.transform == Transform::kInterleaveHeads ? m.heads : 0](int64_t r) {
+    return heads > 0 ? static_cast<int64_t>(interleaved_row(static_cast<uint64_t>(r), static_cast<uint64_t>(mm.rows),
+                                                            static_cast<uint64_t>(heads)))
+                     : r;
+  };
+  if (m.transform == Transform::kInterleaveHeads && mm.rows % (2 * m.heads) != 0) {
+    return Status::errorf("tensor '{}': {} rows are not {} heads of even size", m.hf, mm.rows, m.heads);
+  }
+  ++stats->matrices;
+  stats->kinds.insert(fmt::format("{}-bit groups of {}", quant->bits, quant->group));
+  // The weights' fill converts every row and keeps the offsets for the
+  // offsets' fill, which runs right after it.
+  auto offsets = std::make_shared<std::vector<float>>();
+  std::vector<Planned> out(2);
+  out[0].source = {m.gguf, type, {static_cast<uint64_t>(mm.cols), static_cast<uint64_t>(mm.rows)}, {}};
+  out[0].bytes = row_bytes * static_cast<size_t>(mm.rows);
+  out[0].fill = [mm, dest, row_bytes, groups, offsets, stats](uint8_t* o) {
+    offsets->assign(static_cast<size_t>(mm.rows * groups), 0.0f);
+    for (int64_t r = 0; r < mm.rows; ++r) {
+      const int64_t to = dest(r);
+      stats->inexact_scales +=
+          mlx_convert_row(mm, r, o + static_cast<size_t>(to) * row_bytes, offsets->data() + to * groups);
+    }
+  };
+  out[1].source = {m.gguf + ".offsets", gguf::TensorType::F32,
+                   {static_cast<uint64_t>(groups), static_cast<uint64_t>(mm.rows)}, {}};
+  out[1].bytes = offsets_bytes(mm.rows, groups);
+  out[1].fill = [offsets](uint8_t* o) {
+    std::memcpy(o, offsets->data(), offsets->size() * sizeof(float));
+    offsets->clear();
+    offsets->shrink_to_fit();
+  };
+  return out;
+}
+
 // The plan of one tensor: M.hf as M.gguf, transformed as M says.
-Result<Planned> plan_tensor(const TensorSet& set, const TensorMap& m) {
+Result<std::vector<Planned>> plan_tensor(const TensorSet& set, const TensorMap& m, const json& cfg, MlxStats* stats) {
   const StTensor* t = set.find(m.hf);
+  if (t->dtype == Dtype::kU32) return plan_mlx(set, m, cfg, stats);
   Planned p;
   p.source.name = m.gguf;
   auto type = float_type(*t);
@@ -157,21 +210,21 @@ Result<Planned> plan_tensor(const TensorSet& set, const TensorMap& m) {
     case Transform::kNone:
       if (reinterpret_cast<uintptr_t>(t->data.data()) % esize == 0) {
         p.source.data = t->data;
-        return p;
+        break;
       }
       p.bytes = t->data.size();  // misaligned for its element type: copied
       p.fill = [t](uint8_t* out) { std::memcpy(out, t->data.data(), t->data.size()); };
-      return p;
+      break;
     case Transform::kAddOne:
       p.source.type = gguf::TensorType::F32;
       p.bytes = t->n_elements * 4;
       p.fill = [t](uint8_t* out) {
         for (uint64_t i = 0; i < t->n_elements; ++i) {
-          const float v = element(*t, i) + 1.0f;
+          const float v = element_f32(*t, i) + 1.0f;
           std::memcpy(out + 4 * i, &v, 4);
         }
       };
-      return p;
+      break;
     case Transform::kInterleaveHeads: {
       if (t->shape.empty() || t->shape[0] % (2 * static_cast<uint64_t>(m.heads)) != 0) {
         return Status::errorf("tensor '{}' {}: rows are not {} heads of even size", t->name, t->shape_string(),
@@ -182,24 +235,23 @@ Result<Planned> plan_tensor(const TensorSet& set, const TensorMap& m) {
       p.fill = [t, row, heads = static_cast<size_t>(m.heads)](uint8_t* out) {
         interleave_head_rows(t->data.data(), out, t->shape[0], row, heads);
       };
-      return p;
+      break;
     }
   }
-  return p;
+  std::vector<Planned> out;
+  out.push_back(std::move(p));
+  return out;
 }
 
 }  // namespace
 
+uint64_t interleaved_row(uint64_t from, uint64_t rows, uint64_t heads) {
+  const uint64_t half = rows / heads / 2, h = from / (2 * half), k = from % (2 * half) / half, j = from % half;
+  return (h * half + j) * 2 + k;
+}
+
 void interleave_head_rows(const uint8_t* in, uint8_t* out, uint64_t rows, size_t row_bytes, size_t heads) {
-  const size_t half = rows / heads / 2;
-  for (size_t h = 0; h < heads; ++h) {
-    for (size_t j = 0; j < half; ++j) {
-      for (size_t k = 0; k < 2; ++k) {
-        const size_t from = (h * 2 + k) * half + j, to = (h * half + j) * 2 + k;
-        std::memcpy(out + to * row_bytes, in + from * row_bytes, row_bytes);
-      }
-    }
-  }
+  for (uint64_t r = 0; r < rows; ++r) std::memcpy(out + interleaved_row(r, rows, heads) * row_bytes, in + r * row_bytes, row_bytes);
 }
 
 bool is_folder(const std::string& path) {
@@ -236,14 +288,15 @@ Result<FolderModel> read_folder(const std::string& dir) {
   out.metadata.insert(out.metadata.end(), tok->begin(), tok->end());
 
   std::vector<Planned> plan;
+  MlxStats mlx;
   for (const TensorMap& m : arch->tensors) {
     if (!set.has(m.hf)) {
       if (m.optional) continue;
       return Status::errorf("{}: tensor '{}' is missing ({} needs it)", dir, m.hf, arch->name);
     }
-    auto p = plan_tensor(set, m);
+    auto p = plan_tensor(set, m, cfg, &mlx);
     if (!p) return p.status().with_context(dir);
-    plan.push_back(std::move(*p));
+    for (auto& x : *p) plan.push_back(std::move(x));
   }
   for (auto& extra : arch->computed) {
     Planned p;
@@ -272,6 +325,12 @@ Result<FolderModel> read_folder(const std::string& dir) {
   }
   out.summary = fmt::format("{} from {} safetensors ({} file{})", arch->name, set.dtypes(), set.files().size(),
                             set.files().size() == 1 ? "" : "s");
+  if (mlx.matrices > 0) {
+    std::string kinds;
+    for (const auto& k : mlx.kinds) kinds += (kinds.empty() ? "" : ", ") + k;
+    out.summary += fmt::format("; {} MLX matrices ({}) as Q4_0/Q8_0 + group offsets", mlx.matrices, kinds);
+    if (mlx.inexact_scales > 0) out.summary += fmt::format(", {} scales rounded to F16", mlx.inexact_scales);
+  }
   for (auto& f : set.files()) out.storage.files.push_back(std::move(f.mapping()));
   if (buffer) out.storage.buffers.push_back(std::move(buffer));
   return out;

@@ -49,8 +49,10 @@ struct ArchPlan {
 // the folder stores (an untied output, biases) and the name prefix in use.
 Result<ArchPlan> read_hf_config(const nlohmann::json& cfg, const std::function<bool(const std::string&)>& has_tensor);
 
-// Row permutation of kInterleaveHeads: ROWS rows of ROW_BYTES in HEADS heads;
-// out row (h, j, k) = in row (h, k, j) for j < rows / heads / 2, k < 2.
+// Row permutation of kInterleaveHeads, ROWS rows in HEADS heads: out row
+// (h, j, k) = in row (h, k, j) for j < rows / heads / 2, k < 2. Where row
+// FROM goes, and the permutation of whole rows of ROW_BYTES.
+uint64_t interleaved_row(uint64_t from, uint64_t rows, uint64_t heads);
 void interleave_head_rows(const uint8_t* in, uint8_t* out, uint64_t rows, size_t row_bytes, size_t heads);
 
 }  // namespace tandem::hf

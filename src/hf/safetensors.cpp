@@ -1,5 +1,7 @@
 #include "hf/safetensors.h"
 
+#include "core/fp16.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -109,6 +111,17 @@ std::string StTensor::shape_string() const {
   std::string s = "[";
   for (size_t k = 0; k < shape.size(); ++k) s += (k ? ", " : "") + std::to_string(shape[k]);
   return s + "]";
+}
+
+float element_f32(const StTensor& t, uint64_t i) {
+  if (t.dtype == Dtype::kF32) {
+    float v;
+    std::memcpy(&v, t.data.data() + 4 * i, 4);
+    return v;
+  }
+  uint16_t h;
+  std::memcpy(&h, t.data.data() + 2 * i, 2);
+  return t.dtype == Dtype::kF16 ? f16_to_f32(h) : bf16_to_f32(h);
 }
 
 const StTensor* SafetensorsFile::find(std::string_view tensor) const {

@@ -43,6 +43,9 @@ struct StTensor {
   std::string shape_string() const;  // "[151936, 1024]"
 };
 
+// Element I of an F32, F16 or BF16 tensor as f32.
+float element_f32(const StTensor& t, uint64_t i);
+
 // Largest header accepted (real ones are a few MB at most).
 inline constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
 

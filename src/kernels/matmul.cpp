@@ -45,6 +45,32 @@ void matmul_generic(const Matrix& w, const float* x, int64_t m, int64_t x_stride
   });
 }
 
+// Y += offsets . group sums of X (Matrix::offsets). Each activation row's
+// sums and each dot run in a fixed order: Y[m, n] still depends only on
+// X[m] and W[n].
+void add_group_offsets(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
+                       ThreadPool& pool, MatmulScratch& scratch) {
+  const int64_t g = w.offset_group, groups = w.cols / g;
+  const size_t need = static_cast<size_t>(m * groups);
+  if (scratch.group_sums.size() < need) scratch.group_sums.resize(need);
+  float* sums = scratch.group_sums.data();
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < groups; ++j) {
+      float acc = 0;
+      for (int64_t k = 0; k < g; ++k) acc += x[i * x_stride + j * g + k];
+      sums[i * groups + j] = acc;
+    }
+  }
+  pool.run([&](int t, int nt) {
+    int64_t begin, end;
+    ThreadPool::split(w.rows, t, nt, &begin, &end);
+    for (int64_t n = begin; n < end; ++n) {
+      const float* o = w.offsets + n * groups;
+      for (int64_t i = 0; i < m; ++i) y[i * y_stride + n] += dot_f32(sums + i * groups, o, static_cast<size_t>(groups));
+    }
+  });
+}
+
 size_t scratch_bytes(int64_t rows, int64_t cols, int n_threads) {
   return 64 + static_cast<size_t>(rows) * detail::act_row_bytes(cols) +
          static_cast<size_t>(n_threads) * detail::work_bytes(cols) + detail::amx_panel_bytes(rows, cols);
@@ -79,13 +105,22 @@ void MatmulScratch::reserve(int64_t max_rows, int64_t max_cols, int n_threads) {
   if (bytes.size() < need) bytes.resize(need);
   const size_t need_floats = static_cast<size_t>(max_cols) * static_cast<size_t>(n_threads);
   if (floats.size() < need_floats) floats.resize(need_floats);
+  const size_t need_sums = static_cast<size_t>(max_rows) * static_cast<size_t>(max_cols / 32);  // groups >= 32
+  if (group_sums.size() < need_sums) group_sums.resize(need_sums);
 }
 
 bool matmul_supports(gguf::TensorType type) { return gguf::can_dequantize(type); }
 
-void matmul(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride, ThreadPool& pool,
-            MatmulScratch& scratch) {
-  if (m <= 0 || w.rows <= 0) return;
+void dequantize_row(const Matrix& w, int64_t n, float* out) {
+  (void)gguf::dequantize(w.type, w.data + static_cast<size_t>(n) * w.row_bytes, out, w.cols);
+  if (w.offsets == nullptr) return;
+  const int64_t groups = w.cols / w.offset_group;
+  for (int64_t k = 0; k < w.cols; ++k) out[k] += w.offsets[n * groups + k / w.offset_group];
+}
+
+// The block format part of matmul(): a SIMD kernel or the generic path.
+static void matmul_blocks(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
+                          ThreadPool& pool, MatmulScratch& scratch) {
   if (g_f32_activations.load(std::memory_order_relaxed))
     return matmul_generic(w, x, m, x_stride, y, y_stride, pool, scratch);
   using gguf::TensorType;
@@ -109,10 +144,17 @@ void matmul(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float*
   matmul_generic(w, x, m, x_stride, y, y_stride, pool, scratch);
 }
 
+void matmul(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride, ThreadPool& pool,
+            MatmulScratch& scratch) {
+  if (m <= 0 || w.rows <= 0) return;
+  matmul_blocks(w, x, m, x_stride, y, y_stride, pool, scratch);
+  if (w.offsets != nullptr) add_group_offsets(w, x, m, x_stride, y, y_stride, pool, scratch);
+}
+
 void matmul_reference(const Matrix& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride) {
   std::vector<float> row(static_cast<size_t>(w.cols));
   for (int64_t n = 0; n < w.rows; ++n) {
-    (void)gguf::dequantize(w.type, w.data + static_cast<size_t>(n) * w.row_bytes, row.data(), w.cols);
+    dequantize_row(w, n, row.data());
     for (int64_t i = 0; i < m; ++i) {
       double acc = 0;
       for (int64_t j = 0; j < w.cols; ++j)

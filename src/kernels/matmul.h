@@ -31,13 +31,23 @@ struct Matrix {
   int64_t rows = 0;  // N
   int64_t cols = 0;  // K (a multiple of the type's block size)
   size_t row_bytes = 0;
+  // Affine weights (MLX-quantized folders, hf/mlx.h): element [n, k] is the
+  // block format's value plus offsets[n * (K / offset_group) + k /
+  // offset_group]. matmul() adds offsets . (sums of X over each group), in
+  // f32 from X itself. Null: none.
+  const float* offsets = nullptr;
+  int64_t offset_group = 0;
 };
+
+// Row N of W as f32 (offsets included).
+void dequantize_row(const Matrix& w, int64_t n, float* out);
 
 // Per-call scratch owned by the caller, sized once for the largest batch and
 // K (no allocation inside the decode loop).
 struct MatmulScratch {
   std::vector<uint8_t> bytes;  // quantized activations
   std::vector<float> floats;   // dequantized weight rows, per thread
+  std::vector<float> group_sums;  // Matrix::offsets: sums of X per group
   void reserve(int64_t max_rows, int64_t max_cols, int n_threads);
 };
 

@@ -190,7 +190,7 @@ void Model::embed_rows(std::span<const SequenceBatch> batch, int64_t n_rows) {
             .tokens[static_cast<size_t>(s.row_pos[ri] - batch[static_cast<size_t>(s.row_seq[ri])].start_pos)];
     const kernels::Matrix& e = weights_.token_embd;
     float* x = s.x.data() + ri * D;
-    (void)gguf::dequantize(e.type, e.data + static_cast<size_t>(row) * e.row_bytes, x, c.dim);
+    kernels::dequantize_row(e, row, x);
     if (c.embed_scale != 1.0f) kernels::scale_inplace(x, c.embed_scale, D);
     if (c.yarn_factor > 0) {
       kernels::rope_cos_sin_yarn(s.row_pos[ri], c.n_rot, c.rope_base, {c.yarn_factor, c.yarn_original_ctx},

@@ -32,6 +32,21 @@ class Loader {
     m->rows = out;
     m->cols = in;
     m->row_bytes = static_cast<size_t>(t->n_bytes / static_cast<uint64_t>(out));
+    return offsets(name + ".offsets", in, out, m);
+  }
+
+  // The per-group offsets of an affine matrix (kernels::Matrix::offsets),
+  // if the model has them: F32 [IN / group, OUT].
+  Status offsets(const std::string& name, int64_t in, int64_t out, kernels::Matrix* m) {
+    const gguf::TensorInfo* t = f_.find_tensor(name);
+    if (t == nullptr) return {};
+    const uint64_t groups = t->dims.empty() ? 0 : t->dims[0];
+    if (t->type != gguf::TensorType::F32 || t->dims.size() != 2 || groups == 0 ||
+        static_cast<uint64_t>(in) % groups != 0 || t->dims[1] != static_cast<uint64_t>(out)) {
+      return Status::errorf("tensor {} is not F32 [{} / group, {}]", name, in, out);
+    }
+    m->offsets = reinterpret_cast<const float*>(t->data);
+    m->offset_group = in / static_cast<int64_t>(groups);
     return {};
   }
 

@@ -330,5 +330,57 @@ TEST(Matmul, ZeroRowsIsANoOp) {
   EXPECT_EQ(y, 5.0f);
 }
 
+// Affine matrices (Matrix::offsets, MLX-quantized folders): the block
+// format's product plus offsets . group sums of X. Against the same matmul
+// without offsets plus that term in double: only f32 rounding of the sums
+// and the final add; and, like every matmul, the same bits whatever the
+// batch or the threads.
+TEST(Matmul, AffineOffsetsAddTheirGroupTerm) {
+  ThreadPool one(1), two(2);
+  for (TensorType type : {TensorType::Q4_0, TensorType::Q8_0}) {
+    for (int64_t group : {32, 64, 128}) {
+      const int64_t n = 37, k = 256, groups = k / group;
+      const auto w = make_weights(type, n, k, 31);
+      std::mt19937 rng(32);
+      std::normal_distribution<float> dist(0.0f, 0.05f);
+      std::vector<float> offsets(static_cast<size_t>(n * groups));
+      for (auto& o : offsets) o = dist(rng);
+      Matrix affine = w.m;
+      affine.offsets = offsets.data();
+      affine.offset_group = group;
+      const int64_t m = 9;
+      const auto x = make_acts(m, k, 33);
+      MatmulScratch scratch;
+      scratch.reserve(64, k, 2);
+      std::vector<float> plain(static_cast<size_t>(m * n)), y(plain.size());
+      matmul(w.m, x.data(), m, k, plain.data(), n, two, scratch);
+      matmul(affine, x.data(), m, k, y.data(), n, two, scratch);
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = 0; j < n; ++j) {
+          double term = 0, scale = 0;
+          for (int64_t e = 0; e < k; ++e) {
+            term += static_cast<double>(x[i * k + e]) * offsets[j * groups + e / group];
+            scale += std::fabs(x[i * k + e] * offsets[j * groups + e / group]);
+          }
+          ASSERT_NEAR(y[i * n + j], plain[i * n + j] + term, 1e-5 * (scale + std::fabs(plain[i * n + j])) + 1e-7)
+              << name_of(type) << " group " << group << " m=" << i << " n=" << j;
+        }
+      }
+      // The scalar twin and dequantize_row include the offsets too.
+      std::vector<float> ref(plain.size()), ref_plain(plain.size()), row(static_cast<size_t>(k));
+      matmul_reference(affine, x.data(), m, k, ref.data(), n);
+      matmul_reference(w.m, x.data(), m, k, ref_plain.data(), n);
+      dequantize_row(affine, 3, row.data());
+      EXPECT_FLOAT_EQ(row[5], w.deq[3 * k + 5] + offsets[3 * groups + 5 / group]);
+      for (size_t i = 0; i < y.size(); ++i)
+        ASSERT_NEAR(ref[i] - ref_plain[i], y[i] - plain[i], 1e-4 * (std::fabs(ref[i]) + 1)) << i;
+      // Row 4 alone, with one thread: the same bits.
+      std::vector<float> alone(static_cast<size_t>(n));
+      matmul(affine, x.data() + 4 * k, 1, k, alone.data(), n, one, scratch);
+      ASSERT_EQ(0, std::memcmp(alone.data(), y.data() + 4 * n, sizeof(float) * static_cast<size_t>(n)));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tandem::kernels

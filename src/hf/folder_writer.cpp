@@ -1,0 +1,225 @@
+#include "hf/folder_writer.h"
+
+#include "core/fp16.h"
+#include "gguf/quant.h"
+#include "hf/hf_config.h"
+#include "hf/mlx.h"
+#include "hf/safetensors.h"
+#include "tokenizer/pretokenizer.h"
+#include "tokenizer/vocab.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <tuple>
+
+namespace tandem::hf {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// config.json of SRC (the keys read_hf_config reads back).
+Result<json> config_of(const gguf::GgufFile& src, const FolderWriteOptions& o) {
+  const std::string a = src.get_string("general.architecture").value_or("");
+  const std::map<std::string, std::string> types = {
+      {"llama", "llama"}, {"qwen2", "qwen2"}, {"qwen3", "qwen3"}, {"gemma3", "gemma3_text"}};
+  if (!types.contains(a)) return Status::errorf("the folder writer handles llama, qwen2, qwen3 and gemma3, not '{}'", a);
+  if (src.find_tensor("rope_freqs.weight")) return Status::error("the folder writer does not write llama 3 rope scaling");
+  auto u = [&](const std::string& key) { return src.get_uint(a + "." + key).value_or(0); };
+  json c;
+  c["model_type"] = types.at(a);
+  c["num_hidden_layers"] = u("block_count");
+  c["hidden_size"] = u("embedding_length");
+  c["intermediate_size"] = u("feed_forward_length");
+  c["num_attention_heads"] = u("attention.head_count");
+  c["num_key_value_heads"] = src.get_uint(a + ".attention.head_count_kv").value_or(u("attention.head_count"));
+  c["head_dim"] = src.get_uint(a + ".attention.key_length").value_or(u("embedding_length") / u("attention.head_count"));
+  c["max_position_embeddings"] = u("context_length");
+  c["rms_norm_eps"] = src.get_float(a + ".attention.layer_norm_rms_epsilon").value_or(1e-5);
+  c["rope_theta"] = src.get_float(a + ".rope.freq_base").value_or(10000.0);
+  c["tie_word_embeddings"] = src.find_tensor("output.weight") == nullptr;
+  if (auto w = src.get_uint(a + ".attention.sliding_window")) c["sliding_window"] = *w;
+  if (src.get_string(a + ".rope.scaling.type").value_or("") == "linear") {
+    c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", src.get_float(a + ".rope.scaling.factor").value_or(1)}};
+  }
+  c["torch_dtype"] = o.floats == FolderWriteOptions::Floats::kF32 ? "float32" : "bfloat16";
+  if (o.mlx_bits > 0) {
+    c["quantization"] = {{"group_size", o.mlx_group}, {"bits", o.mlx_bits}};
+    c["quantization_config"] = c["quantization"];
+  }
+  return c;
+}
+
+// HF BPE merges of a SentencePiece vocabulary: every split of a token into
+// two tokens, the best-scored tokens' splits first.
+std::vector<std::string> spm_merges(const tokenizer::Vocab& v) {
+  std::vector<std::tuple<float, int32_t, int32_t, std::string>> found;
+  for (size_t id = 0; id < v.size(); ++id) {
+    if (v.types[id] != tokenizer::TokenType::kNormal) continue;
+    const std::string& t = v.tokens[id];
+    for (size_t cut = 1; cut < t.size(); ++cut) {
+      if ((static_cast<uint8_t>(t[cut]) & 0xC0) == 0x80) continue;  // inside a UTF-8 character
+      const int32_t a = v.find(std::string_view(t).substr(0, cut)), b = v.find(std::string_view(t).substr(cut));
+      if (a != tokenizer::kNoToken && b != tokenizer::kNoToken)
+        found.emplace_back(-(v.scores.empty() ? 0.0f : v.scores[id]), a, b, t.substr(0, cut) + " " + t.substr(cut));
+    }
+  }
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> merges;
+  for (auto& f : found) merges.push_back(std::move(std::get<3>(f)));
+  return merges;
+}
+
+Status write_tokenizer(const gguf::GgufFile& src, const std::string& dir) {
+  auto v = tokenizer::load_vocab(src);
+  if (!v) return v.status();
+  json vocab = json::object(), added = json::array();
+  for (size_t id = 0; id < v->size(); ++id) {
+    vocab[v->tokens[id]] = id;
+    const auto type = v->types[id];
+    if (type == tokenizer::TokenType::kControl || type == tokenizer::TokenType::kUserDefined) {
+      added.push_back({{"id", id},
+                       {"content", v->tokens[id]},
+                       {"special", type == tokenizer::TokenType::kControl},
+                       {"single_word", false},
+                       {"lstrip", false},
+                       {"rstrip", false},
+                       {"normalized", false}});
+    }
+  }
+  json tok = {{"version", "1.0"}, {"added_tokens", added}};
+  json model = {{"type", "BPE"}, {"vocab", vocab}, {"fuse_unk", true}};
+  if (v->kind == tokenizer::VocabKind::kSpm) {
+    const std::string space = "\xE2\x96\x81";
+    json norms = json::array();
+    if (v->add_space_prefix) norms.push_back({{"type", "Prepend"}, {"prepend", space}});
+    norms.push_back({{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", space}});
+    tok["normalizer"] = {{"type", "Sequence"}, {"normalizers", norms}};
+    tok["pre_tokenizer"] = nullptr;
+    model["merges"] = spm_merges(*v);
+    model["byte_fallback"] = true;
+    if (v->unk != tokenizer::kNoToken) model["unk_token"] = v->tokens[static_cast<size_t>(v->unk)];
+  } else {
+    json pre = json::array();
+    for (const auto& re : tokenizer::PreTokenizer::patterns_for(v->pre))
+      pre.push_back({{"type", "Split"}, {"pattern", {{"Regex", re}}}, {"behavior", "Isolated"}, {"invert", false}});
+    pre.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}});
+    tok["normalizer"] = nullptr;
+    tok["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", pre}};
+    model["merges"] = v->merges;
+  }
+  tok["model"] = model;
+  json cfg = {{"add_bos_token", v->add_bos}, {"add_eos_token", v->add_eos}};
+  auto text_of = [&](tokenizer::TokenId id) { return v->tokens[static_cast<size_t>(id)]; };
+  if (v->bos != tokenizer::kNoToken) cfg["bos_token"] = text_of(v->bos);
+  if (v->eos != tokenizer::kNoToken) cfg["eos_token"] = text_of(v->eos);
+  if (v->unk != tokenizer::kNoToken) cfg["unk_token"] = text_of(v->unk);
+  if (!v->chat_template.empty()) cfg["chat_template"] = v->chat_template;
+  const std::string t = tok.dump(1), c = cfg.dump(1);
+  TANDEM_RETURN_IF_ERROR(write_file_atomic(dir + "/tokenizer.json", {reinterpret_cast<const uint8_t*>(t.data()), t.size()}));
+  return write_file_atomic(dir + "/tokenizer_config.json", {reinterpret_cast<const uint8_t*>(c.data()), c.size()});
+}
+
+// A written tensor's bytes.
+struct Out {
+  std::string name;
+  Dtype dtype;
+  std::vector<uint64_t> shape;
+  std::vector<uint8_t> bytes;
+};
+
+template <typename T>
+std::vector<uint8_t> as_bytes(const std::vector<T>& v) {
+  std::vector<uint8_t> b(v.size() * sizeof(T));
+  if (!b.empty()) std::memcpy(b.data(), v.data(), b.size());
+  return b;
+}
+
+// The HF tensor(s) of M from SRC: floats (transform undone), or MLX's three.
+Status convert_tensor(const gguf::GgufFile& src, const TensorMap& m, const FolderWriteOptions& o, std::vector<Out>* out) {
+  const gguf::TensorInfo* t = src.find_tensor(m.gguf);
+  if (t == nullptr) return Status::errorf("tensor {} is missing", m.gguf);
+  std::vector<float> v(t->n_elements);
+  TANDEM_RETURN_IF_ERROR(gguf::dequantize(t->type, t->data, v.data(), static_cast<int64_t>(v.size())));
+  const std::vector<uint64_t> shape(t->dims.rbegin(), t->dims.rend());
+  if (m.transform == Transform::kAddOne)
+    for (float& x : v) x -= 1.0f;
+  if (m.transform == Transform::kInterleaveHeads) {
+    const uint64_t rows = shape[0], cols = v.size() / rows;
+    std::vector<float> hf(v.size());
+    for (uint64_t r = 0; r < rows; ++r)
+      std::memcpy(hf.data() + r * cols, v.data() + interleaved_row(r, rows, static_cast<uint64_t>(m.heads)) * cols,
+                  cols * sizeof(float));
+    v.swap(hf);
+  }
+  // As mlx-lm: matrices whose rows are not whole groups stay unquantized.
+  if (o.mlx_bits > 0 && shape.size() == 2 && shape[1] % static_cast<uint64_t>(o.mlx_group) == 0) {
+    const MlxQuant q{o.mlx_bits, o.mlx_group};
+    const uint64_t rows = shape[0], cols = shape[1];
+    const uint64_t words = cols * static_cast<uint64_t>(q.bits) / 32, groups = cols / static_cast<uint64_t>(q.group);
+    std::vector<uint32_t> packed(rows * words);
+    std::vector<uint16_t> scales(rows * groups), biases(rows * groups);
+    for (uint64_t r = 0; r < rows; ++r) {
+      mlx_quantize_row(v.data() + r * cols, static_cast<int64_t>(cols), q, packed.data() + r * words,
+                       scales.data() + r * groups, biases.data() + r * groups);
+    }
+    const std::string module = m.hf.substr(0, m.hf.size() - std::string(".weight").size());
+    out->push_back({m.hf, Dtype::kU32, {rows, words}, as_bytes(packed)});
+    out->push_back({module + ".scales", Dtype::kBF16, {rows, groups}, as_bytes(scales)});
+    out->push_back({module + ".biases", Dtype::kBF16, {rows, groups}, as_bytes(biases)});
+    return {};
+  }
+  if (o.floats == FolderWriteOptions::Floats::kF32) {
+    out->push_back({m.hf, Dtype::kF32, shape, as_bytes(v)});
+  } else {
+    std::vector<uint16_t> b(v.size());
+    for (size_t i = 0; i < v.size(); ++i) b[i] = f32_to_bf16(v[i]);
+    out->push_back({m.hf, Dtype::kBF16, shape, as_bytes(b)});
+  }
+  return {};
+}
+
+}  // namespace
+
+Status write_folder(const gguf::GgufFile& src, const std::string& dir, const FolderWriteOptions& o) {
+  auto cfg = config_of(src, o);
+  if (!cfg) return cfg.status();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::errorf("cannot create {}: {}", dir, ec.message());
+  auto plan = read_hf_config(*cfg, [&](const std::string& name) {
+    return name == "model.embed_tokens.weight" || (name == "lm_head.weight" && src.find_tensor("output.weight"));
+  });
+  if (!plan) return plan.status();
+  std::vector<Out> tensors;
+  for (const TensorMap& m : plan->tensors) TANDEM_RETURN_IF_ERROR(convert_tensor(src, m, o, &tensors));
+  const std::string c = cfg->dump(1);
+  TANDEM_RETURN_IF_ERROR(write_file_atomic(dir + "/config.json", {reinterpret_cast<const uint8_t*>(c.data()), c.size()}));
+  TANDEM_RETURN_IF_ERROR(write_tokenizer(src, dir));
+
+  const int shards = std::max(1, o.shards);
+  json weight_map = json::object();
+  for (int s = 0; s < shards; ++s) {
+    const std::string name =
+        shards == 1 ? "model.safetensors" : fmt::format("model-{:05d}-of-{:05d}.safetensors", s + 1, shards);
+    std::vector<StWrite> part;
+    for (size_t i = static_cast<size_t>(s); i < tensors.size(); i += static_cast<size_t>(shards)) {
+      part.push_back({tensors[i].name, tensors[i].dtype, tensors[i].shape, tensors[i].bytes});
+      weight_map[tensors[i].name] = name;
+    }
+    TANDEM_RETURN_IF_ERROR(write_safetensors(dir + "/" + name, part, {{"format", o.mlx_bits ? "mlx" : "pt"}}));
+  }
+  if (shards > 1) {
+    const std::string index = json{{"metadata", json::object()}, {"weight_map", weight_map}}.dump(1);
+    TANDEM_RETURN_IF_ERROR(write_file_atomic(dir + "/model.safetensors.index.json",
+                                             {reinterpret_cast<const uint8_t*>(index.data()), index.size()}));
+  }
+  return {};
+}
+
+}  // namespace tandem::hf

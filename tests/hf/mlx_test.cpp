@@ -1,0 +1,155 @@
+// MLX-quantized folders written by tandem's own writer from known models.
+#include "core/fp16.h"
+#include "hf/folder.h"
+#include "hf/folder_writer.h"
+#include "hf/hf_config.h"
+#include "hf/mlx.h"
+#include "kernels/matmul.h"
+#include "model/model_test_util.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+namespace tandem::hf {
+namespace {
+
+using tandem::test::data_path;
+
+std::string write_mlx(const std::string& model, int bits, int group) {
+  auto src = gguf::GgufFile::open(data_path(model));
+  EXPECT_TRUE(src.ok()) << src.message();
+  const std::string dir = tandem::test::scratch_dir(fmt::format("hf_mlx_{}_{}_{}", model, bits, group));
+  FolderWriteOptions o;
+  o.mlx_bits = bits;
+  o.mlx_group = group;
+  EXPECT_TRUE(write_folder(*src, dir, o).ok());
+  return dir;
+}
+
+// A loaded matrix with its offsets, as weights.cpp makes it.
+kernels::Matrix matrix_of(const gguf::GgufFile& f, const std::string& name) {
+  const gguf::TensorInfo* t = f.find_tensor(name);
+  const gguf::TensorInfo* o = f.find_tensor(name + ".offsets");
+  EXPECT_TRUE(t != nullptr && o != nullptr) << name;
+  kernels::Matrix m;
+  m.data = t->data;
+  m.type = t->type;
+  m.cols = static_cast<int64_t>(t->dims[0]);
+  m.rows = static_cast<int64_t>(t->dims[1]);
+  m.row_bytes = t->n_bytes / t->dims[1];
+  m.offsets = reinterpret_cast<const float*>(o->data);
+  m.offset_group = m.cols / static_cast<int64_t>(o->dims[0]);
+  return m;
+}
+
+// Every element of the converted matrices equals scale * q + bias as the
+// writer stored them (q, BF16 scale and bias read back from the folder),
+// but for the one f32 rounding of the offset; llama's Q/K rows land
+// interleaved.
+TEST(Mlx, DequantizedWeightsEqualTheWritersQuantization) {
+  for (const char* model : {"qwen3-tiny-random.gguf", "stories260K.gguf"}) {
+    for (auto [bits, group] : {std::pair{4, 64}, {8, 32}, {4, 32}, {8, 128}}) {
+      const std::string dir = write_mlx(model, bits, group);
+      auto folder = open_model(dir);
+      ASSERT_TRUE(folder.ok()) << folder.message();
+      auto st = SafetensorsFile::open(dir + "/model.safetensors");
+      ASSERT_TRUE(st.ok()) << st.message();
+      const bool llama = std::string(model) == "stories260K.gguf";
+      for (auto [hf, gg, heads] : {std::tuple{"model.layers.0.self_attn.q_proj", "blk.0.attn_q.weight", 8},
+                                  {"model.layers.1.self_attn.k_proj", "blk.1.attn_k.weight", 4},
+                                  {"model.layers.1.mlp.down_proj", "blk.1.ffn_down.weight", 0},
+                                  {"model.embed_tokens", "token_embd.weight", 0}}) {
+        if (!llama && std::string(gg).find("attn_") != std::string::npos) heads = 0;
+        if (st->find(std::string(hf) + ".scales") == nullptr) {  // not whole groups: left as floats, as mlx-lm does
+          EXPECT_EQ(folder->find_tensor(std::string(gg) + ".offsets"), nullptr);
+          continue;
+        }
+        MlxMatrix mm{st->find(std::string(hf) + ".weight"), st->find(std::string(hf) + ".scales"),
+                     st->find(std::string(hf) + ".biases"), {bits, group}};
+        ASSERT_TRUE(check_mlx_matrix(&mm).ok()) << hf;
+        const kernels::Matrix m = matrix_of(*folder, gg);
+        ASSERT_EQ(m.rows, mm.rows);
+        ASSERT_EQ(m.type, bits == 4 ? gguf::TensorType::Q4_0 : gguf::TensorType::Q8_0);
+        std::vector<float> row(static_cast<size_t>(m.cols));
+        const int64_t groups = mm.cols / group, per_word = 32 / bits;
+        double worst = 0;
+        for (int64_t r = 0; r < mm.rows; ++r) {
+          const int64_t to = heads > 0 ? static_cast<int64_t>(interleaved_row(static_cast<uint64_t>(r),
+                                                                              static_cast<uint64_t>(mm.rows),
+                                                                              static_cast<uint64_t>(heads)))
+                                       : r;
+          kernels::dequantize_row(m, to, row.data());
+          for (int64_t i = 0; i < mm.cols; ++i) {
+            uint32_t word;
+            std::memcpy(&word, mm.weight->data.data() + 4 * (r * mm.cols / per_word + i / per_word), 4);
+            const auto q = static_cast<float>((word >> ((i % per_word) * bits)) & ((1u << bits) - 1));
+            const float s = element_f32(*mm.scales, static_cast<uint64_t>(r * groups + i / group));
+            const float b = element_f32(*mm.biases, static_cast<uint64_t>(r * groups + i / group));
+            const float want = s * q + b;
+            // One rounding of bias + shift * scale: half an ulp of its size.
+            const double ulp = std::ldexp(std::fabs(b) + (bits == 4 ? 8 : 128) * std::fabs(s), -23);
+            worst = std::max(worst, std::fabs(row[static_cast<size_t>(i)] - want) / ulp);
+            ASSERT_LE(std::fabs(row[static_cast<size_t>(i)] - want), ulp) << model << " " << gg << " r=" << r << " i=" << i;
+          }
+        }
+        std::printf("  %s %d-bit g%d %s: worst error %.2f ulp of the offset\n", model, bits, group, gg, worst);
+      }
+    }
+  }
+}
+
+// Greedy decoding of the trained stories260K model from its MLX folders
+// against the unquantized reference ids (f16 KV): 8-bit keeps nearly every
+// id, 4-bit drifts later (measured bounds, printed).
+TEST(Mlx, GreedyStaysCloseToTheUnquantizedModel) {
+  const auto ref = nlohmann::json::parse(read_file(data_path("reference/stories260K_greedy.json")).value());
+  for (int bits : {8, 4}) {
+    auto m = model::test::load(write_mlx("stories260K.gguf", bits, 32));
+    ASSERT_NE(m, nullptr);
+    auto pool = model::test::make_pool(*m, kernels::KvType::kF16);
+    size_t same = 0, total = 0, first_sum = 0;
+    for (const auto& r : ref["results"]) {
+      const auto want = r["generated_ids"].get<std::vector<int32_t>>();
+      const auto got = model::test::greedy(*m, *pool, r["prompt_ids"].get<std::vector<int32_t>>(),
+                                           static_cast<int>(want.size()));
+      size_t first = 0;
+      while (first < want.size() && got[first] == want[first]) ++first;
+      first_sum += first;
+      for (size_t i = 0; i < want.size(); ++i) same += got[i] == want[i];
+      total += want.size();
+    }
+    std::printf("  stories260K MLX %d-bit: %zu of %zu ids as unquantized, first divergence after %.1f on average\n",
+                bits, same, total, static_cast<double>(first_sum) / static_cast<double>(ref["results"].size()));
+    EXPECT_GE(same * 100, total * (bits == 8 ? 90 : 25)) << bits;
+  }
+}
+
+TEST(Mlx, UnsupportedQuantizationSaysSoInOneLine) {
+  const std::string dir = write_mlx("qwen3-tiny-random.gguf", 4, 64);
+  auto cfg = nlohmann::json::parse(read_file(dir + "/config.json").value());
+  for (auto [key, value, message] :
+       {std::tuple{"bits", 3, "3-bit MLX quantization is not supported (4 and 8)"},
+        {"group_size", 48, "MLX group size 48 is not supported (32, 64, 128)"}}) {
+    auto c = cfg;
+    c["quantization"][key] = value;
+    c.erase("quantization_config");
+    const std::string text = c.dump();
+    ASSERT_TRUE(write_file_atomic(dir + "/config.json", {reinterpret_cast<const uint8_t*>(text.data()), text.size()}).ok());
+    auto f = open_model(dir);
+    ASSERT_FALSE(f.ok());
+    EXPECT_NE(f.message().find(message), std::string::npos) << f.message();
+    EXPECT_EQ(f.message().find('\n'), std::string::npos);
+  }
+  cfg.erase("quantization");
+  cfg.erase("quantization_config");
+  const std::string text = cfg.dump();
+  ASSERT_TRUE(write_file_atomic(dir + "/config.json", {reinterpret_cast<const uint8_t*>(text.data()), text.size()}).ok());
+  auto f = open_model(dir);
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.message().find("is U32 but config.json has no quantization for it"), std::string::npos) << f.message();
+}
+
+}  // namespace
+}  // namespace tandem::hf
