@@ -29,6 +29,7 @@ void register_run(CLI::App& app, Action& action);
 void register_serve(CLI::App& app, Action& action);
 void register_bench(CLI::App& app, Action& action);
 void register_render(CLI::App& app, Action& action);
+void register_convert(CLI::App& app, Action& action);
 
 // models/stories260K.gguf next to the executable's build folder.
 std::string default_model_path();
@@ -36,7 +37,7 @@ std::string default_model_path();
 // Prints "tandem: error: MESSAGE" on stderr and returns the exit code 1.
 int fail(const std::string& message);
 
-// The tokenizer (and chat template) of the GGUF model at PATH, without its weights.
+// The tokenizer (and chat template) of the model at PATH (GGUF file or folder), without its weights.
 Result<tokenizer::Tokenizer> load_tokenizer(const std::string& path);
 
 // The Jinja text of --chat-template FILE ("" for ""): an error naming the

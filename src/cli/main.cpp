@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   tandem::cli::register_serve(app, action);
   tandem::cli::register_bench(app, action);
   tandem::cli::register_render(app, action);
+  tandem::cli::register_convert(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -373,6 +373,12 @@ bool can_dequantize(TensorType type) { return find_codec(type) != nullptr; }
 
 bool can_quantize(TensorType type) { return find_codec(type) != nullptr; }
 
+TensorType fit_type(TensorType requested, uint64_t row) {
+  if (row % type_info(requested).block_size == 0) return requested;
+  if (row % 32 == 0) return TensorType::Q8_0;
+  return TensorType::F16;
+}
+
 Status dequantize(TensorType type, const void* src, float* dst, int64_t n) {
   const Codec* codec = nullptr;
   int64_t blocks = 0;

@@ -23,6 +23,11 @@ Status dequantize(TensorType type, const void* src, float* dst, int64_t n);
 // Q4_0, Q4_K, Q6_K.
 bool can_quantize(TensorType type);
 
+// REQUESTED, or what a matrix of rows of ROW elements falls back to when
+// they are not whole blocks of it: Q8_0, then F16 (as llama.cpp does, e.g.
+// for Qwen2.5-0.5B's 896-wide rows under K-quants).
+TensorType fit_type(TensorType requested, uint64_t row);
+
 // Quantizes N floats from SRC into DST (row_bytes(type, n) bytes).
 Status quantize(TensorType type, const float* src, void* dst, int64_t n);
 

@@ -2,6 +2,7 @@
 
 #include "core/fp16.h"
 #include "gguf/quant.h"
+#include "hf/convert.h"
 #include "hf/hf_config.h"
 #include "hf/mlx.h"
 #include "hf/safetensors.h"
@@ -145,8 +146,13 @@ Status convert_tensor(const gguf::GgufFile& src, const TensorMap& m, const Folde
   const gguf::TensorInfo* t = src.find_tensor(m.gguf);
   if (t == nullptr) return Status::errorf("tensor {} is missing", m.gguf);
   std::vector<float> v(t->n_elements);
-  TANDEM_RETURN_IF_ERROR(gguf::dequantize(t->type, t->data, v.data(), static_cast<int64_t>(v.size())));
   const std::vector<uint64_t> shape(t->dims.rbegin(), t->dims.rend());
+  if (shape.size() == 2) {  // (with an MLX folder's group offsets)
+    const kernels::Matrix mat = matrix_view(src, *t);
+    for (int64_t r = 0; r < mat.rows; ++r) kernels::dequantize_row(mat, r, v.data() + r * mat.cols);
+  } else {
+    TANDEM_RETURN_IF_ERROR(gguf::dequantize(t->type, t->data, v.data(), static_cast<int64_t>(v.size())));
+  }
   if (m.transform == Transform::kAddOne)
     for (float& x : v) x -= 1.0f;
   if (m.transform == Transform::kInterleaveHeads) {

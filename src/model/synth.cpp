@@ -56,18 +56,14 @@ class Normal {
 
 // The storage type of a tensor: 1-D tensors (norms, biases, rope factors)
 // stay f32 as in llama.cpp's files; matrices whose rows do not fit the
-// requested type's block fall back to q8_0, then f16 (llama.cpp does the
-// same for e.g. Qwen2.5-0.5B's 896-wide rows under K-quants).
+// requested type's block fall back (gguf::fit_type).
 TensorType storage_type(const TensorSpec& spec, TensorType requested) {
   // Routers and every bias stay f32, as in llama.cpp's files.
   if (spec.dims.size() == 1 || spec.init == TensorSpec::Init::kRouter || spec.init == TensorSpec::Init::kBias) {
     return TensorType::F32;
   }
   if (spec.mxfp4) return TensorType::MXFP4;
-  const uint64_t row = spec.dims[0];
-  if (row % gguf::type_info(requested).block_size == 0) return requested;
-  if (row % 32 == 0) return TensorType::Q8_0;
-  return TensorType::F16;
+  return gguf::fit_type(requested, spec.dims[0]);
 }
 
 // llama.cpp's general.file_type (llama_ftype) for the requested type.

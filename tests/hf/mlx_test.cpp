@@ -1,5 +1,6 @@
 // MLX-quantized folders written by tandem's own writer from known models.
 #include "core/fp16.h"
+#include "hf/convert.h"
 #include "hf/folder.h"
 #include "hf/folder_writer.h"
 #include "hf/hf_config.h"
@@ -28,22 +29,6 @@ std::string write_mlx(const std::string& model, int bits, int group) {
   return dir;
 }
 
-// A loaded matrix with its offsets, as weights.cpp makes it.
-kernels::Matrix matrix_of(const gguf::GgufFile& f, const std::string& name) {
-  const gguf::TensorInfo* t = f.find_tensor(name);
-  const gguf::TensorInfo* o = f.find_tensor(name + ".offsets");
-  EXPECT_TRUE(t != nullptr && o != nullptr) << name;
-  kernels::Matrix m;
-  m.data = t->data;
-  m.type = t->type;
-  m.cols = static_cast<int64_t>(t->dims[0]);
-  m.rows = static_cast<int64_t>(t->dims[1]);
-  m.row_bytes = t->n_bytes / t->dims[1];
-  m.offsets = reinterpret_cast<const float*>(o->data);
-  m.offset_group = m.cols / static_cast<int64_t>(o->dims[0]);
-  return m;
-}
-
 // Every element of the converted matrices equals scale * q + bias as the
 // writer stored them (q, BF16 scale and bias read back from the folder),
 // but for the one f32 rounding of the offset; llama's Q/K rows land
@@ -69,7 +54,10 @@ TEST(Mlx, DequantizedWeightsEqualTheWritersQuantization) {
         MlxMatrix mm{st->find(std::string(hf) + ".weight"), st->find(std::string(hf) + ".scales"),
                      st->find(std::string(hf) + ".biases"), {bits, group}};
         ASSERT_TRUE(check_mlx_matrix(&mm).ok()) << hf;
-        const kernels::Matrix m = matrix_of(*folder, gg);
+        const gguf::TensorInfo* info = folder->find_tensor(gg);
+        ASSERT_NE(info, nullptr);
+        const kernels::Matrix m = matrix_view(*folder, *info);
+        ASSERT_NE(m.offsets, nullptr);
         ASSERT_EQ(m.rows, mm.rows);
         ASSERT_EQ(m.type, bits == 4 ? gguf::TensorType::Q4_0 : gguf::TensorType::Q8_0);
         std::vector<float> row(static_cast<size_t>(m.cols));

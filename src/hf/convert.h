@@ -1,0 +1,32 @@
+// tandem convert: any model tandem loads (a GGUF file, a Hugging Face or
+// MLX folder) written as a GGUF file other tools read too, optionally
+// requantized; or as a Hugging Face / MLX folder (folder_writer.h).
+#pragma once
+
+#include "core/status.h"
+#include "gguf/reader.h"
+#include "kernels/matmul.h"
+
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace tandem::hf {
+
+struct GgufConvertOptions {
+  // The matrices' type; nullopt keeps each as it is, except MLX matrices
+  // (block format + group offsets, which GGUF readers do not know): those
+  // become Q8_0. Rows that are not whole blocks of the type fall back
+  // (gguf::fit_type). Norms, biases and routers stay as they are.
+  std::optional<gguf::TensorType> type;
+  std::function<void(size_t done, size_t total, const std::string& tensor)> progress;
+};
+
+// The 2-D tensor T of F as a matrix, with its group offsets when F has
+// "<name>.offsets" (an MLX-quantized folder).
+kernels::Matrix matrix_view(const gguf::GgufFile& f, const gguf::TensorInfo& t);
+
+// Writes SRC to PATH (atomically). Returns how many matrices were requantized.
+Result<size_t> convert_to_gguf(const gguf::GgufFile& src, const std::string& path, const GgufConvertOptions& options);
+
+}  // namespace tandem::hf
