@@ -21,9 +21,11 @@ kernels::Matrix matrix_view(const gguf::GgufFile& f, const gguf::TensorInfo& t) 
   m.cols = static_cast<int64_t>(t.dims[0]);
   m.rows = static_cast<int64_t>(t.n_elements / t.dims[0]);
   m.row_bytes = static_cast<size_t>(t.n_bytes / static_cast<uint64_t>(m.rows));
-  if (const gguf::TensorInfo* o = f.find_tensor(t.name + ".offsets"); o != nullptr && !o->dims.empty() && o->dims[0] > 0) {
+  const gguf::TensorInfo* o = f.find_tensor(t.name + ".offsets");
+  if (o != nullptr && o->dims.size() == 2 && o->dims[1] > 0) {
     m.offsets = reinterpret_cast<const float*>(o->data);
-    m.offset_group = m.cols / static_cast<int64_t>(o->dims[0]);
+    m.offset_group = m.cols / static_cast<int64_t>(o->dims[1]);
+    m.offset_stride = static_cast<int64_t>(o->dims[0]);
   }
   return m;
 }

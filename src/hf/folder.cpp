@@ -142,7 +142,8 @@ struct MlxStats {
 };
 
 // An MLX-quantized matrix (mlx.h) as a Q4_0/Q8_0 tensor and its offsets
-// tensor ("<name>.offsets", F32 [in / group, out]), rows interleaved as M says.
+// tensor ("<name>.offsets", F32 GGML dims [out, in / group]: group-major),
+// rows interleaved as M says.
 Result<std::vector<Planned>> plan_mlx(const TensorSet& set, const TensorMap& m, const json& cfg, MlxStats* stats) {
   const std::string suffix = ".weight";
   if (!m.hf.ends_with(suffix) || m.transform == Transform::kAddOne) {
@@ -181,11 +182,11 @@ Result<std::vector<Planned>> plan_mlx(const TensorSet& set, const TensorMap& m, 
     for (int64_t r = 0; r < mm.rows; ++r) {
       const int64_t to = dest(r);
       stats->inexact_scales +=
-          mlx_convert_row(mm, r, o + static_cast<size_t>(to) * row_bytes, offsets->data() + to * groups);
+          mlx_convert_row(mm, r, o + static_cast<size_t>(to) * row_bytes, offsets->data() + to, mm.rows);
     }
   };
   out[1].source = {m.gguf + ".offsets", gguf::TensorType::F32,
-                   {static_cast<uint64_t>(groups), static_cast<uint64_t>(mm.rows)}, {}};
+                   {static_cast<uint64_t>(mm.rows), static_cast<uint64_t>(groups)}, {}};
   out[1].bytes = offsets_bytes(mm.rows, groups);
   out[1].fill = [offsets](uint8_t* o) {
     std::memcpy(o, offsets->data(), offsets->size() * sizeof(float));
@@ -306,6 +307,26 @@ Result<FolderModel> read_folder(const std::string& dir) {
     plan.push_back(std::move(p));
   }
 
+  // A file kept only for a few views (an MLX folder's norms) is not kept:
+  // those views are copied, and the packed codes are not held or paged in.
+  std::vector<size_t> view_bytes(set.files().size(), 0);
+  auto file_of = [&](std::span<const uint8_t> data) {
+    for (size_t f = 0; f < set.files().size(); ++f) {
+      const auto bytes = set.files()[f].mapping().bytes();
+      if (data.data() >= bytes.data() && data.data() < bytes.data() + bytes.size()) return f;
+    }
+    return set.files().size();
+  };
+  for (const auto& p : plan)
+    if (!p.fill) view_bytes[file_of(p.source.data)] += p.source.data.size();
+  std::vector<bool> keep(set.files().size());
+  for (size_t f = 0; f < keep.size(); ++f) keep[f] = view_bytes[f] * 10 >= set.files()[f].mapping().size();
+  for (auto& p : plan) {
+    if (p.fill || keep[file_of(p.source.data)]) continue;
+    p.bytes = p.source.data.size();
+    p.fill = [data = p.source.data](uint8_t* o) { std::memcpy(o, data.data(), data.size()); };
+  }
+
   // One buffer for every converted tensor, each at a 64-byte boundary.
   size_t total = 0;
   for (const auto& p : plan) total += (p.bytes + 63) / 64 * 64;
@@ -331,7 +352,8 @@ Result<FolderModel> read_folder(const std::string& dir) {
     out.summary += fmt::format("; {} MLX matrices ({}) as Q4_0/Q8_0 + group offsets", mlx.matrices, kinds);
     if (mlx.inexact_scales > 0) out.summary += fmt::format(", {} scales rounded to F16", mlx.inexact_scales);
   }
-  for (auto& f : set.files()) out.storage.files.push_back(std::move(f.mapping()));
+  for (size_t f = 0; f < keep.size(); ++f)
+    if (keep[f]) out.storage.files.push_back(std::move(set.files()[f].mapping()));
   if (buffer) out.storage.buffers.push_back(std::move(buffer));
   return out;
 }

@@ -13,15 +13,6 @@ using json = nlohmann::json;
 
 bool is_float(Dtype d) { return d == Dtype::kF32 || d == Dtype::kF16 || d == Dtype::kBF16; }
 
-// Code I of row R.
-uint32_t code(const MlxMatrix& m, int64_t r, int64_t i) {
-  const int per_word = 32 / m.quant.bits;
-  const int64_t words = m.cols / per_word;
-  uint32_t word;
-  std::memcpy(&word, m.weight->data.data() + 4 * (r * words + i / per_word), 4);
-  return (word >> ((i % per_word) * m.quant.bits)) & ((1u << m.quant.bits) - 1);
-}
-
 }  // namespace
 
 Result<MlxQuant> mlx_quant_of(const json& cfg, const std::string& module) {
@@ -78,30 +69,34 @@ Status check_mlx_matrix(MlxMatrix* m) {
 
 gguf::TensorType mlx_block_type(const MlxQuant& q) { return q.bits == 4 ? gguf::TensorType::Q4_0 : gguf::TensorType::Q8_0; }
 
-int64_t mlx_convert_row(const MlxMatrix& m, int64_t r, uint8_t* blocks, float* offsets) {
+int64_t mlx_convert_row(const MlxMatrix& m, int64_t r, uint8_t* blocks, float* offsets, int64_t stride) {
   const int64_t groups = m.cols / m.quant.group;
-  const int shift = m.quant.bits == 4 ? 8 : 128;
-  const size_t block_bytes = m.quant.bits == 4 ? 18 : 34;
+  const bool eight = m.quant.bits == 8;
+  const size_t block_bytes = eight ? 34 : 18, packed_block = eight ? 32 : 16;  // bytes of 32 codes
+  // The packed row: byte k holds code k (8-bit), or codes 2k (low nibble) and 2k + 1 (4-bit).
+  const uint8_t* packed = m.weight->data.data() + static_cast<size_t>(r) * static_cast<size_t>(m.cols / 32) * packed_block;
   int64_t inexact = 0;
   for (int64_t g = 0; g < groups; ++g) {
     const float scale = element_f32(*m.scales, static_cast<uint64_t>(r * groups + g));
     const float bias = element_f32(*m.biases, static_cast<uint64_t>(r * groups + g));
-    offsets[g] = bias + static_cast<float>(shift) * scale;
+    offsets[g * stride] = bias + (eight ? 128.0f : 8.0f) * scale;
     const uint16_t d = f32_to_f16(scale);
     inexact += f16_to_f32(d) != scale;
     for (int64_t b = g * m.quant.group / 32; b < (g + 1) * m.quant.group / 32; ++b) {
       uint8_t* block = blocks + static_cast<size_t>(b) * block_bytes;
+      const uint8_t* in = packed + static_cast<size_t>(b) * packed_block;
       std::memcpy(block, &d, 2);
-      for (int64_t j = 0; j < 32; ++j) {
-        const uint32_t q = code(m, r, b * 32 + j);
-        if (m.quant.bits == 8) {
-          block[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(static_cast<int>(q) - 128));
-        } else if (j < 16) {
-          block[2 + j] = static_cast<uint8_t>(q);  // element j: low nibble of byte j
-        } else {
-          block[2 + j - 16] |= static_cast<uint8_t>(q << 4);  // element j + 16: high nibble
-        }
+      if (eight) {
+        for (int j = 0; j < 32; ++j) block[2 + j] = in[j] ^ 0x80;  // q - 128 as int8
+        continue;
       }
+      uint8_t codes[32];
+      for (int k = 0; k < 16; ++k) {
+        codes[2 * k] = in[k] & 0x0f;
+        codes[2 * k + 1] = in[k] >> 4;
+      }
+      // Q4_0: element j in the low nibble of byte j, element j + 16 in its high nibble.
+      for (int j = 0; j < 16; ++j) block[2 + j] = static_cast<uint8_t>(codes[j] | (codes[j + 16] << 4));
     }
   }
   return inexact;

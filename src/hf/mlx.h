@@ -53,8 +53,9 @@ Status check_mlx_matrix(MlxMatrix* m);
 gguf::TensorType mlx_block_type(const MlxQuant& q);  // Q4_0 or Q8_0
 
 // Row R of M as a row of mlx_block_type() blocks (BLOCKS) and its
-// cols / group offsets (OFFSETS). Returns the scales not exact in F16.
-int64_t mlx_convert_row(const MlxMatrix& m, int64_t r, uint8_t* blocks, float* offsets);
+// cols / group offsets (OFFSETS[g * STRIDE], group-major as
+// kernels::Matrix::offsets). Returns the scales not exact in F16.
+int64_t mlx_convert_row(const MlxMatrix& m, int64_t r, uint8_t* blocks, float* offsets, int64_t stride);
 
 // The writer's side (tests, tandem's own MLX folders): quantizes COLS
 // floats W as mlx-lm does (per group: scale (max - min) / (2^bits - 1) and

@@ -32,11 +32,12 @@ struct Matrix {
   int64_t cols = 0;  // K (a multiple of the type's block size)
   size_t row_bytes = 0;
   // Affine weights (MLX-quantized folders, hf/mlx.h): element [n, k] is the
-  // block format's value plus offsets[n * (K / offset_group) + k /
-  // offset_group]. matmul() adds offsets . (sums of X over each group), in
-  // f32 from X itself. Null: none.
+  // block format's value plus offsets[(k / offset_group) * offset_stride + n]
+  // (group-major, so the term vectorizes over n). matmul() adds
+  // offsets . (sums of X over each group), in f32 from X itself. Null: none.
   const float* offsets = nullptr;
   int64_t offset_group = 0;
+  int64_t offset_stride = 0;  // rows of the whole matrix
 };
 
 // Row N of W as f32 (offsets included).

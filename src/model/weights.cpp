@@ -36,17 +36,18 @@ class Loader {
   }
 
   // The per-group offsets of an affine matrix (kernels::Matrix::offsets),
-  // if the model has them: F32 [IN / group, OUT].
+  // if the model has them: F32, GGML dims [OUT, IN / group].
   Status offsets(const std::string& name, int64_t in, int64_t out, kernels::Matrix* m) {
     const gguf::TensorInfo* t = f_.find_tensor(name);
     if (t == nullptr) return {};
-    const uint64_t groups = t->dims.empty() ? 0 : t->dims[0];
-    if (t->type != gguf::TensorType::F32 || t->dims.size() != 2 || groups == 0 ||
-        static_cast<uint64_t>(in) % groups != 0 || t->dims[1] != static_cast<uint64_t>(out)) {
-      return Status::errorf("tensor {} is not F32 [{} / group, {}]", name, in, out);
+    const uint64_t groups = t->dims.size() == 2 ? t->dims[1] : 0;
+    if (t->type != gguf::TensorType::F32 || groups == 0 || static_cast<uint64_t>(in) % groups != 0 ||
+        t->dims[0] != static_cast<uint64_t>(out)) {
+      return Status::errorf("tensor {} is not F32 [{}, {} / group]", name, out, in);
     }
     m->offsets = reinterpret_cast<const float*>(t->data);
     m->offset_group = in / static_cast<int64_t>(groups);
+    m->offset_stride = out;
     return {};
   }
 

@@ -346,8 +346,9 @@ TEST(Matmul, AffineOffsetsAddTheirGroupTerm) {
       std::vector<float> offsets(static_cast<size_t>(n * groups));
       for (auto& o : offsets) o = dist(rng);
       Matrix affine = w.m;
-      affine.offsets = offsets.data();
+      affine.offsets = offsets.data();  // group-major: [group][n]
       affine.offset_group = group;
+      affine.offset_stride = n;
       const int64_t m = 9;
       const auto x = make_acts(m, k, 33);
       MatmulScratch scratch;
@@ -359,8 +360,8 @@ TEST(Matmul, AffineOffsetsAddTheirGroupTerm) {
         for (int64_t j = 0; j < n; ++j) {
           double term = 0, scale = 0;
           for (int64_t e = 0; e < k; ++e) {
-            term += static_cast<double>(x[i * k + e]) * offsets[j * groups + e / group];
-            scale += std::fabs(x[i * k + e] * offsets[j * groups + e / group]);
+            term += static_cast<double>(x[i * k + e]) * offsets[e / group * n + j];
+            scale += std::fabs(x[i * k + e] * offsets[e / group * n + j]);
           }
           ASSERT_NEAR(y[i * n + j], plain[i * n + j] + term, 1e-5 * (scale + std::fabs(plain[i * n + j])) + 1e-7)
               << name_of(type) << " group " << group << " m=" << i << " n=" << j;
@@ -371,7 +372,7 @@ TEST(Matmul, AffineOffsetsAddTheirGroupTerm) {
       matmul_reference(affine, x.data(), m, k, ref.data(), n);
       matmul_reference(w.m, x.data(), m, k, ref_plain.data(), n);
       dequantize_row(affine, 3, row.data());
-      EXPECT_FLOAT_EQ(row[5], w.deq[3 * k + 5] + offsets[3 * groups + 5 / group]);
+      EXPECT_FLOAT_EQ(row[5], w.deq[3 * k + 5] + offsets[5 / group * n + 3]);
       for (size_t i = 0; i < y.size(); ++i)
         ASSERT_NEAR(ref[i] - ref_plain[i], y[i] - plain[i], 1e-4 * (std::fabs(ref[i]) + 1)) << i;
       // Row 4 alone, with one thread: the same bits.
