@@ -125,6 +125,7 @@ int run_inspect(const std::string& path, bool as_json, bool all_metadata) {
   fmt::print("file          {} ({}, {})\n", path, f.assembled() ? "Hugging Face folder" : fmt::format("GGUF v{}", f.version()), human_bytes(f.file_size()));
   fmt::print("architecture  {}\n", arch.empty() ? "(none)" : arch);
   if (auto name = f.get_string("general.name")) fmt::print("name          {}\n", *name);
+  if (auto source = f.get_string(hf::kSourceKey)) fmt::print("weights       {}\n", *source);
   fmt::print("\nhyperparameters\n");
   for (const auto& [k, v] : hyperparameters(f, arch)) fmt::print("  {:<36} {}\n", k, v->describe());
   fmt::print("\ntokenizer\n");

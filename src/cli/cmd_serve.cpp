@@ -4,6 +4,7 @@
 #include "engine/engine.h"
 #include "engine/model_options.h"
 #include "engine/memory_budget.h"
+#include "hf/folder.h"
 #include "kernels/attention.h"
 #include "kernels/kv_type.h"
 #include "kernels/matmul.h"
@@ -292,6 +293,7 @@ void print_banner(const ServeOptions& o, model::Model& m, const server::Service&
   const std::string url = fmt::format("http://{}:{}", o.host == "0.0.0.0" ? "127.0.0.1" : o.host, port);
   say(fmt::format("serving {} ({}, {} layers, context {}) at {}", service.options().model_name, c.arch_name, c.n_layers,
                   c.ctx, url));
+  if (auto source = m.file().get_string(hf::kSourceKey)) say("weights: " + *source);
   say(fmt::format("compute: {} threads, {}", m.pool().size(), kernels::compute_path_summary()));
   const kv::KvShape kv_shape = m.kv_shape(o.engine.kv_type, o.engine.block_tokens);
   say(fmt::format(

@@ -2,6 +2,7 @@
 
 #include "gguf/quant.h"
 #include "gguf/writer.h"
+#include "hf/folder.h"
 #include "kernels/matmul.h"
 
 namespace tandem::hf {
@@ -34,7 +35,8 @@ Result<size_t> convert_to_gguf(const gguf::GgufFile& src, const std::string& pat
   gguf::GgufWriter w;
   for (const auto& kv : src.metadata()) {
     // general.file_type would name the old type once matrices are requantized.
-    if (kv.key != "general.alignment" && !(o.type && kv.key == "general.file_type")) w.set(kv.key, kv.value);
+    if (kv.key == "general.alignment" || kv.key == kSourceKey || (o.type && kv.key == "general.file_type")) continue;
+    w.set(kv.key, kv.value);
   }
   size_t requantized = 0, done = 0, total = 0;
   for (const auto& t : src.tensors()) total += !t.name.ends_with(".offsets");

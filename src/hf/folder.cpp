@@ -354,6 +354,7 @@ Result<FolderModel> read_folder(const std::string& dir) {
   }
   for (size_t f = 0; f < keep.size(); ++f)
     if (keep[f]) out.storage.files.push_back(std::move(set.files()[f].mapping()));
+  out.metadata.emplace_back(kSourceKey, gguf::Value::string(out.summary));
   if (buffer) out.storage.buffers.push_back(std::move(buffer));
   return out;
 }

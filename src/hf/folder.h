@@ -34,6 +34,10 @@ struct FolderModel {
   std::string summary;  // "llama, 2 layers, F32 safetensors (1 file)"
 };
 
+// Metadata key of an assembled folder holding FolderModel::summary (shown
+// by serve and inspect; convert does not copy it).
+inline constexpr const char* kSourceKey = "tandem.source";
+
 // True when PATH is a directory (a model folder or not: read_folder says why not).
 bool is_folder(const std::string& path);
 
