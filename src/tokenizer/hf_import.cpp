@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <map>
 #include <unordered_map>
 
@@ -247,6 +248,12 @@ Result<Metadata> import_hf_tokenizer(const std::string& dir, const HfImportOptio
   auto cfg = read_file(dir + "/tokenizer_config.json");
   auto md = import_hf_tokenizer_json(*tok, cfg.ok() ? *cfg : std::string(), options);
   if (!md) return md.status().with_context(dir);
+  // Newer folders keep the template in its own file (transformers >= 4.43).
+  const bool has_template = std::any_of(md->begin(), md->end(), [](const auto& kv) {
+    return kv.first == "tokenizer.chat_template";
+  });
+  if (auto jinja = read_file(dir + "/chat_template.jinja"); !has_template && jinja.ok())
+    md->emplace_back("tokenizer.chat_template", gguf::Value::string(*jinja));
   return md;
 }
 

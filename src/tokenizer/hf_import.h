@@ -28,7 +28,8 @@ struct HfImportOptions {
 
 using Metadata = std::vector<std::pair<std::string, gguf::Value>>;
 
-// Reads DIR/tokenizer.json and DIR/tokenizer_config.json.
+// Reads DIR/tokenizer.json and DIR/tokenizer_config.json (optional), and
+// DIR/chat_template.jinja when the config has no chat template.
 Result<Metadata> import_hf_tokenizer(const std::string& dir, const HfImportOptions& options = {});
 
 // The same from JSON texts (for tests).

@@ -76,6 +76,16 @@ TEST(HfFolder, StoryGoldenWithF16KvUpToTheFirstSmallMargin) {
   }
 }
 
+TEST(HfFolder, ChatTemplateFromItsOwnFile) {
+  const std::string dir = copy_without_weights("hf_template");
+  fs::copy_file(tandem::test::data_path(kStory + "/model.safetensors"), dir + "/model.safetensors");
+  write_text(dir + "/chat_template.jinja", "{% for m in messages %}{{ m.content }}{% endfor %}");
+  auto file = open_model(dir);
+  ASSERT_TRUE(file.ok()) << file.message();
+  EXPECT_EQ(file->get_string("tokenizer.chat_template"), "{% for m in messages %}{{ m.content }}{% endfor %}");
+  EXPECT_NE(file->get_string("tandem.source").value_or("").find("F32 safetensors (1 file)"), std::string::npos);
+}
+
 TEST(HfFolder, UnknownCharactersFuseIntoOneUnk) {
   auto file = open_model(tandem::test::data_path(kStory));
   ASSERT_TRUE(file.ok()) << file.message();
