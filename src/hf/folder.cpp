@@ -150,6 +150,7 @@ Result<std::vector<Planned>> plan_mlx(const TensorSet& set, const TensorMap& m, 
     return Status::errorf("tensor '{}' is U32: only the weights of linear layers and embeddings may be quantized", m.hf);
   }
   const std::string module = m.hf.substr(0, m.hf.size() - suffix.size());
+  if (set.find(m.hf)->shape.size() != 2) return Status::errorf("tensor '{}': MLX-quantized experts are not supported yet", m.hf);
   auto quant = mlx_quant_of(cfg, module);
   if (!quant) return quant.status();
   if (quant->bits == 0) return Status::errorf("tensor '{}' is U32 but config.json has no quantization for it", m.hf);
@@ -196,8 +197,37 @@ Result<std::vector<Planned>> plan_mlx(const TensorSet& set, const TensorMap& m, 
   return out;
 }
 
+// Experts stored apart (M.stacked), copied one after the other into the
+// 3-D tensor GGUF holds.
+Result<std::vector<Planned>> plan_stacked(const TensorSet& set, const TensorMap& m) {
+  std::vector<const StTensor*> parts;
+  for (const auto& name : m.stacked) {
+    const StTensor* t = set.find(name);
+    if (t == nullptr) return Status::errorf("tensor '{}' is missing", name);
+    if (t->dtype == Dtype::kU32) return Status::errorf("tensor '{}': MLX-quantized experts are not supported yet", name);
+    if (!parts.empty() && (t->dtype != parts[0]->dtype || t->shape != parts[0]->shape)) {
+      return Status::errorf("tensor '{}' is {} {}, unlike '{}' ({} {})", name, dtype_name(t->dtype), t->shape_string(),
+                            parts[0]->name, dtype_name(parts[0]->dtype), parts[0]->shape_string());
+    }
+    parts.push_back(t);
+  }
+  auto type = float_type(*parts[0]);
+  if (!type) return type.status();
+  Planned p;
+  p.source = {m.gguf, *type, ggml_dims(parts[0]->shape), {}};
+  p.source.dims.push_back(parts.size());
+  p.bytes = parts[0]->data.size() * parts.size();
+  p.fill = [parts](uint8_t* out) {
+    for (const StTensor* t : parts) out = std::copy(t->data.begin(), t->data.end(), out);
+  };
+  std::vector<Planned> out;
+  out.push_back(std::move(p));
+  return out;
+}
+
 // The plan of one tensor: M.hf as M.gguf, transformed as M says.
 Result<std::vector<Planned>> plan_tensor(const TensorSet& set, const TensorMap& m, const json& cfg, MlxStats* stats) {
+  if (!m.stacked.empty()) return plan_stacked(set, m);
   const StTensor* t = set.find(m.hf);
   if (t->dtype == Dtype::kU32) return plan_mlx(set, m, cfg, stats);
   Planned p;

@@ -28,8 +28,10 @@ using json = nlohmann::json;
 Result<json> config_of(const gguf::GgufFile& src, const FolderWriteOptions& o) {
   const std::string a = src.get_string("general.architecture").value_or("");
   const std::map<std::string, std::string> types = {
-      {"llama", "llama"}, {"qwen2", "qwen2"}, {"qwen3", "qwen3"}, {"gemma3", "gemma3_text"}};
-  if (!types.contains(a)) return Status::errorf("the folder writer handles llama, qwen2, qwen3 and gemma3, not '{}'", a);
+      {"llama", "llama"}, {"qwen2", "qwen2"}, {"qwen3", "qwen3"}, {"qwen3moe", "qwen3_moe"}, {"gemma3", "gemma3_text"}};
+  if (!types.contains(a)) {
+    return Status::errorf("the folder writer handles llama, qwen2, qwen3, qwen3moe and gemma3, not '{}'", a);
+  }
   if (src.find_tensor("rope_freqs.weight")) return Status::error("the folder writer does not write llama 3 rope scaling");
   auto u = [&](const std::string& key) { return src.get_uint(a + "." + key).value_or(0); };
   json c;
@@ -45,6 +47,12 @@ Result<json> config_of(const gguf::GgufFile& src, const FolderWriteOptions& o) {
   c["rope_theta"] = src.get_float(a + ".rope.freq_base").value_or(10000.0);
   c["tie_word_embeddings"] = src.find_tensor("output.weight") == nullptr;
   if (auto w = src.get_uint(a + ".attention.sliding_window")) c["sliding_window"] = *w;
+  if (a == "qwen3moe") {
+    c["num_experts"] = u("expert_count");
+    c["num_experts_per_tok"] = u("expert_used_count");
+    c["moe_intermediate_size"] = u("expert_feed_forward_length");
+    c["norm_topk_prob"] = true;
+  }
   if (src.get_string(a + ".rope.scaling.type").value_or("") == "linear") {
     c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", src.get_float(a + ".rope.scaling.factor").value_or(1)}};
   }
@@ -145,6 +153,17 @@ std::vector<uint8_t> as_bytes(const std::vector<T>& v) {
 Status convert_tensor(const gguf::GgufFile& src, const TensorMap& m, const FolderWriteOptions& o, std::vector<Out>* out) {
   const gguf::TensorInfo* t = src.find_tensor(m.gguf);
   if (t == nullptr) return Status::errorf("tensor {} is missing", m.gguf);
+  if (!m.stacked.empty()) {  // experts: one HF tensor each, as floats
+    std::vector<float> all(t->n_elements);
+    TANDEM_RETURN_IF_ERROR(gguf::dequantize(t->type, t->data, all.data(), static_cast<int64_t>(all.size())));
+    const size_t per = all.size() / m.stacked.size();
+    for (size_t e = 0; e < m.stacked.size(); ++e) {
+      std::vector<float> part(all.begin() + static_cast<ptrdiff_t>(e * per),
+                              all.begin() + static_cast<ptrdiff_t>((e + 1) * per));
+      out->push_back({m.stacked[e], Dtype::kF32, {t->dims[1], t->dims[0]}, as_bytes(part)});
+    }
+    return {};
+  }
   std::vector<float> v(t->n_elements);
   const std::vector<uint64_t> shape(t->dims.rbegin(), t->dims.rend());
   if (shape.size() == 2) {  // (with an MLX folder's group offsets)

@@ -100,9 +100,11 @@ Result<ArchPlan> read_hf_config(const json& root, const std::function<bool(const
     plan.name = model_type;
   } else if (model_type == "gemma3_text") {
     plan.name = "gemma3";
+  } else if (model_type == "qwen3_moe") {
+    plan.name = "qwen3moe";
   } else {
     return Status::errorf("model_type '{}' is not supported from a folder (supported: llama, mistral, qwen2, qwen3, "
-                          "gemma3)",
+                          "qwen3_moe, gemma3; convert others to GGUF with llama.cpp)",
                           model_type);
   }
   Shape s;
@@ -128,6 +130,20 @@ Result<ArchPlan> read_hf_config(const json& root, const std::function<bool(const
   if (gemma && cfg.contains("sliding_window") && cfg["sliding_window"].is_number_unsigned())
     md.emplace_back(a + ".attention.sliding_window", u32(cfg["sliding_window"].get<int64_t>()));
   TANDEM_RETURN_IF_ERROR(read_rope_scaling(cfg, a, s, base, &plan));
+  int64_t experts = 0, experts_used = 0, expert_ffn = 0;
+  if (a == "qwen3moe") {
+    TANDEM_RETURN_IF_ERROR(positive(cfg, "num_experts", &experts));
+    TANDEM_RETURN_IF_ERROR(positive(cfg, "num_experts_per_tok", &experts_used));
+    TANDEM_RETURN_IF_ERROR(positive(cfg, "moe_intermediate_size", &expert_ffn));
+    // Every layer a mixture, routed weights renormalized: what tandem's qwen3moe runs.
+    if (cfg.contains("mlp_only_layers") && cfg["mlp_only_layers"].is_array() && !cfg["mlp_only_layers"].empty())
+      return Status::error("mlp_only_layers (dense layers among the experts) is not supported");
+    if (cfg.value("decoder_sparse_step", 1) != 1) return Status::error("decoder_sparse_step other than 1 is not supported");
+    if (!cfg.value("norm_topk_prob", true)) return Status::error("norm_topk_prob false is not supported");
+    md.emplace_back(a + ".expert_count", u32(experts));
+    md.emplace_back(a + ".expert_used_count", u32(experts_used));
+    md.emplace_back(a + ".expert_feed_forward_length", u32(expert_ffn));
+  }
 
   // Where the language model's tensors live.
   std::string prefix = "model.";
@@ -159,7 +175,7 @@ Result<ArchPlan> read_hf_config(const json& root, const std::function<bool(const
       for (const char* x : {"q", "k", "v"})
         t.push_back({fmt::format("{}self_attn.{}_proj.bias", p, x), fmt::format("{}attn_{}.bias", g, x)});
     }
-    if (a == "qwen3" || gemma) {
+    if (a == "qwen3" || a == "qwen3moe" || gemma) {
       t.push_back({p + "self_attn.q_norm.weight", g + "attn_q_norm.weight", norm});
       t.push_back({p + "self_attn.k_norm.weight", g + "attn_k_norm.weight", norm});
     }
@@ -169,6 +185,22 @@ Result<ArchPlan> read_hf_config(const json& root, const std::function<bool(const
       t.push_back({p + "post_feedforward_layernorm.weight", g + "post_ffw_norm.weight", norm});
     } else {
       t.push_back({p + "post_attention_layernorm.weight", g + "ffn_norm.weight"});
+    }
+    if (experts > 0) {
+      t.push_back({p + "mlp.gate.weight", g + "ffn_gate_inp.weight"});
+      // mlx-lm saves the experts already stacked, [experts, out, in].
+      if (has_tensor(p + "mlp.switch_mlp.gate_proj.weight")) {
+        for (const char* x : {"gate", "up", "down"})
+          t.push_back({fmt::format("{}mlp.switch_mlp.{}_proj.weight", p, x), fmt::format("{}ffn_{}_exps.weight", g, x)});
+        continue;
+      }
+      for (const char* x : {"gate", "up", "down"}) {
+        TensorMap m{"", fmt::format("{}ffn_{}_exps.weight", g, x)};
+        for (int64_t e = 0; e < experts; ++e) m.stacked.push_back(fmt::format("{}mlp.experts.{}.{}_proj.weight", p, e, x));
+        m.hf = m.stacked[0];
+        t.push_back(std::move(m));
+      }
+      continue;
     }
     t.push_back({p + "mlp.gate_proj.weight", g + "ffn_gate.weight"});
     t.push_back({p + "mlp.up_proj.weight", g + "ffn_up.weight"});

@@ -28,6 +28,9 @@ struct TensorMap {
   Transform transform = Transform::kNone;
   int heads = 0;  // kInterleaveHeads
   bool optional = false;
+  // Mixture of experts: HF stores each expert's matrix apart (HF is the
+  // first of them); GGUF stacks them in this order into one 3-D tensor.
+  std::vector<std::string> stacked;
 };
 
 // A tensor GGUF holds that HF computes from config.json (llama 3 rope factors).
@@ -44,8 +47,8 @@ struct ArchPlan {
   std::vector<ComputedTensor> computed;
 };
 
-// Supported model_type values: llama, mistral, qwen2, qwen3, gemma3_text
-// (and gemma3 with a text_config). HAS_TENSOR tells which optional tensors
+// Supported model_type values: llama, mistral, qwen2, qwen3, qwen3_moe,
+// gemma3_text (and gemma3 with a text_config). HAS_TENSOR tells which optional tensors
 // the folder stores (an untied output, biases) and the name prefix in use.
 Result<ArchPlan> read_hf_config(const nlohmann::json& cfg, const std::function<bool(const std::string&)>& has_tensor);
 

@@ -1,7 +1,8 @@
 // tandem's own folder writer and the loader are inverses: the tiny golden
 // models written as Hugging Face folders (F32, one file or shards) load
 // back to the same greedy ids as their references (llama's Q/K rows go out
-// half-split and come back interleaved, gemma3's norms lose and regain 1).
+// half-split and come back interleaved, gemma3's norms lose and regain 1,
+// qwen3moe's experts go out one tensor each and come back stacked).
 #include "hf/folder.h"
 #include "hf/folder_writer.h"
 #include "model/model_test_util.h"
@@ -57,17 +58,18 @@ INSTANTIATE_TEST_SUITE_P(Models, FolderRoundTrip,
                          ::testing::Values(Golden{"stories260K.gguf", "stories260K_greedy.json", 1},
                                            Golden{"qwen2-tiny-random.gguf", "qwen2_tiny_greedy.json", 2},
                                            Golden{"qwen3-tiny-random.gguf", "qwen3_tiny_greedy.json", 1},
-                                           Golden{"gemma3-tiny-random.gguf", "gemma3_tiny_greedy.json", 3}),
+                                           Golden{"gemma3-tiny-random.gguf", "gemma3_tiny_greedy.json", 3},
+                                           Golden{"qwen3moe-tiny-random.gguf", "qwen3moe_tiny_greedy.json", 2}),
                          [](const auto& info) {
                            std::string n = info.param.model;
                            return n.substr(0, n.find_first_of("-."));
                          });
 
 TEST(FolderWriter, RefusesArchitecturesItCannotWrite) {
-  auto src = gguf::GgufFile::open(data_path("qwen3moe-tiny-random.gguf"));
+  auto src = gguf::GgufFile::open(data_path("gptoss-tiny-random.gguf"));
   ASSERT_TRUE(src.ok());
-  const Status s = write_folder(*src, tandem::test::scratch_dir("hf_moe"), {});
-  EXPECT_NE(s.message().find("not 'qwen3moe'"), std::string::npos) << s.message();
+  const Status s = write_folder(*src, tandem::test::scratch_dir("hf_gptoss"), {});
+  EXPECT_NE(s.message().find("not 'gpt-oss'"), std::string::npos) << s.message();
 }
 
 }  // namespace
