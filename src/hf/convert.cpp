@@ -8,9 +8,10 @@
 namespace tandem::hf {
 namespace {
 
-// Matrices tandem computes with: 2-D "*.weight" tensors but routers.
+// Matrices tandem computes with: 2-D "*.weight" tensors but routers, and
+// the 3-D stacks of experts (requantized row by row).
 bool is_matrix(const gguf::TensorInfo& t) {
-  return t.dims.size() == 2 && t.name.ends_with(".weight") && t.name.find("ffn_gate_inp") == std::string::npos;
+  return t.dims.size() >= 2 && t.name.ends_with(".weight") && t.name.find("ffn_gate_inp") == std::string::npos;
 }
 
 }  // namespace
@@ -45,6 +46,7 @@ Result<size_t> convert_to_gguf(const gguf::GgufFile& src, const std::string& pat
     const gguf::TensorInfo* offsets = src.find_tensor(t.name + ".offsets");
     std::optional<gguf::TensorType> target;
     if (is_matrix(t) && (o.type || offsets)) target = gguf::fit_type(o.type.value_or(gguf::TensorType::Q8_0), t.dims[0]);
+    if (!is_matrix(t) && offsets) target = gguf::TensorType::F32;  // an MLX router: f32, as routers are in GGUF
     if (target && *target == t.type && offsets == nullptr) target.reset();
     if (!target) {
       TANDEM_RETURN_IF_ERROR(w.add_tensor(t.name, t.type, t.dims, [&](std::span<uint8_t> out) {

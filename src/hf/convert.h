@@ -22,8 +22,9 @@ struct GgufConvertOptions {
   std::function<void(size_t done, size_t total, const std::string& tensor)> progress;
 };
 
-// The 2-D tensor T of F as a matrix, with its group offsets when F has
-// "<name>.offsets" (an MLX-quantized folder).
+// Tensor T of F as a matrix of rows of dims[0] (a 3-D stack of experts: all
+// their rows), with its group offsets when F has "<name>.offsets" (an
+// MLX-quantized folder).
 kernels::Matrix matrix_view(const gguf::GgufFile& f, const gguf::TensorInfo& t);
 
 // Writes SRC to PATH (atomically). Returns how many matrices were requantized.

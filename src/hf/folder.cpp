@@ -142,15 +142,14 @@ struct MlxStats {
 };
 
 // An MLX-quantized matrix (mlx.h) as a Q4_0/Q8_0 tensor and its offsets
-// tensor ("<name>.offsets", F32 GGML dims [out, in / group]: group-major),
-// rows interleaved as M says.
+// tensor ("<name>.offsets", F32 GGML dims [rows, in / group]: group-major;
+// stacked experts count all their rows), rows interleaved as M says.
 Result<std::vector<Planned>> plan_mlx(const TensorSet& set, const TensorMap& m, const json& cfg, MlxStats* stats) {
   const std::string suffix = ".weight";
   if (!m.hf.ends_with(suffix) || m.transform == Transform::kAddOne) {
     return Status::errorf("tensor '{}' is U32: only the weights of linear layers and embeddings may be quantized", m.hf);
   }
   const std::string module = m.hf.substr(0, m.hf.size() - suffix.size());
-  if (set.find(m.hf)->shape.size() != 2) return Status::errorf("tensor '{}': MLX-quantized experts are not supported yet", m.hf);
   auto quant = mlx_quant_of(cfg, module);
   if (!quant) return quant.status();
   if (quant->bits == 0) return Status::errorf("tensor '{}' is U32 but config.json has no quantization for it", m.hf);
@@ -176,7 +175,9 @@ Result<std::vector<Planned>> plan_mlx(const TensorSet& set, const TensorMap& m, 
   // offsets' fill, which runs right after it.
   auto offsets = std::make_shared<std::vector<float>>();
   std::vector<Planned> out(2);
-  out[0].source = {m.gguf, type, {static_cast<uint64_t>(mm.cols), static_cast<uint64_t>(mm.rows)}, {}};
+  std::vector<uint64_t> dims = ggml_dims(mm.weight->shape);  // experts: [in, out, experts]
+  dims[0] = static_cast<uint64_t>(mm.cols);
+  out[0].source = {m.gguf, type, dims, {}};
   out[0].bytes = row_bytes * static_cast<size_t>(mm.rows);
   out[0].fill = [mm, dest, row_bytes, groups, offsets, stats](uint8_t* o) {
     offsets->assign(static_cast<size_t>(mm.rows * groups), 0.0f);

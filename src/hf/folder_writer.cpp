@@ -153,24 +153,26 @@ std::vector<uint8_t> as_bytes(const std::vector<T>& v) {
 Status convert_tensor(const gguf::GgufFile& src, const TensorMap& m, const FolderWriteOptions& o, std::vector<Out>* out) {
   const gguf::TensorInfo* t = src.find_tensor(m.gguf);
   if (t == nullptr) return Status::errorf("tensor {} is missing", m.gguf);
-  if (!m.stacked.empty()) {  // experts: one HF tensor each, as floats
-    std::vector<float> all(t->n_elements);
-    TANDEM_RETURN_IF_ERROR(gguf::dequantize(t->type, t->data, all.data(), static_cast<int64_t>(all.size())));
-    const size_t per = all.size() / m.stacked.size();
-    for (size_t e = 0; e < m.stacked.size(); ++e) {
-      std::vector<float> part(all.begin() + static_cast<ptrdiff_t>(e * per),
-                              all.begin() + static_cast<ptrdiff_t>((e + 1) * per));
-      out->push_back({m.stacked[e], Dtype::kF32, {t->dims[1], t->dims[0]}, as_bytes(part)});
-    }
-    return {};
-  }
   std::vector<float> v(t->n_elements);
-  const std::vector<uint64_t> shape(t->dims.rbegin(), t->dims.rend());
-  if (shape.size() == 2) {  // (with an MLX folder's group offsets)
+  std::vector<uint64_t> shape(t->dims.rbegin(), t->dims.rend());
+  if (shape.size() >= 2) {  // (with an MLX folder's group offsets)
     const kernels::Matrix mat = matrix_view(src, *t);
     for (int64_t r = 0; r < mat.rows; ++r) kernels::dequantize_row(mat, r, v.data() + r * mat.cols);
   } else {
     TANDEM_RETURN_IF_ERROR(gguf::dequantize(t->type, t->data, v.data(), static_cast<int64_t>(v.size())));
+  }
+  if (!m.stacked.empty() && o.mlx_bits == 0) {  // experts: one HF tensor each
+    const size_t per = v.size() / m.stacked.size();
+    for (size_t e = 0; e < m.stacked.size(); ++e) {
+      std::vector<float> part(v.begin() + static_cast<ptrdiff_t>(e * per), v.begin() + static_cast<ptrdiff_t>((e + 1) * per));
+      out->push_back({m.stacked[e], Dtype::kF32, {shape[1], shape[2]}, as_bytes(part)});
+    }
+    return {};
+  }
+  std::string hf_name = m.hf;
+  if (!m.stacked.empty()) {  // MLX: stacked as mlx-lm saves them, "mlp.experts.0.x" -> "mlp.switch_mlp.x"
+    const size_t at = hf_name.find("experts.0.");
+    hf_name.replace(at, std::string("experts.0.").size(), "switch_mlp.");
   }
   if (m.transform == Transform::kAddOne)
     for (float& x : v) x -= 1.0f;
@@ -183,9 +185,9 @@ Status convert_tensor(const gguf::GgufFile& src, const TensorMap& m, const Folde
     v.swap(hf);
   }
   // As mlx-lm: matrices whose rows are not whole groups stay unquantized.
-  if (o.mlx_bits > 0 && shape.size() == 2 && shape[1] % static_cast<uint64_t>(o.mlx_group) == 0) {
+  if (o.mlx_bits > 0 && shape.size() >= 2 && shape.back() % static_cast<uint64_t>(o.mlx_group) == 0) {
     const MlxQuant q{o.mlx_bits, o.mlx_group};
-    const uint64_t rows = shape[0], cols = shape[1];
+    const uint64_t cols = shape.back(), rows = v.size() / cols;
     const uint64_t words = cols * static_cast<uint64_t>(q.bits) / 32, groups = cols / static_cast<uint64_t>(q.group);
     std::vector<uint32_t> packed(rows * words);
     std::vector<uint16_t> scales(rows * groups), biases(rows * groups);
@@ -193,18 +195,23 @@ Status convert_tensor(const gguf::GgufFile& src, const TensorMap& m, const Folde
       mlx_quantize_row(v.data() + r * cols, static_cast<int64_t>(cols), q, packed.data() + r * words,
                        scales.data() + r * groups, biases.data() + r * groups);
     }
-    const std::string module = m.hf.substr(0, m.hf.size() - std::string(".weight").size());
-    out->push_back({m.hf, Dtype::kU32, {rows, words}, as_bytes(packed)});
-    out->push_back({module + ".scales", Dtype::kBF16, {rows, groups}, as_bytes(scales)});
-    out->push_back({module + ".biases", Dtype::kBF16, {rows, groups}, as_bytes(biases)});
+    const std::string module = hf_name.substr(0, hf_name.size() - std::string(".weight").size());
+    auto with_last = [&](uint64_t last) {
+      std::vector<uint64_t> s(shape.begin(), shape.end() - 1);
+      s.push_back(last);
+      return s;
+    };
+    out->push_back({hf_name, Dtype::kU32, with_last(words), as_bytes(packed)});
+    out->push_back({module + ".scales", Dtype::kBF16, with_last(groups), as_bytes(scales)});
+    out->push_back({module + ".biases", Dtype::kBF16, with_last(groups), as_bytes(biases)});
     return {};
   }
   if (o.floats == FolderWriteOptions::Floats::kF32) {
-    out->push_back({m.hf, Dtype::kF32, shape, as_bytes(v)});
+    out->push_back({hf_name, Dtype::kF32, shape, as_bytes(v)});
   } else {
     std::vector<uint16_t> b(v.size());
     for (size_t i = 0; i < v.size(); ++i) b[i] = f32_to_bf16(v[i]);
-    out->push_back({m.hf, Dtype::kBF16, shape, as_bytes(b)});
+    out->push_back({hf_name, Dtype::kBF16, shape, as_bytes(b)});
   }
   return {};
 }

@@ -49,19 +49,23 @@ Result<MlxQuant> mlx_quant_of(const json& cfg, const std::string& module) {
 
 Status check_mlx_matrix(MlxMatrix* m) {
   const StTensor& w = *m->weight;
-  if (w.dtype != Dtype::kU32 || w.shape.size() != 2) {
-    return Status::errorf("tensor '{}' is {} {}, not MLX-packed U32 [out, in * bits / 32]", w.name,
+  if (w.dtype != Dtype::kU32 || w.shape.size() < 2 || w.shape.size() > 3) {
+    return Status::errorf("tensor '{}' is {} {}, not MLX-packed U32 [(experts,) out, in * bits / 32]", w.name,
                           dtype_name(w.dtype), w.shape_string());
   }
   const int per_word = 32 / m->quant.bits;
-  m->rows = static_cast<int64_t>(w.shape[0]);
-  m->cols = static_cast<int64_t>(w.shape[1]) * per_word;
-  const std::vector<uint64_t> want{w.shape[0], static_cast<uint64_t>(m->cols / m->quant.group)};
+  m->rows = 1;
+  for (size_t d = 0; d + 1 < w.shape.size(); ++d) m->rows *= static_cast<int64_t>(w.shape[d]);
+  m->cols = static_cast<int64_t>(w.shape.back()) * per_word;
+  std::vector<uint64_t> want(w.shape.begin(), w.shape.end() - 1);
+  want.push_back(static_cast<uint64_t>(m->cols / m->quant.group));
   for (const StTensor* t : {m->scales, m->biases}) {
     if (!is_float(t->dtype) || t->shape != want || m->cols % m->quant.group != 0) {
-      return Status::errorf("tensor '{}' is {} {}: {}-bit groups of {} over {} need a float [{}, {}]", t->name,
-                            dtype_name(t->dtype), t->shape_string(), m->quant.bits, m->quant.group, w.name, want[0],
-                            want[1]);
+      StTensor shape_of_want;
+      shape_of_want.shape = want;
+      return Status::errorf("tensor '{}' is {} {}: {}-bit groups of {} over {} need a float {}", t->name,
+                            dtype_name(t->dtype), t->shape_string(), m->quant.bits, m->quant.group, w.name,
+                            shape_of_want.shape_string());
     }
   }
   return {};

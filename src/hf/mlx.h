@@ -38,13 +38,14 @@ struct MlxQuant {
 // default there; bits 0 when the folder is not quantized.
 Result<MlxQuant> mlx_quant_of(const nlohmann::json& cfg, const std::string& module);
 
-// A quantized matrix's three tensors.
+// A quantized matrix's three tensors (mlx-lm's stacked experts have a
+// leading experts dimension: their rows are all experts' rows in order).
 struct MlxMatrix {
   const StTensor* weight = nullptr;
   const StTensor* scales = nullptr;
   const StTensor* biases = nullptr;
   MlxQuant quant;
-  int64_t rows = 0, cols = 0;  // out, in
+  int64_t rows = 0, cols = 0;  // out (x experts), in
 };
 
 // Checks the three tensors against each other and Q; sets rows and cols.

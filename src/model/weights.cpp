@@ -63,9 +63,16 @@ class Loader {
       return Status::errorf("tensor {} has type {}, which tandem cannot compute with", name, gguf::type_name(t->type));
     }
     const uint64_t bytes = t->n_bytes / static_cast<uint64_t>(n);
+    kernels::Matrix all;  // every expert's rows, for their offsets
+    TANDEM_RETURN_IF_ERROR(offsets(name + ".offsets", in, out * n, &all));
     ms->resize(static_cast<size_t>(n));
     for (int64_t e = 0; e < n; ++e) {
       kernels::Matrix& m = (*ms)[static_cast<size_t>(e)];
+      if (all.offsets != nullptr) {  // expert e's rows e * OUT.. of the group-major offsets
+        m.offsets = all.offsets + e * out;
+        m.offset_group = all.offset_group;
+        m.offset_stride = all.offset_stride;
+      }
       m.data = t->data + static_cast<uint64_t>(e) * bytes;
       m.type = t->type;
       m.rows = out;

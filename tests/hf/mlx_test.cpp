@@ -114,6 +114,66 @@ TEST(Mlx, GreedyStaysCloseToTheUnquantizedModel) {
   }
 }
 
+// mlx-lm's stacked experts (switch_mlp, [experts, out, in] codes): the
+// loaded experts' weights equal the codes', and the whole mixture computes
+// what its dequantized f32 twin computes. (Greedy ids against the
+// unquantized reference say little here: the random router's logit gaps
+// are 2e-4, so 8-bit weights flip expert choices; Q8_0 of the same model
+// keeps 114 of 192 ids, this MLX 8-bit folder 67.)
+TEST(Mlx, StackedExpertsOfAMixture) {
+  const std::string dir = write_mlx("qwen3moe-tiny-random.gguf", 8, 32);
+  auto st = SafetensorsFile::open(dir + "/model.safetensors");
+  ASSERT_TRUE(st.ok()) << st.message();
+  const StTensor* w = st->find("model.layers.1.mlp.switch_mlp.down_proj.weight");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->shape_string(), "[8, 64, 8]");  // 8 experts, 64 rows, 32 codes of 8 bits in 8 words
+  auto folder = open_model(dir);
+  ASSERT_TRUE(folder.ok()) << folder.message();
+  const gguf::TensorInfo* info = folder->find_tensor("blk.1.ffn_down_exps.weight");
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(info->shape_string(), "[32, 64, 8]");
+  MlxMatrix mm{w, st->find("model.layers.1.mlp.switch_mlp.down_proj.scales"),
+               st->find("model.layers.1.mlp.switch_mlp.down_proj.biases"), {8, 32}};
+  ASSERT_TRUE(check_mlx_matrix(&mm).ok());
+  const kernels::Matrix all = matrix_view(*folder, *info);
+  std::vector<float> row(32);
+  for (int64_t r : {0, 63, 64, 300, 511}) {  // rows of experts 0, 0, 1, 4, 7
+    kernels::dequantize_row(all, r, row.data());
+    uint8_t codes[32];
+    std::memcpy(codes, w->data.data() + r * 32, 32);
+    for (int i = 0; i < 32; ++i) {
+      const float want = element_f32(*mm.scales, static_cast<uint64_t>(r)) * codes[i] +
+                         element_f32(*mm.biases, static_cast<uint64_t>(r));
+      ASSERT_NEAR(row[static_cast<size_t>(i)], want, 1e-6) << r << " " << i;
+    }
+  }
+  // The whole model against its own f32 GGUF conversion (the same weights,
+  // dequantized): with f32 activations both compute the same function, so
+  // the first logits of every prompt agree to f32 rounding.
+  const std::string gguf_path = dir + "/../qwen3moe-mlx8-f32.gguf";
+  GgufConvertOptions co;
+  co.type = gguf::TensorType::F32;
+  ASSERT_TRUE(convert_to_gguf(*folder, gguf_path, co).ok());
+  auto a = model::test::load(dir);
+  auto b = model::test::load(gguf_path);
+  ASSERT_TRUE(a != nullptr && b != nullptr);
+  auto pa = model::test::make_pool(*a, kernels::KvType::kF32);
+  auto pb = model::test::make_pool(*b, kernels::KvType::kF32);
+  const auto ref = nlohmann::json::parse(read_file(data_path("reference/qwen3moe_tiny_greedy.json")).value());
+  kernels::set_f32_activations(true);
+  double worst = 0;
+  for (const auto& r : ref["results"]) {
+    std::vector<float> la, lb;
+    const auto prompt = r["prompt_ids"].get<std::vector<int32_t>>();
+    model::test::greedy(*a, *pa, prompt, 1, 1 << 30, &la);
+    model::test::greedy(*b, *pb, prompt, 1, 1 << 30, &lb);
+    for (size_t i = 0; i < la.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(la[i]) - lb[i]));
+  }
+  kernels::set_f32_activations(false);
+  std::printf("  qwen3moe MLX 8-bit vs its f32 GGUF: max first-logit difference %.2e\n", worst);
+  EXPECT_LT(worst, 1e-3);
+}
+
 TEST(Mlx, UnsupportedQuantizationSaysSoInOneLine) {
   const std::string dir = write_mlx("qwen3-tiny-random.gguf", 4, 64);
   auto cfg = nlohmann::json::parse(read_file(dir + "/config.json").value());
