@@ -226,9 +226,74 @@ Result<std::vector<Planned>> plan_stacked(const TensorSet& set, const TensorMap&
   return out;
 }
 
+// gpt-oss experts (M.hf "<x>_blocks" U8 [experts, rows, in / 32, 16] and
+// "<x>_scales" U8 [experts, rows, in / 32]) as GGUF MXFP4 blocks (the
+// scale byte, then 16 bytes): all rows, or the even (gate) or odd (up) ones
+// of the interleaved gate_up. HF packs codes 2k and 2k + 1 in the low and
+// high nibble of byte k, GGUF codes j and j + 16 in byte j.
+Result<std::vector<Planned>> plan_mxfp4(const TensorSet& set, const TensorMap& m) {
+  const std::string scales_name = m.hf.substr(0, m.hf.size() - std::string("_blocks").size()) + "_scales";
+  const StTensor* blocks = set.find(m.hf);
+  const StTensor* scales = set.find(scales_name);
+  if (scales == nullptr) return Status::errorf("tensor '{}' is missing", scales_name);
+  const auto& bs = blocks->shape;
+  if (blocks->dtype != Dtype::kU8 || scales->dtype != Dtype::kU8 || bs.size() != 4 || bs[3] != 16 ||
+      scales->shape != std::vector<uint64_t>(bs.begin(), bs.end() - 1) || (m.parity >= 0 && bs[1] % 2 != 0)) {
+    return Status::errorf("tensors '{}' {} and '{}' {} are not MXFP4 blocks and scales", m.hf, blocks->shape_string(),
+                          scales_name, scales->shape_string());
+  }
+  const uint64_t experts = bs[0], rows_in = bs[1], n_blocks = bs[2], rows = m.parity < 0 ? rows_in : rows_in / 2;
+  Planned p;
+  p.source = {m.gguf, gguf::TensorType::MXFP4, {n_blocks * 32, rows, experts}, {}};
+  p.bytes = experts * rows * n_blocks * 17;
+  p.fill = [blocks, scales, experts, rows_in, n_blocks, rows, parity = m.parity](uint8_t* out) {
+    for (uint64_t e = 0; e < experts; ++e) {
+      for (uint64_t r = 0; r < rows; ++r) {
+        const uint64_t from = e * rows_in + (parity < 0 ? r : 2 * r + static_cast<uint64_t>(parity));
+        for (uint64_t b = 0; b < n_blocks; ++b, out += 17) {
+          const uint8_t* in = blocks->data.data() + (from * n_blocks + b) * 16;
+          uint8_t codes[32];
+          for (int k = 0; k < 16; ++k) {
+            codes[2 * k] = in[k] & 0x0f;
+            codes[2 * k + 1] = in[k] >> 4;
+          }
+          out[0] = scales->data[from * n_blocks + b];
+          for (int j = 0; j < 16; ++j) out[1 + j] = static_cast<uint8_t>(codes[j] | (codes[j + 16] << 4));
+        }
+      }
+    }
+  };
+  std::vector<Planned> out;
+  out.push_back(std::move(p));
+  return out;
+}
+
+// gpt-oss's gate/up biases [experts, 2 x ffn]: the even (gate) or odd (up)
+// elements of each expert's row, as F32 [ffn, experts].
+Result<std::vector<Planned>> plan_half_of_pairs(const TensorSet& set, const TensorMap& m) {
+  const StTensor* t = set.find(m.hf);
+  if (t->shape.size() != 2 || t->shape[1] % 2 != 0 || !float_type(*t).ok())
+    return Status::errorf("tensor '{}' {} is not a float [experts, 2 x ffn]", m.hf, t->shape_string());
+  const uint64_t experts = t->shape[0], half = t->shape[1] / 2;
+  Planned p;
+  p.source = {m.gguf, gguf::TensorType::F32, {half, experts}, {}};
+  p.bytes = experts * half * 4;
+  p.fill = [t, experts, half, parity = static_cast<uint64_t>(m.parity)](uint8_t* out) {
+    for (uint64_t i = 0; i < experts * half; ++i) {
+      const float v = element_f32(*t, (i / half) * 2 * half + 2 * (i % half) + parity);
+      std::memcpy(out + 4 * i, &v, 4);
+    }
+  };
+  std::vector<Planned> out;
+  out.push_back(std::move(p));
+  return out;
+}
+
 // The plan of one tensor: M.hf as M.gguf, transformed as M says.
 Result<std::vector<Planned>> plan_tensor(const TensorSet& set, const TensorMap& m, const json& cfg, MlxStats* stats) {
   if (!m.stacked.empty()) return plan_stacked(set, m);
+  if (m.transform == Transform::kMxfp4) return plan_mxfp4(set, m);
+  if (m.transform == Transform::kHalfOfPairs) return plan_half_of_pairs(set, m);
   const StTensor* t = set.find(m.hf);
   if (t->dtype == Dtype::kU32) return plan_mlx(set, m, cfg, stats);
   Planned p;
@@ -257,6 +322,8 @@ Result<std::vector<Planned>> plan_tensor(const TensorSet& set, const TensorMap& 
         }
       };
       break;
+    case Transform::kMxfp4:
+    case Transform::kHalfOfPairs: break;  // planned above
     case Transform::kInterleaveHeads: {
       if (t->shape.empty() || t->shape[0] % (2 * static_cast<uint64_t>(m.heads)) != 0) {
         return Status::errorf("tensor '{}' {}: rows are not {} heads of even size", t->name, t->shape_string(),

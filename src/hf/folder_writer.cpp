@@ -28,10 +28,12 @@ using json = nlohmann::json;
 Result<json> config_of(const gguf::GgufFile& src, const FolderWriteOptions& o) {
   const std::string a = src.get_string("general.architecture").value_or("");
   const std::map<std::string, std::string> types = {
-      {"llama", "llama"}, {"qwen2", "qwen2"}, {"qwen3", "qwen3"}, {"qwen3moe", "qwen3_moe"}, {"gemma3", "gemma3_text"}};
+      {"llama", "llama"},         {"qwen2", "qwen2"},          {"qwen3", "qwen3"},
+      {"qwen3moe", "qwen3_moe"}, {"gemma3", "gemma3_text"}, {"gpt-oss", "gpt_oss"}};
   if (!types.contains(a)) {
-    return Status::errorf("the folder writer handles llama, qwen2, qwen3, qwen3moe and gemma3, not '{}'", a);
+    return Status::errorf("the folder writer handles llama, qwen2, qwen3, qwen3moe, gemma3 and gpt-oss, not '{}'", a);
   }
+  if (a == "gpt-oss" && o.mlx_bits > 0) return Status::error("gpt-oss folders keep their MXFP4 experts: no --mlx-bits");
   if (src.find_tensor("rope_freqs.weight")) return Status::error("the folder writer does not write llama 3 rope scaling");
   auto u = [&](const std::string& key) { return src.get_uint(a + "." + key).value_or(0); };
   json c;
@@ -53,8 +55,24 @@ Result<json> config_of(const gguf::GgufFile& src, const FolderWriteOptions& o) {
     c["moe_intermediate_size"] = u("expert_feed_forward_length");
     c["norm_topk_prob"] = true;
   }
-  if (src.get_string(a + ".rope.scaling.type").value_or("") == "linear") {
+  const std::string scaling = src.get_string(a + ".rope.scaling.type").value_or("");
+  if (scaling == "linear") {
     c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", src.get_float(a + ".rope.scaling.factor").value_or(1)}};
+  } else if (scaling == "yarn") {
+    c["rope_scaling"] = {{"rope_type", "yarn"},
+                         {"factor", src.get_float(a + ".rope.scaling.factor").value_or(1)},
+                         {"original_max_position_embeddings", u("rope.scaling.original_context_length")},
+                         {"beta_fast", 32.0},
+                         {"beta_slow", 1.0}};
+  }
+  if (a == "gpt-oss") {
+    c["num_local_experts"] = u("expert_count");
+    c["num_experts_per_tok"] = u("expert_used_count");
+    c["intermediate_size"] = u("expert_feed_forward_length");
+    c["swiglu_limit"] = 7.0;
+    json types = json::array();
+    for (uint64_t l = 0; l < u("block_count"); ++l) types.push_back(l % 2 == 0 ? "sliding_attention" : "full_attention");
+    c["layer_types"] = types;
   }
   c["torch_dtype"] = o.floats == FolderWriteOptions::Floats::kF32 ? "float32" : "bfloat16";
   if (o.mlx_bits > 0) {
@@ -149,10 +167,65 @@ std::vector<uint8_t> as_bytes(const std::vector<T>& v) {
   return b;
 }
 
+// gpt-oss: GGUF MXFP4 experts (T, and PARTNER's rows in between when the
+// HF tensor interleaves gate and up) as HF "<x>_blocks" and "<x>_scales".
+void write_mxfp4(const gguf::TensorInfo& t, const gguf::TensorInfo* partner, const std::string& blocks_name,
+                 std::vector<Out>* out) {
+  const uint64_t n_blocks = t.dims[0] / 32, rows = t.dims[1], experts = t.dims[2], ways = partner ? 2 : 1;
+  std::vector<uint8_t> blocks(experts * rows * ways * n_blocks * 16), scales(experts * rows * ways * n_blocks);
+  for (uint64_t e = 0; e < experts; ++e) {
+    for (uint64_t r = 0; r < rows * ways; ++r) {
+      const gguf::TensorInfo& src = (r % ways == 1) ? *partner : t;
+      const uint64_t from = e * rows + r / ways, to = e * rows * ways + r;
+      for (uint64_t b = 0; b < n_blocks; ++b) {
+        const uint8_t* in = src.data + (from * n_blocks + b) * 17;
+        scales[to * n_blocks + b] = in[0];
+        uint8_t codes[32];
+        for (int j = 0; j < 16; ++j) {
+          codes[j] = in[1 + j] & 0x0f;
+          codes[j + 16] = in[1 + j] >> 4;
+        }
+        for (int k = 0; k < 16; ++k)
+          blocks[(to * n_blocks + b) * 16 + static_cast<uint64_t>(k)] = static_cast<uint8_t>(codes[2 * k] | (codes[2 * k + 1] << 4));
+      }
+    }
+  }
+  const std::string base = blocks_name.substr(0, blocks_name.size() - std::string("_blocks").size());
+  out->push_back({blocks_name, Dtype::kU8, {experts, rows * ways, n_blocks, 16}, std::move(blocks)});
+  out->push_back({base + "_scales", Dtype::kU8, {experts, rows * ways, n_blocks}, std::move(scales)});
+}
+
 // The HF tensor(s) of M from SRC: floats (transform undone), or MLX's three.
 Status convert_tensor(const gguf::GgufFile& src, const TensorMap& m, const FolderWriteOptions& o, std::vector<Out>* out) {
   const gguf::TensorInfo* t = src.find_tensor(m.gguf);
   if (t == nullptr) return Status::errorf("tensor {} is missing", m.gguf);
+  // gpt-oss: gate (parity 0) brings up's rows along; up is then done.
+  const gguf::TensorInfo* partner = nullptr;
+  if (m.parity == 1) return {};
+  if (m.parity == 0) {
+    std::string up = m.gguf;
+    up.replace(up.find("ffn_gate_exps"), std::string("ffn_gate_exps").size(), "ffn_up_exps");
+    partner = src.find_tensor(up);
+    if (partner == nullptr) return Status::errorf("tensor {} is missing", up);
+  }
+  if (m.transform == Transform::kMxfp4) {
+    if (t->type != gguf::TensorType::MXFP4 || (partner && partner->type != gguf::TensorType::MXFP4))
+      return Status::errorf("tensor {}: the folder writer writes gpt-oss experts from MXFP4 only", m.gguf);
+    write_mxfp4(*t, partner, m.hf, out);
+    return {};
+  }
+  if (m.transform == Transform::kHalfOfPairs) {  // [ffn, experts] x2 -> HF [experts, 2 x ffn]
+    const uint64_t half = t->dims[0], experts = t->dims[1];
+    std::vector<float> g(t->n_elements), u(t->n_elements), both(2 * t->n_elements);
+    TANDEM_RETURN_IF_ERROR(gguf::dequantize(t->type, t->data, g.data(), static_cast<int64_t>(g.size())));
+    TANDEM_RETURN_IF_ERROR(gguf::dequantize(partner->type, partner->data, u.data(), static_cast<int64_t>(u.size())));
+    for (uint64_t i = 0; i < t->n_elements; ++i) {
+      both[2 * i] = g[i];
+      both[2 * i + 1] = u[i];
+    }
+    out->push_back({m.hf, Dtype::kF32, {experts, 2 * half}, as_bytes(both)});
+    return {};
+  }
   std::vector<float> v(t->n_elements);
   std::vector<uint64_t> shape(t->dims.rbegin(), t->dims.rend());
   if (shape.size() >= 2) {  // (with an MLX folder's group offsets)

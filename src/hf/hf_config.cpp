@@ -82,6 +82,69 @@ Status read_rope_scaling(const json& cfg, const std::string& a, const Shape& s, 
   return Status::errorf("rope_scaling type '{}' is not supported (linear, llama3, yarn)", type);
 }
 
+// The GGUF keys of a mixture: qwen3_moe's and gpt_oss's names for them.
+Status read_experts(const json& cfg, const std::string& a, ArchPlan* plan, int64_t* experts) {
+  int64_t used = 0, ffn = 0;
+  auto& md = plan->metadata;
+  auto u32 = [](int64_t v) { return Value::u32(static_cast<uint32_t>(v)); };
+  if (a == "qwen3moe") {
+    TANDEM_RETURN_IF_ERROR(positive(cfg, "num_experts", experts));
+    TANDEM_RETURN_IF_ERROR(positive(cfg, "num_experts_per_tok", &used));
+    TANDEM_RETURN_IF_ERROR(positive(cfg, "moe_intermediate_size", &ffn));
+    // Every layer a mixture, routed weights renormalized: what tandem's qwen3moe runs.
+    if (cfg.contains("mlp_only_layers") && cfg["mlp_only_layers"].is_array() && !cfg["mlp_only_layers"].empty())
+      return Status::error("mlp_only_layers (dense layers among the experts) is not supported");
+    if (cfg.value("decoder_sparse_step", 1) != 1) return Status::error("decoder_sparse_step other than 1 is not supported");
+    if (!cfg.value("norm_topk_prob", true)) return Status::error("norm_topk_prob false is not supported");
+  } else {  // gpt-oss
+    TANDEM_RETURN_IF_ERROR(positive(cfg, "num_local_experts", experts));
+    TANDEM_RETURN_IF_ERROR(positive(cfg, cfg.contains("num_experts_per_tok") ? "num_experts_per_tok" : "experts_per_token",
+                                    &used));
+    TANDEM_RETURN_IF_ERROR(positive(cfg, "intermediate_size", &ffn));
+    // What tandem's gpt-oss runs: clamped SwiGLU at 7, every other layer
+    // sliding (the first one), YaRN with beta 32 / 1.
+    if (number_or(cfg, "swiglu_limit", 7.0) != 7.0) return Status::error("swiglu_limit other than 7 is not supported");
+    if (cfg.contains("layer_types") && cfg["layer_types"].is_array()) {
+      for (size_t l = 0; l < cfg["layer_types"].size(); ++l) {
+        if (cfg["layer_types"][l] != (l % 2 == 0 ? "sliding_attention" : "full_attention"))
+          return Status::error("layer_types other than sliding and full layers in turn are not supported");
+      }
+    }
+    if (const auto rs = cfg.find("rope_scaling"); rs != cfg.end() && rs->is_object() &&
+                                                  (number_or(*rs, "beta_fast", 32) != 32 || number_or(*rs, "beta_slow", 1) != 1)) {
+      return Status::error("YaRN beta_fast / beta_slow other than 32 / 1 are not supported");
+    }
+    int64_t window = 0;
+    TANDEM_RETURN_IF_ERROR(positive(cfg, "sliding_window", &window));
+    md.emplace_back(a + ".attention.sliding_window", u32(window));
+  }
+  md.emplace_back(a + ".expert_count", u32(*experts));
+  md.emplace_back(a + ".expert_used_count", u32(used));
+  md.emplace_back(a + ".expert_feed_forward_length", u32(ffn));
+  return {};
+}
+
+// gpt-oss's layer P (GGUF G) after its attention: biases, sinks, the router
+// and the MXFP4 experts (gate and up rows interleaved in one HF tensor).
+void gpt_oss_layer(const std::string& p, const std::string& g, std::vector<TensorMap>& t) {
+  t.push_back({p + "self_attn.o_proj.bias", g + "attn_output.bias"});
+  t.push_back({p + "self_attn.sinks", g + "attn_sinks.weight"});
+  t.push_back({p + "post_attention_layernorm.weight", g + "post_attention_norm.weight"});
+  t.push_back({p + "mlp.router.weight", g + "ffn_gate_inp.weight"});
+  t.push_back({p + "mlp.router.bias", g + "ffn_gate_inp.bias"});
+  const std::string e = p + "mlp.experts.";
+  for (auto [x, parity] : {std::pair{"gate", 0}, {"up", 1}}) {
+    TensorMap w{e + "gate_up_proj_blocks", g + "ffn_" + x + "_exps.weight", Transform::kMxfp4};
+    w.parity = parity;
+    t.push_back(w);
+    TensorMap b{e + "gate_up_proj_bias", g + "ffn_" + x + "_exps.bias", Transform::kHalfOfPairs};
+    b.parity = parity;
+    t.push_back(b);
+  }
+  t.push_back({e + "down_proj_blocks", g + "ffn_down_exps.weight", Transform::kMxfp4});
+  t.push_back({e + "down_proj_bias", g + "ffn_down_exps.bias"});
+}
+
 }  // namespace
 
 Result<ArchPlan> read_hf_config(const json& root, const std::function<bool(const std::string&)>& has_tensor) {
@@ -102,15 +165,17 @@ Result<ArchPlan> read_hf_config(const json& root, const std::function<bool(const
     plan.name = "gemma3";
   } else if (model_type == "qwen3_moe") {
     plan.name = "qwen3moe";
+  } else if (model_type == "gpt_oss") {
+    plan.name = "gpt-oss";
   } else {
     return Status::errorf("model_type '{}' is not supported from a folder (supported: llama, mistral, qwen2, qwen3, "
-                          "qwen3_moe, gemma3; convert others to GGUF with llama.cpp)",
+                          "qwen3_moe, gemma3, gpt_oss; convert others to GGUF with llama.cpp)",
                           model_type);
   }
   Shape s;
   TANDEM_RETURN_IF_ERROR(read_shape(cfg, &s));
   const std::string& a = plan.name;
-  const bool gemma = a == "gemma3";
+  const bool gemma = a == "gemma3", oss = a == "gpt-oss";
   const double base = number_or(cfg, "rope_theta", gemma ? 1e6 : 10000.0);
   auto& md = plan.metadata;
   auto u32 = [](int64_t v) { return Value::u32(static_cast<uint32_t>(v)); };
@@ -130,20 +195,8 @@ Result<ArchPlan> read_hf_config(const json& root, const std::function<bool(const
   if (gemma && cfg.contains("sliding_window") && cfg["sliding_window"].is_number_unsigned())
     md.emplace_back(a + ".attention.sliding_window", u32(cfg["sliding_window"].get<int64_t>()));
   TANDEM_RETURN_IF_ERROR(read_rope_scaling(cfg, a, s, base, &plan));
-  int64_t experts = 0, experts_used = 0, expert_ffn = 0;
-  if (a == "qwen3moe") {
-    TANDEM_RETURN_IF_ERROR(positive(cfg, "num_experts", &experts));
-    TANDEM_RETURN_IF_ERROR(positive(cfg, "num_experts_per_tok", &experts_used));
-    TANDEM_RETURN_IF_ERROR(positive(cfg, "moe_intermediate_size", &expert_ffn));
-    // Every layer a mixture, routed weights renormalized: what tandem's qwen3moe runs.
-    if (cfg.contains("mlp_only_layers") && cfg["mlp_only_layers"].is_array() && !cfg["mlp_only_layers"].empty())
-      return Status::error("mlp_only_layers (dense layers among the experts) is not supported");
-    if (cfg.value("decoder_sparse_step", 1) != 1) return Status::error("decoder_sparse_step other than 1 is not supported");
-    if (!cfg.value("norm_topk_prob", true)) return Status::error("norm_topk_prob false is not supported");
-    md.emplace_back(a + ".expert_count", u32(experts));
-    md.emplace_back(a + ".expert_used_count", u32(experts_used));
-    md.emplace_back(a + ".expert_feed_forward_length", u32(expert_ffn));
-  }
+  int64_t experts = 0;
+  if (a == "qwen3moe" || oss) TANDEM_RETURN_IF_ERROR(read_experts(cfg, a, &plan, &experts));
 
   // Where the language model's tensors live.
   std::string prefix = "model.";
@@ -171,9 +224,13 @@ Result<ArchPlan> read_hf_config(const json& root, const std::function<bool(const
                  static_cast<int>(s.kv_heads)});
     t.push_back({p + "self_attn.v_proj.weight", g + "attn_v.weight"});
     t.push_back({p + "self_attn.o_proj.weight", g + "attn_output.weight"});
-    if (a == "qwen2") {
+    if (a == "qwen2" || oss) {
       for (const char* x : {"q", "k", "v"})
         t.push_back({fmt::format("{}self_attn.{}_proj.bias", p, x), fmt::format("{}attn_{}.bias", g, x)});
+    }
+    if (oss) {
+      gpt_oss_layer(p, g, t);
+      continue;
     }
     if (a == "qwen3" || a == "qwen3moe" || gemma) {
       t.push_back({p + "self_attn.q_norm.weight", g + "attn_q_norm.weight", norm});

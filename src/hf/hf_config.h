@@ -20,6 +20,8 @@ enum class Transform {
   kNone,
   kInterleaveHeads,  // llama Q/K rows: HF half-split pairs -> GGUF adjacent pairs
   kAddOne,           // gemma3 norms: HF w -> GGUF 1 + w (as F32)
+  kMxfp4,            // gpt-oss experts: HF "<x>_blocks" + "<x>_scales" -> GGUF MXFP4 blocks (parity: rows)
+  kHalfOfPairs,      // gpt-oss gate/up biases: every other element of the last dimension (parity)
 };
 
 struct TensorMap {
@@ -31,6 +33,8 @@ struct TensorMap {
   // Mixture of experts: HF stores each expert's matrix apart (HF is the
   // first of them); GGUF stacks them in this order into one 3-D tensor.
   std::vector<std::string> stacked;
+  // kMxfp4, kHalfOfPairs: -1 all rows, 0 the even ones (gate), 1 the odd (up).
+  int parity = -1;
 };
 
 // A tensor GGUF holds that HF computes from config.json (llama 3 rope factors).
@@ -48,7 +52,7 @@ struct ArchPlan {
 };
 
 // Supported model_type values: llama, mistral, qwen2, qwen3, qwen3_moe,
-// gemma3_text (and gemma3 with a text_config). HAS_TENSOR tells which optional tensors
+// gemma3_text (and gemma3 with a text_config), gpt_oss (MXFP4 experts). HAS_TENSOR tells which optional tensors
 // the folder stores (an untied output, biases) and the name prefix in use.
 Result<ArchPlan> read_hf_config(const nlohmann::json& cfg, const std::function<bool(const std::string&)>& has_tensor);
 

@@ -71,7 +71,7 @@ TEST(Convert, BadOptionsGiveOneErrorLine) {
        {std::pair<std::string, std::string>{src + " -o " + dir + "/x.gguf --type q2_k", "unsupported --type 'q2_k'"},
         {src + " -o " + dir + "/m --mlx-bits 3", "--mlx-bits must be 4 or 8"},
         {src + " -o " + dir + "/m --folder --type q8_0", "a folder holds f32 or bf16 floats"},
-        {tandem::test::data_path("gptoss-tiny-random.gguf") + " -o " + dir + "/m --folder", "not 'gpt-oss'"},
+        {tandem::test::data_path("gptoss-tiny-random.gguf") + " -o " + dir + "/m --mlx-bits 4", "keep their MXFP4 experts"},
         {dir + " -o " + dir + "/x.gguf", "no config.json"}}) {
     CliRun r = tandem("convert " + args);
     EXPECT_EQ(r.code, 1) << args;

@@ -2,7 +2,9 @@
 // models written as Hugging Face folders (F32, one file or shards) load
 // back to the same greedy ids as their references (llama's Q/K rows go out
 // half-split and come back interleaved, gemma3's norms lose and regain 1,
-// qwen3moe's experts go out one tensor each and come back stacked).
+// qwen3moe's experts go out one tensor each and come back stacked,
+// gpt-oss's MXFP4 gate and up experts go out interleaved in one tensor with
+// HF's nibble order and come back apart in GGUF's).
 #include "hf/folder.h"
 #include "hf/folder_writer.h"
 #include "model/model_test_util.h"
@@ -59,17 +61,20 @@ INSTANTIATE_TEST_SUITE_P(Models, FolderRoundTrip,
                                            Golden{"qwen2-tiny-random.gguf", "qwen2_tiny_greedy.json", 2},
                                            Golden{"qwen3-tiny-random.gguf", "qwen3_tiny_greedy.json", 1},
                                            Golden{"gemma3-tiny-random.gguf", "gemma3_tiny_greedy.json", 3},
-                                           Golden{"qwen3moe-tiny-random.gguf", "qwen3moe_tiny_greedy.json", 2}),
+                                           Golden{"qwen3moe-tiny-random.gguf", "qwen3moe_tiny_greedy.json", 2},
+                                           Golden{"gptoss-tiny-random.gguf", "gptoss_tiny_greedy.json", 1}),
                          [](const auto& info) {
                            std::string n = info.param.model;
                            return n.substr(0, n.find_first_of("-."));
                          });
 
-TEST(FolderWriter, RefusesArchitecturesItCannotWrite) {
+TEST(FolderWriter, RefusesWhatItCannotWrite) {
   auto src = gguf::GgufFile::open(data_path("gptoss-tiny-random.gguf"));
   ASSERT_TRUE(src.ok());
-  const Status s = write_folder(*src, tandem::test::scratch_dir("hf_gptoss"), {});
-  EXPECT_NE(s.message().find("not 'gpt-oss'"), std::string::npos) << s.message();
+  FolderWriteOptions o;
+  o.mlx_bits = 4;
+  const Status s = write_folder(*src, tandem::test::scratch_dir("hf_gptoss"), o);
+  EXPECT_NE(s.message().find("keep their MXFP4 experts"), std::string::npos) << s.message();
 }
 
 }  // namespace
