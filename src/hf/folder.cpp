@@ -342,6 +342,54 @@ Result<std::vector<Planned>> plan_tensor(const TensorSet& set, const TensorMap& 
   return out;
 }
 
+// Files kept only for a few small views (an MLX folder's norms) are not
+// kept: those views become copies, so the packed codes are neither held nor
+// made resident. Returns which files no view needs any more.
+std::vector<bool> drop_thin_files(TensorSet& set, std::vector<Planned>& plan) {
+  const size_t n = set.files().size();
+  auto file_of = [&](std::span<const uint8_t> data) {
+    for (size_t f = 0; f < n; ++f) {
+      const auto bytes = set.files()[f].mapping().bytes();
+      if (data.data() >= bytes.data() && data.data() < bytes.data() + bytes.size()) return f;
+    }
+    return n;  // (views always point into a file)
+  };
+  std::vector<size_t> view_bytes(n + 1, 0);
+  for (const auto& p : plan)
+    if (!p.fill) view_bytes[file_of(p.source.data)] += p.source.data.size();
+  std::vector<bool> dropped(n);
+  for (size_t f = 0; f < n; ++f) dropped[f] = view_bytes[f] * 10 < set.files()[f].mapping().size();
+  for (auto& p : plan) {
+    const size_t f = file_of(p.source.data);
+    if (p.fill || f == n || !dropped[f]) continue;
+    p.bytes = p.source.data.size();
+    p.fill = [data = p.source.data](uint8_t* o) { std::memcpy(o, data.data(), data.size()); };
+  }
+  return dropped;
+}
+
+// Runs every fill into one buffer (each tensor at a 64-byte boundary) and
+// appends the tensors, in plan order, to OUT.
+Result<HugeBuffer> place_converted(std::vector<Planned>& plan, FolderModel* out) {
+  size_t total = 0;
+  for (const auto& p : plan) total += (p.bytes + 63) / 64 * 64;
+  HugeBuffer buffer;
+  if (total > 0) {
+    buffer = HugeBuffer::allocate(total);
+    if (!buffer) return Status::errorf("cannot allocate {} bytes for converted tensors", total);
+  }
+  size_t at = 0;
+  for (auto& p : plan) {
+    if (p.fill) {
+      p.fill(buffer.data() + at);
+      p.source.data = {buffer.data() + at, p.bytes};
+      at += (p.bytes + 63) / 64 * 64;
+    }
+    out->tensors.push_back(std::move(p.source));
+  }
+  return buffer;
+}
+
 }  // namespace
 
 uint64_t interleaved_row(uint64_t from, uint64_t rows, uint64_t heads) {
@@ -405,43 +453,9 @@ Result<FolderModel> read_folder(const std::string& dir) {
     plan.push_back(std::move(p));
   }
 
-  // A file kept only for a few views (an MLX folder's norms) is not kept:
-  // those views are copied, and the packed codes are not held or paged in.
-  std::vector<size_t> view_bytes(set.files().size(), 0);
-  auto file_of = [&](std::span<const uint8_t> data) {
-    for (size_t f = 0; f < set.files().size(); ++f) {
-      const auto bytes = set.files()[f].mapping().bytes();
-      if (data.data() >= bytes.data() && data.data() < bytes.data() + bytes.size()) return f;
-    }
-    return set.files().size();
-  };
-  for (const auto& p : plan)
-    if (!p.fill) view_bytes[file_of(p.source.data)] += p.source.data.size();
-  std::vector<bool> keep(set.files().size());
-  for (size_t f = 0; f < keep.size(); ++f) keep[f] = view_bytes[f] * 10 >= set.files()[f].mapping().size();
-  for (auto& p : plan) {
-    if (p.fill || keep[file_of(p.source.data)]) continue;
-    p.bytes = p.source.data.size();
-    p.fill = [data = p.source.data](uint8_t* o) { std::memcpy(o, data.data(), data.size()); };
-  }
-
-  // One buffer for every converted tensor, each at a 64-byte boundary.
-  size_t total = 0;
-  for (const auto& p : plan) total += (p.bytes + 63) / 64 * 64;
-  HugeBuffer buffer;
-  if (total > 0) {
-    buffer = HugeBuffer::allocate(total);
-    if (!buffer) return Status::errorf("{}: cannot allocate {} bytes for converted tensors", dir, total);
-  }
-  size_t at = 0;
-  for (auto& p : plan) {
-    if (p.fill) {
-      p.fill(buffer.data() + at);
-      p.source.data = {buffer.data() + at, p.bytes};
-      at += (p.bytes + 63) / 64 * 64;
-    }
-    out.tensors.push_back(std::move(p.source));
-  }
+  const std::vector<bool> dropped = drop_thin_files(set, plan);
+  auto buffer = place_converted(plan, &out);
+  if (!buffer) return buffer.status().with_context(dir);
   out.summary = fmt::format("{} from {} safetensors ({} file{})", arch->name, set.dtypes(), set.files().size(),
                             set.files().size() == 1 ? "" : "s");
   if (mlx.matrices > 0) {
@@ -450,10 +464,10 @@ Result<FolderModel> read_folder(const std::string& dir) {
     out.summary += fmt::format("; {} MLX matrices ({}) as Q4_0/Q8_0 + group offsets", mlx.matrices, kinds);
     if (mlx.inexact_scales > 0) out.summary += fmt::format(", {} scales rounded to F16", mlx.inexact_scales);
   }
-  for (size_t f = 0; f < keep.size(); ++f)
-    if (keep[f]) out.storage.files.push_back(std::move(set.files()[f].mapping()));
+  for (size_t f = 0; f < set.files().size(); ++f)
+    if (!dropped[f]) out.storage.files.push_back(std::move(set.files()[f].mapping()));
   out.metadata.emplace_back(kSourceKey, gguf::Value::string(out.summary));
-  if (buffer) out.storage.buffers.push_back(std::move(buffer));
+  if (*buffer) out.storage.buffers.push_back(std::move(*buffer));
   return out;
 }
 

@@ -192,8 +192,14 @@ Result<ArchPlan> read_hf_config(const json& root, const std::function<bool(const
                   Value::f32(static_cast<float>(number_or(cfg, "rms_norm_eps", 1e-6))));
   md.emplace_back(a + ".rope.freq_base", Value::f32(static_cast<float>(base)));
   md.emplace_back(a + ".rope.dimension_count", u32(s.head_dim));
-  if (gemma && cfg.contains("sliding_window") && cfg["sliding_window"].is_number_unsigned())
-    md.emplace_back(a + ".attention.sliding_window", u32(cfg["sliding_window"].get<int64_t>()));
+  if (gemma) {
+    // What tandem's gemma3 runs: 5 sliding layers then a global one, local rope base 10000.
+    if (cfg.value("sliding_window_pattern", 6) != 6) return Status::error("sliding_window_pattern other than 6 is not supported");
+    if (number_or(cfg, "rope_local_base_freq", 10000) != 10000)
+      return Status::error("rope_local_base_freq other than 10000 is not supported");
+    if (cfg.contains("sliding_window") && cfg["sliding_window"].is_number_unsigned())
+      md.emplace_back(a + ".attention.sliding_window", u32(cfg["sliding_window"].get<int64_t>()));
+  }
   TANDEM_RETURN_IF_ERROR(read_rope_scaling(cfg, a, s, base, &plan));
   int64_t experts = 0;
   if (a == "qwen3moe" || oss) TANDEM_RETURN_IF_ERROR(read_experts(cfg, a, &plan, &experts));
