@@ -46,7 +46,7 @@
 #ifndef TANDEM_Q8_16_SWITCH
 #define TANDEM_Q8_16_SWITCH
 namespace tandem::kernels {
-// TANDEM_Q8_ROWS8=1: decode on the 8-row kernel (A/B of Q8Kern16).
+// TANDEM_Q8_ROWS8=1: decode on the 8-row kernel (A/B of Q8Kern16, Q8_0 and Q4_0).
 inline bool q8_16_disabled() {
   static const bool off = env_flag("TANDEM_Q8_ROWS8");
   return off;
@@ -245,12 +245,14 @@ struct Q8Kern : TileOperands {
 };
 
 #if HWY_TARGET == HWY_AVX3_DL
-// Decode (M <= 8) of Q8_0 on AVX-512 VNNI with 16 weight rows in the lanes
-// of 512-bit vectors: per block the 16 rows' 32 quants become 8 vectors
-// V[g] (lane r = row r's quants 4g..4g+3), so one vpdpbusd and one
+// Decode (M <= 8) of Q8_0 and Q4_0 on AVX-512 VNNI with 16 weight rows in
+// the lanes of 512-bit vectors: per block the 16 rows' 32 quants become 8
+// vectors V[g] (lane r = row r's quants 4g..4g+3), so one vpdpbusd and one
 // broadcast serve 16 rows instead of 8, and the transpose costs ~2 shuffles
-// per row instead of ~4. Per lane the same integers and the same f32
-// operations as Q8Kern: the same bits.
+// per row instead of ~4. Q4_0's 16 packed bytes go through the same
+// transpose and are split into nibbles after it (as Q8Kern does). Per lane
+// the same integers and the same f32 operations as Q8Kern: the same bits.
+template <Fmt F>
 struct Q8Kern16 : TileOperands {
   static constexpr int kRows = 16;
   static constexpr int kCols = 8;
@@ -262,8 +264,14 @@ struct Q8Kern16 : TileOperands {
   static HWY_INLINE void LoadBlock16(const uint8_t* const rp[16], int64_t off, __m512i v[8]) {
     __m512i a[8], t[8], u[8];
     for (int j = 0; j < 8; ++j) {
-      const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rp[j] + off));
-      const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rp[j + 8] + off));
+      __m256i lo, hi;
+      if constexpr (F == Fmt::kQ8) {
+        lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rp[j] + off));
+        hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rp[j + 8] + off));
+      } else {  // 16 packed bytes: dwords 0-3 of the row, 4-7 empty until the split
+        lo = _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rp[j] + off)));
+        hi = _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rp[j + 8] + off)));
+      }
       a[j] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
     }
     for (int j = 0; j < 8; j += 2) {
@@ -284,7 +292,14 @@ struct Q8Kern16 : TileOperands {
     const __m512i idx_hi = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
     for (int i = 0; i < 4; ++i) {
       v[i] = _mm512_permutex2var_epi32(u[i], idx_lo, u[4 + i]);
-      v[4 + i] = _mm512_permutex2var_epi32(u[i], idx_hi, u[4 + i]);
+      if constexpr (F == Fmt::kQ8) v[4 + i] = _mm512_permutex2var_epi32(u[i], idx_hi, u[4 + i]);
+    }
+    if constexpr (F == Fmt::kQ4) {  // element e < 16: low nibble of byte e; e + 16: its high nibble; minus 8
+      const __m512i m4 = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
+      for (int g = 0; g < 4; ++g) {
+        v[g + 4] = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v[g], 4), m4), eight);
+        v[g] = _mm512_sub_epi8(_mm512_and_si512(v[g], m4), eight);
+      }
     }
   }
 
@@ -303,14 +318,14 @@ struct Q8Kern16 : TileOperands {
         m0 == 0 && n0 + 2 * kRows <= w_rows ? w + static_cast<size_t>(n0 + kRows) * row_bytes : nullptr;
     const uint8_t* after_next =
         m0 == 0 && n0 + 3 * kRows <= w_rows ? w + static_cast<size_t>(n0 + 2 * kRows) * row_bytes : nullptr;
-    const size_t pf_step = kRows * kBlockBytes<Fmt::kQ8>;
+    const size_t pf_step = kRows * kBlockBytes<F>;
     const __m512i k128 = _mm512_set1_epi8(static_cast<char>(0x80));
     __m512 acc[C];
     for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < k / 32; ++b) {
       if (next != nullptr) PrefetchSlice(next + b * pf_step, pf_step, 0, 1);
       if (after_next != nullptr) PrefetchSlice(after_next + b * pf_step, pf_step, 0, 1);
-      const int64_t off = 34 * b;
+      const int64_t off = kBlockBytes<F> * b;
       __m512i v[8];
       LoadBlock16(rp, off + 2, v);
       __m512 dw;
@@ -363,9 +378,15 @@ bool MatmulQ8(const Matrix& w, const float* x, int64_t m, int64_t x_stride, floa
 #endif
   const bool direct = m <= Q8Kern<Fmt::kQ8, true>::kCols;
 #if HWY_TARGET == HWY_AVX3_DL
-  if (direct && w.type == gguf::TensorType::Q8_0 && !q8_16_disabled()) {
-    RunAll(Q8Kern16{TileOperands::of(w, s, y, y_stride)}, w.rows, m, pool, s);
-    return true;
+  if (direct && !q8_16_disabled()) {
+    if (w.type == gguf::TensorType::Q8_0) {
+      RunAll(Q8Kern16<Fmt::kQ8>{TileOperands::of(w, s, y, y_stride)}, w.rows, m, pool, s);
+      return true;
+    }
+    if (w.type == gguf::TensorType::Q4_0) {
+      RunAll(Q8Kern16<Fmt::kQ4>{TileOperands::of(w, s, y, y_stride)}, w.rows, m, pool, s);
+      return true;
+    }
   }
 #endif
   auto run = [&]<Fmt F>() {
