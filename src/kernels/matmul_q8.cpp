@@ -245,12 +245,12 @@ struct Q8Kern : TileOperands {
 };
 
 #if HWY_TARGET == HWY_AVX3_DL
-// Decode (M <= 8) of Q8_0 and Q4_0 on AVX-512 VNNI with 16 weight rows in
+// Decode (M <= 8) of Q8_0, Q4_0 and MXFP4 on AVX-512 VNNI with 16 weight rows in
 // the lanes of 512-bit vectors: per block the 16 rows' 32 quants become 8
 // vectors V[g] (lane r = row r's quants 4g..4g+3), so one vpdpbusd and one
 // broadcast serve 16 rows instead of 8, and the transpose costs ~2 shuffles
-// per row instead of ~4. Q4_0's 16 packed bytes go through the same
-// transpose and are split into nibbles after it (as Q8Kern does). Per lane
+// per row instead of ~4. Q4_0's and MXFP4's 16 packed bytes go through the
+// same transpose and are split into nibbles after it (as Q8Kern does). Per lane
 // the same integers and the same f32 operations as Q8Kern: the same bits.
 template <Fmt F>
 struct Q8Kern16 : TileOperands {
@@ -294,12 +294,18 @@ struct Q8Kern16 : TileOperands {
       v[i] = _mm512_permutex2var_epi32(u[i], idx_lo, u[4 + i]);
       if constexpr (F == Fmt::kQ8) v[4 + i] = _mm512_permutex2var_epi32(u[i], idx_hi, u[4 + i]);
     }
-    if constexpr (F == Fmt::kQ4) {  // element e < 16: low nibble of byte e; e + 16: its high nibble; minus 8
-      const __m512i m4 = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
+    if constexpr (F != Fmt::kQ8) {  // element e < 16: low nibble of byte e; e + 16: its high nibble
+      const __m512i m4 = _mm512_set1_epi8(0x0f);
       for (int g = 0; g < 4; ++g) {
-        v[g + 4] = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v[g], 4), m4), eight);
-        v[g] = _mm512_sub_epi8(_mm512_and_si512(v[g], m4), eight);
+        v[g + 4] = _mm512_and_si512(_mm512_srli_epi16(v[g], 4), m4);
+        v[g] = _mm512_and_si512(v[g], m4);
       }
+      // Q4_0: nibble - 8; MXFP4: the doubled E2M1 value of the nibble.
+      const __m512i eight = _mm512_set1_epi8(8);
+      const __m512i values =
+          _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gguf::kMxfp4Values)));
+      for (int g = 0; g < 8; ++g)
+        v[g] = F == Fmt::kQ4 ? _mm512_sub_epi8(v[g], eight) : _mm512_shuffle_epi8(values, v[g]);
     }
   }
 
@@ -327,9 +333,19 @@ struct Q8Kern16 : TileOperands {
       if (after_next != nullptr) PrefetchSlice(after_next + b * pf_step, pf_step, 0, 1);
       const int64_t off = kBlockBytes<F> * b;
       __m512i v[8];
-      LoadBlock16(rp, off + 2, v);
+      LoadBlock16(rp, off + kQuantOffset<F>, v);
       __m512 dw;
-      if (rows == 16) {
+      if constexpr (F == Fmt::kMx) {  // the E8M0 bytes through the table of their powers of two
+        const float* table = Mxfp4Scales();
+        if (rows == 16) {
+          const __m512i raw = _mm512_i32gather_epi32(scale_offsets, rp[0] + off, 1);
+          dw = _mm512_i32gather_ps(_mm512_and_si512(raw, _mm512_set1_epi32(0xff)), table, 4);
+        } else {
+          alignas(64) float d[16];
+          for (int j = 0; j < 16; ++j) d[j] = table[rp[j][off]];
+          dw = _mm512_load_ps(d);
+        }
+      } else if (rows == 16) {
         const __m512i raw = _mm512_i32gather_epi32(scale_offsets, rp[0] + off, 1);
         dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
       } else {
@@ -385,6 +401,12 @@ bool MatmulQ8(const Matrix& w, const float* x, int64_t m, int64_t x_stride, floa
     }
     if (w.type == gguf::TensorType::Q4_0) {
       RunAll(Q8Kern16<Fmt::kQ4>{TileOperands::of(w, s, y, y_stride)}, w.rows, m, pool, s);
+      return true;
+    }
+    // MXFP4 alone (M = 1) stays on the 8-row kernel: there the 16-row one's
+    // second gather (the scales' table) cost 4-11% of gpt-oss decode.
+    if (w.type == gguf::TensorType::MXFP4 && m >= 2) {
+      RunAll(Q8Kern16<Fmt::kMx>{TileOperands::of(w, s, y, y_stride)}, w.rows, m, pool, s);
       return true;
     }
   }
