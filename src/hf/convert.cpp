@@ -16,7 +16,11 @@ bool is_matrix(const gguf::TensorInfo& t) {
 
 }  // namespace
 
-kernels::Matrix matrix_view(const gguf::GgufFile& f, const gguf::TensorInfo& t) {
+Result<kernels::Matrix> matrix_view(const gguf::GgufFile& f, const gguf::TensorInfo& t) {
+  if (!gguf::can_dequantize(t.type) || t.dims.empty() || t.dims[0] == 0 || t.n_elements == 0) {
+    return Status::errorf("tensor {} ({} {}) is not a matrix tandem can decode", t.name, gguf::type_name(t.type),
+                          t.shape_string());
+  }
   kernels::Matrix m;
   m.data = t.data;
   m.type = t.type;
@@ -24,11 +28,16 @@ kernels::Matrix matrix_view(const gguf::GgufFile& f, const gguf::TensorInfo& t) 
   m.rows = static_cast<int64_t>(t.n_elements / t.dims[0]);
   m.row_bytes = static_cast<size_t>(t.n_bytes / static_cast<uint64_t>(m.rows));
   const gguf::TensorInfo* o = f.find_tensor(t.name + ".offsets");
-  if (o != nullptr && o->dims.size() == 2 && o->dims[1] > 0) {
-    m.offsets = reinterpret_cast<const float*>(o->data);
-    m.offset_group = m.cols / static_cast<int64_t>(o->dims[1]);
-    m.offset_stride = static_cast<int64_t>(o->dims[0]);
+  if (o == nullptr) return m;
+  const uint64_t groups = o->dims.size() == 2 ? o->dims[1] : 0;
+  if (o->type != gguf::TensorType::F32 || groups == 0 || o->dims[0] != static_cast<uint64_t>(m.rows) ||
+      static_cast<uint64_t>(m.cols) % groups != 0 || (static_cast<uint64_t>(m.cols) / groups) % 32 != 0) {
+    return Status::errorf("tensor {} {} does not fit {} {} (F32 [rows, columns / group], groups of 32n)", o->name,
+                          o->shape_string(), t.name, t.shape_string());
   }
+  m.offsets = reinterpret_cast<const float*>(o->data);
+  m.offset_group = m.cols / static_cast<int64_t>(groups);
+  m.offset_stride = m.rows;
   return m;
 }
 
@@ -58,7 +67,9 @@ Result<size_t> convert_to_gguf(const gguf::GgufFile& src, const std::string& pat
     }
     if (!gguf::can_quantize(*target)) return Status::errorf("cannot write {} as {}", t.name, gguf::type_name(*target));
     ++requantized;
-    const kernels::Matrix m = matrix_view(src, t);
+    auto view = matrix_view(src, t);
+    if (!view) return view.status();
+    const kernels::Matrix m = *view;
     const gguf::TensorType type = *target;
     TANDEM_RETURN_IF_ERROR(w.add_tensor(t.name, type, t.dims, [m, type, &o, &t, &done, total](std::span<uint8_t> out) {
       std::vector<float> row(static_cast<size_t>(m.cols));

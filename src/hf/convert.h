@@ -24,8 +24,10 @@ struct GgufConvertOptions {
 
 // Tensor T of F as a matrix of rows of dims[0] (a 3-D stack of experts: all
 // their rows), with its group offsets when F has "<name>.offsets" (an
-// MLX-quantized folder).
-kernels::Matrix matrix_view(const gguf::GgufFile& f, const gguf::TensorInfo& t);
+// MLX-quantized folder). An error when tandem cannot decode T's type or
+// the offsets do not fit it (F32, one row per row, groups of a multiple
+// of 32 columns).
+Result<kernels::Matrix> matrix_view(const gguf::GgufFile& f, const gguf::TensorInfo& t);
 
 // Writes SRC to PATH (atomically). Returns how many matrices were requantized.
 Result<size_t> convert_to_gguf(const gguf::GgufFile& src, const std::string& path, const GgufConvertOptions& options);

@@ -166,7 +166,7 @@ Result<std::vector<Planned>> plan_mlx(const TensorSet& set, const TensorMap& m, 
                                                             static_cast<uint64_t>(heads)))
                      : r;
   };
-  if (m.transform == Transform::kInterleaveHeads && mm.rows % (2 * m.heads) != 0) {
+  if (m.transform == Transform::kInterleaveHeads && (m.heads <= 0 || mm.rows % (2 * m.heads) != 0)) {
     return Status::errorf("tensor '{}': {} rows are not {} heads of even size", m.hf, mm.rows, m.heads);
   }
   ++stats->matrices;
@@ -325,7 +325,7 @@ Result<std::vector<Planned>> plan_tensor(const TensorSet& set, const TensorMap& 
     case Transform::kMxfp4:
     case Transform::kHalfOfPairs: break;  // planned above
     case Transform::kInterleaveHeads: {
-      if (t->shape.empty() || t->shape[0] % (2 * static_cast<uint64_t>(m.heads)) != 0) {
+      if (t->shape.empty() || t->shape[0] == 0 || m.heads <= 0 || t->shape[0] % (2 * static_cast<uint64_t>(m.heads)) != 0) {
         return Status::errorf("tensor '{}' {}: rows are not {} heads of even size", t->name, t->shape_string(),
                               m.heads);
       }
@@ -406,7 +406,18 @@ bool is_folder(const std::string& path) {
   return fs::is_directory(path, ec);
 }
 
+Result<FolderModel> read_folder_unchecked(const std::string& dir);
+
 Result<FolderModel> read_folder(const std::string& dir) {
+  // config.json is untrusted: a field of the wrong type makes nlohmann throw.
+  try {
+    return read_folder_unchecked(dir);
+  } catch (const json::exception& e) {
+    return Status::errorf("{}/config.json: {}", dir, e.what());
+  }
+}
+
+Result<FolderModel> read_folder_unchecked(const std::string& dir) {
   auto config_text = read_file(dir + "/config.json");
   if (!config_text) {
     return Status::errorf("{}: no config.json (not a Hugging Face model folder; tandem also reads .gguf files)", dir);
@@ -428,6 +439,9 @@ Result<FolderModel> read_folder(const std::string& dir) {
   // The embedding's rows give the vocabulary the tokenizer is padded to.
   const StTensor* embd = set.find(arch->embedding);
   if (embd == nullptr || embd->shape.empty()) return Status::errorf("{}: tensor {} is missing", dir, arch->embedding);
+  if (embd->shape[0] == 0 || embd->shape[0] > (1u << 24)) {
+    return Status::errorf("{}: tensor {} {} is not a vocabulary of embeddings", dir, arch->embedding, embd->shape_string());
+  }
   tokenizer::HfImportOptions topt;
   topt.pad_vocab_to = static_cast<uint32_t>(embd->shape[0]);
   auto tok = tokenizer::import_hf_tokenizer(dir, topt);

@@ -43,6 +43,7 @@ Result<json> config_of(const gguf::GgufFile& src, const FolderWriteOptions& o) {
   c["intermediate_size"] = u("feed_forward_length");
   c["num_attention_heads"] = u("attention.head_count");
   c["num_key_value_heads"] = src.get_uint(a + ".attention.head_count_kv").value_or(u("attention.head_count"));
+  if (u("attention.head_count") == 0 || u("block_count") == 0) return Status::error("the model has no heads or layers");
   c["head_dim"] = src.get_uint(a + ".attention.key_length").value_or(u("embedding_length") / u("attention.head_count"));
   c["max_position_embeddings"] = u("context_length");
   c["rms_norm_eps"] = src.get_float(a + ".attention.layer_norm_rms_epsilon").value_or(1e-5);
@@ -208,9 +209,11 @@ Status convert_tensor(const gguf::GgufFile& src, const TensorMap& m, const Folde
     partner = src.find_tensor(up);
     if (partner == nullptr) return Status::errorf("tensor {} is missing", up);
   }
+  if (partner && (partner->type != t->type || partner->dims != t->dims))
+    return Status::errorf("tensors {} and {} differ in type or shape", m.gguf, partner->name);
   if (m.transform == Transform::kMxfp4) {
-    if (t->type != gguf::TensorType::MXFP4 || (partner && partner->type != gguf::TensorType::MXFP4))
-      return Status::errorf("tensor {}: the folder writer writes gpt-oss experts from MXFP4 only", m.gguf);
+    if (t->type != gguf::TensorType::MXFP4 || t->dims.size() != 3)
+      return Status::errorf("tensor {}: the folder writer writes gpt-oss experts from 3-D MXFP4 only", m.gguf);
     write_mxfp4(*t, partner, m.hf, out);
     return {};
   }
@@ -229,11 +232,17 @@ Status convert_tensor(const gguf::GgufFile& src, const TensorMap& m, const Folde
   std::vector<float> v(t->n_elements);
   std::vector<uint64_t> shape(t->dims.rbegin(), t->dims.rend());
   if (shape.size() >= 2) {  // (with an MLX folder's group offsets)
-    const kernels::Matrix mat = matrix_view(src, *t);
+    auto view = matrix_view(src, *t);
+    if (!view) return view.status();
+    const kernels::Matrix mat = *view;
     for (int64_t r = 0; r < mat.rows; ++r) kernels::dequantize_row(mat, r, v.data() + r * mat.cols);
   } else {
     TANDEM_RETURN_IF_ERROR(gguf::dequantize(t->type, t->data, v.data(), static_cast<int64_t>(v.size())));
   }
+  if (!m.stacked.empty() && (shape.size() != 3 || shape[0] != m.stacked.size()))
+    return Status::errorf("tensor {} {} is not a stack of {} experts", m.gguf, t->shape_string(), m.stacked.size());
+  if (m.transform == Transform::kInterleaveHeads && (shape.size() != 2 || shape[0] % (2 * static_cast<uint64_t>(m.heads)) != 0))
+    return Status::errorf("tensor {} {}: rows are not {} heads of even size", m.gguf, t->shape_string(), m.heads);
   if (!m.stacked.empty() && o.mlx_bits == 0) {  // experts: one HF tensor each
     const size_t per = v.size() / m.stacked.size();
     for (size_t e = 0; e < m.stacked.size(); ++e) {

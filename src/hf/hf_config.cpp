@@ -10,11 +10,13 @@ namespace {
 using json = nlohmann::json;
 using gguf::Value;
 
-// A positive integer field of CFG.
-Status positive(const json& cfg, const char* key, int64_t* out) {
+// A positive integer field of CFG, at most MAX (counts of layers, heads
+// and experts are small; a huge one would only make the loader build
+// names or divide by a truncated zero).
+Status positive(const json& cfg, const char* key, int64_t* out, int64_t max = int64_t{1} << 24) {
   const auto it = cfg.find(key);
-  if (it == cfg.end() || !it->is_number_integer() || it->get<int64_t>() <= 0 || it->get<int64_t>() > (1ll << 40)) {
-    return Status::errorf("{} is missing or not a positive integer", key);
+  if (it == cfg.end() || !it->is_number_integer() || it->get<int64_t>() <= 0 || it->get<int64_t>() > max) {
+    return Status::errorf("{} is missing or not a positive integer up to {}", key, max);
   }
   *out = it->get<int64_t>();
   return {};
@@ -31,13 +33,13 @@ struct Shape {
 };
 
 Status read_shape(const json& cfg, Shape* s) {
-  TANDEM_RETURN_IF_ERROR(positive(cfg, "num_hidden_layers", &s->layers));
+  TANDEM_RETURN_IF_ERROR(positive(cfg, "num_hidden_layers", &s->layers, 4096));
   TANDEM_RETURN_IF_ERROR(positive(cfg, "hidden_size", &s->dim));
   TANDEM_RETURN_IF_ERROR(positive(cfg, "intermediate_size", &s->ffn));
-  TANDEM_RETURN_IF_ERROR(positive(cfg, "num_attention_heads", &s->heads));
+  TANDEM_RETURN_IF_ERROR(positive(cfg, "num_attention_heads", &s->heads, 4096));
   s->kv_heads = s->heads;
   if (cfg.contains("num_key_value_heads") && !cfg["num_key_value_heads"].is_null())
-    TANDEM_RETURN_IF_ERROR(positive(cfg, "num_key_value_heads", &s->kv_heads));
+    TANDEM_RETURN_IF_ERROR(positive(cfg, "num_key_value_heads", &s->kv_heads, 4096));
   s->head_dim = s->dim / s->heads;
   if (cfg.contains("head_dim") && !cfg["head_dim"].is_null())
     TANDEM_RETURN_IF_ERROR(positive(cfg, "head_dim", &s->head_dim));
@@ -88,7 +90,7 @@ Status read_experts(const json& cfg, const std::string& a, ArchPlan* plan, int64
   auto& md = plan->metadata;
   auto u32 = [](int64_t v) { return Value::u32(static_cast<uint32_t>(v)); };
   if (a == "qwen3moe") {
-    TANDEM_RETURN_IF_ERROR(positive(cfg, "num_experts", experts));
+    TANDEM_RETURN_IF_ERROR(positive(cfg, "num_experts", experts, 1024));
     TANDEM_RETURN_IF_ERROR(positive(cfg, "num_experts_per_tok", &used));
     TANDEM_RETURN_IF_ERROR(positive(cfg, "moe_intermediate_size", &ffn));
     // Every layer a mixture, routed weights renormalized: what tandem's qwen3moe runs.
@@ -97,7 +99,7 @@ Status read_experts(const json& cfg, const std::string& a, ArchPlan* plan, int64
     if (cfg.value("decoder_sparse_step", 1) != 1) return Status::error("decoder_sparse_step other than 1 is not supported");
     if (!cfg.value("norm_topk_prob", true)) return Status::error("norm_topk_prob false is not supported");
   } else {  // gpt-oss
-    TANDEM_RETURN_IF_ERROR(positive(cfg, "num_local_experts", experts));
+    TANDEM_RETURN_IF_ERROR(positive(cfg, "num_local_experts", experts, 1024));
     TANDEM_RETURN_IF_ERROR(positive(cfg, cfg.contains("num_experts_per_tok") ? "num_experts_per_tok" : "experts_per_token",
                                     &used));
     TANDEM_RETURN_IF_ERROR(positive(cfg, "intermediate_size", &ffn));

@@ -57,6 +57,7 @@ Status check_mlx_matrix(MlxMatrix* m) {
   m->rows = 1;
   for (size_t d = 0; d + 1 < w.shape.size(); ++d) m->rows *= static_cast<int64_t>(w.shape[d]);
   m->cols = static_cast<int64_t>(w.shape.back()) * per_word;
+  if (m->rows == 0 || m->cols == 0) return Status::errorf("tensor '{}' {} is empty", w.name, w.shape_string());
   std::vector<uint64_t> want(w.shape.begin(), w.shape.end() - 1);
   want.push_back(static_cast<uint64_t>(m->cols / m->quant.group));
   for (const StTensor* t : {m->scales, m->biases}) {

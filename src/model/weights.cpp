@@ -42,8 +42,8 @@ class Loader {
     if (t == nullptr) return {};
     const uint64_t groups = t->dims.size() == 2 ? t->dims[1] : 0;
     if (t->type != gguf::TensorType::F32 || groups == 0 || static_cast<uint64_t>(in) % groups != 0 ||
-        t->dims[0] != static_cast<uint64_t>(out)) {
-      return Status::errorf("tensor {} is not F32 [{}, {} / group]", name, out, in);
+        (static_cast<uint64_t>(in) / groups) % 32 != 0 || t->dims[0] != static_cast<uint64_t>(out)) {
+      return Status::errorf("tensor {} is not F32 [{}, {} / group] with groups of 32n", name, out, in);
     }
     m->offsets = reinterpret_cast<const float*>(t->data);
     m->offset_group = in / static_cast<int64_t>(groups);

@@ -163,6 +163,19 @@ TEST(HfFolder, FoldersTandemCannotServeSaySoInOneLine) {
   EXPECT_NE(open_error(dir).find("num_hidden_layers is missing or not a positive integer"), std::string::npos)
       << open_error(dir);
 
+  // Untrusted values: a count too large to be real, fields of the wrong type.
+  cfg["num_hidden_layers"] = 2;
+  cfg["num_attention_heads"] = int64_t{1} << 32;
+  write_text(dir + "/config.json", cfg.dump());
+  EXPECT_NE(open_error(dir).find("num_attention_heads is missing or not a positive integer up to 4096"),
+            std::string::npos)
+      << open_error(dir);
+  cfg["num_attention_heads"] = 8;
+  cfg["tie_word_embeddings"] = nullptr;
+  cfg["rope_scaling"] = {{"rope_type", 5}};
+  write_text(dir + "/config.json", cfg.dump());
+  EXPECT_NE(open_error(dir).find("config.json: "), std::string::npos) << open_error(dir);
+
   for (const auto& e : {open_error(dir), open_error(tandem::test::scratch_dir("hf_empty2"))})
     EXPECT_EQ(e.find('\n'), std::string::npos) << e;
 }

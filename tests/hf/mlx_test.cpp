@@ -56,7 +56,7 @@ TEST(Mlx, DequantizedWeightsEqualTheWritersQuantization) {
         ASSERT_TRUE(check_mlx_matrix(&mm).ok()) << hf;
         const gguf::TensorInfo* info = folder->find_tensor(gg);
         ASSERT_NE(info, nullptr);
-        const kernels::Matrix m = matrix_view(*folder, *info);
+        const kernels::Matrix m = matrix_view(*folder, *info).value();
         ASSERT_NE(m.offsets, nullptr);
         ASSERT_EQ(m.rows, mm.rows);
         ASSERT_EQ(m.type, bits == 4 ? gguf::TensorType::Q4_0 : gguf::TensorType::Q8_0);
@@ -135,7 +135,7 @@ TEST(Mlx, StackedExpertsOfAMixture) {
   MlxMatrix mm{w, st->find("model.layers.1.mlp.switch_mlp.down_proj.scales"),
                st->find("model.layers.1.mlp.switch_mlp.down_proj.biases"), {8, 32}};
   ASSERT_TRUE(check_mlx_matrix(&mm).ok());
-  const kernels::Matrix all = matrix_view(*folder, *info);
+  const kernels::Matrix all = matrix_view(*folder, *info).value();
   std::vector<float> row(32);
   for (int64_t r : {0, 63, 64, 300, 511}) {  // rows of experts 0, 0, 1, 4, 7
     kernels::dequantize_row(all, r, row.data());
