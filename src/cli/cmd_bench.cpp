@@ -236,8 +236,7 @@ int run_bench(BenchOptions o) {
   }
   if (!o.json_path.empty()) {
     const std::string text = report.dump(2) + "\n";
-    Status s = write_file_atomic(o.json_path,
-                                 std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+    Status s = write_text_atomic(o.json_path, text);
     if (!s.ok()) return fail(s.message());
     fmt::print("\nwrote {}\n", o.json_path);
   }

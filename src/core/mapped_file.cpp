@@ -149,6 +149,10 @@ Status write_file_atomic(const std::string& path, std::span<const uint8_t> data)
   return write_file_atomic(path, parts);
 }
 
+Status write_text_atomic(const std::string& path, std::string_view text) {
+  return write_file_atomic(path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+}
+
 Status write_file_atomic(const std::string& path, std::span<const std::span<const uint8_t>> parts) {
   std::string tmp = path + ".tmp." + std::to_string(getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -8,6 +8,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <string_view>
 
 namespace tandem {
 
@@ -67,5 +68,7 @@ Result<std::string> read_file(const std::string& path);
 Status write_file_atomic(const std::string& path, std::span<const uint8_t> data);
 // The same for data in several parts (header, body, ...) written in order.
 Status write_file_atomic(const std::string& path, std::span<const std::span<const uint8_t>> parts);
+// The same for text (JSON, SVG, configs).
+Status write_text_atomic(const std::string& path, std::string_view text);
 
 }  // namespace tandem

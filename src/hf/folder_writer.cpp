@@ -148,9 +148,8 @@ Status write_tokenizer(const gguf::GgufFile& src, const std::string& dir) {
   if (v->eos != tokenizer::kNoToken) cfg["eos_token"] = text_of(v->eos);
   if (v->unk != tokenizer::kNoToken) cfg["unk_token"] = text_of(v->unk);
   if (!v->chat_template.empty()) cfg["chat_template"] = v->chat_template;
-  const std::string t = tok.dump(1), c = cfg.dump(1);
-  TANDEM_RETURN_IF_ERROR(write_file_atomic(dir + "/tokenizer.json", {reinterpret_cast<const uint8_t*>(t.data()), t.size()}));
-  return write_file_atomic(dir + "/tokenizer_config.json", {reinterpret_cast<const uint8_t*>(c.data()), c.size()});
+  TANDEM_RETURN_IF_ERROR(write_text_atomic(dir + "/tokenizer.json", tok.dump(1)));
+  return write_text_atomic(dir + "/tokenizer_config.json", cfg.dump(1));
 }
 
 // A written tensor's bytes.
@@ -312,8 +311,7 @@ Status write_folder(const gguf::GgufFile& src, const std::string& dir, const Fol
   if (!plan) return plan.status();
   std::vector<Out> tensors;
   for (const TensorMap& m : plan->tensors) TANDEM_RETURN_IF_ERROR(convert_tensor(src, m, o, &tensors));
-  const std::string c = cfg->dump(1);
-  TANDEM_RETURN_IF_ERROR(write_file_atomic(dir + "/config.json", {reinterpret_cast<const uint8_t*>(c.data()), c.size()}));
+  TANDEM_RETURN_IF_ERROR(write_text_atomic(dir + "/config.json", cfg->dump(1)));
   TANDEM_RETURN_IF_ERROR(write_tokenizer(src, dir));
 
   const int shards = std::max(1, o.shards);
@@ -329,9 +327,8 @@ Status write_folder(const gguf::GgufFile& src, const std::string& dir, const Fol
     TANDEM_RETURN_IF_ERROR(write_safetensors(dir + "/" + name, part, {{"format", o.mlx_bits ? "mlx" : "pt"}}));
   }
   if (shards > 1) {
-    const std::string index = json{{"metadata", json::object()}, {"weight_map", weight_map}}.dump(1);
-    TANDEM_RETURN_IF_ERROR(write_file_atomic(dir + "/model.safetensors.index.json",
-                                             {reinterpret_cast<const uint8_t*>(index.data()), index.size()}));
+    TANDEM_RETURN_IF_ERROR(write_text_atomic(dir + "/model.safetensors.index.json",
+                                             json{{"metadata", json::object()}, {"weight_map", weight_map}}.dump(1)));
   }
   return {};
 }

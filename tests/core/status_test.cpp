@@ -36,7 +36,7 @@ TEST(MappedFile, MapsAndReportsErrors) {
   const std::string dir = test::scratch_dir("mapped_file");
   const std::string path = dir + "/x.bin";
   const std::string text = "hello";
-  ASSERT_TRUE(write_file_atomic(path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}).ok());
+  ASSERT_TRUE(write_text_atomic(path, text).ok());
   auto m = MappedFile::open(path);
   ASSERT_TRUE(m.ok()) << m.message();
   EXPECT_EQ(m->size(), 5u);

@@ -11,7 +11,6 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
-#include <fstream>
 
 namespace tandem::hf {
 namespace {
@@ -40,7 +39,7 @@ std::string open_error(const std::string& dir) {
   return f.ok() ? std::string("(opened)") : f.message();
 }
 
-void write_text(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+void write_text(const std::string& path, const std::string& text) { ASSERT_TRUE(write_text_atomic(path, text).ok()); }
 
 TEST(HfFolder, StoryGoldenWithF32Kv) {
   auto file = open_model(tandem::test::data_path(kStory));

@@ -184,7 +184,7 @@ TEST(Mlx, UnsupportedQuantizationSaysSoInOneLine) {
     c["quantization"][key] = value;
     c.erase("quantization_config");
     const std::string text = c.dump();
-    ASSERT_TRUE(write_file_atomic(dir + "/config.json", {reinterpret_cast<const uint8_t*>(text.data()), text.size()}).ok());
+    ASSERT_TRUE(write_text_atomic(dir + "/config.json", text).ok());
     auto f = open_model(dir);
     ASSERT_FALSE(f.ok());
     EXPECT_NE(f.message().find(message), std::string::npos) << f.message();
@@ -193,7 +193,7 @@ TEST(Mlx, UnsupportedQuantizationSaysSoInOneLine) {
   cfg.erase("quantization");
   cfg.erase("quantization_config");
   const std::string text = cfg.dump();
-  ASSERT_TRUE(write_file_atomic(dir + "/config.json", {reinterpret_cast<const uint8_t*>(text.data()), text.size()}).ok());
+  ASSERT_TRUE(write_text_atomic(dir + "/config.json", text).ok());
   auto f = open_model(dir);
   ASSERT_FALSE(f.ok());
   EXPECT_NE(f.message().find("is U32 but config.json has no quantization for it"), std::string::npos) << f.message();

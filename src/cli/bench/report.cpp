@@ -190,7 +190,7 @@ Status write_svg(const std::string& path, const std::vector<Chart>& charts) {
       w * static_cast<double>(charts.size()), h);
   for (size_t i = 0; i < charts.size(); ++i) draw_chart(svg, charts[i], w * static_cast<double>(i), 0, w, h);
   svg += "</svg>\n";
-  return write_file_atomic(path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(svg.data()), svg.size()));
+  return write_text_atomic(path, svg);
 }
 
 }  // namespace tandem::bench
