@@ -3,6 +3,7 @@
 #include "core/fp16.h"
 #include "hf/hf_config.h"
 #include "hf/mlx.h"
+#include "hf/nibbles.h"
 #include "hf/safetensors.h"
 #include "tokenizer/hf_import.h"
 
@@ -49,8 +50,6 @@ class TensorSet {
     return nullptr;
   }
   bool has(const std::string& name) const { return find(name) != nullptr; }
-  // Stored under its own name (not only an alias).
-  bool stored(const std::string& name) const { return by_name_.contains(name); }
 
   std::vector<SafetensorsFile>& files() { return files_; }
   std::string dtypes() const {
@@ -110,8 +109,6 @@ class TensorSet {
   std::vector<SafetensorsFile> files_;
   std::unordered_map<std::string, const StTensor*> by_name_;
 };
-
-size_t offsets_bytes(int64_t rows, int64_t groups) { return static_cast<size_t>(rows * groups) * sizeof(float); }
 
 // A tensor of the assembled model: a view of a stored one, or bytes
 // converted once at load into the shared buffer.
@@ -189,7 +186,7 @@ Result<std::vector<Planned>> plan_mlx(const TensorSet& set, const TensorMap& m, 
   };
   out[1].source = {m.gguf + ".offsets", gguf::TensorType::F32,
                    {static_cast<uint64_t>(mm.rows), static_cast<uint64_t>(groups)}, {}};
-  out[1].bytes = offsets_bytes(mm.rows, groups);
+  out[1].bytes = static_cast<size_t>(mm.rows * groups) * sizeof(float);
   out[1].fill = [offsets](uint8_t* o) {
     std::memcpy(o, offsets->data(), offsets->size() * sizeof(float));
     offsets->clear();
@@ -229,8 +226,7 @@ Result<std::vector<Planned>> plan_stacked(const TensorSet& set, const TensorMap&
 // gpt-oss experts (M.hf "<x>_blocks" U8 [experts, rows, in / 32, 16] and
 // "<x>_scales" U8 [experts, rows, in / 32]) as GGUF MXFP4 blocks (the
 // scale byte, then 16 bytes): all rows, or the even (gate) or odd (up) ones
-// of the interleaved gate_up. HF packs codes 2k and 2k + 1 in the low and
-// high nibble of byte k, GGUF codes j and j + 16 in byte j.
+// of the interleaved gate_up, codes repacked (nibbles.h).
 Result<std::vector<Planned>> plan_mxfp4(const TensorSet& set, const TensorMap& m) {
   const std::string scales_name = m.hf.substr(0, m.hf.size() - std::string("_blocks").size()) + "_scales";
   const StTensor* blocks = set.find(m.hf);
@@ -251,14 +247,8 @@ Result<std::vector<Planned>> plan_mxfp4(const TensorSet& set, const TensorMap& m
       for (uint64_t r = 0; r < rows; ++r) {
         const uint64_t from = e * rows_in + (parity < 0 ? r : 2 * r + static_cast<uint64_t>(parity));
         for (uint64_t b = 0; b < n_blocks; ++b, out += 17) {
-          const uint8_t* in = blocks->data.data() + (from * n_blocks + b) * 16;
-          uint8_t codes[32];
-          for (int k = 0; k < 16; ++k) {
-            codes[2 * k] = in[k] & 0x0f;
-            codes[2 * k + 1] = in[k] >> 4;
-          }
           out[0] = scales->data[from * n_blocks + b];
-          for (int j = 0; j < 16; ++j) out[1 + j] = static_cast<uint8_t>(codes[j] | (codes[j + 16] << 4));
+          pairs_to_ggml_nibbles(blocks->data.data() + (from * n_blocks + b) * 16, out + 1);
         }
       }
     }

@@ -5,6 +5,7 @@
 #include "hf/convert.h"
 #include "hf/hf_config.h"
 #include "hf/mlx.h"
+#include "hf/nibbles.h"
 #include "hf/safetensors.h"
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/vocab.h"
@@ -180,13 +181,7 @@ void write_mxfp4(const gguf::TensorInfo& t, const gguf::TensorInfo* partner, con
       for (uint64_t b = 0; b < n_blocks; ++b) {
         const uint8_t* in = src.data + (from * n_blocks + b) * 17;
         scales[to * n_blocks + b] = in[0];
-        uint8_t codes[32];
-        for (int j = 0; j < 16; ++j) {
-          codes[j] = in[1 + j] & 0x0f;
-          codes[j + 16] = in[1 + j] >> 4;
-        }
-        for (int k = 0; k < 16; ++k)
-          blocks[(to * n_blocks + b) * 16 + static_cast<uint64_t>(k)] = static_cast<uint8_t>(codes[2 * k] | (codes[2 * k + 1] << 4));
+        ggml_to_pairs_nibbles(in + 1, blocks.data() + (to * n_blocks + b) * 16);
       }
     }
   }
@@ -228,8 +223,12 @@ Status convert_tensor(const gguf::GgufFile& src, const TensorMap& m, const Folde
     out->push_back({m.hf, Dtype::kF32, {experts, 2 * half}, as_bytes(both)});
     return {};
   }
-  std::vector<float> v(t->n_elements);
   std::vector<uint64_t> shape(t->dims.rbegin(), t->dims.rend());
+  if (!m.stacked.empty() && (shape.size() != 3 || shape[0] != m.stacked.size()))
+    return Status::errorf("tensor {} {} is not a stack of {} experts", m.gguf, t->shape_string(), m.stacked.size());
+  if (m.transform == Transform::kInterleaveHeads && (shape.size() != 2 || shape[0] % (2 * static_cast<uint64_t>(m.heads)) != 0))
+    return Status::errorf("tensor {} {}: rows are not {} heads of even size", m.gguf, t->shape_string(), m.heads);
+  std::vector<float> v(t->n_elements);
   if (shape.size() >= 2) {  // (with an MLX folder's group offsets)
     auto view = matrix_view(src, *t);
     if (!view) return view.status();
@@ -238,10 +237,6 @@ Status convert_tensor(const gguf::GgufFile& src, const TensorMap& m, const Folde
   } else {
     TANDEM_RETURN_IF_ERROR(gguf::dequantize(t->type, t->data, v.data(), static_cast<int64_t>(v.size())));
   }
-  if (!m.stacked.empty() && (shape.size() != 3 || shape[0] != m.stacked.size()))
-    return Status::errorf("tensor {} {} is not a stack of {} experts", m.gguf, t->shape_string(), m.stacked.size());
-  if (m.transform == Transform::kInterleaveHeads && (shape.size() != 2 || shape[0] % (2 * static_cast<uint64_t>(m.heads)) != 0))
-    return Status::errorf("tensor {} {}: rows are not {} heads of even size", m.gguf, t->shape_string(), m.heads);
   if (!m.stacked.empty() && o.mlx_bits == 0) {  // experts: one HF tensor each
     const size_t per = v.size() / m.stacked.size();
     for (size_t e = 0; e < m.stacked.size(); ++e) {

@@ -1,6 +1,7 @@
 #include "hf/mlx.h"
 
 #include "core/fp16.h"
+#include "hf/nibbles.h"
 
 #include <algorithm>
 #include <cmath>
@@ -95,13 +96,7 @@ int64_t mlx_convert_row(const MlxMatrix& m, int64_t r, uint8_t* blocks, float* o
         for (int j = 0; j < 32; ++j) block[2 + j] = in[j] ^ 0x80;  // q - 128 as int8
         continue;
       }
-      uint8_t codes[32];
-      for (int k = 0; k < 16; ++k) {
-        codes[2 * k] = in[k] & 0x0f;
-        codes[2 * k + 1] = in[k] >> 4;
-      }
-      // Q4_0: element j in the low nibble of byte j, element j + 16 in its high nibble.
-      for (int j = 0; j < 16; ++j) block[2 + j] = static_cast<uint8_t>(codes[j] | (codes[j + 16] << 4));
+      pairs_to_ggml_nibbles(in, block + 2);
     }
   }
   return inexact;
