@@ -404,7 +404,10 @@ void page_in_weights(model::Model& m) {
   const std::string size = bytes >= kGiB ? fmt::format("{:.2f} GiB", static_cast<double>(bytes) / kGiB)
                                          : fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
   switch (r.kind) {
-    case Kind::kHugePages: spdlog::debug("weights: {} in memory on 2 MiB pages ({:.1f} s)", size, seconds()); break;
+    case Kind::kHugePages:
+      spdlog::debug("weights: {} in memory on 2 MiB pages, {} Q8_0 matrices repacked ({:.1f} s){}", size,
+                    r.packed_matrices, seconds(), r.note.empty() ? "" : "; " + r.note);
+      break;
     case Kind::kFilePages:
       spdlog::warn("weights: {} on the file's pages ({:.1f} s; not on 2 MiB pages: {})", size, seconds(), r.note);
       break;

@@ -123,6 +123,14 @@ Status MappedFile::make_resident(const std::function<void(uint64_t done, uint64_
   return {};
 }
 
+Status MappedFile::set_writable(bool on) {
+  if (!resident_) return Status::errorf("{} is not a private copy", path_);
+  if (::mprotect(const_cast<uint8_t*>(data_), reserved_, on ? PROT_READ | PROT_WRITE : PROT_READ) != 0) {
+    return Status::errorf("cannot change the protection of {}: {}", path_, std::strerror(errno));
+  }
+  return {};
+}
+
 Result<std::string> read_file(const std::string& path) {
   // read() until EOF rather than mmap: /proc and /sys files report size 0.
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -36,6 +36,10 @@ class MappedFile {
   // On an error the mapping is left as it was.
   Status make_resident(const std::function<void(uint64_t done, uint64_t total)>& progress);
   bool resident() const { return resident_; }
+  // The private copy of make_resident() writable (ON) or read-only again,
+  // for rewriting weights in place at load (kernels/q8_pack.h). Errors
+  // before make_resident(): the file's own pages are never written.
+  Status set_writable(bool on);
 
   // Which file a mapping is of: make_resident() copies only that file.
   struct Identity {

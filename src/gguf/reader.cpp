@@ -344,6 +344,12 @@ Status GgufFile::make_resident(const std::function<void(uint64_t done, uint64_t 
   return {};
 }
 
+Status GgufFile::set_writable(bool on) {
+  if (!storage_) return map_.set_writable(on);
+  for (auto& f : storage_->files) TANDEM_RETURN_IF_ERROR(f.set_writable(on));
+  return {};
+}
+
 void GgufFile::page_in(const std::function<void(uint64_t done, uint64_t total)>& progress) const {
   if (!storage_) return tandem::page_in(bytes_.subspan(static_cast<size_t>(data_offset_)), progress);
   for (const auto& f : storage_->files) tandem::page_in(f.bytes(), progress);

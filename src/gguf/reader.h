@@ -91,6 +91,9 @@ class GgufFile {
   // The tensors' bytes on 2 MiB pages at the same addresses (MappedFile::make_resident
   // of the file, or of each file of an assembled model).
   Status make_resident(const std::function<void(uint64_t done, uint64_t total)>& progress);
+  // After make_resident(): the tensors' bytes writable or read-only again
+  // (MappedFile::set_writable; an assembled model's buffers always are).
+  Status set_writable(bool on);
   // Reads the tensors' bytes ahead of use (core/mapped_file.h page_in).
   void page_in(const std::function<void(uint64_t done, uint64_t total)>& progress) const;
   bool assembled() const { return storage_ != nullptr; }

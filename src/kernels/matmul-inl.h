@@ -270,9 +270,15 @@ struct TileOperands {
   size_t act_stride;
   float* y;
   int64_t y_stride;
+  int64_t packed_rows;  // Matrix::packed_rows (kernels/q8_pack.h)
 
   static TileOperands of(const Matrix& m, const detail::ScratchView& s, float* y, int64_t y_stride) {
-    return {m.data, m.row_bytes, m.rows, m.cols, s.act, s.act_stride, y, y_stride};
+    return {m.data, m.row_bytes, m.rows, m.cols, s.act, s.act_stride, y, y_stride, m.packed_rows};
+  }
+
+  // Block B of the packed 16-row group holding row N0 (N0 < packed_rows).
+  const uint8_t* PackedBlock(int64_t n0, int64_t b) const {
+    return w + static_cast<size_t>(n0 & ~int64_t{15}) * row_bytes + static_cast<size_t>(b) * 544;
   }
 
   // Pointers to weight rows N0 .. N0+R-1; missing rows of a ragged tile

@@ -38,6 +38,9 @@ struct Matrix {
   const float* offsets = nullptr;
   int64_t offset_group = 0;
   int64_t offset_stride = 0;  // rows of the whole matrix
+  // Q8_0 rows [0, packed_rows) are in the 16-row packed layout of
+  // kernels/q8_pack.h (set at load when it pays); the rest as in GGUF.
+  int64_t packed_rows = 0;
 };
 
 // Row N of W as f32 (offsets included).

@@ -126,6 +126,14 @@ HWY_INLINE void LoadBlock8(const uint8_t* const rp[kLanes], int64_t b, __m256i v
   }
 }
 
+// Rows 8H..8H+7 of a packed Q8_0 group's block BLK (kernels/q8_pack.h):
+// half H of each V[g] and of the scales. The same V[g] and scales as
+// LoadBlock8 gives for those rows unpacked.
+HWY_INLINE void LoadPacked8(const uint8_t* blk, int h, __m256i v[kLanes], __m256* dw) {
+  for (int g = 0; g < kLanes; ++g) v[g] = LoadI(blk + 32 + 64 * g + 32 * h);
+  *dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * h)));
+}
+
 // One group: lane j += dot(row j's 4 quants, the activation's 4 quants).
 // AUX is |v| (AVX2/AVX3; unused with VNNI).
 HWY_INLINE __m256i GroupDot(__m256i isum, __m256i v, __m256i aux, const uint8_t* x4) {
@@ -165,6 +173,15 @@ struct Q8Kern : TileOperands {
   // Work area: [prepared blocks (not direct)] | zero row.
   uint8_t* ZeroRow(uint8_t* work) const { return work + (kDirect ? 0 : (k / 32) * kPrepBlockBytes); }
 
+  bool Packed(int64_t n0) const { return F == Fmt::kQ8 && n0 < packed_rows; }
+
+  // Block B of the tile at N0 (rows RP when not packed).
+  HWY_INLINE void LoadTileBlock(int64_t n0, const uint8_t* const rp[kLanes], int64_t b, __m256i v[kLanes],
+                                __m256* dw) const {
+    if (Packed(n0)) return LoadPacked8(PackedBlock(n0, b), static_cast<int>((n0 >> 3) & 1), v, dw);
+    LoadBlock8<F>(rp, b, v, dw);
+  }
+
   void Prepare(int64_t n0, int rows, uint8_t* work) const {
     if constexpr (kDirect) return;
     const uint8_t* rp[kLanes];
@@ -173,7 +190,7 @@ struct Q8Kern : TileOperands {
       uint8_t* out = work + b * kPrepBlockBytes;
       __m256i v[kLanes];
       __m256 dw;
-      LoadBlock8<F>(rp, b, v, &dw);
+      LoadTileBlock(n0, rp, b, v, &dw);
       for (int g = 0; g < kLanes; ++g) {
         StoreI(out + 32 * g, v[g]);
         if constexpr (!kVnni) StoreI(out + 256 + 32 * g, _mm256_sign_epi8(v[g], v[g]));
@@ -199,11 +216,16 @@ struct Q8Kern : TileOperands {
     // by then), keep more lines in flight than one: M = 1, 1024 x 3072 from
     // DRAM, 2 threads, A/B in one process on a Zen 5 VM: +8-9% (no
     // prefetch: 0.34x; only the tile after next: +4%; three tiles: +0%).
+    // Packed rows stream by 16-row groups: a group's first tile fetches the
+    // next two groups, its second tile (reading the group from cache) none.
+    const int64_t unit = Packed(n0) ? 16 : kLanes;
+    const int64_t u0 = Packed(n0) ? (n0 & ~int64_t{15}) : n0;
+    const bool fetch = m0 == 0 && u0 == n0;
     const uint8_t* next =
-        m0 == 0 && n0 + 2 * kLanes <= w_rows ? w + static_cast<size_t>(n0 + kLanes) * row_bytes : nullptr;
+        fetch && u0 + 2 * unit <= w_rows ? w + static_cast<size_t>(u0 + unit) * row_bytes : nullptr;
     const uint8_t* after_next =
-        m0 == 0 && n0 + 3 * kLanes <= w_rows ? w + static_cast<size_t>(n0 + 2 * kLanes) * row_bytes : nullptr;
-    const size_t pf_step = kLanes * kBlockBytes<F>;
+        fetch && u0 + 3 * unit <= w_rows ? w + static_cast<size_t>(u0 + 2 * unit) * row_bytes : nullptr;
+    const size_t pf_step = static_cast<size_t>(unit) * kBlockBytes<F>;
     __m256 acc[C];
     for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < k / 32; ++b) {
@@ -215,7 +237,7 @@ struct Q8Kern : TileOperands {
       if (after_next != nullptr) PrefetchSlice(after_next + b * pf_step, pf_step, 0, 1);
       if constexpr (kDirect) {
         __m256i v[kLanes];
-        LoadBlock8<F>(rp, b, v, &dw);
+        LoadTileBlock(n0, rp, b, v, &dw);
         bias = BiasTerm(v);
         for (int g = 0; g < kLanes; ++g) {
           const __m256i aux = kVnni ? v[g] : _mm256_sign_epi8(v[g], v[g]);
@@ -309,6 +331,30 @@ struct Q8Kern16 : TileOperands {
     }
   }
 
+  // Block OFF of the 16 rows RP (ROWS real ones) as V[0..7] and their scales.
+  static HWY_INLINE void LoadBlock16AndScales(const uint8_t* const rp[16], int64_t off, int rows,
+                                              __m512i scale_offsets, __m512i v[8], __m512* dw) {
+    LoadBlock16(rp, off + kQuantOffset<F>, v);
+    if constexpr (F == Fmt::kMx) {  // the E8M0 bytes through the table of their powers of two
+      const float* table = Mxfp4Scales();
+      if (rows == 16) {
+        const __m512i raw = _mm512_i32gather_epi32(scale_offsets, rp[0] + off, 1);
+        *dw = _mm512_i32gather_ps(_mm512_and_si512(raw, _mm512_set1_epi32(0xff)), table, 4);
+      } else {
+        alignas(64) float d[16];
+        for (int j = 0; j < 16; ++j) d[j] = table[rp[j][off]];
+        *dw = _mm512_load_ps(d);
+      }
+    } else if (rows == 16) {
+      const __m512i raw = _mm512_i32gather_epi32(scale_offsets, rp[0] + off, 1);
+      *dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
+    } else {
+      alignas(32) uint16_t h[16];
+      for (int j = 0; j < 16; ++j) h[j] = LoadU16(rp[j] + off);
+      *dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(h)));
+    }
+  }
+
   template <int C>
   void Tile(int64_t n0, int rows, int64_t m0, const uint8_t* work) const {
     const uint8_t* xq[C];
@@ -333,25 +379,13 @@ struct Q8Kern16 : TileOperands {
       if (after_next != nullptr) PrefetchSlice(after_next + b * pf_step, pf_step, 0, 1);
       const int64_t off = kBlockBytes<F> * b;
       __m512i v[8];
-      LoadBlock16(rp, off + kQuantOffset<F>, v);
       __m512 dw;
-      if constexpr (F == Fmt::kMx) {  // the E8M0 bytes through the table of their powers of two
-        const float* table = Mxfp4Scales();
-        if (rows == 16) {
-          const __m512i raw = _mm512_i32gather_epi32(scale_offsets, rp[0] + off, 1);
-          dw = _mm512_i32gather_ps(_mm512_and_si512(raw, _mm512_set1_epi32(0xff)), table, 4);
-        } else {
-          alignas(64) float d[16];
-          for (int j = 0; j < 16; ++j) d[j] = table[rp[j][off]];
-          dw = _mm512_load_ps(d);
-        }
-      } else if (rows == 16) {
-        const __m512i raw = _mm512_i32gather_epi32(scale_offsets, rp[0] + off, 1);
-        dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
+      if (F == Fmt::kQ8 && n0 < packed_rows) {  // kernels/q8_pack.h: the vectors as stored
+        const uint8_t* blk = PackedBlock(n0, b);
+        dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+        for (int g = 0; g < 8; ++g) v[g] = _mm512_loadu_si512(blk + 32 + 64 * g);
       } else {
-        alignas(32) uint16_t h[16];
-        for (int j = 0; j < 16; ++j) h[j] = LoadU16(rp[j] + off);
-        dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(h)));
+        LoadBlock16AndScales(rp, off, rows, scale_offsets, v, &dw);
       }
       __m512i bias = _mm512_setzero_si512();
       for (int g = 0; g < 8; ++g) bias = _mm512_dpbusd_epi32(bias, k128, v[g]);
@@ -389,8 +423,12 @@ bool MatmulQ8(const Matrix& w, const float* x, int64_t m, int64_t x_stride, floa
   ForEachRow(pool, m, k, [&](int64_t i) { QuantizeRowB32(x + i * x_stride, k, s.act + i * s.act_stride); });
 #if HWY_TARGET == HWY_AVX3_DL
   // Batches on the AMX tile unit (matmul_amx.cpp): the same bits as the
-  // VNNI kernel below, from the same quantized rows.
-  if (s.panels != nullptr && amx_use(w.type, m) && detail::matmul_q8_amx(w, m, y, y_stride, pool, s)) return true;
+  // VNNI kernel below, from the same quantized rows. (It reads the GGUF
+  // layout: packed matrices stay on the VNNI kernels.)
+  if (s.panels != nullptr && w.packed_rows == 0 && amx_use(w.type, m) &&
+      detail::matmul_q8_amx(w, m, y, y_stride, pool, s)) {
+    return true;
+  }
 #endif
   const bool direct = m <= Q8Kern<Fmt::kQ8, true>::kCols;
 #if HWY_TARGET == HWY_AVX3_DL

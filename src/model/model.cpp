@@ -4,6 +4,7 @@
 #include "hf/folder.h"
 #include "kernels/attention.h"
 #include "kernels/dot.h"
+#include "kernels/q8_pack.h"
 
 #include <fmt/format.h>
 #include <xxhash.h>
@@ -25,7 +26,11 @@ Model::WeightsResidence Model::bring_weights_in(uint64_t available_bytes,
   std::string why = "TANDEM_MMAP_WEIGHTS is set";
   if (!env_flag("TANDEM_MMAP_WEIGHTS")) {
     Status s = file_.make_resident(progress);
-    if (s.ok()) return {Kind::kHugePages, ""};
+    if (s.ok()) {
+      const auto packed = pack_weights();
+      if (!packed.ok()) return {Kind::kHugePages, "not repacked: " + packed.status().message()};
+      return {Kind::kHugePages, "", *packed};
+    }
     why = s.message();
   }
   file_.page_in(progress);
@@ -80,7 +85,30 @@ uint64_t Model::weight_bytes() const {
   return total;
 }
 
+Result<int> Model::pack_weights() {
+  if (!kernels::q8_packing_pays()) return 0;
+  (void)fingerprint();
+  std::vector<kernels::Matrix*> matrices{&weights_.output};
+  for (LayerWeights& L : weights_.layers) {
+    for (kernels::Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) matrices.push_back(m);
+    for (auto* experts : {&L.exp_gate, &L.exp_up, &L.exp_down})
+      for (kernels::Matrix& m : *experts) matrices.push_back(&m);
+  }
+  TANDEM_RETURN_IF_ERROR(file_.set_writable(true));
+  int n = 0;
+  for (kernels::Matrix* m : matrices) {
+    if (m->type != gguf::TensorType::Q8_0 || m->packed_rows > 0) continue;
+    m->packed_rows = kernels::pack_q8_0_rows16(const_cast<uint8_t*>(m->data), m->rows, m->cols);
+    n += m->packed_rows > 0;
+  }
+  // Tied embeddings: the lookup reads the output matrix's rows (dequantize_row unpacks).
+  if (weights_.token_embd.data == weights_.output.data) weights_.token_embd.packed_rows = weights_.output.packed_rows;
+  TANDEM_RETURN_IF_ERROR(file_.set_writable(false));
+  return n;
+}
+
 uint64_t Model::fingerprint() const {
+  if (fingerprint_) return *fingerprint_;
   XXH3_state_t* st = XXH3_createState();
   XXH3_64bits_reset(st);
   const auto header = file_.header_bytes();
@@ -102,6 +130,7 @@ uint64_t Model::fingerprint() const {
   }
   const uint64_t h = XXH3_64bits_digest(st);
   XXH3_freeState(st);
+  fingerprint_ = h;
   return h;
 }
 

@@ -20,6 +20,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -60,9 +61,12 @@ class Model {
   // experts model touches its experts a few at a time, and each first touch
   // of a page was a fault on the decode path). Weights larger than
   // AVAILABLE_BYTES stay paged on demand. PROGRESS(done, total) as it reads.
+  // On 2 MiB pages, Q8_0 matrices are then repacked for the decode kernels
+  // where that pays (kernels/q8_pack.h; TANDEM_NO_PACK=1 keeps the layout).
   struct WeightsResidence {
     enum class Kind { kHugePages, kFilePages, kOnDemand } kind = Kind::kOnDemand;
     std::string note;  // why not huge pages, when not
+    int packed_matrices = 0;
   };
   WeightsResidence bring_weights_in(uint64_t available_bytes,
                                     const std::function<void(uint64_t done, uint64_t total)>& progress);
@@ -103,10 +107,14 @@ class Model {
   void attention_block(int l, std::span<const SequenceBatch> batch, kv::KvPool& kv, int64_t n_rows);
   void ffn_block(int l, int64_t n_rows);
   int output_logits(std::span<const SequenceBatch> batch, int64_t n_logit_rows, std::vector<float>& logits);
+  // Repacks the Q8_0 matrices in place (kernels/q8_pack.h); how many.
+  Result<int> pack_weights();
 
   gguf::GgufFile file_;
   ModelConfig config_;
   Weights weights_;
+  // Hashed from the file's bytes, so computed before pack_weights() changes them.
+  mutable std::optional<uint64_t> fingerprint_;
   ForwardLimits limits_;
   std::unique_ptr<kernels::ThreadPool> pool_;
   std::unique_ptr<State> state_;

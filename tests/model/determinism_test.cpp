@@ -3,6 +3,7 @@
 #include "kernels/amx.h"
 #include "kernels/matmul_internal.h"
 #include "model/synth.h"
+#include "kernels/q8_pack.h"
 #include "model_test_util.h"
 
 #include <cstring>
@@ -164,6 +165,53 @@ TEST(Determinism, QuantizedWeights) {
       SCOPED_TRACE("q8_0 KV");
       check_determinism(path, kernels::KvType::kQ8_0);
     }
+  }
+}
+
+// Q8_0 matrices repacked at load for the decode kernels (kernels/q8_pack.h,
+// where that pays: AVX-512 VNNI without AMX) give the same logits as the
+// file's layout, in batches with chunked prompts; dense and experts (each
+// expert's rows packed on their own), tied embeddings (the lookup unpacks).
+TEST(Determinism, PackedQ8WeightsGiveTheSameLogits) {
+  for (const char* preset : {"qwen3-0.6b", "qwen3-30b-a3b"}) {
+    ShapeOverrides o;
+    o.n_layers = 2, o.dim = 256, o.n_heads = 4, o.n_kv_heads = 2, o.head_dim = 64, o.ffn_dim = 512, o.vocab = 1000;
+    if (std::string(preset) != "qwen3-0.6b") {
+      o.n_experts = 8, o.n_experts_used = 2, o.expert_ffn_dim = 96;  // experts of 96 rows: 6 groups of 16
+    }
+    auto shape = make_shape(preset, o);
+    ASSERT_TRUE(shape.ok()) << shape.message();
+    const std::string path = tandem::test::scratch_dir(std::string("packed_") + preset) + "/m.gguf";
+    ASSERT_TRUE(write_synth(*shape, gguf::TensorType::Q8_0, 5, {}, path).ok());
+    SCOPED_TRACE(preset);
+    auto plain = test::load(path, 2, 256, 16);
+    auto packed = test::load(path, 2, 256, 16);
+    ASSERT_TRUE(plain && packed);
+    ::setenv("TANDEM_NO_PACK", "1", 1);
+    const auto r0 = plain->bring_weights_in(UINT64_MAX, nullptr);
+    ::unsetenv("TANDEM_NO_PACK");
+    const auto r1 = packed->bring_weights_in(UINT64_MAX, nullptr);
+    EXPECT_EQ(r0.packed_matrices, 0);
+    if (kernels::q8_packing_pays()) {
+      EXPECT_GT(r1.packed_matrices, 0) << r1.note;
+    } else {
+      std::printf("  packing does not pay on this CPU (%s): both models keep the GGUF layout\n",
+                  kernels::matmul_target_name());
+    }
+    EXPECT_EQ(plain->fingerprint(), packed->fingerprint()) << "the fingerprint hashes the file's bytes";
+    std::mt19937 rng(77);
+    const int vocab = plain->config().vocab;
+    std::vector<std::vector<int32_t>> prompts;
+    for (int n : {45, 9, 23}) prompts.push_back(random_tokens(rng, n, vocab));
+    auto pool0 = test::make_pool(*plain, kernels::KvType::kF16, 512);
+    auto pool1 = test::make_pool(*packed, kernels::KvType::kF16, 512);
+    std::mt19937 ra(5), rb(5), rc(6);
+    const auto want = run_together(*plain, *pool0, prompts, 6, ra, 9);
+    const auto got = run_together(*packed, *pool1, prompts, 6, rb, 9);
+    for (size_t i = 0; i < prompts.size(); ++i) expect_same(want[i], got[i], "sequence " + std::to_string(i));
+    // And one token at a time (the decode kernel throughout).
+    const Trace one_by_one = run_together(*packed, *pool1, {prompts[0]}, 6, rc, 1)[0];
+    expect_same(want[0], one_by_one, "packed, one token at a time");
   }
 }
 
