@@ -276,9 +276,10 @@ struct TileOperands {
     return {m.data, m.row_bytes, m.rows, m.cols, s.act, s.act_stride, y, y_stride, m.packed_rows};
   }
 
-  // Block B of the packed 16-row group holding row N0 (N0 < packed_rows).
-  const uint8_t* PackedBlock(int64_t n0, int64_t b) const {
-    return w + static_cast<size_t>(n0 & ~int64_t{15}) * row_bytes + static_cast<size_t>(b) * 544;
+  // Block B (BYTES16 bytes: 16 rows' blocks) of the packed group holding
+  // row N0 (N0 < packed_rows; kernels/q8_pack.h).
+  const uint8_t* PackedBlock(int64_t n0, int64_t b, int64_t bytes16) const {
+    return w + static_cast<size_t>(n0 & ~int64_t{15}) * row_bytes + static_cast<size_t>(b * bytes16);
   }
 
   // Pointers to weight rows N0 .. N0+R-1; missing rows of a ragged tile

@@ -86,6 +86,27 @@ HWY_INLINE const float* Mxfp4Scales() {
   return table.data();
 }
 
+// Q4_0, MXFP4: V[0..3] hold the packed bytes (element e < 16 in the low
+// nibble of byte e, e + 16 in the high one) of the 8 rows, transposed or
+// loaded packed (bytewise ops commute with moving dwords); V[0..7] become
+// the int8 values: nibble - 8, or MXFP4's doubled E2M1 value.
+template <Fmt F>
+HWY_INLINE void SplitNibbles8(__m256i v[kLanes]) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  for (int g = 0; g < 4; ++g) {
+    v[g + 4] = _mm256_and_si256(_mm256_srli_epi16(v[g], 4), m4);
+    v[g] = _mm256_and_si256(v[g], m4);
+  }
+  if constexpr (F == Fmt::kQ4) {
+    const __m256i eight = _mm256_set1_epi8(8);
+    for (int g = 0; g < kLanes; ++g) v[g] = _mm256_sub_epi8(v[g], eight);
+  } else {
+    const __m256i values =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gguf::kMxfp4Values)));
+    for (int g = 0; g < kLanes; ++g) v[g] = _mm256_shuffle_epi8(values, v[g]);
+  }
+}
+
 // Block B of the 8 rows RP as V[0..7] and the 8 scales as f32 lanes.
 template <Fmt F>
 HWY_INLINE void LoadBlock8(const uint8_t* const rp[kLanes], int64_t b, __m256i v[kLanes], __m256* dw) {
@@ -103,22 +124,10 @@ HWY_INLINE void LoadBlock8(const uint8_t* const rp[kLanes], int64_t b, __m256i v
     *dw = GatherF16(rp, kBytes * b);
     return;
   }
-  // Element e < 16 in the low nibble of byte e, e + 16 in the high one:
-  // the packed bytes are transposed once, then split (bytewise ops
-  // commute with moving dwords).
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
-  for (int g = 0; g < 4; ++g) {
-    v[g + 4] = _mm256_and_si256(_mm256_srli_epi16(v[g], 4), m4);
-    v[g] = _mm256_and_si256(v[g], m4);
-  }
+  SplitNibbles8<F>(v);
   if constexpr (F == Fmt::kQ4) {
-    const __m256i eight = _mm256_set1_epi8(8);
-    for (int g = 0; g < kLanes; ++g) v[g] = _mm256_sub_epi8(v[g], eight);
     *dw = GatherF16(rp, kBytes * b);
   } else {
-    const __m256i values =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gguf::kMxfp4Values)));
-    for (int g = 0; g < kLanes; ++g) v[g] = _mm256_shuffle_epi8(values, v[g]);
     const float* scale = Mxfp4Scales();
     const int64_t off = kBytes * b;
     *dw = _mm256_setr_ps(scale[rp[0][off]], scale[rp[1][off]], scale[rp[2][off]], scale[rp[3][off]], scale[rp[4][off]],
@@ -126,13 +135,20 @@ HWY_INLINE void LoadBlock8(const uint8_t* const rp[kLanes], int64_t b, __m256i v
   }
 }
 
-// Rows 8H..8H+7 of a packed Q8_0 group's block BLK (kernels/q8_pack.h):
-// half H of each V[g] and of the scales. The same V[g] and scales as
-// LoadBlock8 gives for those rows unpacked.
+// Rows 8H..8H+7 of a packed Q8_0 or Q4_0 group's block BLK
+// (kernels/q8_pack.h): half H of each V[g] and of the scales. The same V[g]
+// and scales as LoadBlock8 gives for those rows unpacked.
+template <Fmt F>
 HWY_INLINE void LoadPacked8(const uint8_t* blk, int h, __m256i v[kLanes], __m256* dw) {
-  for (int g = 0; g < kLanes; ++g) v[g] = LoadI(blk + 32 + 64 * g + 32 * h);
+  constexpr int kQuads = F == Fmt::kQ8 ? 8 : 4;
+  for (int g = 0; g < kQuads; ++g) v[g] = LoadI(blk + 32 + 64 * g + 32 * h);
+  if constexpr (F == Fmt::kQ4) SplitNibbles8<F>(v);
   *dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * h)));
 }
+
+// Packed groups (kernels/q8_pack.h) exist for these formats.
+template <Fmt F>
+constexpr bool kPackable = F == Fmt::kQ8 || F == Fmt::kQ4;
 
 // One group: lane j += dot(row j's 4 quants, the activation's 4 quants).
 // AUX is |v| (AVX2/AVX3; unused with VNNI).
@@ -173,12 +189,14 @@ struct Q8Kern : TileOperands {
   // Work area: [prepared blocks (not direct)] | zero row.
   uint8_t* ZeroRow(uint8_t* work) const { return work + (kDirect ? 0 : (k / 32) * kPrepBlockBytes); }
 
-  bool Packed(int64_t n0) const { return F == Fmt::kQ8 && n0 < packed_rows; }
+  bool Packed(int64_t n0) const { return kPackable<F> && n0 < packed_rows; }
 
   // Block B of the tile at N0 (rows RP when not packed).
   HWY_INLINE void LoadTileBlock(int64_t n0, const uint8_t* const rp[kLanes], int64_t b, __m256i v[kLanes],
                                 __m256* dw) const {
-    if (Packed(n0)) return LoadPacked8(PackedBlock(n0, b), static_cast<int>((n0 >> 3) & 1), v, dw);
+    if constexpr (kPackable<F>) {
+      if (Packed(n0)) return LoadPacked8<F>(PackedBlock(n0, b, 16 * kBlockBytes<F>), (n0 >> 3) & 1, v, dw);
+    }
     LoadBlock8<F>(rp, b, v, dw);
   }
 
@@ -316,19 +334,24 @@ struct Q8Kern16 : TileOperands {
       v[i] = _mm512_permutex2var_epi32(u[i], idx_lo, u[4 + i]);
       if constexpr (F == Fmt::kQ8) v[4 + i] = _mm512_permutex2var_epi32(u[i], idx_hi, u[4 + i]);
     }
-    if constexpr (F != Fmt::kQ8) {  // element e < 16: low nibble of byte e; e + 16: its high nibble
-      const __m512i m4 = _mm512_set1_epi8(0x0f);
-      for (int g = 0; g < 4; ++g) {
-        v[g + 4] = _mm512_and_si512(_mm512_srli_epi16(v[g], 4), m4);
-        v[g] = _mm512_and_si512(v[g], m4);
-      }
-      // Q4_0: nibble - 8; MXFP4: the doubled E2M1 value of the nibble.
-      const __m512i eight = _mm512_set1_epi8(8);
-      const __m512i values =
-          _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gguf::kMxfp4Values)));
-      for (int g = 0; g < 8; ++g)
-        v[g] = F == Fmt::kQ4 ? _mm512_sub_epi8(v[g], eight) : _mm512_shuffle_epi8(values, v[g]);
+    if constexpr (F != Fmt::kQ8) SplitNibbles16(v);
+  }
+
+  // Q4_0, MXFP4: V[0..3] hold the packed bytes of the 16 rows (element e <
+  // 16: low nibble of byte e; e + 16: its high nibble); V[0..7] become the
+  // int8 values.
+  static HWY_INLINE void SplitNibbles16(__m512i v[8]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    for (int g = 0; g < 4; ++g) {
+      v[g + 4] = _mm512_and_si512(_mm512_srli_epi16(v[g], 4), m4);
+      v[g] = _mm512_and_si512(v[g], m4);
     }
+    // Q4_0: nibble - 8; MXFP4: the doubled E2M1 value of the nibble.
+    const __m512i eight = _mm512_set1_epi8(8);
+    const __m512i values =
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gguf::kMxfp4Values)));
+    for (int g = 0; g < 8; ++g)
+      v[g] = F == Fmt::kQ4 ? _mm512_sub_epi8(v[g], eight) : _mm512_shuffle_epi8(values, v[g]);
   }
 
   // Block OFF of the 16 rows RP (ROWS real ones) as V[0..7] and their scales.
@@ -370,7 +393,7 @@ struct Q8Kern16 : TileOperands {
         m0 == 0 && n0 + 2 * kRows <= w_rows ? w + static_cast<size_t>(n0 + kRows) * row_bytes : nullptr;
     // A packed group is one stream (kernels/q8_pack.h): the next group alone
     // is enough ahead (two groups: 5-10% slower decode on a Zen 5 VM).
-    const bool packed = F == Fmt::kQ8 && n0 < packed_rows;
+    const bool packed = kPackable<F> && n0 < packed_rows;
     const uint8_t* after_next = !packed && m0 == 0 && n0 + 3 * kRows <= w_rows
                                     ? w + static_cast<size_t>(n0 + 2 * kRows) * row_bytes
                                     : nullptr;
@@ -385,9 +408,11 @@ struct Q8Kern16 : TileOperands {
       __m512i v[8];
       __m512 dw;
       if (packed) {  // the vectors as stored
-        const uint8_t* blk = PackedBlock(n0, b);
+        const uint8_t* blk = PackedBlock(n0, b, kRows * kBlockBytes<F>);
         dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
-        for (int g = 0; g < 8; ++g) v[g] = _mm512_loadu_si512(blk + 32 + 64 * g);
+        constexpr int kQuads = F == Fmt::kQ8 ? 8 : 4;
+        for (int g = 0; g < kQuads; ++g) v[g] = _mm512_loadu_si512(blk + 32 + 64 * g);
+        if constexpr (F == Fmt::kQ4) SplitNibbles16(v);
       } else {
         LoadBlock16AndScales(rp, off, rows, scale_offsets, v, &dw);
       }

@@ -86,7 +86,7 @@ uint64_t Model::weight_bytes() const {
 }
 
 Result<int> Model::pack_weights() {
-  if (!kernels::q8_packing_pays()) return 0;
+  if (!kernels::packing_pays()) return 0;
   (void)fingerprint();
   std::vector<kernels::Matrix*> matrices{&weights_.output};
   for (LayerWeights& L : weights_.layers) {
@@ -97,8 +97,8 @@ Result<int> Model::pack_weights() {
   TANDEM_RETURN_IF_ERROR(file_.set_writable(true));
   int n = 0;
   for (kernels::Matrix* m : matrices) {
-    if (m->type != gguf::TensorType::Q8_0 || m->packed_rows > 0) continue;
-    m->packed_rows = kernels::pack_q8_0_rows16(const_cast<uint8_t*>(m->data), m->rows, m->cols);
+    if (!kernels::packable(m->type) || m->packed_rows > 0) continue;
+    m->packed_rows = kernels::pack_rows16(m->type, const_cast<uint8_t*>(m->data), m->rows, m->cols);
     n += m->packed_rows > 0;
   }
   // Tied embeddings: the lookup reads the output matrix's rows (dequantize_row unpacks).

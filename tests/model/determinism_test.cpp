@@ -168,12 +168,14 @@ TEST(Determinism, QuantizedWeights) {
   }
 }
 
-// Q8_0 matrices repacked at load for the decode kernels (kernels/q8_pack.h,
+// Q8_0 and Q4_0 matrices repacked at load for the decode kernels (kernels/q8_pack.h,
 // where that pays: AVX-512 VNNI without AMX) give the same logits as the
 // file's layout, in batches with chunked prompts; dense and experts (each
 // expert's rows packed on their own), tied embeddings (the lookup unpacks).
-TEST(Determinism, PackedQ8WeightsGiveTheSameLogits) {
-  for (const char* preset : {"qwen3-0.6b", "qwen3-30b-a3b"}) {
+TEST(Determinism, PackedWeightsGiveTheSameLogits) {
+  for (auto [preset, type] : {std::pair<const char*, gguf::TensorType>{"qwen3-0.6b", gguf::TensorType::Q8_0},
+                              {"qwen3-30b-a3b", gguf::TensorType::Q8_0},
+                              {"qwen3-0.6b", gguf::TensorType::Q4_0}}) {
     ShapeOverrides o;
     o.n_layers = 2, o.dim = 256, o.n_heads = 4, o.n_kv_heads = 2, o.head_dim = 64, o.ffn_dim = 512, o.vocab = 1000;
     if (std::string(preset) != "qwen3-0.6b") {
@@ -181,9 +183,10 @@ TEST(Determinism, PackedQ8WeightsGiveTheSameLogits) {
     }
     auto shape = make_shape(preset, o);
     ASSERT_TRUE(shape.ok()) << shape.message();
-    const std::string path = tandem::test::scratch_dir(std::string("packed_") + preset) + "/m.gguf";
-    ASSERT_TRUE(write_synth(*shape, gguf::TensorType::Q8_0, 5, {}, path).ok());
-    SCOPED_TRACE(preset);
+    const std::string name = std::string(preset) + "_" + std::string(gguf::type_name(type));
+    const std::string path = tandem::test::scratch_dir("packed_" + name) + "/m.gguf";
+    ASSERT_TRUE(write_synth(*shape, type, 5, {}, path).ok());
+    SCOPED_TRACE(name);
     auto plain = test::load(path, 2, 256, 16);
     auto packed = test::load(path, 2, 256, 16);
     ASSERT_TRUE(plain && packed);
@@ -192,7 +195,7 @@ TEST(Determinism, PackedQ8WeightsGiveTheSameLogits) {
     ::unsetenv("TANDEM_NO_PACK");
     const auto r1 = packed->bring_weights_in(UINT64_MAX, nullptr);
     EXPECT_EQ(r0.packed_matrices, 0);
-    if (kernels::q8_packing_pays()) {
+    if (kernels::packing_pays()) {
       EXPECT_GT(r1.packed_matrices, 0) << r1.note;
     } else {
       std::printf("  packing does not pay on this CPU (%s): both models keep the GGUF layout\n",
