@@ -1,17 +1,57 @@
 // Row operations and the thread pool against plain double-precision
 // formulas.
+#include "core/fp16.h"
+#include "kernels/dot.h"
 #include "kernels/ops.h"
 #include "kernels/thread_pool.h"
 
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
 #include <atomic>
+#include <bit>
+#include <cstring>
 #include <cmath>
 #include <random>
 #include <vector>
 
 namespace tandem::kernels {
 namespace {
+
+// The vector f32 -> f16 row conversion (the f16 KV write) gives the scalar
+// converter's bits on every target: normals, ties, subnormals, overflow,
+// zeros and infinities; odd lengths take the scalar tail.
+TEST(Ops, F32ToF16RowMatchesScalar) {
+  std::mt19937 rng(5);
+  std::vector<float> x;
+  for (int i = 0; i < 20000; ++i) {
+    const uint32_t bits = rng();
+    const float f = std::bit_cast<float>(bits);
+    if (!std::isnan(f)) x.push_back(f);  // any exponent: overflow, subnormals
+  }
+  for (int i = 0; i < 20000; ++i)
+    x.push_back(std::ldexp(static_cast<float>(rng() % 4096) + 0.5f, -30 + static_cast<int>(rng() % 50)));
+  for (uint32_t h = 0; h < 0x7c00; ++h) {  // every finite half and the midpoints above it
+    const float lo = f16_to_f32(static_cast<uint16_t>(h)), hi = f16_to_f32(static_cast<uint16_t>(h + 1));
+    x.push_back(lo);
+    x.push_back(-(lo + (hi - lo) / 2));
+  }
+  for (float f : {0.0f, -0.0f, INFINITY, -INFINITY, 65504.0f, 65520.0f, 65519.99f, 1e-8f, 2.98e-8f, 5.96e-8f})
+    x.push_back(f);
+  x.push_back(1.0f);  // odd length: a scalar tail
+  std::vector<int64_t> targets{0};
+  for (int64_t t : hwy::SupportedAndGeneratedTargets()) targets.push_back(t);
+  for (int64_t t : targets) {
+    hwy::SetSupportedTargetsForTest(t);
+    std::vector<uint16_t> got(x.size());
+    f32_to_f16_row(x.data(), got.data(), x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      ASSERT_EQ(got[i], f32_to_f16(x[i]))
+          << (t == 0 ? "default" : hwy::TargetName(t)) << " x=" << x[i] << " bits " << std::bit_cast<uint32_t>(x[i]);
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
 
 TEST(Ops, RmsNorm) {
   std::mt19937 rng(1);
