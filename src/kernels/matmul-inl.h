@@ -270,16 +270,18 @@ struct TileOperands {
   size_t act_stride;
   float* y;
   int64_t y_stride;
-  int64_t packed_rows;  // Matrix::packed_rows (kernels/q8_pack.h)
+  int64_t packed_rows;  // Matrix::packed_rows and pack_group (kernels/q8_pack.h)
+  int64_t pack_group;
 
   static TileOperands of(const Matrix& m, const detail::ScratchView& s, float* y, int64_t y_stride) {
-    return {m.data, m.row_bytes, m.rows, m.cols, s.act, s.act_stride, y, y_stride, m.packed_rows};
+    return {m.data, m.row_bytes, m.rows, m.cols, s.act, s.act_stride, y, y_stride, m.packed_rows, m.pack_group};
   }
 
-  // Block B (BYTES16 bytes: 16 rows' blocks) of the packed group holding
-  // row N0 (N0 < packed_rows; kernels/q8_pack.h).
-  const uint8_t* PackedBlock(int64_t n0, int64_t b, int64_t bytes16) const {
-    return w + static_cast<size_t>(n0 & ~int64_t{15}) * row_bytes + static_cast<size_t>(b * bytes16);
+  // Block B of the packed group holding row N0 (N0 < packed_rows;
+  // kernels/q8_pack.h), BLOCK_BYTES the format's bytes per row and block.
+  const uint8_t* PackedBlock(int64_t n0, int64_t b, int64_t block_bytes) const {
+    return w + static_cast<size_t>(n0 - n0 % pack_group) * row_bytes +
+           static_cast<size_t>(b * pack_group * block_bytes);
   }
 
   // Pointers to weight rows N0 .. N0+R-1; missing rows of a ragged tile

@@ -38,9 +38,11 @@ struct Matrix {
   const float* offsets = nullptr;
   int64_t offset_group = 0;
   int64_t offset_stride = 0;  // rows of the whole matrix
-  // Q8_0 rows [0, packed_rows) are in the 16-row packed layout of
-  // kernels/q8_pack.h (set at load when it pays); the rest as in GGUF.
+  // Q8_0/Q4_0 rows [0, packed_rows) are in groups of pack_group (8 or 16)
+  // rows in the layout of kernels/q8_pack.h (set at load when it pays);
+  // the rest as in GGUF.
   int64_t packed_rows = 0;
+  int pack_group = 0;
 };
 
 // Row N of W as f32 (offsets included).

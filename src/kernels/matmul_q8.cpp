@@ -135,13 +135,13 @@ HWY_INLINE void LoadBlock8(const uint8_t* const rp[kLanes], int64_t b, __m256i v
   }
 }
 
-// Rows 8H..8H+7 of a packed Q8_0 or Q4_0 group's block BLK
-// (kernels/q8_pack.h): half H of each V[g] and of the scales. The same V[g]
+// Rows 8H..8H+7 of a packed Q8_0 or Q4_0 block BLK of a group of G rows
+// (kernels/q8_pack.h): part H of each V[g] and of the scales. The same V[g]
 // and scales as LoadBlock8 gives for those rows unpacked.
 template <Fmt F>
-HWY_INLINE void LoadPacked8(const uint8_t* blk, int h, __m256i v[kLanes], __m256* dw) {
+HWY_INLINE void LoadPacked8(const uint8_t* blk, int64_t group, int64_t h, __m256i v[kLanes], __m256* dw) {
   constexpr int kQuads = F == Fmt::kQ8 ? 8 : 4;
-  for (int g = 0; g < kQuads; ++g) v[g] = LoadI(blk + 32 + 64 * g + 32 * h);
+  for (int g = 0; g < kQuads; ++g) v[g] = LoadI(blk + 2 * group + 4 * group * g + 32 * h);
   if constexpr (F == Fmt::kQ4) SplitNibbles8<F>(v);
   *dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * h)));
 }
@@ -195,7 +195,7 @@ struct Q8Kern : TileOperands {
   HWY_INLINE void LoadTileBlock(int64_t n0, const uint8_t* const rp[kLanes], int64_t b, __m256i v[kLanes],
                                 __m256* dw) const {
     if constexpr (kPackable<F>) {
-      if (Packed(n0)) return LoadPacked8<F>(PackedBlock(n0, b, 16 * kBlockBytes<F>), (n0 >> 3) & 1, v, dw);
+      if (Packed(n0)) return LoadPacked8<F>(PackedBlock(n0, b, kBlockBytes<F>), pack_group, n0 % pack_group / 8, v, dw);
     }
     LoadBlock8<F>(rp, b, v, dw);
   }
@@ -234,15 +234,17 @@ struct Q8Kern : TileOperands {
     // by then), keep more lines in flight than one: M = 1, 1024 x 3072 from
     // DRAM, 2 threads, A/B in one process on a Zen 5 VM: +8-9% (no
     // prefetch: 0.34x; only the tile after next: +4%; three tiles: +0%).
-    // Packed rows stream by 16-row groups: a group's first tile fetches the
-    // next two groups, its second tile (reading the group from cache) none.
-    const int64_t unit = Packed(n0) ? 16 : kLanes;
-    const int64_t u0 = Packed(n0) ? (n0 & ~int64_t{15}) : n0;
+    // Packed rows stream by groups, each one stream: a group's first tile
+    // fetches the next group (the one after too: 5-10% slower), a 16-row
+    // group's second tile (reading it from cache) nothing.
+    const int64_t unit = Packed(n0) ? pack_group : kLanes;
+    const int64_t u0 = n0 - n0 % unit;
     const bool fetch = m0 == 0 && u0 == n0;
     const uint8_t* next =
         fetch && u0 + 2 * unit <= w_rows ? w + static_cast<size_t>(u0 + unit) * row_bytes : nullptr;
-    const uint8_t* after_next =
-        fetch && u0 + 3 * unit <= w_rows ? w + static_cast<size_t>(u0 + 2 * unit) * row_bytes : nullptr;
+    const uint8_t* after_next = fetch && !Packed(n0) && u0 + 3 * unit <= w_rows
+                                    ? w + static_cast<size_t>(u0 + 2 * unit) * row_bytes
+                                    : nullptr;
     const size_t pf_step = static_cast<size_t>(unit) * kBlockBytes<F>;
     __m256 acc[C];
     for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
@@ -408,7 +410,7 @@ struct Q8Kern16 : TileOperands {
       __m512i v[8];
       __m512 dw;
       if (packed) {  // the vectors as stored
-        const uint8_t* blk = PackedBlock(n0, b, kRows * kBlockBytes<F>);
+        const uint8_t* blk = PackedBlock(n0, b, kBlockBytes<F>);
         dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
         constexpr int kQuads = F == Fmt::kQ8 ? 8 : 4;
         for (int g = 0; g < kQuads; ++g) v[g] = _mm512_loadu_si512(blk + 32 + 64 * g);
@@ -461,7 +463,8 @@ bool MatmulQ8(const Matrix& w, const float* x, int64_t m, int64_t x_stride, floa
 #endif
   const bool direct = m <= Q8Kern<Fmt::kQ8, true>::kCols;
 #if HWY_TARGET == HWY_AVX3_DL
-  if (direct && !q8_16_disabled()) {
+  // (Groups of 8 rows are for the 8-row kernel: the 16-row one reads 16.)
+  if (direct && !q8_16_disabled() && (w.packed_rows == 0 || w.pack_group == 16)) {
     if (w.type == gguf::TensorType::Q8_0) {
       RunAll(Q8Kern16<Fmt::kQ8>{TileOperands::of(w, s, y, y_stride)}, w.rows, m, pool, s);
       return true;

@@ -10,9 +10,10 @@
 namespace tandem::kernels {
 namespace {
 
-// Byte offsets inside a packed block of row R: its scale, its quant bytes 4g..4g+3.
+// Byte offsets inside a packed block of a group of G rows, for row R: its
+// scale, its quant bytes 4q..4q+3.
 constexpr size_t scale_at(int r) { return static_cast<size_t>(2 * r); }
-constexpr size_t quads_at(int r, int g) { return static_cast<size_t>(32 + 64 * g + 4 * r); }
+constexpr size_t quads_at(int g, int r, int q) { return static_cast<size_t>(2 * g + 4 * g * q + 4 * r); }
 
 int64_t block_bytes(gguf::TensorType type) { return type == gguf::TensorType::Q8_0 ? 34 : 18; }
 
@@ -20,25 +21,23 @@ int64_t block_bytes(gguf::TensorType type) { return type == gguf::TensorType::Q8
 
 bool packable(gguf::TensorType type) { return type == gguf::TensorType::Q8_0 || type == gguf::TensorType::Q4_0; }
 
-int64_t packed_block_bytes(gguf::TensorType type) { return kPackRows * block_bytes(type); }
-
-int64_t pack_rows16(gguf::TensorType type, uint8_t* data, int64_t rows, int64_t cols) {
-  if (!packable(type)) return 0;
+int64_t pack_rows(gguf::TensorType type, int group, uint8_t* data, int64_t rows, int64_t cols) {
+  if (!packable(type) || (group != 8 && group != 16)) return 0;
   const int64_t blocks = cols / 32, bb = block_bytes(type), quads = (bb - 2) / 4;
   const size_t row_bytes = static_cast<size_t>(blocks * bb);
-  const int64_t packed = rows / kPackRows * kPackRows;
-  std::vector<uint8_t> group(row_bytes * kPackRows);
-  for (int64_t n0 = 0; n0 < packed; n0 += kPackRows) {
+  const int64_t packed = rows / group * group;
+  std::vector<uint8_t> buf(row_bytes * static_cast<size_t>(group));
+  for (int64_t n0 = 0; n0 < packed; n0 += group) {
     uint8_t* src = data + static_cast<size_t>(n0) * row_bytes;
     for (int64_t b = 0; b < blocks; ++b) {
-      uint8_t* out = group.data() + static_cast<size_t>(b * kPackRows * bb);
-      for (int r = 0; r < kPackRows; ++r) {
+      uint8_t* out = buf.data() + static_cast<size_t>(b * group * bb);
+      for (int r = 0; r < group; ++r) {
         const uint8_t* in = src + static_cast<size_t>(r) * row_bytes + static_cast<size_t>(b * bb);
         std::memcpy(out + scale_at(r), in, 2);
-        for (int g = 0; g < quads; ++g) std::memcpy(out + quads_at(r, g), in + 2 + 4 * g, 4);
+        for (int q = 0; q < quads; ++q) std::memcpy(out + quads_at(group, r, q), in + 2 + 4 * q, 4);
       }
     }
-    std::memcpy(src, group.data(), group.size());
+    std::memcpy(src, buf.data(), buf.size());
   }
   return packed;
 }
@@ -48,25 +47,27 @@ void copy_gguf_row(const Matrix& w, int64_t n, uint8_t* out) {
     std::memcpy(out, w.data + static_cast<size_t>(n) * w.row_bytes, w.row_bytes);
     return;
   }
+  const int g = w.pack_group;
   const int64_t bb = block_bytes(w.type), quads = (bb - 2) / 4;
-  const int r = static_cast<int>(n % kPackRows);
+  const int r = static_cast<int>(n % g);
   const uint8_t* group = w.data + static_cast<size_t>(n - r) * w.row_bytes;
   for (int64_t b = 0; b < w.cols / 32; ++b) {
-    const uint8_t* in = group + static_cast<size_t>(b * kPackRows * bb);
+    const uint8_t* in = group + static_cast<size_t>(b * g * bb);
     uint8_t* o = out + static_cast<size_t>(b * bb);
     std::memcpy(o, in + scale_at(r), 2);
-    for (int g = 0; g < quads; ++g) std::memcpy(o + 2 + 4 * g, in + quads_at(r, g), 4);
+    for (int q = 0; q < quads; ++q) std::memcpy(o + 2 + 4 * q, in + quads_at(g, r, q), 4);
   }
 }
 
-// Only where the 16-row kernel runs (AVX-512 VNNI, matmul_q8.cpp). The
-// 8-row kernels of AVX2 and plain AVX-512 read packed rows too (the same
-// bits), but a tile then reads half of each line of its group and leaves
-// the other half to the next tile: on Zen 5 through TANDEM_SIMD=avx2 that
-// was 7-9% slower at 5 sequences than the GGUF rows (docs/BENCHMARKS.md).
-bool packing_pays() {
-  if (env_flag("TANDEM_NO_PACK") || amx_mode() != AmxMode::kOff) return false;
-  return std::string_view(matmul_target_name()) == "AVX3_DL";
+// Groups of the dispatched decode kernel: 16 rows for AVX-512 VNNI's
+// 16-row kernel, 8 for the 8-row kernels of AVX2 and plain AVX-512 (16-row
+// groups read by those were 7-9% slower at 5 sequences than the file's
+// rows: a tile read half of each line; docs/BENCHMARKS.md).
+int packing_group() {
+  if (env_flag("TANDEM_NO_PACK") || amx_mode() != AmxMode::kOff) return 0;
+  const std::string_view target = matmul_target_name();
+  if (target == "AVX3_DL") return 16;
+  return target == "AVX2" || target == "AVX3" ? 8 : 0;
 }
 
 }  // namespace tandem::kernels

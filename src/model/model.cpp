@@ -86,7 +86,8 @@ uint64_t Model::weight_bytes() const {
 }
 
 Result<int> Model::pack_weights() {
-  if (!kernels::packing_pays()) return 0;
+  const int group = kernels::packing_group();
+  if (group == 0) return 0;
   (void)fingerprint();
   std::vector<kernels::Matrix*> matrices{&weights_.output};
   for (LayerWeights& L : weights_.layers) {
@@ -98,11 +99,15 @@ Result<int> Model::pack_weights() {
   int n = 0;
   for (kernels::Matrix* m : matrices) {
     if (!kernels::packable(m->type) || m->packed_rows > 0) continue;
-    m->packed_rows = kernels::pack_rows16(m->type, const_cast<uint8_t*>(m->data), m->rows, m->cols);
+    m->packed_rows = kernels::pack_rows(m->type, group, const_cast<uint8_t*>(m->data), m->rows, m->cols);
+    m->pack_group = group;
     n += m->packed_rows > 0;
   }
   // Tied embeddings: the lookup reads the output matrix's rows (dequantize_row unpacks).
-  if (weights_.token_embd.data == weights_.output.data) weights_.token_embd.packed_rows = weights_.output.packed_rows;
+  if (weights_.token_embd.data == weights_.output.data) {
+    weights_.token_embd.packed_rows = weights_.output.packed_rows;
+    weights_.token_embd.pack_group = weights_.output.pack_group;
+  }
   TANDEM_RETURN_IF_ERROR(file_.set_writable(false));
   return n;
 }

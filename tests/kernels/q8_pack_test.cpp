@@ -26,30 +26,39 @@ struct Packed {
   test_data::QuantWeights plain, packed;
 };
 
-Packed make_pair(TensorType type, int64_t n, int64_t k, uint32_t seed, bool raw) {
+Packed make_pair(TensorType type, int group, int64_t n, int64_t k, uint32_t seed, bool raw) {
   Packed p{make_quant_weights(type, n, k, seed, raw), make_quant_weights(type, n, k, seed, raw)};
-  p.packed.m.packed_rows = pack_rows16(type, p.packed.bytes.data(), n, k);
+  p.packed.m.packed_rows = pack_rows(type, group, p.packed.bytes.data(), n, k);
+  p.packed.m.pack_group = group;
   return p;
 }
 
-constexpr TensorType kTypes[] = {TensorType::Q8_0, TensorType::Q4_0};
+struct Layout {
+  TensorType type;
+  int group;
+};
+constexpr Layout kLayouts[] = {
+    {TensorType::Q8_0, 16}, {TensorType::Q8_0, 8}, {TensorType::Q4_0, 16}, {TensorType::Q4_0, 8}};
+
+std::string name_of(const Layout& l) { return std::string(gguf::type_name(l.type)) + "/" + std::to_string(l.group); }
 
 TEST(Q8Pack, PacksWholeGroupsAndLosesNothing) {
   EXPECT_FALSE(packable(TensorType::Q4_K));
-  EXPECT_EQ(pack_rows16(TensorType::MXFP4, nullptr, 64, 64), 0);
-  for (TensorType type : kTypes)
+  EXPECT_EQ(pack_rows(TensorType::MXFP4, 16, nullptr, 64, 64), 0);
+  for (const Layout& layout : kLayouts)
     for (int64_t n : {1, 15, 16, 37, 87}) {
-      SCOPED_TRACE(gguf::type_name(type));
+      SCOPED_TRACE(name_of(layout));
       const int64_t k = 96;
-      const Packed p = make_pair(type, n, k, 3, true);
-      EXPECT_EQ(p.packed.m.packed_rows, n / 16 * 16) << n;
+      const Packed p = make_pair(layout.type, layout.group, n, k, 3, true);
+      EXPECT_EQ(p.packed.m.packed_rows, n / layout.group * layout.group) << n;
       const size_t rb = p.plain.m.row_bytes;
       // Rows past the last whole group are left as they were.
       const size_t tail = static_cast<size_t>(p.packed.m.packed_rows) * rb;
       EXPECT_EQ(0, std::memcmp(p.plain.bytes.data() + tail, p.packed.bytes.data() + tail,
                                static_cast<size_t>(n) * rb - tail));
-      if (n >= 16) {
-        EXPECT_NE(0, std::memcmp(p.plain.bytes.data(), p.packed.bytes.data(), 16 * rb)) << "the first group moved";
+      if (n >= layout.group) {
+        EXPECT_NE(0, std::memcmp(p.plain.bytes.data(), p.packed.bytes.data(), static_cast<size_t>(layout.group) * rb))
+            << "the first group moved";
       }
       std::vector<uint8_t> row(rb);
       std::vector<float> a(static_cast<size_t>(k)), b(static_cast<size_t>(k));
@@ -77,10 +86,10 @@ TEST(Q8Pack, EveryPathGivesTheSameBits) {
     hwy::SetSupportedTargetsForTest(target);
     const std::string target_name = target == 0 ? std::string(matmul_target_name()) : hwy::TargetName(target);
     SCOPED_TRACE(target_name);
-    for (TensorType type : kTypes)
+    for (const Layout& layout : kLayouts)
       for (bool raw : {false, true}) {
         for (auto [n, k] : {std::pair<int64_t, int64_t>{16, 32}, {37, 256}, {87, 1024}, {128, 96}}) {
-          const Packed p = make_pair(type, n, k, static_cast<uint32_t>(n + k), raw);
+          const Packed p = make_pair(layout.type, layout.group, n, k, static_cast<uint32_t>(n + k), raw);
           MatmulScratch scratch;
           scratch.reserve(64, k, 2);
           for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 35, 64}) {
@@ -90,8 +99,7 @@ TEST(Q8Pack, EveryPathGivesTheSameBits) {
               matmul(p.plain.m, x.data(), m, k, a.data(), n, *pool, scratch);
               matmul(p.packed.m, x.data(), m, k, b.data(), n, *pool, scratch);
               test_data::expect_same_output_bits(a, b, m, n,
-                                                 target_name + " " +
-                                                     std::string(gguf::type_name(type)) + " N=" + std::to_string(n) +
+                                                 target_name + " " + name_of(layout) + " N=" + std::to_string(n) +
                                                      " K=" + std::to_string(k) + " M=" + std::to_string(m) +
                                                      (raw ? " raw" : "") + " threads " + std::to_string(pool->size()),
                                                  "plain", "packed");
@@ -109,8 +117,8 @@ TEST(Q8Pack, EveryPathGivesTheSameBits) {
 TEST(Q8Pack, GenericPathGivesTheSameBits) {
   ThreadPool pool(2);
   const int64_t n = 37, k = 256, m = 5;
-  for (TensorType type : kTypes) {
-    const Packed p = make_pair(type, n, k, 9, false);
+  for (const Layout& layout : kLayouts) {
+    const Packed p = make_pair(layout.type, layout.group, n, k, 9, false);
     const auto x = make_acts(m, k, 10);
     MatmulScratch scratch;
     scratch.reserve(m, k, 2);
@@ -119,8 +127,8 @@ TEST(Q8Pack, GenericPathGivesTheSameBits) {
     matmul(p.plain.m, x.data(), m, k, a.data(), n, pool, scratch);
     matmul(p.packed.m, x.data(), m, k, b.data(), n, pool, scratch);
     set_f32_activations(false);
-    test_data::expect_same_output_bits(a, b, m, n, std::string("f32 activations ") + std::string(gguf::type_name(type)),
-                                       "plain", "packed");
+    test_data::expect_same_output_bits(a, b, m, n, std::string("f32 activations ") + name_of(layout), "plain",
+                                       "packed");
   }
 }
 
@@ -129,8 +137,8 @@ TEST(Q8Pack, GenericPathGivesTheSameBits) {
 TEST(Q8Pack, AffineOffsetsStillAdd) {
   ThreadPool pool(2);
   const int64_t n = 48, k = 128, m = 3, group = 64;
-  for (TensorType type : kTypes) {
-    Packed p = make_pair(type, n, k, 14, false);
+  for (const Layout& layout : kLayouts) {
+    Packed p = make_pair(layout.type, layout.group, n, k, 14, false);
     std::vector<float> offsets(static_cast<size_t>(k / group * n));
     for (size_t i = 0; i < offsets.size(); ++i) offsets[i] = 0.01f * static_cast<float>(i % 17) - 0.05f;
     for (Matrix* w : {&p.plain.m, &p.packed.m}) {
@@ -144,8 +152,7 @@ TEST(Q8Pack, AffineOffsetsStillAdd) {
     std::vector<float> a(static_cast<size_t>(m * n)), b(a.size());
     matmul(p.plain.m, x.data(), m, k, a.data(), n, pool, scratch);
     matmul(p.packed.m, x.data(), m, k, b.data(), n, pool, scratch);
-    test_data::expect_same_output_bits(a, b, m, n, std::string("offsets ") + std::string(gguf::type_name(type)),
-                                       "plain", "packed");
+    test_data::expect_same_output_bits(a, b, m, n, std::string("offsets ") + name_of(layout), "plain", "packed");
   }
 }
 
@@ -154,16 +161,17 @@ TEST(Q8Pack, AffineOffsetsStillAdd) {
 TEST(Q8Pack, ViewsAtGroupBoundaries) {
   ThreadPool pool(2);
   const int64_t n = 64, k = 128, m = 3;
-  for (TensorType type : kTypes) {
-    Packed p = make_pair(type, n, k, 12, false);
+  for (const Layout& layout : kLayouts) {
+    Packed p = make_pair(layout.type, layout.group, n, k, 12, false);
     // Repack as two "experts" of 32 rows each instead of one matrix.
-    p.packed = make_quant_weights(type, n, k, 12, false);
+    p.packed = make_quant_weights(layout.type, n, k, 12, false);
     const size_t half = static_cast<size_t>(32) * p.plain.m.row_bytes;
     Matrix e0 = p.packed.m, e1 = p.packed.m;
     e0.rows = e1.rows = 32;
     e1.data += half;
-    e0.packed_rows = pack_rows16(type, p.packed.bytes.data(), 32, k);
-    e1.packed_rows = pack_rows16(type, p.packed.bytes.data() + half, 32, k);
+    e0.packed_rows = pack_rows(layout.type, layout.group, p.packed.bytes.data(), 32, k);
+    e1.packed_rows = pack_rows(layout.type, layout.group, p.packed.bytes.data() + half, 32, k);
+    e0.pack_group = e1.pack_group = layout.group;
     const auto x = make_acts(m, k, 13);
     MatmulScratch scratch;
     scratch.reserve(m, k, 2);
