@@ -405,7 +405,7 @@ void page_in_weights(model::Model& m) {
                                          : fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
   switch (r.kind) {
     case Kind::kHugePages:
-      spdlog::debug("weights: {} in memory on 2 MiB pages, {} Q8_0 matrices repacked ({:.1f} s){}", size,
+      spdlog::debug("weights: {} in memory on 2 MiB pages, {} Q8_0/Q4_0 matrices repacked ({:.1f} s){}", size,
                     r.packed_matrices, seconds(), r.note.empty() ? "" : "; " + r.note);
       break;
     case Kind::kFilePages:

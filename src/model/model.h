@@ -61,7 +61,7 @@ class Model {
   // experts model touches its experts a few at a time, and each first touch
   // of a page was a fault on the decode path). Weights larger than
   // AVAILABLE_BYTES stay paged on demand. PROGRESS(done, total) as it reads.
-  // On 2 MiB pages, Q8_0 matrices are then repacked for the decode kernels
+  // On 2 MiB pages, Q8_0/Q4_0 matrices are then repacked for the decode kernels
   // where that pays (kernels/q8_pack.h; TANDEM_NO_PACK=1 keeps the layout).
   struct WeightsResidence {
     enum class Kind { kHugePages, kFilePages, kOnDemand } kind = Kind::kOnDemand;
@@ -107,7 +107,7 @@ class Model {
   void attention_block(int l, std::span<const SequenceBatch> batch, kv::KvPool& kv, int64_t n_rows);
   void ffn_block(int l, int64_t n_rows);
   int output_logits(std::span<const SequenceBatch> batch, int64_t n_logit_rows, std::vector<float>& logits);
-  // Repacks the Q8_0 matrices in place (kernels/q8_pack.h); how many.
+  // Repacks the Q8_0/Q4_0 matrices in place (kernels/q8_pack.h); how many.
   Result<int> pack_weights();
 
   gguf::GgufFile file_;
