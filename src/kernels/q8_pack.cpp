@@ -21,11 +21,21 @@ int64_t block_bytes(gguf::TensorType type) { return type == gguf::TensorType::Q8
 
 bool packable(gguf::TensorType type) { return type == gguf::TensorType::Q8_0 || type == gguf::TensorType::Q4_0; }
 
-int64_t pack_rows(gguf::TensorType type, int group, uint8_t* data, int64_t rows, int64_t cols) {
+int64_t pack_rows(gguf::TensorType type, int group, uint8_t* data, int64_t rows, int64_t cols, ThreadPool* pool) {
   if (!packable(type) || (group != 8 && group != 16)) return 0;
+  const int64_t packed = rows / group * group;
+  if (pool != nullptr && pool->size() > 1) {
+    pool->run([&](int t, int nt) {
+      int64_t begin, end;
+      ThreadPool::split(packed / group, t, nt, &begin, &end);
+      const size_t row_bytes = static_cast<size_t>(cols / 32 * block_bytes(type));
+      pack_rows(type, group, data + static_cast<size_t>(begin * group) * row_bytes, (end - begin) * group, cols,
+                nullptr);
+    });
+    return packed;
+  }
   const int64_t blocks = cols / 32, bb = block_bytes(type), quads = (bb - 2) / 4;
   const size_t row_bytes = static_cast<size_t>(blocks * bb);
-  const int64_t packed = rows / group * group;
   std::vector<uint8_t> buf(row_bytes * static_cast<size_t>(group));
   for (int64_t n0 = 0; n0 < packed; n0 += group) {
     uint8_t* src = data + static_cast<size_t>(n0) * row_bytes;

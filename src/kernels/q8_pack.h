@@ -33,9 +33,11 @@ namespace tandem::kernels {
 bool packable(gguf::TensorType type);
 
 // Repacks the whole GROUP-row groups (8 or 16) of the packable matrix at
-// DATA (ROWS x COLS, GGUF layout) in place; returns how many rows are
-// packed (a multiple of GROUP; 0 for other types or groups).
-int64_t pack_rows(gguf::TensorType type, int group, uint8_t* data, int64_t rows, int64_t cols);
+// DATA (ROWS x COLS, GGUF layout) in place, split over POOL's threads if
+// given; returns how many rows are packed (a multiple of GROUP; 0 for other
+// types or groups).
+int64_t pack_rows(gguf::TensorType type, int group, uint8_t* data, int64_t rows, int64_t cols,
+                  ThreadPool* pool = nullptr);
 
 // Row N of W in its GGUF block layout (W.row_bytes bytes into OUT), packed
 // or not.

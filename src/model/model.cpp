@@ -99,7 +99,7 @@ Result<int> Model::pack_weights() {
   int n = 0;
   for (kernels::Matrix* m : matrices) {
     if (!kernels::packable(m->type) || m->packed_rows > 0) continue;
-    m->packed_rows = kernels::pack_rows(m->type, group, const_cast<uint8_t*>(m->data), m->rows, m->cols);
+    m->packed_rows = kernels::pack_rows(m->type, group, const_cast<uint8_t*>(m->data), m->rows, m->cols, pool_.get());
     m->pack_group = group;
     n += m->packed_rows > 0;
   }

@@ -50,6 +50,11 @@ TEST(Q8Pack, PacksWholeGroupsAndLosesNothing) {
       SCOPED_TRACE(name_of(layout));
       const int64_t k = 96;
       const Packed p = make_pair(layout.type, layout.group, n, k, 3, true);
+      // Split over two threads: the same bytes.
+      ThreadPool pool(2);
+      auto split = make_quant_weights(layout.type, n, k, 3, true);
+      EXPECT_EQ(pack_rows(layout.type, layout.group, split.bytes.data(), n, k, &pool), p.packed.m.packed_rows);
+      EXPECT_EQ(split.bytes, p.packed.bytes);
       EXPECT_EQ(p.packed.m.packed_rows, n / layout.group * layout.group) << n;
       const size_t rb = p.plain.m.row_bytes;
       // Rows past the last whole group are left as they were.
