@@ -19,6 +19,19 @@ namespace {
 
 std::atomic<bool> g_f32_activations{false};
 
+// Row N of W's block format as f32, without the offsets; a packed row
+// (kernels/q8_pack.h) is put back in GGUF order first.
+void dequantize_blocks(const Matrix& w, int64_t n, float* out) {
+  const uint8_t* src = w.data + static_cast<size_t>(n) * w.row_bytes;
+  if (n < w.packed_rows) {
+    thread_local std::vector<uint8_t> row;
+    row.resize(w.row_bytes);
+    copy_gguf_row(w, n, row.data());
+    src = row.data();
+  }
+  (void)gguf::dequantize(w.type, src, out, w.cols);
+}
+
 // Generic path: each thread owns a contiguous range of weight rows; a row is
 // dequantized once into the thread's f32 buffer and dotted with every
 // activation row (dot_f32: the order depends only on K).
@@ -31,18 +44,13 @@ void matmul_generic(const Matrix& w, const float* x, int64_t m, int64_t x_stride
     int64_t begin, end;
     ThreadPool::split(w.rows, t, nt, &begin, &end);
     float* row = scratch.floats.data() + static_cast<size_t>(t) * static_cast<size_t>(k);
-    std::vector<uint8_t> unpacked(begin < w.packed_rows ? w.row_bytes : 0);
     for (int64_t n = begin; n < end; ++n) {
-      const uint8_t* src = w.data + static_cast<size_t>(n) * w.row_bytes;
       const float* wrow;
       if (w.type == gguf::TensorType::F32) {
-        wrow = reinterpret_cast<const float*>(src);  // GGUF data is 32-byte aligned
+        // GGUF data is 32-byte aligned
+        wrow = reinterpret_cast<const float*>(w.data + static_cast<size_t>(n) * w.row_bytes);
       } else {
-        if (n < w.packed_rows) {
-          copy_gguf_row(w, n, unpacked.data());
-          src = unpacked.data();
-        }
-        (void)gguf::dequantize(w.type, src, row, k);
+        dequantize_blocks(w, n, row);
         wrow = row;
       }
       for (int64_t i = 0; i < m; ++i) {
@@ -150,14 +158,7 @@ void MatmulScratch::reserve(int64_t max_rows, int64_t max_cols, int n_threads) {
 bool matmul_supports(gguf::TensorType type) { return gguf::can_dequantize(type); }
 
 void dequantize_row(const Matrix& w, int64_t n, float* out) {
-  if (n < w.packed_rows) {
-    thread_local std::vector<uint8_t> row;
-    row.resize(w.row_bytes);
-    copy_gguf_row(w, n, row.data());
-    (void)gguf::dequantize(w.type, row.data(), out, w.cols);
-  } else {
-    (void)gguf::dequantize(w.type, w.data + static_cast<size_t>(n) * w.row_bytes, out, w.cols);
-  }
+  dequantize_blocks(w, n, out);
   if (w.offsets == nullptr) return;
   for (int64_t k = 0; k < w.cols; ++k) out[k] += w.offsets[k / w.offset_group * w.offset_stride + n];
 }
